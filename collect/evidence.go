@@ -48,7 +48,7 @@ const (
 	FailProtocol     FailureClass = "protocol_fault"
 	FailScript       FailureClass = "script_error"
 	FailBadOutput    FailureClass = "bad_output"
-	FailNoEvidence   FailureClass = "no_evidence" // offline collectors: no file for this host
+	FailNoEvidence   FailureClass = "no_evidence"  // offline collectors: no file for this host
 	FailBadEvidence  FailureClass = "bad_evidence" // offline collectors: file unreadable or invalid
 	FailCredential   FailureClass = "credential_locked"
 	FailUnsupported  FailureClass = "unsupported_os"
@@ -295,11 +295,11 @@ type LicenseReport struct {
 
 // LicenseReportEntry is one FetchReportSummaryEntries row: usage per product version.
 type LicenseReportEntry struct {
-	ProductVersionID *int64 `json:"product_version_id,omitempty"`
-	ProductVersion   string `json:"product_version,omitempty"`
+	ProductVersionID  *int64 `json:"product_version_id,omitempty"`
+	ProductVersion    string `json:"product_version,omitempty"`
 	InstalledLicenses *int64 `json:"installed_licenses,omitempty"`
-	IssuedLicenses   *int64 `json:"issued_licenses,omitempty"`
-	TSCALType        *int64 `json:"cal_type,omitempty"` // 0 per device, 1 per user
+	IssuedLicenses    *int64 `json:"issued_licenses,omitempty"`
+	TSCALType         *int64 `json:"cal_type,omitempty"` // 0 per device, 1 per user
 }
 
 // NewFailure returns the record of a host that could not be collected.
