@@ -127,6 +127,9 @@ type OSInfo struct {
 	DomainRole     *int64   `json:"domain_role,omitempty"`
 	Roles          []string `json:"roles,omitempty"` // installed Windows features, e.g. "RDS-RD-Server", "RDS-Licensing"
 	PSVersion      string   `json:"ps_version,omitempty"`
+	// Locale is the host's culture name (e.g. "de-DE"); it disambiguates dates that a
+	// collector printed locale-formatted (01/02/2036).
+	Locale string `json:"locale,omitempty"`
 }
 
 // Registry value types as regedit and the Win32 API name them.
