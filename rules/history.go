@@ -1,0 +1,52 @@
+package rules
+
+import (
+	"sort"
+	"strings"
+	"time"
+)
+
+// HostSnapshot is what an earlier run recorded about one host: the interpreted facts the
+// history-dependent rules compare over time.
+type HostSnapshot struct {
+	RunID           string     `json:"run_id"`
+	At              time.Time  `json:"at"` // the run's start, UTC
+	Collected       bool       `json:"collected"`
+	Mode            *int64     `json:"mode,omitempty"`
+	ModeSource      string     `json:"mode_source,omitempty"`
+	LicenseServers  []string   `json:"license_servers,omitempty"`
+	GraceDays       *int64     `json:"grace_days,omitempty"`
+	GraceKeyWritten *time.Time `json:"grace_key_written,omitempty"`
+	TimebombSHA256  string     `json:"timebomb_sha256,omitempty"`
+	OSBuild         string     `json:"os_build,omitempty"`
+	InstallDate     *time.Time `json:"install_date,omitempty"`
+}
+
+// History gives rules the earlier runs. Implementations load what they need before
+// evaluation starts, so evaluation itself stays pure (no I/O).
+type History interface {
+	// Previous returns the host's snapshots from earlier runs that started at or after
+	// since, newest first. Host names compare case-insensitively.
+	Previous(host string, since time.Time) []HostSnapshot
+}
+
+// MemHistory is an in-memory History keyed by host name.
+type MemHistory map[string][]HostSnapshot
+
+// Add records a snapshot for a host.
+func (m MemHistory) Add(host string, s HostSnapshot) {
+	k := strings.ToLower(host)
+	m[k] = append(m[k], s)
+}
+
+// Previous implements History.
+func (m MemHistory) Previous(host string, since time.Time) []HostSnapshot {
+	var out []HostSnapshot
+	for _, s := range m[strings.ToLower(host)] {
+		if !s.At.Before(since) {
+			out = append(out, s)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	return out
+}
