@@ -50,3 +50,14 @@ func (m MemHistory) Previous(host string, since time.Time) []HostSnapshot {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
 	return out
 }
+
+// Drift compares this run's findings with the previous run's (from history).
+type Drift struct {
+	PreviousRunID string    `json:"previous_run_id"`
+	PreviousAt    time.Time `json:"previous_at"`
+	// New and Persisting hold finding IDs of this run's findings.
+	New        []string `json:"new"`
+	Persisting []string `json:"persisting"`
+	// Resolved holds the previous run's findings that are no longer findings.
+	Resolved []Result `json:"resolved"`
+}
