@@ -1,0 +1,242 @@
+# rdsaudit collection script (schema rdsaudit.evidence/v1). STRICTLY READ-ONLY.
+# Runs under Windows PowerShell 3.0+. Receives its parameters as ONE data argument
+# (JSON object: keys, roles, max_issued) and writes ONE JSON document on stdout.
+# Every section is guarded on its own; a failing section adds an entry to errors.
+param([string]$ParamJson)
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$P = ConvertFrom-Json $ParamJson
+$Errs = New-Object Collections.ArrayList
+function L { ,(New-Object Collections.ArrayList) }
+function AddErr($s, $m) { [void]$Errs.Add([ordered]@{ section = $s; message = "$m" }) }
+function Hash([byte[]]$b) {
+  $h = [Security.Cryptography.SHA256]::Create()
+  ([BitConverter]::ToString($h.ComputeHash($b)) -replace '-', '').ToLowerInvariant()
+}
+function Wmi($cls, $ns) {
+  if ($ns) { Get-WmiObject -Namespace $ns -Class $cls } else { Get-WmiObject -Class $cls }
+}
+function MR($call) {
+  # Runs a read-only WMI method call; its outcome is evidence (MethodResult).
+  # The raw result is left in $script:Out for the caller.
+  $m = [ordered]@{ called = $true }; $script:Out = $null
+  try { $script:Out = & $call; $m.return_value = [int64]$script:Out.ReturnValue }
+  catch { $m.error = "$($_.Exception.Message)" }
+  $m
+}
+function I64($v) { if ($null -eq $v) { $null } else { [int64]$v } }
+
+# ---- registry -------------------------------------------------------------------
+$RegQ = $null
+try {
+  $RegQ = Add-Type -PassThru -Namespace RdsAudit -Name RegInfo -MemberDefinition @'
+[DllImport("advapi32.dll", CharSet = CharSet.Unicode)]
+public static extern int RegQueryInfoKey(Microsoft.Win32.SafeHandles.SafeRegistryHandle hKey,
+  System.IntPtr lpClass, System.IntPtr lpcchClass, System.IntPtr lpReserved,
+  System.IntPtr lpcSubKeys, System.IntPtr lpcbMaxSubKeyLen, System.IntPtr lpcbMaxClassLen,
+  System.IntPtr lpcValues, System.IntPtr lpcbMaxValueNameLen, System.IntPtr lpcbMaxValueLen,
+  System.IntPtr lpcbSecurityDescriptor, out long lpftLastWriteTime);
+'@
+} catch { AddErr 'registry:RegQueryInfoKey' $_.Exception.Message }
+
+function RegVal($k, $n, $redact) {
+  $kind = $k.GetValueKind($n)
+  $raw = $k.GetValue($n, $null, [Microsoft.Win32.RegistryValueOptions]::DoNotExpandEnvironmentNames)
+  $v = [ordered]@{ name = $n; length = 0 }
+  switch ("$kind") {
+    'String' { $v.type = 'REG_SZ'; $v.string = "$raw"; $v.length = ("$raw".Length + 1) * 2 }
+    'ExpandString' { $v.type = 'REG_EXPAND_SZ'; $v.string = "$raw"; $v.length = ("$raw".Length + 1) * 2 }
+    'MultiString' {
+      $v.type = 'REG_MULTI_SZ'; $s = L; $len = 2
+      foreach ($x in $raw) { [void]$s.Add("$x"); $len += ("$x".Length + 1) * 2 }
+      $v.strings = $s; $v.length = $len
+    }
+    'DWord' { $v.type = 'REG_DWORD'; $v.number = [BitConverter]::ToUInt32([BitConverter]::GetBytes([int32]$raw), 0); $v.length = 4 }
+    'QWord' { $v.type = 'REG_QWORD'; $v.number = [BitConverter]::ToUInt64([BitConverter]::GetBytes([int64]$raw), 0); $v.length = 8 }
+    default {
+      $v.type = if ("$kind" -eq 'Binary') { 'REG_BINARY' } elseif ("$kind" -eq 'None') { 'REG_NONE' } else { "REG_UNKNOWN($kind)" }
+      if ($raw -is [byte[]]) {
+        $v.length = $raw.Length; $v.sha256 = Hash $raw
+        if ($redact) { $v.redacted = $true } else { $v.hex = ([BitConverter]::ToString($raw) -replace '-', '').ToLowerInvariant() }
+      }
+    }
+  }
+  $v
+}
+
+function ReadKey($path, $req, $acc) {
+  $e = [ordered]@{ path = $path; exists = $false }
+  [void]$acc.Add($e)
+  $k = $null
+  try {
+    $k = [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey($path.Substring(5), $false)
+    if ($null -eq $k) { return }
+    $e.exists = $true
+    if ($RegQ) {
+      $ft = [long]0
+      if ($RegQ::RegQueryInfoKey($k.Handle, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [ref]$ft) -eq 0) {
+        $e.last_write_time = [DateTime]::FromFileTimeUtc($ft).ToString('yyyy-MM-ddTHH:mm:ss.fffffffZ')
+      }
+    }
+    try { $e.owner = $k.GetAccessControl().GetOwner([Security.Principal.NTAccount]).Value } catch { }
+    $subs = L
+    foreach ($s in $k.GetSubKeyNames()) { [void]$subs.Add($s) }
+    if ($subs.Count) { $e.subkeys = $subs }
+    $vals = L
+    foreach ($n in $k.GetValueNames()) {
+      if ($req.only_values -and -not ($req.only_values -contains $n)) { continue }
+      [void]$vals.Add((RegVal $k $n $req.redact))
+    }
+    if ($vals.Count) { $e.values = $vals }
+    if ($req.subkeys) { foreach ($s in $subs) { ReadKey "$path\$s" $req $acc } }
+  } catch {
+    $e.error = "$($_.Exception.Message)"
+    AddErr "registry:$path" $_.Exception.Message
+  } finally { if ($k) { $k.Close() } }
+}
+
+$Doc = [ordered]@{
+  schema       = 'rdsaudit.evidence/v1'
+  host         = [ordered]@{ name = "$env:COMPUTERNAME" }
+  collector    = 'winrm'
+  collected_at = [DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ss.fffffffZ')
+  status       = 'collected'
+}
+
+# ---- OS -------------------------------------------------------------------------
+try {
+  $os = Wmi Win32_OperatingSystem
+  $cs = Wmi Win32_ComputerSystem
+  $o = [ordered]@{
+    computer_name = "$($cs.Name)"; caption = "$($os.Caption)"; version = "$($os.Version)"
+    build_number = "$($os.BuildNumber)"; install_date = "$($os.InstallDate)"
+    last_boot_up_time = "$($os.LastBootUpTime)"; domain = "$($cs.Domain)"
+    part_of_domain = [bool]$cs.PartOfDomain; domain_role = I64 $cs.DomainRole
+    ps_version = "$($PSVersionTable.PSVersion)"
+  }
+  try {
+    $r = L
+    Import-Module ServerManager
+    foreach ($f in (Get-WindowsFeature -Name 'RDS-*')) { if ($f.Installed) { [void]$r.Add($f.Name) } }
+    $o.roles = $r
+  } catch { AddErr 'os:features' $_.Exception.Message }
+  $Doc.os = $o
+} catch { AddErr 'os' $_.Exception.Message }
+
+# ---- registry keys (the list comes from the parameters, as data) ------------------
+$Reg = L
+foreach ($req in $P.keys) { ReadKey $req.path $req $Reg }
+$Doc.registry = $Reg
+
+# ---- Terminal Services WMI --------------------------------------------------------
+$TSNS = 'root\cimv2\TerminalServices'
+try {
+  $t = [ordered]@{ namespace_present = $false }
+  $Doc.terminal_services = $t
+  $ts = $null
+  try { $ts = Wmi Win32_TerminalServiceSetting $TSNS; $t.namespace_present = $true }
+  catch { if ("$($_.Exception.Message)" -notmatch 'namespace') { throw } }
+  if ($ts) {
+    $t.terminal_server_mode = I64 $ts.TerminalServerMode
+    $t.licensing_type = I64 $ts.LicensingType
+    $t.licensing_name = "$($ts.LicensingName)"
+    $t.licensing_description = "$($ts.LicensingDescription)"
+    $t.policy_source_licensing_type = I64 $ts.PolicySourceLicensingType
+    $t.policy_source_configured_license_servers = I64 $ts.PolicySourceConfiguredLicenseServers
+    $g = MR { $ts.GetGracePeriodDays() }
+    if ($Out) { $g.days_left = I64 $Out.DaysLeft }
+    $t.grace_period = $g
+    $s = MR { $ts.GetSpecifiedLicenseServerList() }
+    $servers = L
+    if ($Out) { foreach ($x in $Out.SpecifiedLSList) { if ($x) { [void]$servers.Add("$x") } } }
+    $s.servers = $servers
+    $t.specified_license_servers = $s
+    $conn = L
+    foreach ($name in $servers) {
+      $c = MR { $ts.GetTStoLSConnectivityStatus($name) }
+      if ($Out) { $c.status = I64 $Out.TsToLsConnectivityStatus }
+      $c.server = $name
+      [void]$conn.Add($c)
+    }
+    $t.connectivity = $conn
+  }
+} catch { AddErr "wmi:Win32_TerminalServiceSetting" $_.Exception.Message }
+
+try {
+  if ($Doc.terminal_services.namespace_present) {
+    $d = Wmi Win32_TSDeploymentLicensing $TSNS | Select-Object -First 1
+    if ($d) {
+      $ls = L; foreach ($x in $d.LicenseServers) { if ($x) { [void]$ls.Add("$x") } }
+      $Doc.deployment_licensing = [ordered]@{
+        use_central_licensing_settings = [bool]$d.UseCentralLicensingSettings
+        license_servers = $ls; licensing_type = I64 $d.LicensingType
+      }
+    }
+  }
+} catch { if ("$($_.Exception.Message)" -notmatch 'class') { AddErr 'wmi:Win32_TSDeploymentLicensing' $_.Exception.Message } }
+
+# ---- license server (only when the inventory says so) -----------------------------
+if ($P.roles -contains 'license_server') {
+  $lsd = [ordered]@{ issued_total = 0 }
+  $Doc.license_server = $lsd
+  try {
+    $srv = Wmi Win32_TSLicenseServer | Select-Object -First 1
+    $a = MR { $srv.GetActivationStatus() }
+    if ($Out) { $a.status = I64 $Out.ActivationStatus }
+    $lsd.activation_status = $a
+  } catch { AddErr 'wmi:Win32_TSLicenseServer' $_.Exception.Message }
+  try {
+    $kp = L
+    foreach ($k in (Wmi Win32_TSLicenseKeyPack)) {
+      [void]$kp.Add([ordered]@{
+        key_pack_id = [int64]$k.KeyPackId; description = "$($k.Description)"
+        key_pack_type = I64 $k.KeyPackType; product_type = I64 $k.ProductType
+        product_version = "$($k.ProductVersion)"; product_version_id = I64 $k.ProductVersionID
+        total_licenses = I64 $k.TotalLicenses; issued_licenses = I64 $k.IssuedLicenses
+        available_licenses = I64 $k.AvailableLicenses; expiration_date = "$($k.ExpirationDate)"
+        type_and_model = "$($k.TypeAndModel)"
+      })
+    }
+    $lsd.key_packs = $kp
+  } catch { AddErr 'wmi:Win32_TSLicenseKeyPack' $_.Exception.Message }
+  try {
+    # Streamed through the pipeline: every instance is counted, at most max_issued kept.
+    $il = L; $n = 0; $max = [int]$P.max_issued
+    Wmi Win32_TSIssuedLicense | ForEach-Object {
+      $n++
+      if ($il.Count -lt $max) {
+        [void]$il.Add([ordered]@{
+          license_id = [int64]$_.LicenseId; key_pack_id = [int64]$_.KeyPackId
+          issued_to_user = "$($_.sIssuedToUser)"; issued_to_computer = "$($_.sIssuedToComputer)"
+          hardware_id = "$($_.sHardwareId)"; issue_date = "$($_.IssueDate)"
+          expiration_date = "$($_.ExpirationDate)"; license_status = I64 $_.LicenseStatus
+        })
+      }
+    }
+    $lsd.issued_licenses = $il; $lsd.issued_total = $n; $lsd.issued_truncated = ($n -gt $il.Count)
+  } catch { AddErr 'wmi:Win32_TSIssuedLicense' $_.Exception.Message }
+  try {
+    # Existing reports only: rdsaudit never generates one.
+    $rl = L
+    foreach ($r in (Wmi Win32_TSLicenseReport)) {
+      $e = [ordered]@{ file_name = "$($r.FileName)"; generated_date = "$($r.GeneratedDate)"; scope_type = I64 $r.ScopeType }
+      $sm = L
+      try {
+        $f = $r.FetchReportSummaryEntries(0, 0)
+        foreach ($x in $f.ReportSummaryEntries) {
+          [void]$sm.Add([ordered]@{
+            product_version_id = I64 $x.ProductVersionID; product_version = "$($x.ProductVersion)"
+            installed_licenses = I64 $x.InstalledLicenses; issued_licenses = I64 $x.IssuedLicenses
+            cal_type = I64 $x.TSCALType
+          })
+        }
+      } catch { AddErr "wmi:Win32_TSLicenseReport:$($r.FileName)" $_.Exception.Message }
+      $e.summary = $sm
+      [void]$rl.Add($e)
+    }
+    $lsd.reports = $rl
+  } catch { AddErr 'wmi:Win32_TSLicenseReport' $_.Exception.Message }
+}
+
+if ($Errs.Count) { $Doc.errors = $Errs }
+[Console]::Out.Write((ConvertTo-Json -InputObject $Doc -Depth 12 -Compress))
