@@ -1,0 +1,190 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+)
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Validate checks the whole configuration, including the inventory (it reads the
+// inventory CSV), and returns every problem found, one per line, each naming the file,
+// line and field path it concerns (or the environment variable or flag the value came
+// from). It does no network I/O and does not read secrets (see CheckSecrets). Load calls
+// it; call it again after changing a Config by hand.
+func (c *Config) Validate() error {
+	var probs problems
+	at := func(field, format string, args ...any) {
+		p := Problem{Field: field, Origin: c.origins[field], Msg: fmt.Sprintf(format, args...)}
+		if p.Origin == "" {
+			p.File = c.file
+			p.Line = c.lines[field]
+		}
+		probs.add(p)
+	}
+	oneOf := func(field, got string, valid ...string) bool {
+		if contains(valid, got) {
+			return true
+		}
+		at(field, "must be one of %s, got %q", strings.Join(valid, ", "), got)
+		return false
+	}
+	winrm := c.Collection.Source == SourceWinRM
+
+	// Inventory first: it is what most files get wrong.
+	c.hosts = nil
+	hosts, hprobs := c.resolveHosts()
+	probs = append(probs, hprobs...)
+	if len(hosts) == 0 && len(hprobs) == 0 {
+		at("inventory", "no hosts: add inventory.hosts or inventory.file")
+	}
+
+	// Credentials.
+	creds := map[string]bool{}
+	for i, cr := range c.Credentials {
+		base := fmt.Sprintf("credentials[%d]", i)
+		switch {
+		case cr.Name == "":
+			at(base+".name", "required")
+		case creds[cr.Name]:
+			at(base+".name", "duplicate credential %q", cr.Name)
+		default:
+			creds[cr.Name] = true
+		}
+		if cr.Username == "" && !(c.Transport.Auth == AuthKerberos && c.Transport.Kerberos.CCache != "") {
+			at(base+".username", "required")
+		}
+		switch {
+		case cr.PasswordEnv != "" && cr.PasswordFile != "":
+			at(base, "set only one of password_env and password_file")
+		case cr.PasswordEnv == "" && cr.PasswordFile == "":
+			if !(c.Transport.Auth == AuthKerberos && c.Transport.Kerberos.CCache != "") {
+				at(base, "set password_env: VAR or password_file: PATH")
+			}
+		case cr.PasswordEnv != "" && !envNameRE.MatchString(cr.PasswordEnv):
+			at(base+".password_env", "must be an environment variable name, got %q", cr.PasswordEnv)
+		}
+	}
+	if c.DefaultCredential != "" && !creds[c.DefaultCredential] {
+		at("default_credential", "unknown credential %q", c.DefaultCredential)
+	}
+	for _, h := range hosts {
+		p := Problem{File: h.loc.file, Line: h.loc.line, Field: h.loc.field}
+		switch {
+		case h.Credential != "" && !creds[h.Credential]:
+			if h.Credential == c.DefaultCredential {
+				continue // reported once, at default_credential
+			}
+			p.Msg = fmt.Sprintf("host %s: unknown credential %q", h.Name, h.Credential)
+			probs.add(p)
+		case h.Credential == "" && winrm:
+			p.Msg = fmt.Sprintf("host %s: no credential; set credential or default_credential", h.Name)
+			probs.add(p)
+		}
+	}
+
+	// Transport. Enumerations always; file checks only when collecting over WinRM.
+	t := c.Transport
+	okScheme := oneOf("transport.scheme", t.Scheme, SchemeHTTPS, SchemeHTTP)
+	okAuth := oneOf("transport.auth", t.Auth, AuthBasic, AuthNTLM, AuthKerberos)
+	if t.Port < 0 || t.Port > 65535 {
+		at("transport.port", "must be between 1 and 65535 (or 0 for the scheme's default), got %d", t.Port)
+	}
+	if okScheme && okAuth && t.Scheme == SchemeHTTP {
+		switch {
+		case t.Auth == AuthBasic && !t.AllowBasicOverHTTP:
+			at("transport.auth", "basic over http sends the password in clear text; use scheme https, or set transport.allow_basic_over_http: true")
+		case t.Auth == AuthKerberos:
+			at("transport.auth", "kerberos over http is not supported (the WinRM client has no Kerberos message encryption); use scheme https, or auth ntlm")
+		}
+	}
+	if winrm {
+		if t.CABundle != "" {
+			checkFile(at, "transport.ca_bundle", t.CABundle)
+		}
+		if t.Auth == AuthKerberos {
+			checkFile(at, "transport.kerberos.krb5_conf", t.Kerberos.Krb5Conf)
+		}
+	}
+
+	// Collection.
+	col := c.Collection
+	if oneOf("collection.source", col.Source, SourceWinRM, SourceOffline) && col.Source == SourceOffline {
+		if col.EvidenceDir == "" {
+			at("collection.evidence_dir", "required when collection.source is offline")
+		} else if fi, err := os.Stat(col.EvidenceDir); err != nil {
+			at("collection.evidence_dir", "%v", err)
+		} else if !fi.IsDir() {
+			at("collection.evidence_dir", "%s is not a directory", col.EvidenceDir)
+		}
+	}
+	intRange(at, "collection.concurrency", col.Concurrency, 1, MaxConcurrency)
+	intRange(at, "collection.retries", col.Retries, 0, MaxRetries)
+	intRange(at, "collection.auth_failure_limit", col.AuthFailureLimit, 1, 100)
+	intRange(at, "collection.max_issued_licenses", col.MaxIssuedLicenses, 1, 10_000_000)
+	if col.MaxOutputBytes < 1<<20 || col.MaxOutputBytes > 1<<30 {
+		at("collection.max_output_bytes", "must be between 1048576 (1 MiB) and 1073741824 (1 GiB), got %d", col.MaxOutputBytes)
+	}
+	opOK := durRange(at, "collection.operation_timeout", col.OperationTimeout, time.Second, time.Hour)
+	if durRange(at, "collection.host_timeout", col.HostTimeout, time.Second, 24*time.Hour) && opOK &&
+		col.HostTimeout <= col.HTTPTimeout() {
+		at("collection.host_timeout", "must exceed collection.operation_timeout (%s) plus the %s HTTP margin, got %s",
+			col.OperationTimeout, HTTPTimeoutMargin, col.HostTimeout)
+	}
+	durRange(at, "collection.retry_backoff", col.RetryBackoff, 0, 5*time.Minute)
+
+	// Files and output.
+	if c.OutputDir == "" {
+		at("output_dir", "required")
+	}
+	if c.History.RetentionRuns < 0 {
+		at("history.retention_runs", "must be 0 (keep all) or more, got %d", c.History.RetentionRuns)
+	}
+	if c.History.RetentionMonths < 0 {
+		at("history.retention_months", "must be 0 (keep all) or more, got %d", c.History.RetentionMonths)
+	}
+	if c.Schedule != "" {
+		if err := checkCron(c.Schedule); err != nil {
+			at("schedule", "%v", err)
+		}
+	}
+
+	// Logging.
+	oneOf("log.level", c.Log.Level, LogLevels...)
+	oneOf("log.format", c.Log.Format, FormatAuto, FormatConsole, FormatJSON)
+
+	if err := probs.err(); err != nil {
+		return err
+	}
+	c.hosts = hosts
+	return nil
+}
+
+type atFunc func(field, format string, args ...any)
+
+func intRange(at atFunc, field string, v, lo, hi int) {
+	if v < lo || v > hi {
+		at(field, "must be between %d and %d, got %d", lo, hi, v)
+	}
+}
+
+func durRange(at atFunc, field string, v, lo, hi time.Duration) bool {
+	if v < lo || v > hi {
+		at(field, "must be between %s and %s, got %s", lo, hi, v)
+		return false
+	}
+	return true
+}
+
+func checkFile(at atFunc, field, path string) {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		at(field, "%v", err)
+	case fi.IsDir():
+		at(field, "%s is a directory, not a file", path)
+	}
+}
