@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 )
@@ -105,7 +107,7 @@ func (c *Config) Validate() error {
 		if t.CABundle != "" {
 			checkFile(at, "transport.ca_bundle", t.CABundle)
 		}
-		if t.Auth == AuthKerberos {
+		if t.Auth == AuthKerberos && t.Scheme == SchemeHTTPS {
 			checkFile(at, "transport.kerberos.krb5_conf", t.Kerberos.Krb5Conf)
 		}
 	}
@@ -156,7 +158,7 @@ func (c *Config) Validate() error {
 	oneOf("log.level", c.Log.Level, LogLevels...)
 	oneOf("log.format", c.Log.Format, FormatAuto, FormatConsole, FormatJSON)
 
-	if err := probs.err(); err != nil {
+	if err := c.sorted(probs).err(); err != nil {
 		return err
 	}
 	c.hosts = hosts
@@ -187,4 +189,35 @@ func checkFile(at atFunc, field, path string) {
 	case fi.IsDir():
 		at(field, "%s is a directory, not a file", path)
 	}
+}
+
+// sorted orders problems for reading: file by file (the config file first, then others
+// in order of first mention), by line within a file (problems without a line last),
+// then problems from the environment and flags; otherwise in check order.
+func (c *Config) sorted(ps problems) problems {
+	rank := map[string]int{c.file: 0}
+	for _, p := range ps {
+		if _, ok := rank[p.File]; !ok && p.Origin == "" {
+			rank[p.File] = len(rank)
+		}
+	}
+	key := func(p Problem) (int, int) {
+		if p.Origin != "" {
+			return len(rank), 0
+		}
+		if p.Line == 0 {
+			return rank[p.File], math.MaxInt
+		}
+		return rank[p.File], p.Line
+	}
+	out := append(problems(nil), ps...)
+	sort.SliceStable(out, func(i, j int) bool {
+		fi, li := key(out[i])
+		fj, lj := key(out[j])
+		if fi != fj {
+			return fi < fj
+		}
+		return li < lj
+	})
+	return out
 }
