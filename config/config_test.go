@@ -623,3 +623,55 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestReference loads the documented reference configuration.
+func TestReference(t *testing.T) {
+	clearEnv(t)
+	cfg, err := Load("testdata/reference.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Collection.Concurrency != DefaultConcurrency || cfg.OutputDir != filepath.Join("testdata", "out") {
+		t.Errorf("reference differs from defaults: %+v", cfg)
+	}
+}
+
+// TestDefaultsCoverSchema checks that every scalar key of Config has a default (so it
+// can be overridden from the environment) and that every default names a real key.
+func TestDefaultsCoverSchema(t *testing.T) {
+	var keys []string
+	var walk func(rt reflect.Type, prefix string)
+	walk = func(rt reflect.Type, prefix string) {
+		for i := 0; i < rt.NumField(); i++ {
+			f := rt.Field(i)
+			tag := f.Tag.Get("mapstructure")
+			if !f.IsExported() || tag == "" {
+				continue
+			}
+			switch {
+			case f.Type.Kind() == reflect.Struct && f.Type != durationType:
+				walk(f.Type, join(prefix, tag))
+			case f.Type.Kind() == reflect.Slice:
+				// lists (inventory.hosts, credentials) come from the file only
+			default:
+				keys = append(keys, join(prefix, tag))
+			}
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "")
+	defs := defaults(".")
+	for _, k := range keys {
+		if _, ok := defs[k]; !ok {
+			t.Errorf("no default for %s", k)
+		}
+		delete(defs, k)
+	}
+	for k := range defs {
+		t.Errorf("default for unknown key %s", k)
+	}
+	for name, key := range Flags {
+		if _, ok := defaults(".")[key]; !ok {
+			t.Errorf("flag --%s binds unknown key %s", name, key)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -117,7 +118,7 @@ func (c *Config) resolveHosts() ([]Host, problems) {
 				seen[key] = source
 			}
 		}
-		if e.Address != "" && (strings.Contains(e.Address, "://") || strings.ContainsAny(e.Address, " \t/")) {
+		if e.Address != "" && !validAddress(e.Address) {
 			at("address", "invalid address %q (a host name or IP address, without scheme, port or path)", e.Address)
 			ok = false
 		}
@@ -164,6 +165,15 @@ func (c *Config) resolveHosts() ([]Host, problems) {
 		hosts = append(hosts, h)
 	}
 	return hosts, probs
+}
+
+// validAddress accepts a host name or an IP address (IPv6 with or without brackets), and
+// rejects URLs, ports and paths.
+func validAddress(a string) bool {
+	if strings.Contains(a, ":") {
+		return net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(a, "["), "]")) != nil
+	}
+	return !strings.ContainsAny(a, " \t/\\@?#")
 }
 
 func contains(list []string, s string) bool {
