@@ -1,0 +1,13 @@
+// Package schema holds the committed JSON Schema (draft 2020-12) of report.json,
+// rdsaudit.report/v1. README.md beside it documents the format.
+package schema
+
+import _ "embed"
+
+// ReportJSON is report.schema.json.
+//
+//go:embed report.schema.json
+var ReportJSON []byte
+
+// ReportID is the schema's $id.
+const ReportID = "https://github.com/rdsaudit/rdsaudit/report/schema/report.schema.json"
