@@ -1,0 +1,496 @@
+package collect
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/masterzen/winrm"
+	"github.com/rs/zerolog"
+)
+
+// CollectorWinRM is the Collector field value of evidence read over WinRM.
+const CollectorWinRM = "winrm"
+
+// WinRM authentication methods.
+const (
+	AuthBasic    = "basic"
+	AuthNTLM     = "ntlm"
+	AuthKerberos = "kerberos"
+)
+
+// Defaults of WinRMOptions.
+const (
+	DefaultHostTimeout      = 10 * time.Minute
+	DefaultOperationTimeout = 60 * time.Second
+	DefaultRetries          = 2
+	DefaultRetryBackoff     = 2 * time.Second
+	DefaultMaxOutputBytes   = 64 << 20
+	DefaultLockoutThreshold = 3
+	// httpTimeoutMargin is added to the WS-Man OperationTimeout to get the HTTP
+	// response-header timeout: a long-poll Receive legitimately waits OperationTimeout.
+	httpTimeoutMargin = 30 * time.Second
+)
+
+// WinRMOptions configure the WinRM collector. They are plain values: config decoding
+// and validation of the file live in config; NewWinRMCollector checks consistency.
+type WinRMOptions struct {
+	Scheme             string // "https" (default) or "http"
+	Port               int    // default 5986 for https, 5985 for http; HostRef.Port wins
+	Auth               string // "ntlm" (default), "basic", "kerberos"
+	CABundlePath       string // PEM file of CAs trusted for HTTPS (default: system roots)
+	CAPEM              []byte // PEM of CAs, alternative to CABundlePath
+	TLSServerName      string // name checked against the certificate (default: the address dialed)
+	InsecureSkipVerify bool   // explicit opt-in only; logged as a warning
+	AllowBasicOverHTTP bool   // Basic over plain HTTP sends the password in clear: refused unless set
+	Krb5ConfPath       string // Kerberos: krb5.conf
+	KrbRealm           string
+	KrbSPN             string // default HTTP/<host>
+	KrbCCachePath      string // optional credential cache instead of the password
+
+	HostTimeout       time.Duration // whole collection of one host, retries included (default 10m)
+	OperationTimeout  time.Duration // WS-Man OperationTimeout (default 60s); HTTP timeout = this + 30s
+	Retries           int           // extra attempts for transient failures (default 2; -1 for none)
+	RetryBackoff      time.Duration // first backoff, doubled per attempt, with jitter (default 2s)
+	MaxOutputBytes    int64         // stdout bound per host (default 64 MiB)
+	MaxIssuedLicenses int           // bound of the issued-licence list (default DefaultMaxIssued)
+	LockoutThreshold  int           // hosts failing auth before a credential is retired (default 3)
+
+	// DialContext replaces the TCP dialer (tests, benchmarks). Nil dials directly.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Credential is one WinRM account. String and GoString never print the password.
+type Credential struct {
+	Name     string // reference name from configuration, used for lockout accounting
+	Username string // user, DOMAIN\user or user@REALM
+	Password string
+}
+
+// String describes the credential without its secret.
+func (c Credential) String() string {
+	return fmt.Sprintf("credential %q (user %q)", c.Name, c.Username)
+}
+
+// GoString is String, so %#v cannot print the password either.
+func (c Credential) GoString() string { return "collect.Credential{" + c.String() + "}" }
+
+func (c Credential) key() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return "user:" + c.Username
+}
+
+// CredentialSource chooses the credential for a host.
+type CredentialSource interface {
+	CredentialFor(host HostRef) (Credential, error)
+}
+
+// CredentialFunc adapts a function to CredentialSource.
+type CredentialFunc func(host HostRef) (Credential, error)
+
+// CredentialFor calls f.
+func (f CredentialFunc) CredentialFor(h HostRef) (Credential, error) { return f(h) }
+
+// CredentialMap maps HostRef.Name to a credential; the key "*" is the default.
+type CredentialMap map[string]Credential
+
+// CredentialFor looks the host up by name, then "*".
+func (m CredentialMap) CredentialFor(h HostRef) (Credential, error) {
+	if c, ok := m[h.Name]; ok {
+		return c, nil
+	}
+	if c, ok := m["*"]; ok {
+		return c, nil
+	}
+	return Credential{}, fmt.Errorf("no credential for host %s", h.Name)
+}
+
+// WinRMCollector collects hosts over WinRM with the collection script. It is safe for
+// concurrent use; one collector is meant for one run (it remembers locked credentials).
+type WinRMCollector struct {
+	opts  WinRMOptions
+	creds CredentialSource
+	log   zerolog.Logger
+	ca    []byte
+
+	mu         sync.Mutex
+	authFailed map[string]map[string]bool // credential key -> hosts that failed auth
+}
+
+// NewWinRMCollector checks the options and returns a collector.
+func NewWinRMCollector(opts WinRMOptions, creds CredentialSource, log zerolog.Logger) (*WinRMCollector, error) {
+	if creds == nil {
+		return nil, errors.New("winrm collector: no credential source")
+	}
+	opts.Scheme = strings.ToLower(opts.Scheme)
+	if opts.Scheme == "" {
+		opts.Scheme = "https"
+	}
+	if opts.Scheme != "https" && opts.Scheme != "http" {
+		return nil, fmt.Errorf("winrm collector: scheme %q: want https or http", opts.Scheme)
+	}
+	if opts.Port == 0 {
+		opts.Port = 5986
+		if opts.Scheme == "http" {
+			opts.Port = 5985
+		}
+	}
+	opts.Auth = strings.ToLower(opts.Auth)
+	if opts.Auth == "" {
+		opts.Auth = AuthNTLM
+	}
+	switch opts.Auth {
+	case AuthBasic:
+		if opts.Scheme == "http" {
+			if !opts.AllowBasicOverHTTP {
+				return nil, errors.New("winrm collector: basic authentication over plain http sends passwords in clear text; use https, ntlm, or set allow_basic_over_http")
+			}
+			log.Warn().Msg("basic authentication over plain http: passwords and evidence travel unencrypted")
+		}
+	case AuthNTLM:
+	case AuthKerberos:
+		if opts.Krb5ConfPath == "" {
+			return nil, errors.New("winrm collector: kerberos needs a krb5.conf path")
+		}
+	default:
+		return nil, fmt.Errorf("winrm collector: auth %q: want basic, ntlm or kerberos", opts.Auth)
+	}
+	if opts.InsecureSkipVerify {
+		log.Warn().Msg("tls certificate verification disabled (insecure_skip_verify)")
+	}
+	ca := opts.CAPEM
+	if opts.CABundlePath != "" {
+		b, err := os.ReadFile(opts.CABundlePath)
+		if err != nil {
+			return nil, fmt.Errorf("winrm collector: read CA bundle: %w", err)
+		}
+		ca = append(append([]byte{}, ca...), b...)
+	}
+	if len(ca) > 0 && !bytes.Contains(ca, []byte("-----BEGIN CERTIFICATE-----")) {
+		return nil, errors.New("winrm collector: CA bundle holds no PEM certificate")
+	}
+	if opts.HostTimeout <= 0 {
+		opts.HostTimeout = DefaultHostTimeout
+	}
+	if opts.OperationTimeout <= 0 {
+		opts.OperationTimeout = DefaultOperationTimeout
+	}
+	if opts.OperationTimeout < time.Second {
+		opts.OperationTimeout = time.Second
+	}
+	if opts.Retries == 0 {
+		opts.Retries = DefaultRetries
+	} else if opts.Retries < 0 {
+		opts.Retries = 0
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = DefaultRetryBackoff
+	}
+	if opts.MaxOutputBytes <= 0 {
+		opts.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	if opts.MaxIssuedLicenses <= 0 {
+		opts.MaxIssuedLicenses = DefaultMaxIssued
+	}
+	if opts.LockoutThreshold <= 0 {
+		opts.LockoutThreshold = DefaultLockoutThreshold
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &WinRMCollector{opts: opts, creds: creds, log: log, ca: ca, authFailed: map[string]map[string]bool{}}, nil
+}
+
+// Options returns the effective options (defaults applied).
+func (c *WinRMCollector) Options() WinRMOptions { return c.opts }
+
+// locked reports whether the credential has been retired for this run.
+func (c *WinRMCollector) locked(cred Credential) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.authFailed[cred.key()]) >= c.opts.LockoutThreshold
+}
+
+func (c *WinRMCollector) recordAuthFailure(cred Credential, host string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.authFailed[cred.key()]
+	if m == nil {
+		m = map[string]bool{}
+		c.authFailed[cred.key()] = m
+	}
+	m[host] = true
+	return len(m)
+}
+
+// Collect reads one host. It never returns nil and never panics on remote input.
+//
+// Lockout protection: after LockoutThreshold hosts failed authentication with the same
+// credential, the remaining hosts using it are skipped (class credential_locked).
+// Hosts already in flight when the threshold is reached still finish their attempt.
+func (c *WinRMCollector) Collect(ctx context.Context, host HostRef) *Evidence {
+	start := c.opts.Now()
+	log := c.log.With().Str("host", host.Name).Logger()
+	cred, err := c.creds.CredentialFor(host)
+	if err != nil {
+		return c.finish(NewFailure(host, CollectorWinRM, start, StatusFailed, FailInternal, err.Error()), start, 0, log)
+	}
+	if c.locked(cred) {
+		msg := fmt.Sprintf("skipped: %s failed authentication on %d hosts; not used again in this run (account lockout protection)", cred, c.opts.LockoutThreshold)
+		return c.finish(NewFailure(host, CollectorWinRM, start, StatusSkipped, FailCredential, msg), start, 0, log)
+	}
+	hctx, cancel := context.WithTimeout(ctx, c.opts.HostTimeout)
+	defer cancel()
+
+	var (
+		lastErr  error
+		class    FailureClass
+		attempts int
+	)
+	for attempts = 1; ; attempts++ {
+		var out []byte
+		out, lastErr = c.attempt(hctx, host, cred, log)
+		if lastErr == nil {
+			ev, err := DecodeEvidence(bytes.NewReader(out))
+			if err == nil {
+				ev.Host = host
+				ev.Collector = CollectorWinRM
+				ev.CollectedAt = start.UTC()
+				ev.DurationMS = c.opts.Now().Sub(start).Milliseconds()
+				ev.Status = StatusCollected
+				ev.Failure = nil
+				log.Debug().Dur("duration", c.opts.Now().Sub(start)).Int("attempts", attempts).Msg("collected")
+				return ev
+			}
+			lastErr = fmt.Errorf("%w: %v", ErrBadOutput, err)
+		}
+		class = Classify(lastErr)
+		if errors.Is(lastErr, context.DeadlineExceeded) && ctx.Err() == nil {
+			class = FailTimeout
+		} else if ctx.Err() != nil {
+			class = FailCanceled
+		}
+		if class == FailAuth {
+			n := c.recordAuthFailure(cred, host.Name)
+			if n >= c.opts.LockoutThreshold {
+				log.Error().Str("credential", cred.Name).Int("hosts", n).Msg("credential failed authentication too often; not used again in this run")
+			}
+			break
+		}
+		if !transient(class) || attempts > c.opts.Retries || hctx.Err() != nil {
+			break
+		}
+		wait := backoff(c.opts.RetryBackoff, attempts)
+		log.Warn().Str("class", string(class)).Int("attempt", attempts).Dur("backoff", wait).Msg(scrub(lastErr.Error(), cred))
+		select {
+		case <-time.After(wait):
+		case <-hctx.Done():
+		}
+		if hctx.Err() != nil {
+			break
+		}
+	}
+	msg := scrub(fmt.Sprintf("collect %s: %v", host.Name, lastErr), cred)
+	ev := NewFailure(host, CollectorWinRM, start, StatusFailed, class, msg)
+	ev.Failure.Attempts = attempts
+	return c.finish(ev, start, attempts, log)
+}
+
+func (c *WinRMCollector) finish(ev *Evidence, start time.Time, attempts int, log zerolog.Logger) *Evidence {
+	d := c.opts.Now().Sub(start)
+	ev.DurationMS = d.Milliseconds()
+	if ev.Failure != nil {
+		log.Warn().Str("class", string(ev.Failure.Class)).Int("attempts", attempts).Dur("duration", d).Msg(ev.Failure.Message)
+	}
+	return ev
+}
+
+// backoff is base·2^(n-1), capped at one minute, plus up to 50% jitter.
+func backoff(base time.Duration, n int) time.Duration {
+	d := base << min(n-1, 10)
+	d = min(d, time.Minute)
+	return d + rand.N(d/2+1)
+}
+
+// scrub removes the credential's secret (and its Basic header form) from a message.
+func scrub(msg string, cred Credential) string {
+	if cred.Password == "" {
+		return msg
+	}
+	for _, s := range []string{
+		cred.Password,
+		url.QueryEscape(cred.Password),
+		base64.StdEncoding.EncodeToString([]byte(cred.Username + ":" + cred.Password)),
+	} {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "[REDACTED]")
+		}
+	}
+	return msg
+}
+
+var clixmlString = regexp.MustCompile(`<S S="Error">([^<]*)</S>`)
+
+// stderrText turns PowerShell's CLIXML error stream into plain text.
+func stderrText(b []byte) string {
+	s := string(b)
+	if strings.HasPrefix(s, "#< CLIXML") {
+		var parts []string
+		for _, m := range clixmlString.FindAllStringSubmatch(s, -1) {
+			t := strings.NewReplacer("_x000D_", "", "_x000A_", " ", "&lt;", "<", "&gt;", ">", "&amp;", "&", "&quot;", `"`, "&#39;", "'").Replace(m[1])
+			parts = append(parts, t)
+		}
+		s = strings.Join(parts, "")
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 500 {
+		s = s[:500] + "…"
+	}
+	return s
+}
+
+// attempt runs the collection script once: one shell, always deleted.
+func (c *WinRMCollector) attempt(ctx context.Context, host HostRef, cred Credential, log zerolog.Logger) (out []byte, err error) {
+	addr := host.Address
+	if addr == "" {
+		addr = host.Name
+	}
+	port := host.Port
+	if port == 0 {
+		port = c.opts.Port
+	}
+	cmdline, err := BuildCommand(ParamsFor(host, c.opts.MaxIssuedLicenses))
+	if err != nil {
+		return nil, err
+	}
+	https := c.opts.Scheme == "https"
+	ep := &winrm.Endpoint{
+		Host: addr, Port: port, HTTPS: https, Insecure: c.opts.InsecureSkipVerify,
+		TLSServerName: c.opts.TLSServerName, CACert: c.ca,
+		Timeout: c.opts.OperationTimeout + httpTimeoutMargin,
+	}
+	params := *winrm.DefaultParameters // a copy: DefaultParameters is shared
+	params.Timeout = "PT" + strconv.Itoa(int(c.opts.OperationTimeout/time.Second)) + "S"
+	scheme := "http"
+	if https {
+		scheme = "https"
+	}
+	tr := &transport{
+		url:     (&url.URL{Scheme: scheme, Host: net.JoinHostPort(addr, strconv.Itoa(port)), Path: "/wsman"}).String(),
+		user:    cred.Username,
+		pass:    cred.Password,
+		ntlm:    c.opts.Auth == AuthNTLM,
+		maxBody: 8 << 20,
+		dial:    c.opts.DialContext,
+	}
+	switch {
+	case c.opts.Auth == AuthNTLM && !https:
+		enc, err := winrm.NewEncryption("ntlm")
+		if err != nil {
+			return nil, err
+		}
+		tr.inner = enc
+	case c.opts.Auth == AuthKerberos:
+		spn := c.opts.KrbSPN
+		if spn == "" {
+			spn = "HTTP/" + addr
+		}
+		tr.inner = winrm.NewClientKerberos(&winrm.Settings{
+			WinRMUsername: cred.Username, WinRMPassword: cred.Password, WinRMHost: addr, WinRMPort: port,
+			WinRMProto: scheme, WinRMInsecure: c.opts.InsecureSkipVerify, KrbRealm: c.opts.KrbRealm,
+			KrbConfig: c.opts.Krb5ConfPath, KrbSpn: spn, KrbCCache: c.opts.KrbCCachePath,
+		})
+	}
+	params.TransportDecorator = func() winrm.Transporter { return tr }
+	tr.setContext(ctx)
+	defer tr.close()
+	client, err := winrm.NewClientWithParameters(ep, cred.Username, cred.Password, &params)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	shell, err := client.CreateShell()
+	if err != nil {
+		return nil, fmt.Errorf("create shell: %w", err)
+	}
+	defer func() {
+		// Always delete the shell, also after an error or the deadline: a fresh
+		// short context detached from the (maybe expired) host deadline.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		tr.setContext(dctx)
+		if derr := shell.Close(); derr != nil {
+			log.Debug().Str("error", scrub(derr.Error(), cred)).Msg("delete shell")
+		}
+	}()
+
+	cctx, ccancel := context.WithCancel(ctx)
+	defer ccancel()
+	cmd, err := shell.ExecuteWithContext(cctx, cmdline)
+	if err != nil {
+		return nil, fmt.Errorf("run command: %w", err)
+	}
+	stdout := &limitedBuffer{max: c.opts.MaxOutputBytes, onOverflow: ccancel}
+	stderr := &limitedBuffer{max: 64 << 10}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _, _ = io.Copy(stdout, cmd.Stdout) }()
+	go func() { defer wg.Done(); _, _ = io.Copy(stderr, cmd.Stderr) }()
+	cmd.Wait()
+	wg.Wait()
+	// ExitCode is 0 until Done and on most failures: the error decides first.
+	if stdout.overflow {
+		return nil, fmt.Errorf("%w: output exceeds %d bytes", ErrBadOutput, c.opts.MaxOutputBytes)
+	}
+	if err := cmd.Error(); err != nil {
+		return nil, fmt.Errorf("receive output: %w", err)
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if code := cmd.ExitCode(); code != 0 {
+		return nil, fmt.Errorf("%w: exit code %d: %s", ErrScript, code, stderrText(stderr.buf.Bytes()))
+	}
+	if len(bytes.TrimSpace(stdout.buf.Bytes())) == 0 {
+		return nil, fmt.Errorf("%w: empty output (stderr: %s)", ErrBadOutput, stderrText(stderr.buf.Bytes()))
+	}
+	return stdout.buf.Bytes(), nil
+}
+
+// limitedBuffer keeps at most max bytes; beyond that it records the overflow, calls
+// onOverflow once and discards the rest (so the reader keeps draining the pipe).
+type limitedBuffer struct {
+	buf        bytes.Buffer
+	max        int64
+	overflow   bool
+	onOverflow func()
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if b.overflow {
+		return len(p), nil
+	}
+	if int64(b.buf.Len()+len(p)) > b.max {
+		b.overflow = true
+		if b.onOverflow != nil {
+			b.onOverflow()
+		}
+		return len(p), nil
+	}
+	return b.buf.Write(p)
+}

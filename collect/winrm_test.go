@@ -1,0 +1,390 @@
+package collect_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/masterzen/winrm"
+	"github.com/rs/zerolog"
+
+	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/collect/winrmtest"
+)
+
+const (
+	testUser     = `LAB\auditor`
+	testPassword = "S3cr3t-P@ss-never-print-me"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// virtualHost builds a host's full evidence, with more than the script asks for, so
+// tests can check the simulator answers only what was requested.
+func virtualHost(name string, licenseServer bool, issued int) *collect.Evidence {
+	ev := &collect.Evidence{
+		Schema: collect.EvidenceSchema, Host: collect.HostRef{Name: name}, Collector: "snapshot", Status: collect.StatusCollected,
+		OS: &collect.OSInfo{ComputerName: strings.ToUpper(name), Caption: "Microsoft Windows Server 2022 Standard", Version: "10.0.20348", BuildNumber: "20348"},
+		Registry: []collect.RegKey{
+			{Path: collect.KeyLicensingCore, Exists: true, Values: []collect.RegValue{{Name: collect.ValLicensingMode, Type: collect.RegDWord, Number: ptr(uint64(4)), Length: 4}}},
+			{Path: collect.KeyGracePeriod, Exists: true, Owner: `NT AUTHORITY\NETWORK SERVICE`, Values: []collect.RegValue{
+				{Name: collect.ValTimebomb, Type: collect.RegBinary, Hex: "0102030405060708", Length: 8}}},
+			{Path: collect.KeyRCM, Exists: true, Values: []collect.RegValue{
+				{Name: collect.ValX509Certificate, Type: collect.RegBinary, Hex: "aabbcc", Length: 3},
+				{Name: "fDenyTSConnections", Type: collect.RegDWord, Number: ptr(uint64(0)), Length: 4}}},
+			{Path: `HKLM\SOFTWARE\NotRequested`, Exists: true, Values: []collect.RegValue{{Name: "x", Type: collect.RegSZ, String: ptr("secret-ish")}}},
+		},
+		TerminalServices: &collect.TerminalServices{NamespacePresent: true, TerminalServerMode: ptr(int64(1)), LicensingType: ptr(int64(4))},
+	}
+	ev.TerminalServices.GracePeriod.Called = true
+	ev.TerminalServices.GracePeriod.ReturnValue = ptr(int64(0))
+	ev.TerminalServices.GracePeriod.DaysLeft = ptr(int64(87))
+	if licenseServer {
+		ls := &collect.LicenseServerEvidence{KeyPacks: []collect.KeyPack{{KeyPackID: 4, TotalLicenses: ptr(int64(20)), TypeAndModel: "RDS Per User CAL"}}}
+		for i := 0; i < issued; i++ {
+			ls.IssuedLicenses = append(ls.IssuedLicenses, collect.IssuedLicense{LicenseID: int64(i + 1), KeyPackID: 4, IssuedToComp: fmt.Sprintf("PC%03d", i)})
+		}
+		ls.IssuedTotal = issued
+		ev.LicenseServer = ls
+	}
+	return ev
+}
+
+type testEnv struct {
+	fleet *winrmtest.Fleet
+	hosts map[string]collect.HostRef
+}
+
+// newEnv starts a fleet; every test checks that no shell is left open.
+func newEnv(t testing.TB, tls bool, evs map[string]*collect.Evidence, faults map[string]winrmtest.Faults) *testEnv {
+	t.Helper()
+	f, err := winrmtest.NewFleet(evs, winrmtest.FleetServerOptions{TLS: tls, Users: map[string]string{testUser: testPassword}, Faults: faults})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &testEnv{fleet: f, hosts: map[string]collect.HostRef{}}
+	for name, ev := range evs {
+		roles := []string{collect.RoleSessionHost}
+		if ev != nil && ev.LicenseServer != nil {
+			roles = append(roles, collect.RoleLicenseServer)
+		}
+		h, err := f.HostRef(name, roles...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.hosts[name] = h
+	}
+	t.Cleanup(func() {
+		f.Close()
+		if n := f.OpenShells(); n != 0 {
+			t.Errorf("%d shells left open", n)
+		}
+	})
+	return env
+}
+
+func newCollector(t testing.TB, env *testEnv, opts collect.WinRMOptions, log zerolog.Logger) *collect.WinRMCollector {
+	t.Helper()
+	if opts.Auth == "" {
+		opts.Auth = collect.AuthBasic
+	}
+	if env.fleet.CACertPEM() != nil {
+		opts.Scheme = "https"
+		if opts.CAPEM == nil {
+			opts.CAPEM = env.fleet.CACertPEM()
+		}
+	} else {
+		opts.Scheme = "http"
+		opts.AllowBasicOverHTTP = true
+	}
+	if opts.RetryBackoff == 0 {
+		opts.RetryBackoff = 5 * time.Millisecond
+	}
+	if opts.HostTimeout == 0 {
+		opts.HostTimeout = 20 * time.Second
+	}
+	c, err := collect.NewWinRMCollector(opts, collect.CredentialMap{"*": {Name: "lab", Username: testUser, Password: testPassword}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestWinRMCollectHealthyTLS(t *testing.T) {
+	env := newEnv(t, true, map[string]*collect.Evidence{
+		"rdsh01": virtualHost("rdsh01", false, 0),
+		"lic01":  virtualHost("lic01", true, 5),
+	}, nil)
+	c := newCollector(t, env, collect.WinRMOptions{MaxIssuedLicenses: 2}, zerolog.Nop())
+	for _, name := range []string{"rdsh01", "lic01"} {
+		h := env.hosts[name]
+		ev := c.Collect(context.Background(), h)
+		if ev.Status != collect.StatusCollected {
+			t.Fatalf("%s: %+v", name, ev.Failure)
+		}
+		if ev.Host.Name != name || ev.Host.Port != h.Port || ev.Collector != collect.CollectorWinRM || ev.CollectedAt.IsZero() {
+			t.Errorf("%s: collector did not overwrite host fields: %+v %s %s", name, ev.Host, ev.Collector, ev.CollectedAt)
+		}
+		if ev.Key(`HKLM\SOFTWARE\NotRequested`) != nil {
+			t.Errorf("%s: key that was not requested came back", name)
+		}
+		if k := ev.Key(collect.KeyPolicy); k == nil || k.Exists {
+			t.Errorf("%s: requested missing key should read as not existing: %+v", name, k)
+		}
+		tb := ev.Key(collect.KeyGracePeriod).Value(collect.ValTimebomb)
+		if tb == nil || tb.Hex != "" || !tb.Redacted || tb.Length != 8 || len(tb.SHA256) != 64 {
+			t.Errorf("%s: timebomb not redacted: %+v", name, tb)
+		}
+		if ev.Key(collect.KeyRCM).Value("fDenyTSConnections") != nil {
+			t.Errorf("%s: OnlyValues not honoured", name)
+		}
+		if d := ev.TerminalServices.GracePeriod.DaysLeft; d == nil || *d != 87 {
+			t.Errorf("%s: grace period days: %v", name, d)
+		}
+	}
+	ls := c.Collect(context.Background(), env.hosts["lic01"]).LicenseServer
+	if ls == nil || len(ls.IssuedLicenses) != 2 || ls.IssuedTotal != 5 || !ls.IssuedTruncated {
+		t.Errorf("issued licences not bounded: %+v", ls)
+	}
+	h := env.hosts["rdsh01"]
+	h.Roles = []string{collect.RoleClient}
+	if ev := c.Collect(context.Background(), h); ev.LicenseServer != nil || ev.Key(collect.KeyGracePeriod) != nil || ev.Key(collect.KeyClientHardwareID) == nil {
+		t.Errorf("sections not filtered by roles: %+v", ev.Registry)
+	}
+	if r := env.fleet.Rejected(); len(r) != 0 {
+		t.Errorf("simulator rejected the collection script: %+v", r)
+	}
+	if winrm.DefaultParameters.Timeout != "PT60S" || winrm.DefaultParameters.TransportDecorator != nil {
+		t.Errorf("winrm.DefaultParameters was modified: %+v", *winrm.DefaultParameters)
+	}
+}
+
+func closedPort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return p
+}
+
+// TestWinRMFailureClasses runs the real client against every injected fault and checks
+// each host's classification. Several cases fail without a specific trap handling:
+// lost_shell spins until the deadline and create_fault_raw reports success when SOAP
+// faults are not parsed; script_error passes when ExitCode is trusted over the error.
+func TestWinRMFailureClasses(t *testing.T) {
+	cases := []struct {
+		name     string
+		faults   winrmtest.Faults
+		want     collect.FailureClass // "" = collected
+		attempts int
+	}{
+		{"healthy", winrmtest.Faults{ChunkSize: 100, Latency: time.Millisecond}, "", 0},
+		{"slow_script", winrmtest.Faults{ScriptDelay: 2500 * time.Millisecond}, "", 0},
+		{"unauthorized", winrmtest.Faults{Unauthorized: true}, collect.FailAuth, 1},
+		{"access_denied", winrmtest.Faults{AccessDenied: true}, collect.FailAccessDenied, 1},
+		{"quota", winrmtest.Faults{QuotaExceeded: true}, collect.FailQuota, 3},
+		{"create_fault_raw", winrmtest.Faults{CreateFaultRaw: true}, collect.FailQuota, 3},
+		{"reset", winrmtest.Faults{ResetOnCreate: true}, collect.FailConnect, 3},
+		{"hang", winrmtest.Faults{Hang: true}, collect.FailTimeout, 0},
+		{"lost_shell", winrmtest.Faults{LoseShell: true}, collect.FailProtocol, 1},
+		{"non_json", winrmtest.Faults{NonJSON: true}, collect.FailBadOutput, 1},
+		{"truncated", winrmtest.Faults{Truncated: true}, collect.FailBadOutput, 1},
+		{"wrong_schema", winrmtest.Faults{WrongSchema: true}, collect.FailBadOutput, 1},
+		{"huge", winrmtest.Faults{HugeOutput: 1 << 20}, collect.FailBadOutput, 1},
+		{"script_error", winrmtest.Faults{ScriptError: true}, collect.FailScript, 1},
+	}
+	evs := map[string]*collect.Evidence{}
+	faults := map[string]winrmtest.Faults{}
+	for _, tc := range cases {
+		evs[tc.name] = virtualHost(tc.name, false, 0)
+		faults[tc.name] = tc.faults
+	}
+	env := newEnv(t, false, evs, faults)
+	var logs bytes.Buffer
+	c := newCollector(t, env, collect.WinRMOptions{
+		OperationTimeout: time.Second, HostTimeout: 4 * time.Second, MaxOutputBytes: 256 << 10,
+	}, zerolog.New(&logs))
+	var hosts []collect.HostRef
+	for _, tc := range cases {
+		hosts = append(hosts, env.hosts[tc.name])
+	}
+	hosts = append(hosts,
+		collect.HostRef{Name: "refused", Address: "127.0.0.1", Port: closedPort(t)},
+		collect.HostRef{Name: "nxdomain", Address: "rdsaudit-no-such-host.invalid", Port: 5985},
+	)
+	got := map[string]*collect.Evidence{}
+	var mu sync.Mutex
+	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: 8, Logger: zerolog.New(&logs)}, func(ev *collect.Evidence) {
+		mu.Lock()
+		defer mu.Unlock()
+		if got[ev.Host.Name] != nil {
+			t.Errorf("%s emitted twice", ev.Host.Name)
+		}
+		got[ev.Host.Name] = ev
+	})
+	check := func(name string, want collect.FailureClass, attempts int) {
+		t.Helper()
+		ev := got[name]
+		switch {
+		case ev == nil:
+			t.Errorf("%s: no evidence", name)
+		case want == "" && ev.Status != collect.StatusCollected:
+			t.Errorf("%s: want collected, got %+v", name, ev.Failure)
+		case want != "" && (ev.Status != collect.StatusFailed || ev.Failure == nil || ev.Failure.Class != want):
+			t.Errorf("%s: want %s, got status %s failure %+v", name, want, ev.Status, ev.Failure)
+		case want != "" && attempts > 0 && ev.Failure.Attempts != attempts:
+			t.Errorf("%s: want %d attempts, got %d", name, attempts, ev.Failure.Attempts)
+		}
+	}
+	for _, tc := range cases {
+		check(tc.name, tc.want, tc.attempts)
+	}
+	check("refused", collect.FailConnect, 3)
+	check("nxdomain", collect.FailDNS, 1)
+
+	// Secrets never reach evidence or logs.
+	all, _ := json.Marshal(got)
+	for _, where := range []string{string(all), logs.String()} {
+		if strings.Contains(where, testPassword) {
+			t.Fatalf("password leaked: %s", where)
+		}
+	}
+}
+
+func TestWinRMTLSFailure(t *testing.T) {
+	env := newEnv(t, true, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, nil)
+	other, err := winrmtest.NewFleet(map[string]*collect.Evidence{"x": nil}, winrmtest.FleetServerOptions{TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	c := newCollector(t, env, collect.WinRMOptions{CAPEM: other.CACertPEM()}, zerolog.Nop()) // trusts the wrong CA
+	ev := c.Collect(context.Background(), env.hosts["h"])
+	if ev.Failure == nil || ev.Failure.Class != collect.FailTLS {
+		t.Fatalf("want tls, got %+v", ev.Failure)
+	}
+	// The right CA but the wrong server name.
+	c = newCollector(t, env, collect.WinRMOptions{TLSServerName: "wrong.example"}, zerolog.Nop())
+	if ev := c.Collect(context.Background(), env.hosts["h"]); ev.Failure == nil || ev.Failure.Class != collect.FailTLS {
+		t.Fatalf("want tls, got %+v", ev.Failure)
+	}
+}
+
+func TestWinRMLockout(t *testing.T) {
+	evs := map[string]*collect.Evidence{}
+	faults := map[string]winrmtest.Faults{}
+	for i := 0; i < 6; i++ {
+		n := "bad" + strconv.Itoa(i)
+		evs[n] = virtualHost(n, false, 0)
+		faults[n] = winrmtest.Faults{Unauthorized: true}
+	}
+	evs["good"] = virtualHost("good", false, 0)
+	env := newEnv(t, false, evs, faults)
+	creds := collect.CredentialFunc(func(h collect.HostRef) (collect.Credential, error) {
+		if h.Name == "good" {
+			return collect.Credential{Name: "other", Username: testUser, Password: testPassword}, nil
+		}
+		return collect.Credential{Name: "lab", Username: testUser, Password: "wrong-" + testPassword}, nil
+	})
+	c, err := collect.NewWinRMCollector(collect.WinRMOptions{Scheme: "http", Auth: collect.AuthBasic, AllowBasicOverHTTP: true, RetryBackoff: time.Millisecond}, creds, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hosts []collect.HostRef
+	for i := 0; i < 6; i++ {
+		hosts = append(hosts, env.hosts["bad"+strconv.Itoa(i)])
+	}
+	hosts = append(hosts, env.hosts["good"])
+	var order []*collect.Evidence
+	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: 1}, func(ev *collect.Evidence) { order = append(order, ev) })
+	auth, locked := 0, 0
+	for _, ev := range order {
+		switch {
+		case ev.Host.Name == "good":
+			if ev.Status != collect.StatusCollected {
+				t.Errorf("other credential affected: %+v", ev.Failure)
+			}
+		case ev.Failure.Class == collect.FailAuth:
+			auth++
+			if ev.Failure.Attempts != 1 {
+				t.Errorf("auth retried: %d attempts", ev.Failure.Attempts)
+			}
+		case ev.Failure.Class == collect.FailCredential && ev.Status == collect.StatusSkipped:
+			locked++
+		default:
+			t.Errorf("%s: unexpected %s %+v", ev.Host.Name, ev.Status, ev.Failure)
+		}
+	}
+	if auth != 3 || locked != 3 {
+		t.Errorf("auth failures %d (want 3), locked %d (want 3)", auth, locked)
+	}
+	if st := env.fleet.Stats(); st["Unauthorized"] != 3 || st["Create"] != 1 {
+		t.Errorf("requests %v; want 3 refused with 401 (no retry, then locked) and 1 Create", st)
+	}
+}
+
+func TestCredentialNeverPrinted(t *testing.T) {
+	c := collect.Credential{Name: "lab", Username: testUser, Password: testPassword}
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%v %+v %#v %s", c, c, c, c), fmt.Sprintf("%+v", struct{ C collect.Credential }{c}), fmt.Sprintf("%#v", &c)} {
+		if strings.Contains(s, testPassword) {
+			t.Errorf("password printed: %s", s)
+		}
+	}
+}
+
+func TestNewWinRMCollectorRefusesBasicOverHTTP(t *testing.T) {
+	creds := collect.CredentialMap{}
+	if _, err := collect.NewWinRMCollector(collect.WinRMOptions{Scheme: "http", Auth: collect.AuthBasic}, creds, zerolog.Nop()); err == nil {
+		t.Error("basic over http accepted without AllowBasicOverHTTP")
+	}
+	var logs bytes.Buffer
+	if _, err := collect.NewWinRMCollector(collect.WinRMOptions{Scheme: "http", Auth: collect.AuthBasic, AllowBasicOverHTTP: true}, creds, zerolog.New(&logs)); err != nil || !strings.Contains(logs.String(), "warn") {
+		t.Errorf("allowed basic over http: err %v, log %q (want a warning)", err, logs.String())
+	}
+	for _, o := range []collect.WinRMOptions{{Scheme: "ftp"}, {Auth: "digest"}, {Auth: collect.AuthKerberos}, {CAPEM: []byte("not pem")}} {
+		if _, err := collect.NewWinRMCollector(o, creds, zerolog.Nop()); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+	c, err := collect.NewWinRMCollector(collect.WinRMOptions{}, creds, zerolog.Nop())
+	if err != nil || c.Options().Scheme != "https" || c.Options().Port != 5986 || c.Options().Auth != collect.AuthNTLM {
+		t.Errorf("defaults: %+v %v", c.Options(), err)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want collect.FailureClass
+	}{
+		{errors.New("http response error: 401 - invalid content type"), collect.FailAuth},
+		{errors.New("http error 401"), collect.FailAuth},
+		{errors.New("request returned: 401 - 401 Unauthorized. Response body:"), collect.FailAuth},
+		{&collect.HTTPError{Status: 401}, collect.FailAuth},
+		{&collect.WSManFault{Subcode: "w:AccessDenied", WSMan: "5"}, collect.FailAccessDenied},
+		{&collect.WSManFault{Subcode: "w:InternalError", WSMan: "2147942405"}, collect.FailAccessDenied},
+		{&collect.WSManFault{Subcode: "w:QuotaLimit", WSMan: "2150859174"}, collect.FailQuota},
+		{&collect.WSManFault{Subcode: "w:TimedOut", WSMan: "2150858793"}, collect.FailTimeout},
+		{&collect.WSManFault{Subcode: "w:InvalidSelectors", WSMan: "2150858843"}, collect.FailProtocol},
+		{fmt.Errorf("x: %w", context.DeadlineExceeded), collect.FailTimeout},
+		{&net.DNSError{Err: "no such host", Name: "x"}, collect.FailDNS},
+		{errors.New("Command has already been closed"), collect.FailProtocol},
+	} {
+		if got := collect.Classify(tc.err); got != tc.want {
+			t.Errorf("Classify(%v) = %s, want %s", tc.err, got, tc.want)
+		}
+	}
+	if !strings.Contains((&collect.WSManFault{WSMan: collect.WSManOperationTimeout}).Error(), "OperationTimeout") {
+		t.Error("operation timeout fault must mention OperationTimeout (masterzen's Receive loop keys on it)")
+	}
+}

@@ -1,0 +1,408 @@
+package collect
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	ntlmssp "github.com/Azure/go-ntlmssp"
+	"github.com/masterzen/winrm"
+	"github.com/masterzen/winrm/soap"
+)
+
+// Sentinel errors of the WinRM collector, checked with errors.Is.
+var (
+	ErrAuth          = errors.New("authentication failed")
+	ErrAccessDenied  = errors.New("access denied")
+	ErrQuota         = errors.New("winrm quota exceeded")
+	ErrTimeout       = errors.New("timed out")
+	ErrShellNotFound = errors.New("winrm shell not found")
+	ErrProtocol      = errors.New("winrm protocol error")
+	ErrScript        = errors.New("collection script failed")
+	ErrBadOutput     = errors.New("bad collection output")
+)
+
+// WS-Man fault codes (wsman.md, Faults).
+const (
+	WSManOperationTimeout = "2150858793"
+	WSManShellNotFound    = "2150858843"
+	WSManQuotaShells      = "2150859173"
+	WSManQuotaOperations  = "2150859174"
+	WSManAccessDenied     = "5"
+	WSManAccessDeniedHR   = "2147942405"
+)
+
+// WSManFault is a SOAP 1.2 fault returned by a WinRM listener.
+type WSManFault struct {
+	Code    string // s:Sender / s:Receiver
+	Subcode string // w:TimedOut, w:AccessDenied, ...
+	WSMan   string // f:WSManFault/@Code, "" if absent
+	Reason  string
+	Status  int // HTTP status
+}
+
+// Error includes "OperationTimeout" for the operation timeout fault: masterzen's Receive
+// loop looks for that word to issue the next Receive instead of failing.
+func (f *WSManFault) Error() string {
+	code := f.WSMan
+	if code == "" {
+		code = "-"
+	}
+	prefix := ""
+	if f.WSMan == WSManOperationTimeout {
+		prefix = "OperationTimeout: "
+	}
+	return fmt.Sprintf("%swsman fault %s (code %s): %s", prefix, f.Subcode, code, strings.TrimSpace(f.Reason))
+}
+
+// Is maps fault codes to the sentinels.
+func (f *WSManFault) Is(target error) bool {
+	sub := strings.ToLower(f.Subcode)
+	switch target {
+	case ErrTimeout:
+		return f.WSMan == WSManOperationTimeout || strings.HasSuffix(sub, ":timedout")
+	case ErrShellNotFound:
+		return f.WSMan == WSManShellNotFound
+	case ErrQuota:
+		return f.WSMan == WSManQuotaShells || f.WSMan == WSManQuotaOperations || strings.HasSuffix(sub, ":quotalimit")
+	case ErrAccessDenied:
+		return f.WSMan == WSManAccessDenied || f.WSMan == WSManAccessDeniedHR || strings.HasSuffix(sub, ":accessdenied")
+	case ErrProtocol:
+		return true
+	}
+	return false
+}
+
+// HTTPError is a non-200 answer that carries no SOAP fault.
+type HTTPError struct {
+	Status      int
+	ContentType string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("http status %d (content type %q)", e.Status, e.ContentType)
+}
+
+// Is maps 401 to ErrAuth and 403 to ErrAccessDenied.
+func (e *HTTPError) Is(target error) bool {
+	return (target == ErrAuth && e.Status == http.StatusUnauthorized) ||
+		(target == ErrAccessDenied && e.Status == http.StatusForbidden) ||
+		target == ErrProtocol
+}
+
+// soapFault is the shape of a SOAP 1.2 fault body.
+type soapFault struct {
+	Body struct {
+		Fault *struct {
+			Code struct {
+				Value   string `xml:"Value"`
+				Subcode struct {
+					Value string `xml:"Value"`
+				} `xml:"Subcode"`
+			} `xml:"Code"`
+			Reason struct {
+				Text string `xml:"Text"`
+			} `xml:"Reason"`
+			Detail struct {
+				WSManFault struct {
+					Code    string `xml:"Code,attr"`
+					Message string `xml:"Message"`
+				} `xml:"WSManFault"`
+			} `xml:"Detail"`
+		} `xml:"Fault"`
+	} `xml:"Body"`
+}
+
+// parseFault returns the fault in a response body, or nil when there is none.
+func parseFault(body string, status int) *WSManFault {
+	if !strings.Contains(body, "Fault") {
+		return nil
+	}
+	var env soapFault
+	if err := xml.Unmarshal([]byte(body), &env); err != nil || env.Body.Fault == nil {
+		return nil
+	}
+	f := env.Body.Fault
+	reason := f.Reason.Text
+	if reason == "" {
+		reason = f.Detail.WSManFault.Message
+	}
+	return &WSManFault{Code: f.Code.Value, Subcode: f.Code.Subcode.Value, WSMan: strings.TrimSpace(f.Detail.WSManFault.Code), Reason: reason, Status: status}
+}
+
+// transport is our winrm.Transporter. masterzen's own transports return HTTP 500 SOAP
+// faults as a successful body (wsman.md, traps); every response goes through checkBody
+// here instead. For Basic and NTLM over HTTPS, transport does the HTTP itself (context
+// aware, no proxy, bounded body); for NTLM message encryption over HTTP and for
+// Kerberos it decorates the library's transporter (inner).
+type transport struct {
+	url        string
+	user, pass string
+	ntlm       bool
+	maxBody    int64
+	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
+	inner      winrm.Transporter
+	httpClient *http.Client
+
+	mu         sync.Mutex
+	ctx        context.Context
+	emptyPolls int
+}
+
+func (t *transport) setContext(ctx context.Context) {
+	t.mu.Lock()
+	t.ctx = ctx
+	t.mu.Unlock()
+}
+
+func (t *transport) context() context.Context {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ctx == nil {
+		return context.Background()
+	}
+	return t.ctx
+}
+
+// Transport builds the HTTP transport. No proxy is used: WinRM goes straight to the
+// host (an HTTPS_PROXY meant for the internet must not capture it, and loopback tests
+// must not depend on NO_PROXY).
+func (t *transport) Transport(ep *winrm.Endpoint) error {
+	if t.inner != nil {
+		return t.inner.Transport(ep)
+	}
+	tlsConf := &tls.Config{ServerName: ep.TLSServerName, InsecureSkipVerify: ep.Insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // explicit opt-in only
+	if len(ep.CACert) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ep.CACert) {
+			return errors.New("no certificate found in the CA bundle")
+		}
+		tlsConf.RootCAs = pool
+	}
+	dial := t.dial
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	var rt http.RoundTripper = &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dial,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   30 * time.Second,
+		ResponseHeaderTimeout: ep.Timeout,
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       30 * time.Second,
+	}
+	if t.ntlm {
+		rt = ntlmssp.Negotiator{RoundTripper: rt}
+	}
+	t.httpClient = &http.Client{Transport: rt}
+	return nil
+}
+
+func (t *transport) close() {
+	if t.httpClient != nil {
+		t.httpClient.CloseIdleConnections()
+	}
+}
+
+// Post sends one request and returns the body of a 200 answer; any fault becomes a
+// *WSManFault, any other status an *HTTPError.
+func (t *transport) Post(c *winrm.Client, msg *soap.SoapMessage) (string, error) {
+	ctx := t.context()
+	reqText := msg.String()
+	var (
+		body string
+		err  error
+	)
+	if t.inner != nil {
+		body, err = t.postInner(ctx, c, msg)
+	} else {
+		body, err = t.postHTTP(ctx, reqText)
+	}
+	if err != nil {
+		return "", err
+	}
+	return t.checkBody(ctx, reqText, body, http.StatusOK)
+}
+
+func (t *transport) postHTTP(ctx context.Context, reqText string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, strings.NewReader(reqText))
+	if err != nil {
+		return "", fmt.Errorf("new request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
+	req.SetBasicAuth(t.user, t.pass) // the NTLM negotiator takes the credentials from here
+	resp, err := t.httpClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, t.maxBody+1))
+	if err != nil {
+		return "", fmt.Errorf("read response: %w", err)
+	}
+	if int64(len(b)) > t.maxBody {
+		return "", fmt.Errorf("%w: response larger than %d bytes", ErrProtocol, t.maxBody)
+	}
+	ct := resp.Header.Get("Content-Type")
+	if resp.StatusCode != http.StatusOK {
+		if f := parseFault(string(b), resp.StatusCode); f != nil {
+			return "", f
+		}
+		return "", &HTTPError{Status: resp.StatusCode, ContentType: ct}
+	}
+	if !strings.Contains(ct, "application/soap+xml") {
+		return "", &HTTPError{Status: resp.StatusCode, ContentType: ct}
+	}
+	return string(b), nil
+}
+
+// postInner runs the library transporter, which takes no context, under ctx: on
+// cancellation the call is abandoned (it ends at the HTTP timeout).
+func (t *transport) postInner(ctx context.Context, c *winrm.Client, msg *soap.SoapMessage) (string, error) {
+	type result struct {
+		body string
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		b, err := t.inner.Post(c, msg)
+		ch <- result{b, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			// Kerberos reports non-200 answers as an error quoting the body.
+			if f := parseFault(faultFragment(r.err.Error()), 500); f != nil {
+				return "", f
+			}
+			return "", r.err
+		}
+		return r.body, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+func faultFragment(s string) string {
+	if i := strings.Index(s, "<s:Envelope"); i >= 0 {
+		return s[i:]
+	}
+	return s
+}
+
+// streamWithData matches an output stream element carrying data.
+var streamWithData = regexp.MustCompile(`<(?:\w+:)?Stream\b[^>]*[^/]>[^<]+<`)
+
+// checkBody finds faults in "successful" bodies, checks that a Create answer names a
+// shell, and slows down a Receive loop that gets neither output nor a final state.
+func (t *transport) checkBody(ctx context.Context, reqText, body string, status int) (string, error) {
+	if f := parseFault(body, status); f != nil {
+		return "", f
+	}
+	switch {
+	case strings.Contains(reqText, "/transfer/Create<"):
+		if !strings.Contains(body, "ShellId") {
+			return "", fmt.Errorf("%w: create response without ShellId", ErrProtocol)
+		}
+	case strings.Contains(reqText, "/shell/Receive<"):
+		if strings.Contains(body, "CommandState/Done") || streamWithData.MatchString(body) {
+			t.emptyPolls = 0
+			break
+		}
+		t.emptyPolls++
+		if t.emptyPolls > 3 {
+			d := min(time.Duration(t.emptyPolls)*50*time.Millisecond, time.Second)
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
+	}
+	return body, nil
+}
+
+// Classify maps an error of a WinRM collection to its failure class. It is the ONE
+// place that interprets errors, including masterzen/winrm's untyped ones by their text:
+//   - "http response error: 401 - invalid content type" (clientRequest.Post: a 401 has
+//     no SOAP content type), "http error 401" (NTLM encryption handshake) and
+//     "request returned: 401" (Kerberos) are authentication failures;
+//   - "Command has already been closed" with no other cause means a refused Create
+//     slipped through (protocol fault).
+func Classify(err error) FailureClass {
+	if err == nil {
+		return ""
+	}
+	var (
+		dnsErr  *net.DNSError
+		netErr  net.Error
+		certErr *tls.CertificateVerificationError
+		recErr  tls.RecordHeaderError
+		unkAuth x509.UnknownAuthorityError
+		hostErr x509.HostnameError
+		invErr  x509.CertificateInvalidError
+	)
+	msg := err.Error()
+	switch {
+	case errors.Is(err, context.Canceled):
+		return FailCanceled
+	case errors.Is(err, ErrAuth),
+		strings.Contains(msg, "http response error: 401"),
+		strings.Contains(msg, "http error 401"),
+		strings.Contains(msg, "request returned: 401"):
+		return FailAuth
+	case errors.Is(err, ErrAccessDenied):
+		return FailAccessDenied
+	case errors.Is(err, ErrQuota):
+		return FailQuota
+	case errors.Is(err, ErrScript):
+		return FailScript
+	case errors.Is(err, ErrBadOutput):
+		return FailBadOutput
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrTimeout):
+		return FailTimeout
+	case errors.As(err, &dnsErr):
+		return FailDNS
+	case errors.As(err, &certErr), errors.As(err, &recErr), errors.As(err, &unkAuth),
+		errors.As(err, &hostErr), errors.As(err, &invErr),
+		strings.Contains(msg, "tls: "), strings.Contains(msg, "x509: "):
+		return FailTLS
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return FailTimeout
+	case errors.Is(err, ErrShellNotFound), errors.Is(err, ErrProtocol):
+		return FailProtocol
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return FailConnect
+	}
+	var opErr *net.OpError
+	var urlErr *url.Error
+	if errors.As(err, &opErr) || errors.As(err, &urlErr) || strings.Contains(msg, "connection reset") || strings.Contains(msg, "EOF") {
+		return FailConnect
+	}
+	return FailProtocol
+}
+
+// transient says which classes are worth another attempt. Authentication never is: a
+// retry only brings the account closer to lockout.
+func transient(c FailureClass) bool {
+	switch c {
+	case FailConnect, FailTimeout, FailQuota:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,629 @@
+// Package winrmtest is a WinRM (WS-Management shell) simulator for tests, demos and
+// benchmarks, modelled on net/http/httptest.
+//
+// A Server answers as one virtual Windows host: it speaks the shell protocol of
+// ../../../shared/wsman.md (Create, Command, Send, Receive, Signal, Delete, SOAP 1.2
+// faults), authenticates with HTTP Basic, decodes -EncodedCommand, accepts only
+// rdsaudit's collection script (anything else exits 1 with stderr and is recorded in
+// Rejected) and answers from the host's evidence, filtered to exactly what the request
+// asked for. A Fleet runs one Server per virtual host.
+//
+// NTLM and Kerberos are not simulated: an honest NTLM server needs a password-hash
+// verifier and session encryption; rdsaudit's NTLM code path is the library's.
+package winrmtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rdsaudit/rdsaudit/collect"
+)
+
+// Faults are injected per virtual host. The zero value is a healthy host.
+type Faults struct {
+	Latency        time.Duration // added to every POST before it is answered
+	ScriptDelay    time.Duration // the script runs this long (Receive long-polls, then w:TimedOut)
+	Unauthorized   bool          // 401 to every request, as a real listener rejecting credentials
+	AccessDenied   bool          // Create fails with w:AccessDenied (WSMan code 5)
+	QuotaExceeded  bool          // Create fails with w:QuotaLimit 2150859173 (MaxShellsPerUser)
+	ResetOnCreate  bool          // the TCP connection is reset when Create arrives
+	Hang           bool          // Create is never answered (until the client gives up)
+	LoseShell      bool          // Receive answers "shell not found" and the shell is gone
+	NonJSON        bool          // the script prints text that is not JSON
+	Truncated      bool          // the script's JSON is cut in half
+	HugeOutput     int           // the script prints this many bytes (JSON padded with spaces)
+	ScriptError    bool          // the script fails: CLIXML on stderr, exit code 1
+	WrongSchema    bool          // the document carries another schema tag
+	ChunkSize      int           // stdout bytes per Receive (default 32 KiB)
+	CreateFaultRaw bool          // Create fails with a fault lacking the WS-Man fault action (masterzen then sees success)
+}
+
+// FaultsForFailure maps an offline evidence failure class to the fault that makes a
+// WinRM client see the same class, so a sample fleet's unreachable hosts stay
+// unreachable when simulated. Unknown classes map to a healthy host.
+func FaultsForFailure(class collect.FailureClass) Faults {
+	switch class {
+	case collect.FailAuth, collect.FailCredential:
+		return Faults{Unauthorized: true}
+	case collect.FailAccessDenied:
+		return Faults{AccessDenied: true}
+	case collect.FailQuota:
+		return Faults{QuotaExceeded: true}
+	case collect.FailConnect, collect.FailDNS, collect.FailTLS:
+		return Faults{ResetOnCreate: true}
+	case collect.FailTimeout:
+		return Faults{Hang: true}
+	case collect.FailScript:
+		return Faults{ScriptError: true}
+	case collect.FailBadOutput, collect.FailBadEvidence:
+		return Faults{NonJSON: true}
+	}
+	return Faults{}
+}
+
+// Rejection records a command the simulator refused to run.
+type Rejection struct {
+	Host    string
+	Command string
+	Reason  string
+}
+
+// Stats counts requests by action (short name: Create, Command, Receive, ...), and
+// requests refused with 401 as "Unauthorized".
+type Stats map[string]int
+
+// state is shared by every Server of a Fleet.
+type state struct {
+	open     atomic.Int64
+	mu       sync.Mutex
+	rejected []Rejection
+	stats    Stats
+}
+
+func newState() *state { return &state{stats: Stats{}} }
+
+// Handler is the http.Handler of one virtual host; Server and Fleet wrap it.
+type Handler struct {
+	Host     string            // virtual host name (Machine in faults)
+	Evidence *collect.Evidence // what the virtual host holds
+	Users    map[string]string // Basic credentials accepted; empty accepts any
+
+	st     *state
+	faults atomic.Pointer[Faults]
+	mu     sync.Mutex
+	shells map[string]*shell
+	done   chan struct{} // closed by Close: releases hanging requests
+	once   sync.Once
+}
+
+type shell struct {
+	id       string
+	commands map[string]*command
+}
+
+type command struct {
+	mu       sync.Mutex
+	stdout   []byte
+	stderr   []byte
+	exit     int
+	readyAt  time.Time
+	sentOut  int
+	finished bool
+}
+
+func newHandler(host string, ev *collect.Evidence, users map[string]string, st *state) *Handler {
+	h := &Handler{Host: host, Evidence: ev, Users: users, st: st, shells: map[string]*shell{}, done: make(chan struct{})}
+	h.faults.Store(&Faults{})
+	return h
+}
+
+// SetFaults replaces the host's injected faults (safe while serving).
+func (h *Handler) SetFaults(f Faults) { h.faults.Store(&f) }
+
+func (h *Handler) close() { h.once.Do(func() { close(h.done) }) }
+
+func (h *Handler) count(action string) {
+	h.st.mu.Lock()
+	h.st.stats[action]++
+	h.st.mu.Unlock()
+}
+
+func shortAction(a string) string {
+	if i := strings.LastIndexByte(a, '/'); i >= 0 {
+		return a[i+1:]
+	}
+	return a
+}
+
+// ServeHTTP answers one WS-Man POST.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f := *h.faults.Load()
+	if r.Method != http.MethodPost || r.URL.Path != "/wsman" {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	if f.Latency > 0 {
+		select {
+		case <-time.After(f.Latency):
+		case <-r.Context().Done():
+			return
+		case <-h.done:
+			return
+		}
+	}
+	if !h.authorized(r) || f.Unauthorized {
+		// A real listener: no body, no Content-Type, every scheme it offers.
+		h.count("Unauthorized")
+		w.Header()["WWW-Authenticate"] = []string{"Negotiate", "Kerberos", `Basic realm="WSMAN"`, "CredSSP"}
+		w.Header()["Server"] = []string{"Microsoft-HTTPAPI/2.0"}
+		w.Header()["Content-Type"] = nil
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return
+	}
+	req, err := parseRequest(body)
+	if err != nil {
+		h.writeFault(w, "", FaultInvalidParameter)
+		return
+	}
+	action := req.Header.Action
+	h.count(shortAction(action))
+	mid := req.Header.MessageID
+	switch action {
+	case actionCreate:
+		h.create(w, r, req, f)
+	case actionCommand:
+		h.command(w, req, f)
+	case actionSend:
+		h.send(w, req)
+	case actionReceive:
+		h.receive(w, r, req, f)
+	case actionSignal:
+		if _, ok := h.lookup(req.shellID()); !ok {
+			h.writeFault(w, mid, faultShellNotFound(req.shellID()))
+			return
+		}
+		h.write(w, envelope(actionSignal+"Response", mid, `<rsp:SignalResponse/>`))
+	case actionDelete:
+		id := req.shellID()
+		h.mu.Lock()
+		_, ok := h.shells[id]
+		delete(h.shells, id)
+		h.mu.Unlock()
+		if !ok {
+			h.writeFault(w, mid, faultShellNotFound(id))
+			return
+		}
+		h.st.open.Add(-1)
+		h.write(w, envelope(actionDelete+"Response", mid, ""))
+	default:
+		h.writeFault(w, mid, FaultInvalidParameter)
+	}
+}
+
+func (h *Handler) authorized(r *http.Request) bool {
+	if len(h.Users) == 0 {
+		return true
+	}
+	u, p, ok := r.BasicAuth()
+	if !ok {
+		return false
+	}
+	want, ok := h.Users[u]
+	return ok && want == p
+}
+
+func (h *Handler) write(w http.ResponseWriter, s string) {
+	w.Header().Set("Content-Type", "application/soap+xml;charset=UTF-8")
+	w.Header().Set("Server", "Microsoft-HTTPAPI/2.0")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, s)
+}
+
+func (h *Handler) writeFault(w http.ResponseWriter, relatesTo string, f Fault) {
+	w.Header().Set("Content-Type", "application/soap+xml;charset=UTF-8")
+	w.Header().Set("Server", "Microsoft-HTTPAPI/2.0")
+	w.WriteHeader(http.StatusInternalServerError)
+	_, _ = io.WriteString(w, f.render(relatesTo, h.Host))
+}
+
+func (h *Handler) lookup(id string) (*shell, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.shells[id]
+	return s, ok
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request, f Faults) {
+	mid := req.Header.MessageID
+	switch {
+	case f.Hang:
+		select {
+		case <-r.Context().Done():
+		case <-h.done:
+		}
+		return
+	case f.ResetOnCreate:
+		resetConnection(w)
+		return
+	case f.AccessDenied:
+		h.writeFault(w, mid, FaultAccessDenied)
+		return
+	case f.QuotaExceeded:
+		h.writeFault(w, mid, FaultQuotaShells)
+		return
+	case f.CreateFaultRaw:
+		// A fault whose Action is not the WS-Man fault action: masterzen's parser then
+		// finds no ShellId and reports no error (wsman.md, traps).
+		s := FaultQuotaShells.render(mid, h.Host)
+		s = strings.Replace(s, actionFault, "http://schemas.xmlsoap.org/ws/2004/08/addressing/fault", 1)
+		w.Header().Set("Content-Type", "application/soap+xml;charset=UTF-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, s)
+		return
+	}
+	id := strings.ToUpper(newGUID())
+	h.mu.Lock()
+	h.shells[id] = &shell{id: id, commands: map[string]*command{}}
+	h.mu.Unlock()
+	h.st.open.Add(1)
+	user, _, _ := r.BasicAuth()
+	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
+	addr := "http://" + r.Host + "/wsman"
+	if r.TLS != nil {
+		addr = "https://" + r.Host + "/wsman"
+	}
+	body := `<x:ResourceCreated><a:Address>` + esc(addr) + `</a:Address><a:ReferenceParameters><w:ResourceURI>` + resourceCmd +
+		`</w:ResourceURI><w:SelectorSet><w:Selector Name="ShellId">` + id + `</w:Selector></w:SelectorSet></a:ReferenceParameters></x:ResourceCreated>` +
+		`<rsp:Shell xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><rsp:ShellId>` + id + `</rsp:ShellId><rsp:ResourceUri>` + resourceCmd +
+		`</rsp:ResourceUri><rsp:Owner>` + esc(user) + `</rsp:Owner><rsp:ClientIP>` + esc(clientIP) + `</rsp:ClientIP><rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut>` +
+		`<rsp:InputStreams>stdin</rsp:InputStreams><rsp:OutputStreams>stdout stderr</rsp:OutputStreams><rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime>` +
+		`<rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity></rsp:Shell>`
+	h.write(w, envelope(actionCreate+"Response", mid, body))
+}
+
+// resetConnection aborts the TCP connection with RST (SO_LINGER 0).
+func resetConnection(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	nc := conn
+	if t, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		nc = t.NetConn()
+	}
+	if tcp, ok := nc.(*net.TCPConn); ok {
+		_ = tcp.SetLinger(0)
+	}
+	_ = nc.Close()
+}
+
+func (h *Handler) command(w http.ResponseWriter, req *request, f Faults) {
+	mid := req.Header.MessageID
+	sh, ok := h.lookup(req.shellID())
+	if !ok {
+		h.writeFault(w, mid, faultShellNotFound(req.shellID()))
+		return
+	}
+	if req.Body.CommandLine == nil {
+		h.writeFault(w, mid, FaultInvalidParameter)
+		return
+	}
+	line := strings.TrimSpace(req.Body.CommandLine.Command)
+	for _, a := range req.Body.CommandLine.Arguments {
+		line += " " + strings.TrimSpace(a)
+	}
+	c := h.run(line, f)
+	id := strings.ToUpper(newGUID())
+	h.mu.Lock()
+	sh.commands[id] = c
+	h.mu.Unlock()
+	h.write(w, envelope(actionCommand+"Response", mid, `<rsp:CommandResponse><rsp:CommandId>`+id+`</rsp:CommandId></rsp:CommandResponse>`))
+}
+
+// run "executes" a command line: only the collection script is accepted.
+func (h *Handler) run(line string, f Faults) *command {
+	c := &command{readyAt: time.Now().Add(f.ScriptDelay)}
+	p, err := collect.ParseCollectionCommand(line)
+	if err != nil {
+		h.st.mu.Lock()
+		h.st.rejected = append(h.st.rejected, Rejection{Host: h.Host, Command: line, Reason: err.Error()})
+		h.st.mu.Unlock()
+		c.exit = 1
+		c.stderr = clixmlError("winrmtest: command rejected: only the rdsaudit collection script runs here")
+		return c
+	}
+	switch {
+	case f.ScriptError:
+		c.exit = 1
+		c.stderr = clixmlError("Get-WmiObject : Invalid class \"Win32_TerminalServiceSetting\"")
+		return c
+	case f.NonJSON:
+		c.stdout = []byte("WARNING: this is not JSON\r\n")
+		return c
+	}
+	ev := Answer(h.Evidence, h.Host, p)
+	if f.WrongSchema {
+		ev.Schema = "rdsaudit.evidence/v0"
+	}
+	out, err := json.Marshal(ev)
+	if err != nil {
+		c.exit = 1
+		c.stderr = clixmlError(err.Error())
+		return c
+	}
+	switch {
+	case f.Truncated:
+		out = out[:len(out)/2]
+	case f.HugeOutput > len(out):
+		out = append(out, bytes.Repeat([]byte(" "), f.HugeOutput-len(out))...)
+	}
+	c.stdout = out
+	return c
+}
+
+// clixmlError renders an error the way encoded PowerShell writes it on stderr.
+func clixmlError(msg string) []byte {
+	return []byte("#< CLIXML\r\n<Objs Version=\"1.1.0.1\" xmlns=\"http://schemas.microsoft.com/powershell/2004/04\">" +
+		"<S S=\"Error\">" + esc(msg) + "_x000D__x000A_</S></Objs>")
+}
+
+func (h *Handler) send(w http.ResponseWriter, req *request) {
+	mid := req.Header.MessageID
+	if _, ok := h.lookup(req.shellID()); !ok {
+		h.writeFault(w, mid, faultShellNotFound(req.shellID()))
+		return
+	}
+	h.write(w, envelope(actionSend+"Response", mid, `<rsp:SendResponse/>`))
+}
+
+func (h *Handler) receive(w http.ResponseWriter, r *http.Request, req *request, f Faults) {
+	mid := req.Header.MessageID
+	id := req.shellID()
+	sh, ok := h.lookup(id)
+	if ok && f.LoseShell {
+		h.mu.Lock()
+		if _, still := h.shells[id]; still {
+			delete(h.shells, id)
+			h.st.open.Add(-1)
+		}
+		h.mu.Unlock()
+		ok = false
+	}
+	if !ok || req.Body.Receive == nil {
+		h.writeFault(w, mid, faultShellNotFound(id))
+		return
+	}
+	cid := req.Body.Receive.DesiredStream.CommandID
+	h.mu.Lock()
+	c := sh.commands[cid]
+	h.mu.Unlock()
+	if c == nil {
+		h.writeFault(w, mid, FaultInvalidParameter)
+		return
+	}
+	if wait := time.Until(c.readyAt); wait > 0 {
+		timeout := parseDuration(req.Header.OperationTimeout)
+		if wait > timeout {
+			// No output within OperationTimeout: the client is expected to ask again.
+			select {
+			case <-time.After(timeout):
+			case <-r.Context().Done():
+				return
+			case <-h.done:
+				return
+			}
+			h.writeFault(w, mid, FaultTimedOut)
+			return
+		}
+		select {
+		case <-time.After(wait):
+		case <-r.Context().Done():
+			return
+		case <-h.done:
+			return
+		}
+	}
+	chunk := f.ChunkSize
+	if chunk <= 0 {
+		chunk = 32 << 10
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b strings.Builder
+	if c.sentOut == 0 && len(c.stderr) > 0 {
+		// stderr may come first; split in two chunks to exercise reassembly.
+		half := len(c.stderr) / 2
+		for _, part := range [][]byte{c.stderr[:half], c.stderr[half:]} {
+			b.WriteString(`<rsp:Stream Name="stderr" CommandId="` + cid + `">` + base64.StdEncoding.EncodeToString(part) + `</rsp:Stream>`)
+		}
+	}
+	end := min(c.sentOut+chunk, len(c.stdout))
+	if end > c.sentOut {
+		b.WriteString(`<rsp:Stream Name="stdout" CommandId="` + cid + `">` + base64.StdEncoding.EncodeToString(c.stdout[c.sentOut:end]) + `</rsp:Stream>`)
+	}
+	c.sentOut = end
+	if c.sentOut < len(c.stdout) {
+		b.WriteString(`<rsp:CommandState CommandId="` + cid + `" State="` + stateRunning + `"/>`)
+	} else {
+		c.finished = true
+		b.WriteString(`<rsp:Stream Name="stdout" CommandId="` + cid + `" End="true"></rsp:Stream><rsp:Stream Name="stderr" CommandId="` + cid + `" End="true"></rsp:Stream>`)
+		b.WriteString(`<rsp:CommandState CommandId="` + cid + `" State="` + stateDone + `"><rsp:ExitCode>` + strconv.Itoa(c.exit) + `</rsp:ExitCode></rsp:CommandState>`)
+	}
+	if c.sentOut > 0 || c.finished {
+		c.stderr = nil // sent once
+	}
+	h.write(w, envelope(actionReceive+"Response", mid, `<rsp:ReceiveResponse>`+b.String()+`</rsp:ReceiveResponse>`))
+}
+
+// parseDuration reads an xs:duration of the form PTnS / PTn.nnnS (default 60 s).
+func parseDuration(s string) time.Duration {
+	s = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(s), "PT"), "S")
+	if v, err := strconv.ParseFloat(s, 64); err == nil && v > 0 {
+		return time.Duration(v * float64(time.Second))
+	}
+	return 60 * time.Second
+}
+
+func newGUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// Server is one virtual host listening on loopback.
+type Server struct {
+	URL      string // http(s)://127.0.0.1:port/wsman
+	Addr     string // 127.0.0.1:port
+	Host     string
+	Port     int
+	TLS      bool
+	*Handler // SetFaults etc.
+
+	srv *http.Server
+	ln  net.Listener
+	ca  *authority
+	own bool // owns its state (standalone server)
+}
+
+// ServerOptions configure a standalone Server.
+type ServerOptions struct {
+	Users  map[string]string // Basic credentials; empty accepts any
+	Faults Faults
+	Listen string // address to listen on; default "127.0.0.1:0"
+}
+
+// NewServer starts a plain-HTTP simulator for one virtual host on loopback. Like
+// httptest.NewServer it panics if it cannot listen.
+func NewServer(host string, ev *collect.Evidence, opts ServerOptions) *Server {
+	s, err := startServer(host, ev, opts.Users, opts.Faults, opts.Listen, nil, newState())
+	if err != nil {
+		panic(fmt.Sprintf("winrmtest: %v", err))
+	}
+	s.own = true
+	return s
+}
+
+// NewTLSServer is NewServer over HTTPS with a throwaway CA (see CACertPEM).
+func NewTLSServer(host string, ev *collect.Evidence, opts ServerOptions) *Server {
+	ca, err := newAuthority(hostOf(opts.Listen))
+	if err != nil {
+		panic(fmt.Sprintf("winrmtest: %v", err))
+	}
+	s, err := startServer(host, ev, opts.Users, opts.Faults, opts.Listen, ca, newState())
+	if err != nil {
+		panic(fmt.Sprintf("winrmtest: %v", err))
+	}
+	s.own = true
+	return s
+}
+
+func hostOf(listen string) string {
+	h, _, err := net.SplitHostPort(listen)
+	if err != nil || h == "" {
+		return "127.0.0.1"
+	}
+	return h
+}
+
+func startServer(host string, ev *collect.Evidence, users map[string]string, f Faults, listen string, ca *authority, st *state) (*Server, error) {
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", listen, err)
+	}
+	h := newHandler(host, ev, users, st)
+	h.SetFaults(f)
+	s := &Server{Handler: h, ln: ln, ca: ca, TLS: ca != nil, Host: host}
+	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: nil}
+	s.srv.ErrorLog = discardLogger()
+	tcp := ln.Addr().(*net.TCPAddr)
+	s.Port = tcp.Port
+	s.Addr = ln.Addr().String()
+	scheme := "http"
+	if ca != nil {
+		scheme = "https"
+		s.srv.TLSConfig = ca.serverConfig()
+	}
+	s.URL = scheme + "://" + s.Addr + "/wsman"
+	go func() {
+		var err error
+		if ca != nil {
+			err = s.srv.ServeTLS(ln, "", "")
+		} else {
+			err = s.srv.Serve(ln)
+		}
+		_ = err // http.ErrServerClosed after Close
+	}()
+	return s, nil
+}
+
+// CACertPEM returns the PEM of the CA that signed a TLS server's certificate (nil for
+// plain HTTP).
+func (s *Server) CACertPEM() []byte {
+	if s.ca == nil {
+		return nil
+	}
+	return s.ca.certPEM
+}
+
+// OpenShells is the number of shells created and not deleted.
+func (s *Server) OpenShells() int { return int(s.st.open.Load()) }
+
+// Rejected lists the commands refused because they were not the collection script.
+func (s *Server) Rejected() []Rejection { return s.st.rejectedCopy() }
+
+// Stats returns request counts by action.
+func (s *Server) Stats() Stats { return s.st.statsCopy() }
+
+// Close stops the server, releasing hanging requests and closing connections.
+func (s *Server) Close() {
+	s.Handler.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		_ = s.srv.Close()
+	}
+}
+
+func (st *state) rejectedCopy() []Rejection {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return append([]Rejection(nil), st.rejected...)
+}
+
+func (st *state) statsCopy() Stats {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := Stats{}
+	for k, v := range st.stats {
+		out[k] = v
+	}
+	return out
+}
+
+var errNoHost = errors.New("winrmtest: no such virtual host")

@@ -1,0 +1,140 @@
+package winrmtest
+
+import (
+	"encoding/xml"
+	"fmt"
+	"html"
+	"strings"
+)
+
+// WS-Man URIs the simulator speaks (wsman.md).
+const (
+	actionCreate   = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create"
+	actionDelete   = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete"
+	actionCommand  = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command"
+	actionSend     = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send"
+	actionReceive  = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive"
+	actionSignal   = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Signal"
+	actionFault    = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
+	resourceCmd    = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+	stateDone      = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done"
+	stateRunning   = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Running"
+	anonymous      = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
+	nsDeclarations = `xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" ` +
+		`xmlns:x="http://schemas.xmlsoap.org/ws/2004/09/transfer" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" ` +
+		`xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell" xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd"`
+)
+
+// request is the part of a WS-Man request the simulator reads. Namespaces are ignored
+// (local names only), as a tolerant server must: clients differ in prefixes.
+type request struct {
+	Header struct {
+		Action           string `xml:"Action"`
+		MessageID        string `xml:"MessageID"`
+		OperationTimeout string `xml:"OperationTimeout"`
+		ResourceURI      string `xml:"ResourceURI"`
+		Selectors        []struct {
+			Name  string `xml:"Name,attr"`
+			Value string `xml:",chardata"`
+		} `xml:"SelectorSet>Selector"`
+	} `xml:"Header"`
+	Body struct {
+		Shell       *struct{} `xml:"Shell"`
+		CommandLine *struct {
+			Command   string   `xml:"Command"`
+			Arguments []string `xml:"Arguments"`
+		} `xml:"CommandLine"`
+		Receive *struct {
+			DesiredStream struct {
+				CommandID string `xml:"CommandId,attr"`
+			} `xml:"DesiredStream"`
+		} `xml:"Receive"`
+		Send *struct {
+			Streams []struct {
+				CommandID string `xml:"CommandId,attr"`
+				End       string `xml:"End,attr"`
+				Data      string `xml:",chardata"`
+			} `xml:"Stream"`
+		} `xml:"Send"`
+		Signal *struct {
+			CommandID string `xml:"CommandId,attr"`
+			Code      string `xml:"Code"`
+		} `xml:"Signal"`
+	} `xml:"Body"`
+}
+
+func parseRequest(b []byte) (*request, error) {
+	var r request
+	if err := xml.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func (r *request) shellID() string {
+	for _, s := range r.Header.Selectors {
+		if strings.EqualFold(s.Name, "ShellId") {
+			return strings.TrimSpace(s.Value)
+		}
+	}
+	return ""
+}
+
+func esc(s string) string { return html.EscapeString(s) }
+
+// envelope renders a response the way Windows does: one compact line, no XML
+// declaration, RelatesTo echoing the request's MessageID.
+func envelope(action, relatesTo, body string) string {
+	return `<s:Envelope xml:lang="en-US" ` + nsDeclarations + `><s:Header><a:Action>` + action +
+		`</a:Action><a:MessageID>uuid:` + newGUID() + `</a:MessageID><a:To>` + anonymous +
+		`</a:To><a:RelatesTo>` + esc(relatesTo) + `</a:RelatesTo></s:Header><s:Body>` + body + `</s:Body></s:Envelope>`
+}
+
+// Fault is a WS-Man SOAP fault as Windows sends it (wsman.md, Faults).
+type Fault struct {
+	Code    string // s:Sender or s:Receiver
+	Subcode string // w:TimedOut, w:AccessDenied, ...
+	WSMan   string // f:WSManFault Code, "" for none
+	Text    string // s:Reason/s:Text, with Windows' trailing space
+	Detail  string // optional w:FaultDetail URI
+}
+
+// The faults of wsman.md, texts verbatim.
+var (
+	FaultTimedOut = Fault{Code: "s:Receiver", Subcode: "w:TimedOut", WSMan: "2150858793",
+		Text: "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.  "}
+	FaultAccessDenied = Fault{Code: "s:Sender", Subcode: "w:AccessDenied", WSMan: "5", Text: "Access is denied. "}
+	FaultQuotaShells  = Fault{Code: "s:Receiver", Subcode: "w:QuotaLimit", WSMan: "2150859173",
+		Text: "The WS-Management service cannot process the request. This user is allowed a maximum number of 30 concurrent shells, which has been exceeded. Close existing shells or raise the quota for this user. "}
+	FaultQuotaOperations = Fault{Code: "s:Receiver", Subcode: "w:QuotaLimit", WSMan: "2150859174",
+		Text: "The WS-Management service cannot process the request. This user is allowed a maximum number of 1500 concurrent operations, which has been exceeded. Close existing operations for this user, or raise the quota for this user. "}
+	FaultInvalidParameter = Fault{Code: "s:Sender", Subcode: "w:InvalidParameter", Text: "The parameter is incorrect. "}
+)
+
+// faultShellNotFound is the fault for an unknown, closed or expired shell.
+func faultShellNotFound(id string) Fault {
+	return Fault{Code: "s:Sender", Subcode: "w:InvalidSelectors", WSMan: "2150858843",
+		Detail: "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors",
+		Text: fmt.Sprintf("The request for the Windows Remote Shell with ShellId %s failed because the shell was not found on the server. "+
+			"Possible causes are: the specified ShellId is incorrect or the shell no longer exists on the server. "+
+			"Provide the correct ShellId or create a new shell and retry the operation. ", id)}
+}
+
+func (f Fault) render(relatesTo, machine string) string {
+	var b strings.Builder
+	b.WriteString(`<s:Fault><s:Code><s:Value>` + f.Code + `</s:Value><s:Subcode><s:Value>` + f.Subcode +
+		`</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">` + esc(f.Text) + `</s:Text></s:Reason>`)
+	if f.WSMan != "" || f.Detail != "" {
+		b.WriteString(`<s:Detail>`)
+		if f.Detail != "" {
+			b.WriteString(`<w:FaultDetail>` + f.Detail + `</w:FaultDetail>`)
+		}
+		if f.WSMan != "" {
+			b.WriteString(`<f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code="` + f.WSMan +
+				`" Machine="` + esc(machine) + `"><f:Message>` + esc(f.Text) + `</f:Message></f:WSManFault>`)
+		}
+		b.WriteString(`</s:Detail>`)
+	}
+	b.WriteString(`</s:Fault>`)
+	return envelope(actionFault, relatesTo, b.String())
+}
