@@ -1,0 +1,143 @@
+package rules
+
+import (
+	"github.com/rdsaudit/rdsaudit/collect"
+)
+
+// Scope says what a rule's subjects are.
+type Scope string
+
+const (
+	ScopeHost  Scope = "host"  // one result per targeted host of the rule's roles
+	ScopeGroup Scope = "group" // one result per group of session hosts
+	ScopeFleet Scope = "fleet" // results per fleet-wide item (CAL type × version, waiver)
+)
+
+// Param is a rule parameter the rule set may set.
+type Param struct {
+	Name        string `json:"name"`
+	Default     any    `json:"default"` // int or string; the rule set value must have the same type
+	Description string `json:"description"`
+}
+
+// RuleInfo describes a rule for `rdsaudit rules` and for reports.
+type RuleInfo struct {
+	ID          string   `json:"id"`
+	Severity    Severity `json:"severity"` // default severity
+	Title       string   `json:"title"`
+	Rationale   string   `json:"rationale"`
+	Remediation string   `json:"remediation"`
+	References  []string `json:"references,omitempty"`
+	// Evidence names the evidence fields the rule reads.
+	Evidence []string `json:"evidence"`
+	Scope    Scope    `json:"scope"`
+	// Roles limits a host rule's subjects to hosts with one of these inventory roles.
+	Roles        []string `json:"roles,omitempty"`
+	NeedsHistory bool     `json:"needs_history,omitempty"`
+	Params       []Param  `json:"params,omitempty"`
+}
+
+// Rule is one catalogue entry. The check methods are unexported: the catalogue below is
+// the only list of rules.
+type Rule interface {
+	Info() RuleInfo
+}
+
+type hostRule interface {
+	Rule
+	checkHost(c *evalCtx, h *collect.Facts, s *sink)
+}
+
+// uncollectedRule is a host rule that judges uncollected hosts itself (the engine
+// otherwise reports them as errors).
+type uncollectedRule interface {
+	checkUncollected(c *evalCtx, h *collect.Facts, s *sink)
+}
+
+type groupRule interface {
+	Rule
+	checkGroup(c *evalCtx, g *group, s *sink)
+}
+
+type fleetRule interface {
+	Rule
+	checkFleet(c *evalCtx, s *sink)
+}
+
+// catalogue is the rule list, in report order. Adding a rule means adding it here.
+var catalogue = []Rule{
+	mode001{}, mode002{}, mode003{}, mode004{}, mode005{}, mode006{}, mode007{},
+	ls001{}, ls002{}, ls003{}, ls004{}, ls005{}, ls006{}, ls007{},
+	grace001{}, grace002{}, grace003{}, grace004{}, grace005{}, grace006{}, grace007{}, grace008{}, grace009{},
+	cal001{}, cal002{}, cal003{}, cal004{}, cal005{}, cal006{}, cal007{},
+	client001{}, client002{},
+	collect001{}, collect002{},
+}
+
+// WaiverRuleID is the rule raised by an expired waiver. The engine evaluates it after
+// the waivers were applied.
+const WaiverRuleID = "RDS-WAIVER-001"
+
+var waiverRuleInfo = RuleInfo{
+	ID: WaiverRuleID, Severity: SevMedium, Scope: ScopeFleet,
+	Title:       "Waiver expired",
+	Rationale:   "A waiver accepts a known failure for a limited time. Once it expires it stops applying: the failures it covered count again, and the lapse itself needs a decision.",
+	Remediation: "Fix the waived failures, or renew the waiver with a new expiry, approver and ticket.",
+	Evidence:    []string{"ruleset:waivers[].expires"},
+}
+
+// Rules returns every rule's description in catalogue order (RDS-WAIVER-001 last).
+func Rules() []RuleInfo {
+	out := make([]RuleInfo, 0, len(catalogue)+1)
+	for _, r := range catalogue {
+		out = append(out, r.Info())
+	}
+	return append(out, waiverRuleInfo)
+}
+
+// Lookup returns one rule's description by ID (case-sensitive, as printed).
+func Lookup(id string) (RuleInfo, bool) {
+	for _, r := range Rules() {
+		if r.ID == id {
+			return r, true
+		}
+	}
+	return RuleInfo{}, false
+}
+
+// Evidence field names (RuleInfo.Evidence, EvidenceField.Field).
+const (
+	fieldPolicyMode   = `registry:` + collect.KeyPolicy + `\` + collect.ValLicensingMode
+	fieldLocalMode    = `registry:` + collect.KeyLicensingCore + `\` + collect.ValLicensingMode
+	fieldWMIMode      = `wmi:Win32_TerminalServiceSetting.LicensingType`
+	fieldWMIModeSrc   = `wmi:Win32_TerminalServiceSetting.PolicySourceLicensingType`
+	fieldTSMode       = `wmi:Win32_TerminalServiceSetting.TerminalServerMode`
+	fieldPolicyLS     = `registry:` + collect.KeyPolicy + `\` + collect.ValLicenseServers
+	fieldLocalLS      = `registry:` + collect.KeyLocalLS + `\` + collect.ValSpecifiedLS
+	fieldWMILS        = `wmi:Win32_TerminalServiceSetting.GetSpecifiedLicenseServerList().SpecifiedLSList`
+	fieldConnectivity = `wmi:Win32_TerminalServiceSetting.GetTStoLSConnectivityStatus()`
+	fieldGraceDays    = `wmi:Win32_TerminalServiceSetting.GetGracePeriodDays().DaysLeft`
+	fieldGraceKey     = `registry:` + collect.KeyGracePeriod
+	fieldTimebomb     = `registry:` + collect.KeyGracePeriod + `\` + collect.ValTimebomb
+	fieldCert         = `registry:` + collect.KeyRCM + `\` + collect.ValX509Certificate
+	fieldTooltip      = `registry:` + collect.KeyPolicy + `\` + collect.ValTooltip
+	fieldPartOfDomain = `wmi:Win32_ComputerSystem.PartOfDomain`
+	fieldOSVersion    = `wmi:Win32_OperatingSystem.Version/BuildNumber/Caption`
+	fieldInstallDate  = `wmi:Win32_OperatingSystem.InstallDate`
+	fieldActivation   = `wmi:Win32_TSLicenseServer.GetActivationStatus()`
+	fieldKeyPack      = `wmi:Win32_TSLicenseKeyPack`
+	fieldIssued       = `wmi:Win32_TSIssuedLicense`
+	fieldReport       = `wmi:Win32_TSLicenseReport.FetchReportSummaryEntries()`
+	fieldClientStore  = `registry:` + collect.KeyClientStore
+	fieldInventory    = `inventory:hosts`
+	fieldLedger       = `ledger:entitlements`
+	fieldHistory      = `history:previous runs`
+	fieldCollection   = `collection:status/failure`
+)
+
+var refModes = "https://learn.microsoft.com/en-us/troubleshoot/windows-server/remote/licensing-mode-change-rds"
+var refLicensing = "https://learn.microsoft.com/en-us/windows-server/remote/remote-desktop-services/rds-client-access-license"
+var refCALVersions = "https://learn.microsoft.com/en-us/windows-server/remote/remote-desktop-services/rds-client-access-license#cal-compatibility"
+var refTrack = "https://learn.microsoft.com/en-us/windows-server/remote/remote-desktop-services/rds-track-cals"
+var refWMI = "https://learn.microsoft.com/en-us/windows/win32/termserv/win32-terminalservicesetting"
+var refDomain = "docs: shared/domain.md"

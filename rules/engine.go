@@ -1,0 +1,428 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rdsaudit/rdsaudit/collect"
+)
+
+// Input is everything one evaluation reads. Evaluate does no I/O: the rule set, the
+// ledger and the history are loaded by the caller.
+type Input struct {
+	// Now is the evaluation clock (the run's start); results never read the wall clock.
+	Now time.Time
+	// Hosts holds every targeted host, collected or not.
+	Hosts        []*collect.Facts
+	Entitlements []Entitlement
+	// Ledger says whether an entitlement ledger was given at all (an empty ledger is a
+	// ledger that entitles nothing). When false and Entitlements is empty, the ledger
+	// rules are not applicable.
+	Ledger  bool
+	RuleSet *RuleSet // nil: DefaultRuleSet()
+	History History  // nil: no history; history rules are not applicable
+}
+
+// Evaluation is the outcome of one evaluation: every result (pass, fail, not applicable,
+// error), each waiver's status, and the CAL position.
+type Evaluation struct {
+	Now            time.Time      `json:"now"`
+	RuleSetVersion int            `json:"rule_set_version"`
+	RuleSetHash    string         `json:"rule_set_hash,omitempty"`
+	RuleSetSource  string         `json:"rule_set_source,omitempty"`
+	FailOn         Severity       `json:"fail_on"`
+	Disabled       []string       `json:"disabled_rules,omitempty"`
+	Results        []Result       `json:"results"`
+	Waivers        []WaiverStatus `json:"waivers,omitempty"`
+	Position       []PositionRow  `json:"position,omitempty"`
+}
+
+// Counts tallies results by outcome; waived failures are counted in Waived, not Fail.
+type Counts struct {
+	Pass          int `json:"pass"`
+	Fail          int `json:"fail"`
+	Waived        int `json:"waived"`
+	NotApplicable int `json:"not_applicable"`
+	Error         int `json:"error"`
+}
+
+// Counts tallies the results.
+func (e *Evaluation) Counts() Counts {
+	var c Counts
+	for i := range e.Results {
+		switch r := &e.Results[i]; {
+		case r.Outcome == Fail && r.Waived:
+			c.Waived++
+		case r.Outcome == Fail:
+			c.Fail++
+		case r.Outcome == Pass:
+			c.Pass++
+		case r.Outcome == NotApplicable:
+			c.NotApplicable++
+		case r.Outcome == Error:
+			c.Error++
+		}
+	}
+	return c
+}
+
+// Blocking returns the failures that decide the verdict: unwaived failures at or above
+// FailOn, in result order.
+func (e *Evaluation) Blocking() []*Result {
+	var out []*Result
+	for i := range e.Results {
+		if r := &e.Results[i]; r.Outcome == Fail && !r.Waived && r.Severity >= e.FailOn {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Failed reports whether any unwaived failure is at or above FailOn. Errors (missing
+// evidence) do not fail the run by themselves; an uncollected host fails RDS-COLLECT-001.
+func (e *Evaluation) Failed() bool {
+	for i := range e.Results {
+		if r := &e.Results[i]; r.Outcome == Fail && !r.Waived && r.Severity >= e.FailOn {
+			return true
+		}
+	}
+	return false
+}
+
+// ExitCode is the process exit code the verdict maps to: 0 passed, 1 failed.
+func (e *Evaluation) ExitCode() int {
+	if e.Failed() {
+		return 1
+	}
+	return 0
+}
+
+// sevRule marks a result whose severity the engine fills from the rule (default or
+// rule-set override).
+const sevRule Severity = -1
+
+// sink collects one rule's results.
+type sink struct {
+	info RuleInfo
+	out  []Result
+}
+
+func (s *sink) add(r Result) {
+	r.RuleID = s.info.ID
+	r.Severity = sevRule
+	s.out = append(s.out, r)
+}
+
+// addSev adds a result whose severity the rule computed (GRACE-001); a rule-set severity
+// override still replaces it.
+func (s *sink) addSev(r Result, sev Severity) {
+	r.RuleID = s.info.ID
+	r.Severity = sev
+	s.out = append(s.out, r)
+}
+
+// Evaluate runs the enabled rules of the catalogue over the input. It is deterministic:
+// the same input gives the same results in the same order.
+func Evaluate(in Input) *Evaluation {
+	rs := in.RuleSet
+	if rs == nil {
+		rs = DefaultRuleSet()
+	}
+	c := newContext(in, rs)
+	ev := &Evaluation{Now: in.Now.UTC(), RuleSetVersion: rs.Version, RuleSetHash: rs.Hash,
+		RuleSetSource: rs.Source, FailOn: rs.FailOn}
+	s := &sink{}
+	for _, rule := range catalogue {
+		info := rule.Info()
+		if !rs.Enabled(info.ID) {
+			ev.Disabled = append(ev.Disabled, info.ID)
+			continue
+		}
+		s.info, s.out = info, s.out[:0]
+		switch r := rule.(type) {
+		case hostRule:
+			for _, h := range c.hosts {
+				if !appliesTo(info, h) {
+					continue
+				}
+				if !h.Collected() {
+					if u, ok := rule.(uncollectedRule); ok {
+						u.checkUncollected(c, h, s)
+					} else {
+						s.add(notCollected(h))
+					}
+					continue
+				}
+				r.checkHost(c, h, s)
+			}
+		case groupRule:
+			for _, g := range c.groups {
+				r.checkGroup(c, g, s)
+			}
+		case fleetRule:
+			r.checkFleet(c, s)
+		default:
+			panic(fmt.Sprintf("rules: %s implements no check", info.ID))
+		}
+		sev, override := rs.severity(info)
+		for _, res := range s.out {
+			if override || res.Severity == sevRule {
+				res.Severity = sev
+			}
+			res.ID = FindingID(res.RuleID, res.Subject, res.Key)
+			ev.Results = append(ev.Results, res)
+		}
+	}
+	ev.Waivers = applyWaivers(c, ev.Results)
+	if rs.Enabled(WaiverRuleID) {
+		s.info, s.out = waiverRuleInfo, s.out[:0]
+		checkWaivers(c, ev.Waivers, s)
+		sev, _ := rs.severity(waiverRuleInfo)
+		for _, res := range s.out {
+			res.Severity = sev
+			res.ID = FindingID(res.RuleID, res.Subject, res.Key)
+			ev.Results = append(ev.Results, res)
+		}
+	} else {
+		ev.Disabled = append(ev.Disabled, WaiverRuleID)
+	}
+	ev.Position = c.position
+	sortResults(ev.Results)
+	return ev
+}
+
+func sortResults(rs []Result) {
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := &rs[i], &rs[j]
+		if a.RuleID != b.RuleID {
+			return a.RuleID < b.RuleID
+		}
+		if a.Subject.Kind != b.Subject.Kind {
+			return a.Subject.Kind < b.Subject.Kind
+		}
+		if an, bn := strings.ToLower(a.Subject.Name), strings.ToLower(b.Subject.Name); an != bn {
+			return an < bn
+		}
+		return a.Key < b.Key
+	})
+}
+
+// appliesTo: a host rule's subjects are the hosts with one of its roles.
+func appliesTo(info RuleInfo, h *collect.Facts) bool {
+	if len(info.Roles) == 0 {
+		return true
+	}
+	for _, r := range info.Roles {
+		if h.Host.HasRole(r) {
+			return true
+		}
+	}
+	return false
+}
+
+func hostSubject(h *collect.Facts) Subject {
+	return Subject{Kind: SubjectHost, Name: h.Host.Name, Group: h.Host.Group}
+}
+
+func notCollected(h *collect.Facts) Result {
+	msg := "host not collected"
+	if h.Failure != nil {
+		msg = fmt.Sprintf("host not collected (%s): %s", h.Failure.Class, h.Failure.Message)
+	}
+	return Result{Outcome: Error, Subject: hostSubject(h), Message: msg, Source: "collection",
+		Observed: "status " + string(h.Status)}
+}
+
+// group is the session hosts of one inventory group.
+type group struct {
+	Name    string
+	Members []*collect.Facts // sorted by name
+}
+
+// evalCtx is the indexed input the rules read. Built once per evaluation (linear).
+type evalCtx struct {
+	now      time.Time
+	rs       *RuleSet
+	hist     History
+	hosts    []*collect.Facts
+	groups   []*group
+	ls       map[string]*collect.Facts // license servers by ServerKey(full) and ShortName (unique only)
+	lsList   []*collect.Facts
+	issued   map[string][]issuedRef // issued Per Device CALs by ShortName(computer)
+	ent      []Entitlement
+	ledger   bool
+	position []PositionRow
+	posIndex map[posKey]int
+	lsDone   bool // every license server in the inventory was collected
+	missLS   []string
+}
+
+type issuedRef struct {
+	server *collect.Facts
+	lic    *collect.IssuedFacts
+}
+
+func newContext(in Input, rs *RuleSet) *evalCtx {
+	c := &evalCtx{now: in.Now.UTC(), rs: rs, hist: in.History, ent: in.Entitlements,
+		ledger: in.Ledger || len(in.Entitlements) > 0, ls: map[string]*collect.Facts{},
+		issued: map[string][]issuedRef{}, lsDone: true}
+	c.hosts = make([]*collect.Facts, 0, len(in.Hosts))
+	for _, h := range in.Hosts {
+		if h != nil {
+			c.hosts = append(c.hosts, h)
+		}
+	}
+	sort.SliceStable(c.hosts, func(i, j int) bool {
+		return strings.ToLower(c.hosts[i].Host.Name) < strings.ToLower(c.hosts[j].Host.Name)
+	})
+	groups := map[string]*group{}
+	short := map[string]int{}
+	for _, h := range c.hosts {
+		if h.Host.HasRole(collect.RoleSessionHost) && h.Host.Group != "" {
+			g := groups[h.Host.Group]
+			if g == nil {
+				g = &group{Name: h.Host.Group}
+				groups[h.Host.Group] = g
+				c.groups = append(c.groups, g)
+			}
+			g.Members = append(g.Members, h)
+		}
+		if !h.Host.HasRole(collect.RoleLicenseServer) {
+			continue
+		}
+		c.lsList = append(c.lsList, h)
+		if !h.Collected() || h.Holdings == nil {
+			c.lsDone = false
+			c.missLS = append(c.missLS, h.Host.Name)
+		}
+		for _, n := range []string{h.Host.Name, h.Host.Address} {
+			if n != "" {
+				c.ls[collect.ServerKey(n)] = h
+			}
+		}
+		short[collect.ShortName(h.Host.Name)]++
+	}
+	for _, h := range c.lsList {
+		if sn := collect.ShortName(h.Host.Name); short[sn] == 1 {
+			if _, taken := c.ls[sn]; !taken {
+				c.ls[sn] = h
+			}
+		}
+		if h.Holdings == nil {
+			continue
+		}
+		for i := range h.Holdings.Issued {
+			il := &h.Holdings.Issued[i]
+			if il.Computer != "" {
+				k := collect.ShortName(il.Computer)
+				c.issued[k] = append(c.issued[k], issuedRef{server: h, lic: il})
+			}
+		}
+	}
+	sort.Slice(c.groups, func(i, j int) bool { return c.groups[i].Name < c.groups[j].Name })
+	c.buildPosition()
+	return c
+}
+
+// lookupLS finds an audited license server by the name a session host specifies: the
+// full name first, then a unique short name.
+func (c *evalCtx) lookupLS(name string) *collect.Facts {
+	if h := c.ls[collect.ServerKey(name)]; h != nil {
+		return h
+	}
+	return c.ls[collect.ShortName(name)]
+}
+
+// hostServers resolves a session host's effective license servers: the audited,
+// collected servers with holdings, and the names that are not usable (not in the
+// inventory, or not collected).
+func (c *evalCtx) hostServers(h *collect.Facts) (found []*collect.Facts, missing []string) {
+	for _, n := range h.LicenseServers.Effective {
+		ls := c.lookupLS(n)
+		if ls == nil || !ls.Collected() || ls.Holdings == nil {
+			missing = append(missing, n)
+			continue
+		}
+		found = append(found, ls)
+	}
+	return found, missing
+}
+
+// isRDSH says whether the host runs the RD Session Host role: WMI TerminalServerMode
+// first, else the installed features; known false when neither says.
+func isRDSH(h *collect.Facts) (rdsh, known bool) {
+	if h.AppServer != nil {
+		return *h.AppServer, true
+	}
+	if len(h.OS.Roles) > 0 {
+		for _, r := range h.OS.Roles {
+			if strings.EqualFold(r, "RDS-RD-Server") {
+				return true, true
+			}
+		}
+		return false, true
+	}
+	return false, false
+}
+
+// requireRDSH emits not-applicable or error and returns false when the host is not
+// (known to be) an RD Session Host.
+func requireRDSH(h *collect.Facts, s *sink) bool {
+	rdsh, known := isRDSH(h)
+	switch {
+	case !known:
+		s.add(Result{Outcome: Error, Subject: hostSubject(h),
+			Message:  "cannot tell whether the RD Session Host role is installed: Win32_TerminalServiceSetting.TerminalServerMode and the installed features are missing",
+			Evidence: []EvidenceField{{Field: fieldTSMode, Value: "missing"}}})
+		return false
+	case !rdsh:
+		s.add(Result{Outcome: NotApplicable, Subject: hostSubject(h),
+			Message:  "not an RD Session Host (remote administration only)",
+			Evidence: []EvidenceField{{Field: fieldTSMode, Value: tsModeValue(h)}}})
+		return false
+	}
+	return true
+}
+
+func tsModeValue(h *collect.Facts) string {
+	switch {
+	case h.AppServer == nil:
+		return "missing; features " + strings.Join(h.OS.Roles, ",")
+	case *h.AppServer:
+		return "1 (AppServer)"
+	}
+	return "0 (remote administration)"
+}
+
+func (c *evalCtx) intParam(ruleID, name string) int {
+	return c.rs.intParam(ruleID, name)
+}
+
+func (c *evalCtx) strParam(ruleID, name string) string {
+	return c.rs.strParam(ruleID, name)
+}
+
+func days(d time.Duration) float64 { return d.Hours() / 24 }
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return "absent"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func i64(p *int64) string {
+	if p == nil {
+		return "absent"
+	}
+	return fmt.Sprint(*p)
+}
+
+func listOrNone(ss []string) string {
+	if len(ss) == 0 {
+		return "none"
+	}
+	return strings.Join(ss, ", ")
+}

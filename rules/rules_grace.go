@@ -1,0 +1,536 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rdsaudit/rdsaudit/collect"
+)
+
+// GraceDays is the grace period of a new RD Session Host (MS; older docs said 180).
+const GraceDays = 120
+
+func graceEvidence(h *collect.Facts) EvidenceField {
+	g := h.Grace
+	switch {
+	case g.DaysLeft != nil:
+		return EvidenceField{Field: fieldGraceDays, Value: fmt.Sprint(*g.DaysLeft)}
+	case g.MethodFailed:
+		return EvidenceField{Field: fieldGraceDays, Value: "call failed: " + orNone(g.MethodError)}
+	}
+	return EvidenceField{Field: fieldGraceDays, Value: "not called"}
+}
+
+// graceDays emits an error and returns nil when the host's grace days are unknown.
+func graceDays(h *collect.Facts, s *sink) *int64 {
+	if h.Grace.DaysLeft != nil {
+		return h.Grace.DaysLeft
+	}
+	msg := "grace days unknown: GetGracePeriodDays was not called (root\\cimv2\\TerminalServices not read)"
+	if h.Grace.MethodFailed {
+		msg = "grace days unknown: GetGracePeriodDays failed (" + orNone(h.Grace.MethodError) + "); see RDS-GRACE-006"
+	}
+	s.add(Result{Outcome: Error, Subject: hostSubject(h), Evidence: []EvidenceField{graceEvidence(h)}, Message: msg})
+	return nil
+}
+
+// previousRun returns the newest earlier snapshot (strictly before now), or nil. ok is
+// false when there is no history at all.
+func (c *evalCtx) previousRuns(h *collect.Facts, since time.Time) (snaps []HostSnapshot, ok bool) {
+	if c.hist == nil {
+		return nil, false
+	}
+	for _, sn := range c.hist.Previous(h.Host.Name, since) {
+		if sn.At.Before(c.now) {
+			snaps = append(snaps, sn)
+		}
+	}
+	return snaps, true
+}
+
+func noHistory(h *collect.Facts, s *sink) {
+	s.add(Result{Outcome: NotApplicable, Subject: hostSubject(h), Message: "no history of earlier runs given"})
+}
+
+// RDS-GRACE-001
+type grace001 struct{}
+
+func (grace001) Info() RuleInfo {
+	return RuleInfo{ID: "RDS-GRACE-001", Severity: SevLow, Scope: ScopeHost, Roles: sessionHost,
+		Title:       "Grace period active",
+		Rationale:   "During its grace period an RD Session Host accepts connections without CALs; when it ends, an unlicensed host refuses them. Severity rises as the days left fall (parameters critical_days, high_days, medium_days; low above).",
+		Remediation: "Make sure the host has a licensing mode, reachable activated license servers and CALs of the right type and version before the grace period ends.",
+		References:  []string{refLicensing, "domain.md §3"},
+		Evidence:    []string{fieldGraceDays, fieldCert},
+		Params: []Param{
+			{Name: "critical_days", Default: 7, Description: "days left at or below which the finding is critical"},
+			{Name: "high_days", Default: 30, Description: "days left at or below which the finding is high"},
+			{Name: "medium_days", Default: 60, Description: "days left at or below which the finding is medium (low above)"},
+		}}
+}
+
+func (grace001) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+	if !requireRDSH(h, s) {
+		return
+	}
+	d := graceDays(h, s)
+	if d == nil {
+		return
+	}
+	r := Result{Subject: hostSubject(h), Source: "wmi", Observed: fmt.Sprintf("%d days left", *d), Expected: "0 (grace period over, host licensed)",
+		Evidence: []EvidenceField{graceEvidence(h), {Field: fieldCert, Value: presence(h.Certificate.Present)}}}
+	if *d <= 0 {
+		r.Outcome, r.Message = Pass, "grace period over (0 days left); whether users are refused is RDS-GRACE-009"
+		s.add(r)
+		return
+	}
+	id := "RDS-GRACE-001"
+	sev := SevLow
+	switch {
+	case *d <= int64(c.intParam(id, "critical_days")):
+		sev = SevCritical
+	case *d <= int64(c.intParam(id, "high_days")):
+		sev = SevHigh
+	case *d <= int64(c.intParam(id, "medium_days")):
+		sev = SevMedium
+	}
+	r.Outcome = Fail
+	r.Message = fmt.Sprintf("grace period active: %d days left (GetGracePeriodDays)", *d)
+	r.Strength = "GetGracePeriodDays counts down from the first start of the RD Session Host role"
+	if h.Certificate.Present {
+		r.Strength += "; the host holds a licensing certificate, so it may already obtain CALs from a license server"
+	}
+	s.addSev(r, sev)
+}
+
+// RDS-GRACE-002
+type grace002 struct{}
+
+func (grace002) Info() RuleInfo {
+	return RuleInfo{ID: "RDS-GRACE-002", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost,
+		Title:       "Grace days above 120",
+		Rationale:   "The grace period is 120 days and only counts down (MS, MS-ENG). A higher value is impossible without tampering; reset tools write values such as 114515.",
+		Remediation: "Investigate who altered the GracePeriod key; license the host properly.",
+		References:  []string{"domain.md §3"},
+		Evidence:    []string{fieldGraceDays}}
+}
+
+func (grace002) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+	if !requireRDSH(h, s) {
+		return
+	}
+	d := graceDays(h, s)
+	if d == nil {
+		return
+	}
+	r := Result{Subject: hostSubject(h), Source: "wmi", Observed: fmt.Sprintf("%d days left", *d), Expected: fmt.Sprintf("at most %d", GraceDays),
+		Evidence: []EvidenceField{graceEvidence(h)}}
+	if *d > GraceDays {
+		r.Outcome = Fail
+		r.Message = fmt.Sprintf("GetGracePeriodDays reports %d days left, more than the %d-day grace period", *d, GraceDays)
+		r.Strength = "strong: the counter starts at 120 and only counts down; a higher value requires writing the GracePeriod key"
+	} else {
+		r.Outcome, r.Message = Pass, fmt.Sprintf("%d grace days left is within the %d-day grace period", *d, GraceDays)
+	}
+	s.add(r)
+}
+
+// RDS-GRACE-003
+type grace003 struct{}
+
+func (grace003) Info() RuleInfo {
+	return RuleInfo{ID: "RDS-GRACE-003", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost, NeedsHistory: true,
+		Title:       "Grace days increased since the previous audit",
+		Rationale:   "The grace counter only counts down; a value higher than at the previous audit (beyond a ±1 day tolerance) means the GracePeriod key was deleted or rewritten in between.",
+		Remediation: "Investigate the reset (scheduled tasks, scripts writing HKLM\\...\\RCM\\GracePeriod) and license the host.",
+		References:  []string{"domain.md §3"},
+		Evidence:    []string{fieldGraceDays, fieldHistory}}
+}
+
+func (grace003) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+	if !requireRDSH(h, s) {
+		return
+	}
+	snaps, ok := c.previousRuns(h, time.Time{})
+	if !ok {
+		noHistory(h, s)
+		return
+	}
+	var prev *HostSnapshot
+	for i := range snaps {
+		if snaps[i].GraceDays != nil {
+			prev = &snaps[i]
+			break
+		}
+	}
+	if prev == nil {
+		s.add(Result{Outcome: NotApplicable, Subject: hostSubject(h), Message: "no earlier run recorded grace days for this host"})
+		return
+	}
+	d := graceDays(h, s)
+	if d == nil {
+		return
+	}
+	elapsed := days(c.now.Sub(prev.At))
+	r := Result{Subject: hostSubject(h), Source: "wmi, history",
+		Observed: fmt.Sprintf("%d days left now; %d at run %s (%s, %.1f days earlier)", *d, *prev.GraceDays, prev.RunID, prev.At.UTC().Format(time.RFC3339), elapsed),
+		Expected: fmt.Sprintf("at most %d (previous value + 1 day tolerance)", *prev.GraceDays+1),
+		Evidence: []EvidenceField{graceEvidence(h), {Field: fmt.Sprintf("history:run %s grace_days", prev.RunID), Value: fmt.Sprint(*prev.GraceDays)}}}
+	if *d > *prev.GraceDays+1 {
+		r.Outcome = Fail
+		r.Message = fmt.Sprintf("grace days rose from %d to %d since the audit of %s", *prev.GraceDays, *d, prev.At.UTC().Format("2006-01-02"))
+		r.Strength = "strong: the counter only counts down; an increase means the GracePeriod key was deleted or rewritten and the service restarted"
+	} else {
+		r.Outcome, r.Message = Pass, fmt.Sprintf("grace days did not increase (%d then, %d now)", *prev.GraceDays, *d)
+	}
+	s.add(r)
+}
+
+// RDS-GRACE-004
+type grace004 struct{}
+
+func (grace004) Info() RuleInfo {
+	return RuleInfo{ID: "RDS-GRACE-004", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost,
+		Title:       "Grace period active on a host in service for more than 120 days",
+		Rationale:   "The grace period lasts 120 days from the first start of the RD Session Host role. Days still left on a host installed more than 120 days ago suggest a reset — or a role added later than the OS install.",
+		Remediation: "Compare with the date the RD Session Host role was installed; if it is older than 120 days, investigate a grace reset.",
+		References:  []string{"domain.md §3"},
+		Evidence:    []string{fieldGraceDays, fieldInstallDate}}
+}
+
+func (grace004) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+	if !requireRDSH(h, s) {
+		return
+	}
+	d := graceDays(h, s)
+	if d == nil {
+		return
+	}
+	sub := hostSubject(h)
+	if *d <= 0 {
+		s.add(Result{Outcome: NotApplicable, Subject: sub, Evidence: []EvidenceField{graceEvidence(h)}, Message: "grace period not active"})
+		return
+	}
+	if h.OS.InstallDate == nil {
+		s.add(Result{Outcome: Error, Subject: sub, Evidence: []EvidenceField{graceEvidence(h), {Field: fieldInstallDate, Value: "absent " + strings.Join(h.OS.DateErrors, "; ")}},
+			Message: "OS install date unknown: Win32_OperatingSystem.InstallDate missing or unparseable"})
+		return
+	}
+	age := days(c.now.Sub(*h.OS.InstallDate))
+	r := Result{Subject: sub, Source: "wmi", Observed: fmt.Sprintf("%d grace days left; OS installed %s (%.0f days ago)", *d, h.OS.InstallDate.Format("2006-01-02"), age),
+		Expected: fmt.Sprintf("no grace period left after %d days in service", GraceDays),
+		Evidence: []EvidenceField{graceEvidence(h), {Field: fieldInstallDate, Value: fmtTime(h.OS.InstallDate)}}}
+	if age > GraceDays {
+		r.Outcome = Fail
+		r.Message = fmt.Sprintf("grace period active (%d days left) on a host in service for %.0f days", *d, age)
+		r.Strength = "moderate: rdsaudit reads the OS install date, not the date the RD Session Host role was added; a role added later explains it"
+	} else {
+		r.Outcome, r.Message = Pass, fmt.Sprintf("host in service for %.0f days, within the grace period", age)
+	}
+	s.add(r)
+}
+
+// RDS-GRACE-005
+type grace005 struct{}
+
+func (grace005) Info() RuleInfo {
+	return RuleInfo{ID: "RDS-GRACE-005", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost, NeedsHistory: true,
+		Title:       "GracePeriod key written after the previous audit",
+		Rationale:   "The GracePeriod key is written when the grace period starts. A LastWriteTime after the previous audit means it was recreated or rewritten since — the footprint of a reset.",
+		Remediation: "Check who wrote the key (security log, scheduled tasks) and whether the grace days increased (RDS-GRACE-003).",
+		References:  []string{"domain.md §3"},
+		Evidence:    []string{fieldGraceKey + " (LastWriteTime)", fieldHistory}}
+}
+
+func (grace005) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+	if !requireRDSH(h, s) {
+		return
+	}
+	snaps, ok := c.previousRuns(h, time.Time{})
+	if !ok {
+		noHistory(h, s)
+		return
+	}
+	sub := hostSubject(h)
+	if len(snaps) == 0 {
+		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: "no earlier run of this host"})
+		return
+	}
+	prev := snaps[0]
+	g := h.Grace
+	switch {
+	case !g.KeyKnown:
+		s.add(Result{Outcome: Error, Subject: sub, Message: "registry key " + collect.KeyGracePeriod + " was not read"})
+		return
+	case !g.KeyExists:
+		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: "GracePeriod key absent; see RDS-GRACE-006"})
+		return
+	case g.KeyWritten == nil:
+		s.add(Result{Outcome: Error, Subject: sub, Message: "GracePeriod key LastWriteTime missing (RegQueryInfoKey not read)"})
+		return
+	}
+	r := Result{Subject: sub, Source: "registry, history",
+		Observed: "LastWriteTime " + fmtTime(g.KeyWritten), Expected: "not after the previous run " + prev.RunID + " at " + prev.At.UTC().Format(time.RFC3339),
+		Evidence: []EvidenceField{{Field: fieldGraceKey + " LastWriteTime", Value: fmtTime(g.KeyWritten)}, {Field: "history:run " + prev.RunID + " at", Value: prev.At.UTC().Format(time.RFC3339)}}}
+	if g.KeyWritten.After(prev.At) {
+		r.Outcome = Fail
+		r.Message = fmt.Sprintf("GracePeriod key written at %s, after the previous audit (%s)", fmtTime(g.KeyWritten), prev.At.UTC().Format(time.RFC3339))
+		r.Strength = "weak alone: a rewrite also happens when the role is reinstalled; together with rising grace days (RDS-GRACE-003) it indicates a reset"
+	} else {
+		r.Outcome, r.Message = Pass, "GracePeriod key not written since the previous audit"
+	}
+	s.add(r)
+}
+
+// RDS-GRACE-006
+type grace006 struct{}
+
+func (grace006) Info() RuleInfo {
+	return RuleInfo{ID: "RDS-GRACE-006", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost,
+		Title:       "GracePeriod key anomalies",
+		Rationale:   "Reset scripts leave traces: the timebomb value missing while GetGracePeriodDays fails (key deleted, service not restarted), values other than the timebomb in the key, a key owner other than NETWORK SERVICE or SYSTEM (Administrators after take-ownership), and artefacts such as a plain L$RTMTIMEBOMB value or a Licensing Core key outside RCM.",
+		Remediation: "Investigate who changed the key; restore its default owner; license the host.",
+		References:  []string{"domain.md §1, §3"},
+		Evidence:    []string{fieldGraceKey + " (values, owner)", fieldTimebomb, fieldGraceDays, `registry:` + collect.KeyMisplacedCore}}
+}
+
+func (grace006) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+	if !requireRDSH(h, s) {
+		return
+	}
+	g := h.Grace
+	sub := hostSubject(h)
+	if !g.KeyKnown {
+		s.add(Result{Outcome: Error, Subject: sub, Message: "registry key " + collect.KeyGracePeriod + " was not read"})
+		return
+	}
+	var why, strength []string
+	ev := []EvidenceField{
+		{Field: fieldGraceKey, Value: presence(g.KeyExists)},
+		{Field: fieldTimebomb, Value: timebombValue(g.Timebomb)},
+		graceEvidence(h),
+	}
+	if g.Timebomb == nil && g.MethodFailed {
+		why = append(why, "timebomb value missing while GetGracePeriodDays fails ("+orNone(g.MethodError)+"): the key or value was deleted and the service not yet restarted")
+		strength = append(strength, "timebomb/method: strong (COMM: the failure follows deletion of the key)")
+	}
+	if len(g.ExtraValues) > 0 {
+		why = append(why, "non-standard values in the GracePeriod key: "+strings.Join(g.ExtraValues, ", "))
+		ev = append(ev, EvidenceField{Field: fieldGraceKey + " (other values)", Value: strings.Join(g.ExtraValues, ", ")})
+		strength = append(strength, "extra values: moderate (the key normally holds only the timebomb)")
+	}
+	if g.KeyExists && g.KeyOwner != "" {
+		ev = append(ev, EvidenceField{Field: fieldGraceKey + " (owner)", Value: g.KeyOwner})
+		if !standardOwner(g.KeyOwner) {
+			why = append(why, "key owner is "+g.KeyOwner+", not NETWORK SERVICE or SYSTEM")
+			strength = append(strength, "owner: UNSURE (sources disagree on the default owner; reset scripts leave Administrators)")
+		}
+	}
+	for _, a := range h.Artefacts {
+		why = append(why, "artefact: "+a)
+		strength = append(strength, "artefacts: no effect on licensing, but they reveal a reset attempt")
+	}
+	r := Result{Subject: sub, Evidence: ev, Source: "registry, wmi", Expected: "only the timebomb value, owner NETWORK SERVICE or SYSTEM, no artefacts"}
+	if len(why) > 0 {
+		r.Outcome, r.Message = Fail, strings.Join(why, "; ")
+		r.Observed = fmt.Sprintf("%d anomalies", len(why))
+		r.Strength = strings.Join(dedupeStrings(strength), "; ") + ". None of these alone proves a reset."
+	} else {
+		r.Outcome, r.Message = Pass, "no GracePeriod key anomalies"
+		r.Observed = "timebomb " + timebombValue(g.Timebomb) + ", owner " + orNone(g.KeyOwner)
+	}
+	s.add(r)
+}
+
+func dedupeStrings(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		out = appendUnique(out, s)
+	}
+	return out
+}
+
+func timebombValue(v *collect.RegValue) string {
+	if v == nil {
+		return "absent"
+	}
+	return fmt.Sprintf("%s %s, %d bytes, sha256 %s", v.Name, v.Type, v.Length, orNone(v.SHA256))
+}
+
+func standardOwner(o string) bool {
+	u := strings.ToUpper(o)
+	return strings.Contains(u, "NETWORK SERVICE") || strings.HasSuffix(u, `\SYSTEM`) || u == "SYSTEM" ||
+		u == "S-1-5-18" || u == "S-1-5-20"
+}
+
+// RDS-GRACE-007
+type grace007 struct{}
+
+func (grace007) Info() RuleInfo {
+	return RuleInfo{ID: "RDS-GRACE-007", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost,
+		Title:       "Licensing notifications hidden by policy on an unlicensed or grace host",
+		Rationale:   "fDisableTerminalServerTooltip hides the licensing warnings administrators would otherwise see. Reset scripts set it; on a host in its grace period or without a licensing certificate it hides a real problem.",
+		Remediation: "Remove the 'Hide notifications about RD Licensing problems' policy until the host is licensed.",
+		References:  []string{"domain.md §1, §3"},
+		Evidence:    []string{fieldTooltip, fieldGraceDays, fieldCert}}
+}
+
+func (grace007) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+	if !requireRDSH(h, s) {
+		return
+	}
+	sub := hostSubject(h)
+	if !h.Mode.Known {
+		s.add(Result{Outcome: Error, Subject: sub, Message: "registry key " + collect.KeyPolicy + " was not read"})
+		return
+	}
+	tt := h.Policy.TooltipHidden
+	ev := []EvidenceField{{Field: fieldTooltip, Value: boolStr(tt)}, graceEvidence(h), {Field: fieldCert, Value: presence(h.Certificate.Present)}}
+	if tt == nil || !*tt {
+		s.add(Result{Outcome: Pass, Subject: sub, Evidence: ev, Source: "policy", Observed: "notifications not hidden", Message: "licensing notifications are not hidden by policy"})
+		return
+	}
+	var why []string
+	if d := h.Grace.DaysLeft; d != nil && *d > 0 {
+		why = append(why, fmt.Sprintf("grace period active (%d days left)", *d))
+	}
+	if h.Certificate.Known && !h.Certificate.Present {
+		why = append(why, "no licensing certificate")
+	}
+	if collect.ModeCALType(h.Mode.Effective) == "" {
+		why = append(why, "no licensed mode ("+effectiveDesc(h)+")")
+	}
+	r := Result{Subject: sub, Evidence: ev, Source: "policy", Observed: "fDisableTerminalServerTooltip 1", Expected: "notifications visible while the host is unlicensed or in grace"}
+	switch {
+	case len(why) > 0:
+		r.Outcome, r.Message = Fail, "licensing notifications hidden by policy while "+strings.Join(why, ", ")
+		r.Strength = "moderate: hiding notifications is legitimate on licensed hosts; reset scripts set it too"
+	case h.Grace.DaysLeft == nil || !h.Certificate.Known:
+		r.Outcome, r.Message = Error, "notifications hidden by policy; cannot tell whether the host is licensed (grace days or certificate not read)"
+	default:
+		r.Outcome, r.Message = Pass, "notifications hidden by policy on a licensed host (certificate present, no grace days left)"
+	}
+	s.add(r)
+}
+
+// RDS-GRACE-008
+type grace008 struct{}
+
+func (grace008) Info() RuleInfo {
+	return RuleInfo{ID: "RDS-GRACE-008", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost, NeedsHistory: true,
+		Title:       "Repeated grace-period resets",
+		Rationale:   "Scheduled reset scripts delete the grace key whenever few days remain: across monthly audits the grace days form a sawtooth. Two or more increases within the window (parameter window_days) show a pattern, not an accident.",
+		Remediation: "Find and remove the reset mechanism; buy and install the CALs the host needs.",
+		References:  []string{"domain.md §3"},
+		Evidence:    []string{fieldGraceDays, fieldHistory},
+		Params:      []Param{{Name: "window_days", Default: 180, Description: "history window in days in which increases are counted"}}}
+}
+
+func (grace008) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+	if !requireRDSH(h, s) {
+		return
+	}
+	window := c.intParam("RDS-GRACE-008", "window_days")
+	snaps, ok := c.previousRuns(h, c.now.AddDate(0, 0, -window))
+	if !ok {
+		noHistory(h, s)
+		return
+	}
+	type point struct {
+		at   time.Time
+		days int64
+		run  string
+	}
+	var pts []point
+	for i := len(snaps) - 1; i >= 0; i-- { // oldest first
+		if snaps[i].GraceDays != nil {
+			pts = append(pts, point{snaps[i].At, *snaps[i].GraceDays, snaps[i].RunID})
+		}
+	}
+	if h.Grace.DaysLeft != nil {
+		pts = append(pts, point{c.now, *h.Grace.DaysLeft, "current"})
+	}
+	sub := hostSubject(h)
+	if len(pts) < 3 {
+		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: fmt.Sprintf("%d grace-day readings in the last %d days; two increases need at least three", len(pts), window)})
+		return
+	}
+	var incs []string
+	var series []string
+	for i, p := range pts {
+		series = append(series, fmt.Sprintf("%s %d", p.at.UTC().Format("2006-01-02"), p.days))
+		if i > 0 && p.days > pts[i-1].days+1 {
+			incs = append(incs, fmt.Sprintf("%d→%d by %s", pts[i-1].days, p.days, p.at.UTC().Format("2006-01-02")))
+		}
+	}
+	r := Result{Subject: sub, Source: "wmi, history", Observed: strings.Join(series, ", "),
+		Expected: fmt.Sprintf("fewer than two increases in %d days", window),
+		Evidence: []EvidenceField{graceEvidence(h), {Field: fmt.Sprintf("history:grace_days (%d days)", window), Value: strings.Join(series, ", ")}}}
+	if len(incs) >= 2 {
+		r.Outcome = Fail
+		r.Message = fmt.Sprintf("grace days increased %d times in %d days: %s", len(incs), window, strings.Join(incs, ", "))
+		r.Strength = "strong: repeated increases of a counter that only counts down form the sawtooth of scheduled resets"
+	} else {
+		r.Outcome, r.Message = Pass, fmt.Sprintf("%d grace-day increase(s) in %d days", len(incs), window)
+	}
+	s.add(r)
+}
+
+// RDS-GRACE-009
+type grace009 struct{}
+
+func (grace009) Info() RuleInfo {
+	return RuleInfo{ID: "RDS-GRACE-009", Severity: SevCritical, Scope: ScopeHost, Roles: sessionHost,
+		Title:       "Grace period expired and no valid license server: users are refused",
+		Rationale:   "After the grace period an RD Session Host needs a licensed mode and a reachable, valid license server (status 9 or 11); otherwise it refuses user connections (event 1069 when the mode is not configured).",
+		Remediation: "Configure the licensing mode and license servers and fix connectivity (RDS-MODE-001, RDS-LS-001, RDS-LS-004) now.",
+		References:  []string{refLicensing, "domain.md §2, §3, §6"},
+		Evidence:    []string{fieldGraceDays, fieldPolicyMode, fieldLocalMode, fieldConnectivity}}
+}
+
+func (grace009) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+	if !requireRDSH(h, s) {
+		return
+	}
+	d := graceDays(h, s)
+	if d == nil {
+		return
+	}
+	sub := hostSubject(h)
+	ev := []EvidenceField{graceEvidence(h)}
+	if *d > 0 {
+		s.add(Result{Outcome: Pass, Subject: sub, Evidence: ev, Source: "wmi", Observed: fmt.Sprintf("%d days left", *d), Message: "grace period not expired"})
+		return
+	}
+	var why []string
+	if h.Mode.EffectiveSource != collect.SourceUnknown && collect.ModeCALType(h.Mode.Effective) == "" {
+		why = append(why, "no licensed mode ("+effectiveDesc(h)+")")
+	}
+	healthy, unknown := false, len(h.LicenseServers.Connectivity) == 0
+	for _, cn := range h.LicenseServers.Connectivity {
+		ev = append(ev, EvidenceField{Field: fieldConnectivity + "[" + cn.Server + "]", Value: ConnectivityValue(cn)})
+		healthy = healthy || cn.Healthy
+		if cn.Status == nil {
+			unknown = true
+		}
+	}
+	noServers := len(h.LicenseServers.Effective) == 0 && len(h.LicenseServers.WMI) == 0 && h.LicenseServers.Source == collect.SourceNone
+	switch {
+	case noServers:
+		why = append(why, "no license server specified")
+	case !healthy && !unknown:
+		why = append(why, "no license server with a valid connectivity status (9 or 11)")
+	}
+	r := Result{Subject: sub, Evidence: ev, Source: "wmi, registry", Observed: "0 grace days left; " + listOrNone(why),
+		Expected: "licensed mode and at least one valid license server"}
+	switch {
+	case len(why) > 0:
+		r.Outcome, r.Message = Fail, "grace period expired and "+strings.Join(why, ", ")+": the host refuses user connections"
+	case !healthy:
+		r.Outcome, r.Message = Error, "grace period expired; license-server connectivity unknown (GetTStoLSConnectivityStatus missing or failed)"
+	default:
+		r.Outcome, r.Message = Pass, "grace period expired, but a licensed mode and a valid license server are in place"
+	}
+	s.add(r)
+}
