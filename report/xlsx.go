@@ -429,7 +429,17 @@ func (x *xlsxWriter) position() error {
 	if err := f.SetRowStyle(sh, row, row, x.styles.bold); err != nil {
 		return err
 	}
+	if err := x.dimension(sh, len(PositionHeader), row); err != nil {
+		return err
+	}
 	return f.SetPanes(sh, &excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"})
+}
+
+// dimension records the used range of a sheet written with the normal API, so that
+// streaming readers (openpyxl read-only) see every row.
+func (x *xlsxWriter) dimension(sheet string, cols, rows int) error {
+	last, _ := excelize.ColumnNumberToName(cols)
+	return x.f.SetSheetDimension(sheet, fmt.Sprintf("A1:%s%d", last, max(rows, 1)))
 }
 
 func fp(p *float64) any {
@@ -551,6 +561,9 @@ func (x *xlsxWriter) waivers() error {
 			yesNo(w.Expired), yesNo(w.Applied), w.Matched}); err != nil {
 			return err
 		}
+	}
+	if err := x.dimension(sh, len(WaiversHeader), len(x.r.Waivers)+1); err != nil {
+		return err
 	}
 	return x.f.SetPanes(sh, &excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"})
 }
@@ -716,6 +729,9 @@ func (x *xlsxWriter) summary() error {
 	}
 	if top == 0 {
 		put("none")
+	}
+	if err := x.dimension(sh, 7, row-1); err != nil {
+		return err
 	}
 
 	sevChart := &excelize.Chart{Type: excelize.Col, Title: excelize.ChartTitle{Paragraph: []excelize.RichTextRun{{Text: "Findings by severity"}}},
