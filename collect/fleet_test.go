@@ -1,0 +1,105 @@
+package collect_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rdsaudit/rdsaudit/collect"
+)
+
+func fleetHosts(n int) []collect.HostRef {
+	hosts := make([]collect.HostRef, n)
+	for i := range hosts {
+		hosts[i] = collect.HostRef{Name: fmt.Sprintf("h%03d", i)}
+	}
+	return hosts
+}
+
+func TestRunFleetEveryHostOnceAndBounded(t *testing.T) {
+	const n, limit = 100, 7
+	var inFlight, maxSeen atomic.Int64
+	release := make(chan struct{})
+	c := collect.CollectorFunc(func(ctx context.Context, h collect.HostRef) *collect.Evidence {
+		cur := inFlight.Add(1)
+		for {
+			m := maxSeen.Load()
+			if cur <= m || maxSeen.CompareAndSwap(m, cur) {
+				break
+			}
+		}
+		if h.Name == "h000" {
+			<-release // the first host finishes last: results stream in completion order
+		}
+		defer inFlight.Add(-1)
+		switch h.Name {
+		case "h013":
+			panic("boom")
+		case "h014":
+			return nil
+		}
+		return &collect.Evidence{Schema: collect.EvidenceSchema, Host: h, Status: collect.StatusCollected}
+	})
+	seen := map[string]int{}
+	var order []string
+	var progress bytes.Buffer
+	collect.RunFleet(context.Background(), c, fleetHosts(n), collect.FleetOptions{Concurrency: limit, Progress: &progress, Logger: zerolog.Nop()}, func(ev *collect.Evidence) {
+		seen[ev.Host.Name]++
+		order = append(order, ev.Host.Name)
+		if len(order) == n-1 {
+			close(release)
+		}
+		switch ev.Host.Name {
+		case "h013", "h014":
+			if ev.Status != collect.StatusFailed || ev.Failure.Class != collect.FailInternal {
+				t.Errorf("%s: want internal failure, got %+v", ev.Host.Name, ev.Failure)
+			}
+		}
+	})
+	if len(seen) != n {
+		t.Fatalf("%d hosts emitted, want %d", len(seen), n)
+	}
+	for h, k := range seen {
+		if k != 1 {
+			t.Errorf("%s emitted %d times", h, k)
+		}
+	}
+	if order[n-1] != "h000" {
+		t.Errorf("results not streamed in completion order: last %s", order[n-1])
+	}
+	if m := maxSeen.Load(); m > limit {
+		t.Errorf("%d in flight, limit %d", m, limit)
+	}
+	if !strings.Contains(progress.String(), fmt.Sprintf("%d/%d", n, n)) {
+		t.Errorf("progress: %q", progress.String())
+	}
+}
+
+func TestRunFleetCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var started sync.WaitGroup
+	started.Add(2)
+	c := collect.CollectorFunc(func(ctx context.Context, h collect.HostRef) *collect.Evidence {
+		started.Done()
+		<-ctx.Done()
+		return collect.NewFailure(h, "test", time.Now(), collect.StatusFailed, collect.FailCanceled, "canceled in flight")
+	})
+	go func() { started.Wait(); cancel() }()
+	got := map[string]*collect.Evidence{}
+	collect.RunFleet(ctx, c, fleetHosts(10), collect.FleetOptions{Concurrency: 2}, func(ev *collect.Evidence) { got[ev.Host.Name] = ev })
+	if len(got) != 10 {
+		t.Fatalf("%d hosts emitted, want 10", len(got))
+	}
+	for name, ev := range got {
+		if ev.Status != collect.StatusFailed || ev.Failure.Class != collect.FailCanceled {
+			t.Errorf("%s: %s %+v", name, ev.Status, ev.Failure)
+		}
+	}
+}

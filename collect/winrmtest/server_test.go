@@ -1,0 +1,205 @@
+package winrmtest_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/masterzen/winrm"
+
+	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/collect/winrmtest"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func sampleHost() *collect.Evidence {
+	return &collect.Evidence{
+		Schema: collect.EvidenceSchema, Status: collect.StatusCollected,
+		OS: &collect.OSInfo{ComputerName: "LIC01"},
+		Registry: []collect.RegKey{
+			{Path: collect.KeyGracePeriod, Exists: true, Values: []collect.RegValue{{Name: collect.ValTimebomb, Type: collect.RegBinary, Hex: "00ff", Length: 2}}},
+			{Path: collect.KeyClientStore, Exists: true, Subkeys: []string{"LICENSE000"}},
+			{Path: collect.KeyClientStore + `\LICENSE000`, Exists: true, Values: []collect.RegValue{{Name: "ClientLicense", Type: collect.RegBinary, Hex: "abcd", Length: 2}}},
+			{Path: `HKLM\SOFTWARE\Unrelated`, Exists: true},
+		},
+		Errors: []collect.SectionError{{Section: `registry:HKLM\SOFTWARE\Unrelated`, Message: "x"}, {Section: "os:features", Message: "y"}},
+		LicenseServer: &collect.LicenseServerEvidence{
+			IssuedLicenses: []collect.IssuedLicense{{LicenseID: 1}, {LicenseID: 2}, {LicenseID: 3}},
+			IssuedTotal:    3,
+		},
+	}
+}
+
+func TestAnswerFiltersToRequest(t *testing.T) {
+	ev := sampleHost()
+	a := winrmtest.Answer(ev, "lic01", collect.ParamsFor(collect.HostRef{Roles: []string{collect.RoleClient}}, 10))
+	if a.LicenseServer != nil {
+		t.Error("license-server section without the role")
+	}
+	if a.Key(`HKLM\SOFTWARE\Unrelated`) != nil || a.Key(collect.KeyGracePeriod) != nil {
+		t.Error("keys not requested were answered")
+	}
+	sub := a.Key(collect.KeyClientStore + `\LICENSE000`)
+	if sub == nil || sub.Values[0].Hex != "" || !sub.Values[0].Redacted || sub.Values[0].SHA256 == "" {
+		t.Errorf("subkey not read or not redacted: %+v", sub)
+	}
+	if len(a.Errors) != 1 || a.Errors[0].Section != "os:features" {
+		t.Errorf("errors not filtered: %+v", a.Errors)
+	}
+	a = winrmtest.Answer(ev, "lic01", collect.ParamsFor(collect.HostRef{Roles: []string{collect.RoleLicenseServer}}, 2))
+	if ls := a.LicenseServer; ls == nil || len(ls.IssuedLicenses) != 2 || ls.IssuedTotal != 3 || !ls.IssuedTruncated {
+		t.Errorf("issued list not bounded: %+v", a.LicenseServer)
+	}
+	if ev.Registry[0].Values[0].Hex != "00ff" || len(ev.LicenseServer.IssuedLicenses) != 3 {
+		t.Error("Answer modified its input")
+	}
+}
+
+func TestRejectsAnythingButTheCollectionScript(t *testing.T) {
+	s := winrmtest.NewServer("h1", sampleHost(), winrmtest.ServerOptions{Users: map[string]string{"u": "p"}})
+	defer s.Close()
+	ep := winrm.NewEndpoint("127.0.0.1", s.Port, false, false, nil, nil, nil, 10*time.Second)
+	params := *winrm.DefaultParameters
+	params.TransportDecorator = func() winrm.Transporter { return winrm.NewClientWithProxyFunc(func(*http.Request) (*url.URL, error) { return nil, nil }) }
+	c, err := winrm.NewClientWithParameters(ep, "u", "p", &params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"whoami", winrm.Powershell("Remove-Item C:\\ -Recurse")} {
+		out, stderr, code, err := c.RunCmdWithContext(context.Background(), cmd)
+		if err != nil || code == 0 || out != "" || !strings.Contains(stderr, "rejected") {
+			t.Errorf("%q: out %q stderr %q code %d err %v", cmd, out, stderr, code, err)
+		}
+	}
+	if r := s.Rejected(); len(r) != 2 || r[0].Command != "whoami" || r[0].Host != "h1" {
+		t.Errorf("rejections not recorded: %+v", r)
+	}
+	if n := s.OpenShells(); n != 0 {
+		t.Errorf("%d shells open", n)
+	}
+}
+
+func TestFaultAndAuthShapes(t *testing.T) {
+	s := winrmtest.NewServer("h1", sampleHost(), winrmtest.ServerOptions{Users: map[string]string{"u": "p"}, Faults: winrmtest.Faults{QuotaExceeded: true}})
+	defer s.Close()
+	create := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing"><s:Header>` +
+		`<a:To>http://windows-host:5985/wsman</a:To><a:MessageID>uuid:11111111-2222-3333-4444-555555555555</a:MessageID>` +
+		`<a:Action>http://schemas.xmlsoap.org/ws/2004/09/transfer/Create</a:Action></s:Header><s:Body/></s:Envelope>`
+	post := func(user string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, s.URL, strings.NewReader(create))
+		req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
+		req.SetBasicAuth(user, "p")
+		resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := post("nobody")
+	resp.Body.Close()
+	if resp.StatusCode != 401 || resp.Header.Get("Content-Type") != "" || len(resp.Header.Values("WWW-Authenticate")) != 4 {
+		t.Errorf("401 shape: %d %v", resp.StatusCode, resp.Header)
+	}
+	resp = post("u")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	for _, want := range []string{"<a:RelatesTo>uuid:11111111-2222-3333-4444-555555555555</a:RelatesTo>", "<s:Value>w:QuotaLimit</s:Value>", `Code="2150859173"`, "exceeded. Close existing shells or raise the quota for this user. </s:Text>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("fault lacks %q:\n%s", want, body)
+		}
+	}
+	if resp.StatusCode != 500 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/soap+xml") {
+		t.Errorf("fault status %d content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+const pyClient = `
+import json, sys
+import winrm
+url, user, password, cmd, other = sys.argv[1:6]
+s = winrm.Session(url, auth=(user, password), transport='basic', operation_timeout_sec=1, read_timeout_sec=10)
+exe, rest = cmd.split(' ', 1)
+r = s.run_cmd(exe, rest.split(' '))
+o = s.run_cmd(other)
+print(json.dumps({"code": r.status_code, "out": r.std_out.decode('utf-8'), "err": r.std_err.decode('utf-8'),
+                  "other_code": o.status_code, "other_err": o.std_err.decode('utf-8')}))
+`
+
+// TestPywinrmInterop drives the simulator with Debian's python3-winrm (pywinrm 0.3.0),
+// a client we did not write. CI installs it; elsewhere the test skips when missing.
+func TestPywinrmInterop(t *testing.T) {
+	py := "/usr/bin/python3"
+	if out, err := exec.Command(py, "-c", "import winrm").CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("%s cannot import winrm (apt install python3-winrm): %v %s", py, err, out)
+		}
+		t.Fatalf("CI: %s cannot import winrm: %v %s", py, err, out)
+	}
+	ev := sampleHost()
+	s := winrmtest.NewServer("lic01", ev, winrmtest.ServerOptions{Users: map[string]string{"auditor": "pw"}, Faults: winrmtest.Faults{ScriptDelay: 1500 * time.Millisecond, ChunkSize: 200}})
+	defer s.Close()
+	dir := t.TempDir()
+	script := filepath.Join(dir, "client.py")
+	if err := os.WriteFile(script, []byte(pyClient), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host := collect.HostRef{Name: "lic01", Roles: []string{collect.RoleSessionHost, collect.RoleLicenseServer}}
+	cmd, err := collect.BuildCommand(collect.ParamsFor(host, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	py3 := exec.CommandContext(ctx, py, script, s.URL, "auditor", "pw", cmd, "ipconfig /all")
+	py3.Env = append(os.Environ(), "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
+	out, err := py3.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("pywinrm: %v\n%s", err, stderr)
+	}
+	var res struct {
+		Code      int    `json:"code"`
+		Out       string `json:"out"`
+		Err       string `json:"err"`
+		OtherCode int    `json:"other_code"`
+		OtherErr  string `json:"other_err"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if res.Code != 0 || res.Err != "" {
+		t.Fatalf("collection script via pywinrm: code %d stderr %q", res.Code, res.Err)
+	}
+	got, err := collect.DecodeEvidence(strings.NewReader(res.Out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LicenseServer == nil || len(got.LicenseServer.IssuedLicenses) != 2 || got.Key(collect.KeyGracePeriod) == nil {
+		t.Errorf("answer: %+v", got)
+	}
+	if res.OtherCode == 0 || !strings.Contains(res.OtherErr, "rejected") {
+		t.Errorf("other command: code %d stderr %q", res.OtherCode, res.OtherErr)
+	}
+	if r := s.Rejected(); len(r) != 1 || r[0].Command != "ipconfig /all" {
+		t.Errorf("rejections: %+v", r)
+	}
+	if st := s.Stats(); st["Receive"] < 3 {
+		t.Errorf("expected repeated Receives (timeout + chunks): %v", st)
+	}
+	if n := s.OpenShells(); n != 0 {
+		t.Errorf("%d shells open", n)
+	}
+}
