@@ -30,7 +30,9 @@ func tp(t time.Time) *time.Time { return &t }
 
 // facts builds a collected session host's facts.
 func facts(name string, mode int64, days int64, keyWritten time.Time, tbHash string) *collect.Facts {
-	f := &collect.Facts{Host: collect.HostRef{Name: name, Group: "rdsh"}, Status: collect.StatusCollected}
+	yes := true
+	f := &collect.Facts{Host: collect.HostRef{Name: name, Group: "rdsh", Roles: []string{collect.RoleSessionHost}},
+		Status: collect.StatusCollected, AppServer: &yes}
 	f.Mode = collect.ModeFacts{Known: true, Policy: i64(mode), Effective: i64(mode), EffectiveSource: collect.SourcePolicy}
 	f.LicenseServers = collect.LSFacts{Known: true, Effective: []string{"ls01.corp.example"}, Source: collect.SourcePolicy}
 	f.Grace = collect.GraceFacts{DaysLeft: i64(days), MethodCalled: true, KeyKnown: true, KeyExists: true,
@@ -171,7 +173,7 @@ func TestCorruptionIsAnError(t *testing.T) {
 
 	cases := map[string][]byte{
 		"truncated-half":    data[:len(data)/2],
-		"truncated-3q":     data[:len(data)*3/4],
+		"truncated-3q":      data[:len(data)*3/4],
 		"truncated-page":    data[:len(data)-4096],
 		"garbage":           bytes.Repeat([]byte("not a database, just garbage "), 1000),
 		"empty":             {},
@@ -261,7 +263,8 @@ func TestGraceResetVisibleThroughLoad(t *testing.T) {
 	if !(*cur.GraceDays > *p.GraceDays+1) || !cur.GraceKeyWritten.After(p.At) {
 		t.Fatalf("reset not visible: previous %d, current %d", *p.GraceDays, *cur.GraceDays)
 	}
-	evaluateIfAvailable(t, "RDS-GRACE-003", "RDSH01", h, now, facts("RDSH01", 4, 118, now.AddDate(0, 0, -2), "bb"))
+	expectRule(t, "RDS-GRACE-003", rules.Fail, h, now, facts("RDSH01", 4, 118, now.AddDate(0, 0, -2), "bb"))
+	expectRule(t, "RDS-GRACE-003", rules.Pass, h, now, facts("RDSH01", 4, 11, month(0).AddDate(0, 0, -108), "aa"))
 }
 
 // TestGraceSawtoothSixMonths: a scheduled reset script keeps the grace period alive; six
@@ -318,7 +321,9 @@ func TestGraceSawtoothSixMonths(t *testing.T) {
 	if p := h3.Previous("RDSH07", time.Time{}); len(p) != 1 || p[0].RunID != "R6" {
 		t.Fatalf("a year later: %+v, want the latest run only", p)
 	}
-	evaluateIfAvailable(t, "RDS-GRACE-008", "RDSH07", h, now, cur)
+	expectRule(t, "RDS-GRACE-008", rules.Fail, h, now, cur)
+	// Without the second reset only one increase is in the window: no finding.
+	expectRule(t, "RDS-GRACE-008", rules.Pass, h, now, facts("RDSH07", 4, 28, written, "tb5"))
 }
 
 // TestFirstSeenSurvivesRuns: a finding present in three runs keeps its first-seen and is
