@@ -14,7 +14,8 @@ package collect
 //   - Raw bytes are what the registry stores: REG_SZ text from "..." is UTF-16LE with its
 //     terminating NUL; REGEDIT4 files are ANSI, and their hex(2)/hex(7) data are converted
 //     from ANSI (read as Windows-1252's Latin-1 subset) to UTF-16LE as regedit does on
-//     import. Length and SHA256 are computed over those raw bytes.
+//     import. Length is the raw byte count; SHA256 (of the raw bytes) is given for binary
+//     types only, as the WinRM collection script does.
 //   - hex(n) for a type other than 0..5, 7 and b is kept as Type "REG_UNKNOWN(n)" (n in
 //     decimal) with its bytes in Hex; a value prefix that is not "...", dword: or hex...:
 //     is an error (unknown type).
@@ -564,6 +565,9 @@ func (f *RegFile) subkeys(path string) []string {
 			seen[strings.ToLower(child)] = child
 		}
 	}
+	if len(seen) == 0 {
+		return nil
+	}
 	out := make([]string, 0, len(seen))
 	for _, c := range seen {
 		out = append(out, c)
@@ -622,16 +626,15 @@ func containsFold(list []string, s string) bool {
 	return false
 }
 
-// evidence converts a raw value to the evidence model. Strings and numbers are always
-// shown; binary data (REG_BINARY, REG_NONE, unknown types) is reduced to length and
-// SHA-256 when redact is set.
+// evidence converts a raw value to the evidence model exactly as the collection script
+// (script/collect.ps1) reports it: strings and numbers are always shown, with Length and
+// no SHA256; binary data (REG_BINARY, REG_NONE, unknown types) carries Length and SHA256,
+// and Hex unless redact is set.
 func (v regFileValue) evidence(redact bool) RegValue {
-	sum := sha256.Sum256(v.data)
 	rv := RegValue{
 		Name:   v.name,
 		Type:   RegTypeName(v.typ),
 		Length: len(v.data),
-		SHA256: hex.EncodeToString(sum[:]),
 	}
 	switch v.typ {
 	case regTypeSZ, regTypeExpandSZ:
@@ -659,6 +662,8 @@ func (v regFileValue) evidence(redact bool) RegValue {
 		n := binary.LittleEndian.Uint64(v.data)
 		rv.Number = &n
 	default:
+		sum := sha256.Sum256(v.data)
+		rv.SHA256 = hex.EncodeToString(sum[:])
 		if redact {
 			rv.Redacted = true
 		} else {
