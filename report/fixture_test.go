@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/base64"
 	"time"
 
 	"github.com/rdsaudit/rdsaudit/collect"
@@ -140,15 +141,15 @@ func fixtureInput() BuildInput {
 			Catalogue: fixtureCatalogue(),
 			Waivers: []Waiver{
 				{ID: "W-2", RuleID: "RDS-MODE-001", Scope: "host:rdsh-02", Approver: "cfo@example", Reason: injections[0],
-					Expires: tp(t0.AddDate(0, 0, -3)), Expired: true, Applied: false},
+					Expires: tp(t0.AddDate(0, 0, -3)), Expired: true, Matched: 1},
 				{ID: "W-1", RuleID: "RDS-LS-001", Scope: "group:" + injections[3], Approver: "it@example", Reason: "migration",
-					Expires: tp(t0.AddDate(0, 2, 0)), Applied: true, Matched: 1},
+					Expires: tp(t0.AddDate(0, 2, 0)), Applied: 1, Matched: 1},
 			},
 			Position: []PositionRow{
 				{CALType: collect.CALPerUser, VersionID: p64(7), Version: "2022", Entitled: p64(25), Installed: &Count{Value: 20},
-					Issued: &Count{Value: 11}, Required: p64(30), Shortfall: p64(5), UnitCost: fp64(120), EstimatedCost: fp64(600), Currency: "EUR"},
+					Issued: &Count{Value: 11}, Used: p64(30), Usage: p64(30), UsageSource: "reports", Shortfall: p64(5), Complete: true, UnitCost: fp64(120), EstimatedCost: fp64(600), Currency: "EUR"},
 				{CALType: collect.CALPerDevice, VersionID: p64(6), Version: "2019", Entitled: p64(10), Installed: &Count{Unlimited: true},
-					Issued: &Count{Value: 2}, Required: p64(2), Shortfall: p64(-8), Note: "built-in pack excluded"},
+					Issued: &Count{Value: 2}, Usage: p64(2), UsageSource: "issued", Shortfall: p64(-8), Complete: true, Note: "built-in pack excluded"},
 			},
 		},
 		Drift: &rules.Drift{PreviousRunID: "20261002T080000Z-ff00", PreviousAt: t0.AddDate(0, -1, 0),
@@ -159,3 +160,5 @@ func fixtureInput() BuildInput {
 }
 
 func fp64(f float64) *float64 { return &f }
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

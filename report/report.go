@@ -215,10 +215,9 @@ type IssuedCAL struct {
 	Expires   *time.Time `json:"expires,omitempty"`
 }
 
-// PositionRow is the CAL position of one CAL type × version (for true-up). Shortfall is
-// positive when more CALs are needed than entitled, negative for a surplus.
-//
-// It mirrors the rule engine's position rows until rules exports its own type.
+// PositionRow is the CAL position of one CAL type × version (for true-up), from the
+// rule engine's rules.PositionRow. Shortfall is positive when usage exceeds the
+// entitlement, negative for a surplus.
 type PositionRow struct {
 	CALType       string   `json:"cal_type"`
 	VersionID     *int64   `json:"version_id,omitempty"`
@@ -226,25 +225,30 @@ type PositionRow struct {
 	Entitled      *int64   `json:"entitled,omitempty"`
 	Installed     *Count   `json:"installed,omitempty"`
 	Issued        *Count   `json:"issued,omitempty"`
-	Required      *int64   `json:"required,omitempty"`
+	Used          *int64   `json:"used,omitempty"`  // Per User usage from license-server reports
+	Usage         *int64   `json:"usage,omitempty"` // what the shortfall is computed from
+	UsageSource   string   `json:"usage_source,omitempty"`
 	Shortfall     *int64   `json:"shortfall,omitempty"`
 	UnitCost      *float64 `json:"unit_cost,omitempty"`
 	EstimatedCost *float64 `json:"estimated_cost,omitempty"`
 	Currency      string   `json:"currency,omitempty"`
+	Complete      bool     `json:"complete"` // every license server collected: figures are totals, not lower bounds
 	Note          string   `json:"note,omitempty"`
 }
 
-// Waiver is one configured waiver and whether it applied.
+// Waiver is one configured waiver and how it applied (from rules.WaiverStatus).
 type Waiver struct {
 	ID       string     `json:"id"`
 	RuleID   string     `json:"rule_id"`
 	Scope    string     `json:"scope"`
+	Owner    string     `json:"owner,omitempty"`
 	Approver string     `json:"approver,omitempty"`
+	Ticket   string     `json:"ticket,omitempty"`
 	Reason   string     `json:"reason,omitempty"`
 	Expires  *time.Time `json:"expires,omitempty"`
 	Expired  bool       `json:"expired,omitempty"`
-	Applied  bool       `json:"applied"`
-	Matched  int        `json:"matched"` // results it waived
+	Applied  int        `json:"applied"` // failures it waived
+	Matched  int        `json:"matched"` // failures in its scope (for an expired waiver: those it would have waived)
 }
 
 // RuleInfo is one rule catalogue entry.
@@ -280,10 +284,15 @@ type RunInfo struct {
 
 // Evaluation is what the rule engine produced. It mirrors rules.Evaluation.
 type Evaluation struct {
-	Results   []rules.Result
-	Waivers   []Waiver
-	Position  []PositionRow
-	Catalogue []RuleInfo
+	// RuleSetVersion, RuleSetHash and FailOn fill the run metadata where RunInfo leaves
+	// them empty.
+	RuleSetVersion string
+	RuleSetHash    string
+	FailOn         *rules.Severity
+	Results        []rules.Result
+	Waivers        []Waiver
+	Position       []PositionRow
+	Catalogue      []RuleInfo
 }
 
 // BuildInput is everything Build renders.
@@ -349,6 +358,15 @@ func Build(in BuildInput) *Report {
 	})
 
 	ev := in.Evaluation
+	if r.Run.RuleSetVersion == "" {
+		r.Run.RuleSetVersion = ev.RuleSetVersion
+	}
+	if r.Run.RuleSetHash == "" {
+		r.Run.RuleSetHash = ev.RuleSetHash
+	}
+	if ev.FailOn != nil {
+		r.Run.FailOn = *ev.FailOn
+	}
 	r.Results = append(r.Results, ev.Results...)
 	for i := range r.Results {
 		res := &r.Results[i]

@@ -44,11 +44,12 @@ var (
 	LicenseServersHeader = []string{"Server", "Collection status", "Activation", "Key pack ID", "Description", "Type and model",
 		"Pack type", "CAL type", "CAL version", "Total", "Issued", "Available", "Expires", "Built-in", "Temporary",
 		"Issued CALs reported", "Issued list truncated"}
-	PositionHeader = []string{"CAL type", "CAL version", "Entitled (ledger)", "Installed", "Issued / used", "Required",
-		"Shortfall (+) / surplus (-)", "Unit cost", "Estimated cost", "Currency", "Note"}
-	IssuedHeader   = []string{"Server", "License ID", "Key pack ID", "Computer", "User", "Status", "Temporary", "Issued", "Expires"}
-	DriftHeader    = []string{"Change", "Finding ID", "Rule ID", "Severity", "Subject", "Group", "Message"}
-	WaiversHeader  = []string{"Waiver ID", "Rule ID", "Scope", "Approver", "Reason", "Expires", "Expired", "Applied", "Results waived"}
+	PositionHeader = []string{"CAL type", "CAL version", "Entitled (ledger)", "Installed", "Issued", "Used (reports)",
+		"Usage", "Usage source", "Shortfall (+) / surplus (-)", "Unit cost", "Estimated cost", "Currency", "Complete", "Note"}
+	IssuedHeader  = []string{"Server", "License ID", "Key pack ID", "Computer", "User", "Status", "Temporary", "Issued", "Expires"}
+	DriftHeader   = []string{"Change", "Finding ID", "Rule ID", "Severity", "Subject", "Group", "Message"}
+	WaiversHeader = []string{"Waiver ID", "Rule ID", "Scope", "Owner", "Approver", "Ticket", "Reason", "Expires", "Expired",
+		"Applied", "Results waived", "Results in scope"}
 	CoverageHeader = []string{"Host", "Group", "Roles", "Status", "Failure class", "Message", "Attempts", "Collector",
 		"Collected at", "Section errors"}
 )
@@ -379,13 +380,16 @@ func (x *xlsxWriter) licenseServers() error {
 
 // positionTotals sums the position's numeric columns; an unlimited member makes the
 // total unlimited, an unknown one leaves it out (and the note says so).
-func positionTotals(rows []PositionRow) (entitled, required, shortfall int64, installed, issued Count, cost float64, hasCost bool) {
+func positionTotals(rows []PositionRow) (entitled, used, usage, shortfall int64, installed, issued Count, cost float64, hasCost bool) {
 	for _, p := range rows {
 		if p.Entitled != nil {
 			entitled += *p.Entitled
 		}
-		if p.Required != nil {
-			required += *p.Required
+		if p.Used != nil {
+			used += *p.Used
+		}
+		if p.Usage != nil {
+			usage += *p.Usage
 		}
 		if p.Shortfall != nil {
 			shortfall += *p.Shortfall
@@ -406,24 +410,25 @@ func positionTotals(rows []PositionRow) (entitled, required, shortfall int64, in
 
 func (x *xlsxWriter) position() error {
 	f, sh := x.f, SheetPosition
-	if err := x.header(sh, PositionHeader, []float64{12, 12, 16, 12, 14, 10, 22, 10, 14, 9, 50}); err != nil {
+	if err := x.header(sh, PositionHeader, []float64{12, 12, 16, 12, 10, 14, 10, 14, 22, 10, 14, 9, 10, 50}); err != nil {
 		return err
 	}
 	row := 2
 	for _, p := range x.r.Position {
-		vals := []any{p.CALType, p.Version, intp(p.Entitled), count(p.Installed), count(p.Issued), intp(p.Required),
-			intp(p.Shortfall), fp(p.UnitCost), fp(p.EstimatedCost), txt(p.Currency), txt(p.Note)}
+		vals := []any{p.CALType, p.Version, intp(p.Entitled), count(p.Installed), count(p.Issued), intp(p.Used),
+			intp(p.Usage), txt(p.UsageSource), intp(p.Shortfall), fp(p.UnitCost), fp(p.EstimatedCost), txt(p.Currency),
+			yesNo(p.Complete), txt(p.Note)}
 		if err := x.setRow(sh, row, vals); err != nil {
 			return err
 		}
 		row++
 	}
-	ent, req, short, inst, iss, cost, hasCost := positionTotals(x.r.Position)
+	ent, used, usage, short, inst, iss, cost, hasCost := positionTotals(x.r.Position)
 	var c any
 	if hasCost {
 		c = cost
 	}
-	if err := x.setRow(sh, row, []any{"Total", nil, ent, count(&inst), count(&iss), req, short, nil, c}); err != nil {
+	if err := x.setRow(sh, row, []any{"Total", nil, ent, count(&inst), count(&iss), used, usage, nil, short, nil, c}); err != nil {
 		return err
 	}
 	if err := f.SetRowStyle(sh, row, row, x.styles.bold); err != nil {
@@ -553,12 +558,12 @@ func (x *xlsxWriter) drift() error {
 
 func (x *xlsxWriter) waivers() error {
 	sh := SheetWaivers
-	if err := x.header(sh, WaiversHeader, []float64{14, 16, 30, 20, 50, 19, 9, 9, 14}); err != nil {
+	if err := x.header(sh, WaiversHeader, []float64{14, 16, 30, 18, 18, 14, 50, 19, 9, 9, 14, 14}); err != nil {
 		return err
 	}
 	for i, w := range x.r.Waivers {
-		if err := x.setRow(sh, i+2, []any{w.ID, w.RuleID, txt(w.Scope), txt(w.Approver), txt(w.Reason), x.date(w.Expires),
-			yesNo(w.Expired), yesNo(w.Applied), w.Matched}); err != nil {
+		if err := x.setRow(sh, i+2, []any{w.ID, w.RuleID, txt(w.Scope), txt(w.Owner), txt(w.Approver), txt(w.Ticket),
+			txt(w.Reason), x.date(w.Expires), yesNo(w.Expired), yesNo(w.Applied > 0), w.Applied, w.Matched}); err != nil {
 			return err
 		}
 	}
@@ -693,11 +698,11 @@ func (x *xlsxWriter) summary() error {
 
 	var posFirst, posLast int
 	if len(r.Position) > 0 {
-		x.headerRow(row, "CAL type × version", "Entitled", "Installed", "Issued / used")
+		x.headerRow(row, "CAL type × version", "Entitled", "Installed", "Usage")
 		row++
 		posFirst = row
 		for _, p := range r.Position {
-			put(p.CALType+" "+p.Version, num(p.Entitled), countNum(p.Installed), countNum(p.Issued))
+			put(p.CALType+" "+p.Version, num(p.Entitled), countNum(p.Installed), num(p.Usage))
 		}
 		posLast = row - 1
 		row++
