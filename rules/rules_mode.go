@@ -392,6 +392,11 @@ func (mode007) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 	r := Result{Subject: sub, Evidence: ev, Source: h.Mode.EffectiveSource, Observed: effectiveDesc(h), Expected: "Per Device (2) or Per User (4)"}
 	var why []string
 	why = append(why, h.Mode.Invalid...)
+	if h.Mode.Effective == nil && len(why) == 0 {
+		r.Outcome, r.Message = NotApplicable, "no licensing mode value set; see RDS-MODE-001"
+		s.add(r)
+		return
+	}
 	if e := h.Mode.Effective; e != nil {
 		rdsh, known := isRDSH(h)
 		switch *e {
