@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/invalid-*.err from the current messages (review the diff)")
@@ -106,7 +107,7 @@ func TestInvalidCoverage(t *testing.T) {
 		{"invalid-wrong-types", `inventory.hosts[0].roles: expected a list, got a mapping`},
 		{"invalid-wrong-types", `collection.concurrency: expected an integer, got "eight"`},
 		{"invalid-log", `log.level: must be one of trace, debug, info, warn, error, got "verbose"`},
-		{"invalid-yaml-syntax", `testdata/invalid-yaml-syntax.yaml: invalid YAML:`},
+		{"invalid-yaml-syntax", `testdata/invalid-yaml-syntax.yaml:3: invalid YAML: did not find expected ',' or '}'`},
 		{"invalid-bad-host-name", `invalid host name "../etc/passwd"`},
 		{"invalid-bad-host-name", `inventory.hosts[1].name: required`},
 	}
@@ -398,6 +399,7 @@ func TestCheckSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Setenv("RDSAUDIT_TEST_PASSWORD", "") // restored after the test
 	os.Unsetenv("RDSAUDIT_TEST_PASSWORD")
 	if err := cfg.CheckSecrets(); err == nil || err.Error() != `credential "audit": environment variable RDSAUDIT_TEST_PASSWORD is not set` {
 		t.Errorf("CheckSecrets = %v", err)
@@ -672,6 +674,21 @@ func TestDefaultsCoverSchema(t *testing.T) {
 	for name, key := range Flags {
 		if _, ok := defaults(".")[key]; !ok {
 			t.Errorf("flag --%s binds unknown key %s", name, key)
+		}
+	}
+}
+
+func TestYAMLSyntaxLines(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"a:\n  b: [1, 2\nc: 3\n", "2: invalid YAML: did not find expected ',' or ']'"},
+		{"a: 1\nb: 2\n  c: 3\n", "3: invalid YAML: mapping values are not allowed in this context"},
+		{"a: 1\n\tb: 2\n", "2: invalid YAML: found a tab character that violates indentation"},
+		{"x: 1\ninventory:\n  hosts:\n    - {name: H, roles: [client]\n", "4: invalid YAML: did not find expected ',' or '}'"},
+	} {
+		var n yaml.Node
+		line, msg := yamlSyntaxError(yaml.Unmarshal([]byte(tt.yaml), &n))
+		if got := fmt.Sprintf("%d: invalid YAML: %s", line, msg); got != tt.want {
+			t.Errorf("%q: got %s, want %s", tt.yaml, got, tt.want)
 		}
 	}
 }

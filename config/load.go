@@ -185,7 +185,8 @@ func (w *walker) document(data []byte) map[string]any {
 		if errors.Is(err, io.EOF) { // empty file: all defaults
 			return map[string]any{}
 		}
-		w.problem(0, "", "invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		line, msg := yamlSyntaxError(err)
+		w.problem(line, "", "invalid YAML: %s", msg)
 		return map[string]any{}
 	}
 	var extra yaml.Node
@@ -361,4 +362,35 @@ func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
 		}
 	}
 	return reflect.StructField{}, false
+}
+
+// yamlParserMessages are the go.yaml.in/yaml/v3 parser (not scanner) errors. For these,
+// v3.0.4 prints a 0-based line number ("line 2" for the third line), where scanner errors
+// print 1-based ones; see parser.fail in its decode.go.
+var yamlParserMessages = []string{
+	"did not find expected <stream-start>",
+	"did not find expected <document start>",
+	"did not find expected node content",
+	"did not find expected '-' indicator",
+	"did not find expected key",
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+}
+
+// yamlSyntaxError splits a YAML syntax error ("yaml: line 3: msg") into a 1-based line
+// and the message. This is the one place that reads the library's untyped error text.
+func yamlSyntaxError(err error) (int, string) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var line int
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, after, ok := strings.Cut(rest, ": "); ok {
+			if n, err := strconv.Atoi(num); err == nil {
+				line, msg = n, after
+			}
+		}
+	}
+	if contains(yamlParserMessages, msg) {
+		line++
+	}
+	return line, msg
 }
