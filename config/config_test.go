@@ -467,9 +467,30 @@ func TestCanonical(t *testing.T) {
 			t.Errorf("Canonical lacks %s", want)
 		}
 	}
-	abs, _ := filepath.Abs("testdata/inventory.csv")
-	if got := a.Redacted()["inventory"].(map[string]any)["file"]; got != abs {
-		t.Errorf("inventory.file = %v, want absolute %s", got, abs)
+	if got := a.Redacted()["inventory"].(map[string]any)["file"]; got != "inventory.csv" {
+		t.Errorf("inventory.file = %v, want it relative to the config directory", got)
+	}
+	if got := a.Redacted()["transport"].(map[string]any)["kerberos"].(map[string]any)["krb5_conf"]; got != "/etc/krb5.conf" {
+		t.Errorf("krb5_conf = %v, want it absolute", got)
+	}
+	if len(a.Hash()) != 64 || a.Hash() != b.Hash() {
+		t.Errorf("Hash = %q", a.Hash())
+	}
+	// The same config copied elsewhere hashes the same (checkout-independent).
+	dir0 := t.TempDir()
+	for _, f := range []string{"valid.yaml", "inventory.csv", "ca.pem", "secrets/lab.pw", "evidence/.keep"} {
+		data, err := os.ReadFile(filepath.Join("testdata", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir0, f), string(data))
+	}
+	moved, err := Load(filepath.Join(dir0, "valid.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved.Hash() != a.Hash() {
+		t.Errorf("hash depends on the checkout location:\n%s\n%s", moved.Canonical(), a.Canonical())
 	}
 	// Reordering keys and comments does not change it; a setting does.
 	dir := t.TempDir()

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -148,10 +150,12 @@ func (c *Config) String() string { return string(c.Canonical()) }
 func (c *Config) GoString() string { return "config.Config" + c.String() }
 
 // Redacted returns the effective configuration as nested maps keyed like the YAML, with
-// durations as strings ("5m0s"), paths made absolute, and the resolved inventory under
-// "effective_hosts". It never contains a secret: credentials are references only.
+// durations as strings ("5m0s"), the resolved inventory under "effective_hosts", and
+// paths in a checkout-independent form: relative to the config file's directory (with
+// "/") when inside it, absolute otherwise. It never contains a secret: credentials are
+// references only.
 func (c *Config) Redacted() map[string]any {
-	m := toMap(reflect.ValueOf(*c)).(map[string]any)
+	m := toMap(reflect.ValueOf(*c), c.canonicalPath).(map[string]any)
 	if hosts, err := c.Hosts(); err == nil {
 		hs := make([]any, len(hosts))
 		for i, h := range hosts {
@@ -163,6 +167,33 @@ func (c *Config) Redacted() map[string]any {
 		m["effective_hosts"] = hs
 	}
 	return m
+}
+
+// canonicalPath renders p relative to the config directory when it lies inside it, so
+// that the same configuration hashes the same in every checkout and working directory.
+func (c *Config) canonicalPath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	dir := c.dir
+	if dir == "" {
+		dir = "."
+	}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return abs
+	}
+	if rel, err := filepath.Rel(absDir, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return filepath.ToSlash(rel)
+	}
+	return abs
+}
+
+// Hash is the hex SHA-256 of Canonical: the config hash recorded with each run.
+func (c *Config) Hash() string {
+	sum := sha256.Sum256(c.Canonical())
+	return hex.EncodeToString(sum[:])
 }
 
 // Canonical returns deterministic JSON of Redacted (sorted keys, no insignificant
@@ -185,7 +216,7 @@ func strs(s []string) []any {
 }
 
 // toMap converts a config value to plain JSON-able data using the mapstructure tags.
-func toMap(v reflect.Value) any {
+func toMap(v reflect.Value, path func(string) string) any {
 	switch {
 	case v.Type() == durationType:
 		return time.Duration(v.Int()).String()
@@ -199,18 +230,16 @@ func toMap(v reflect.Value) any {
 			}
 			fv := v.Field(i)
 			if f.Tag.Get("rdsaudit") == "path" && fv.String() != "" {
-				if abs, err := filepath.Abs(fv.String()); err == nil {
-					m[key] = abs
-					continue
-				}
+				m[key] = path(fv.String())
+				continue
 			}
-			m[key] = toMap(fv)
+			m[key] = toMap(fv, path)
 		}
 		return m
 	case v.Kind() == reflect.Slice:
 		out := make([]any, v.Len())
 		for i := range out {
-			out[i] = toMap(v.Index(i))
+			out[i] = toMap(v.Index(i), path)
 		}
 		return out
 	}
