@@ -211,9 +211,10 @@ func TestWinRMFailureClasses(t *testing.T) {
 	}
 	env := newEnv(t, false, evs, faults)
 	var logs bytes.Buffer
+	logw := zerolog.SyncWriter(&logs) // hosts log concurrently
 	c := newCollector(t, env, collect.WinRMOptions{
 		OperationTimeout: time.Second, HostTimeout: 4 * time.Second, MaxOutputBytes: 256 << 10,
-	}, zerolog.New(&logs))
+	}, zerolog.New(logw).Level(zerolog.DebugLevel))
 	var hosts []collect.HostRef
 	for _, tc := range cases {
 		hosts = append(hosts, env.hosts[tc.name])
@@ -224,7 +225,7 @@ func TestWinRMFailureClasses(t *testing.T) {
 	)
 	got := map[string]*collect.Evidence{}
 	var mu sync.Mutex
-	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: 8, Logger: zerolog.New(&logs)}, func(ev *collect.Evidence) {
+	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: 8, Logger: zerolog.New(logw)}, func(ev *collect.Evidence) {
 		mu.Lock()
 		defer mu.Unlock()
 		if got[ev.Host.Name] != nil {
@@ -386,5 +387,24 @@ func TestClassify(t *testing.T) {
 	}
 	if !strings.Contains((&collect.WSManFault{WSMan: collect.WSManOperationTimeout}).Error(), "OperationTimeout") {
 		t.Error("operation timeout fault must mention OperationTimeout (masterzen's Receive loop keys on it)")
+	}
+}
+
+// NTLM against a listener that rejects it: over HTTPS our transport (go-ntlmssp
+// negotiator) sees 401; over HTTP the library's message-encryption transport reports
+// it as untyped text ("http response error: 401 - invalid content type"), which
+// Classify must still call auth.
+func TestWinRMNTLMRejectedIsAuth(t *testing.T) {
+	for _, tls := range []bool{true, false} {
+		env := newEnv(t, tls, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {Unauthorized: true}})
+		opts := collect.WinRMOptions{Auth: collect.AuthNTLM, HostTimeout: 10 * time.Second}
+		c := newCollector(t, env, opts, zerolog.Nop())
+		ev := c.Collect(context.Background(), env.hosts["h"])
+		if ev.Failure == nil || ev.Failure.Class != collect.FailAuth || ev.Failure.Attempts != 1 {
+			t.Errorf("tls=%v: want auth after one attempt, got %+v", tls, ev.Failure)
+		}
+		if strings.Contains(ev.Failure.Message, testPassword) {
+			t.Errorf("password in message")
+		}
 	}
 }
