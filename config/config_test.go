@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 )
@@ -313,6 +314,7 @@ func TestFlagOverride(t *testing.T) {
 	t.Setenv("RDSAUDIT_LOG_LEVEL", "warn")
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	BindFlags(fs)
+	BindLogFlags(fs)
 	if err := fs.Parse([]string{"--concurrency", "4", "--output-dir", "elsewhere"}); err != nil {
 		t.Fatal(err)
 	}
@@ -331,6 +333,7 @@ func TestFlagOverride(t *testing.T) {
 	// A bad flag value is reported naming the flag.
 	fs = pflag.NewFlagSet("run", pflag.ContinueOnError)
 	BindFlags(fs)
+	BindLogFlags(fs)
 	_ = fs.Parse([]string{"--log-format", "xml"})
 	_, err = Load("testdata/valid.yaml", fs)
 	if want := `log.format: must be one of auto, console, json, got "xml" (from flag --log-format)`; err == nil || err.Error() != want {
@@ -711,5 +714,28 @@ func TestYAMLSyntaxLines(t *testing.T) {
 		if got := fmt.Sprintf("%d: invalid YAML: %s", line, msg); got != tt.want {
 			t.Errorf("%q: got %s, want %s", tt.yaml, got, tt.want)
 		}
+	}
+}
+
+// TestCobraFlags mirrors the CLI: --log-level is a root persistent flag, the run
+// command's own flags come from BindFlags, and Load gets the command's merged FlagSet.
+func TestCobraFlags(t *testing.T) {
+	clearEnv(t)
+	var got *Config
+	root := &cobra.Command{Use: "rdsaudit", SilenceUsage: true, SilenceErrors: true}
+	root.PersistentFlags().String("log-level", "", "")
+	run := &cobra.Command{Use: "run", RunE: func(cmd *cobra.Command, _ []string) error {
+		var err error
+		got, err = Load("testdata/valid.yaml", cmd.Flags())
+		return err
+	}}
+	BindFlags(run.Flags())
+	root.AddCommand(run)
+	root.SetArgs([]string{"--log-level", "warn", "run", "--concurrency", "3"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got.Log.Level != "warn" || got.Collection.Concurrency != 3 || got.Log.Format != "json" {
+		t.Errorf("log %+v, concurrency %d", got.Log, got.Collection.Concurrency)
 	}
 }

@@ -28,8 +28,8 @@ func EnvVar(key string) string {
 	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
-// Flags maps the command-line flags that BindFlags defines (and Load binds) to the
-// configuration keys they override.
+// Flags maps the command-line flags Load binds, by name, to the configuration keys they
+// override. Load looks each name up in the FlagSet it is given and binds whichever exist.
 var Flags = map[string]string{
 	"output-dir":   "output_dir",
 	"concurrency":  "collection.concurrency",
@@ -39,15 +39,21 @@ var Flags = map[string]string{
 	"log-format":   "log.format",
 }
 
-// BindFlags defines on fs the flags listed in Flags. Load reads them from the same
-// FlagSet; a flag overrides the file and the environment only when it was set on the
-// command line. A caller may instead define some of these flags itself (same names,
-// compatible types): Load binds whichever of them exist in the FlagSet.
+// BindFlags defines on fs the per-command flags --output-dir, --concurrency, --source
+// and --evidence-dir. It does not define --log-level and --log-format: the CLI has them
+// as root persistent flags, and Load binds them by name from the command's merged
+// FlagSet (cobra's cmd.Flags() after parsing), like any other name in Flags; use
+// BindLogFlags where no root defines them. A flag overrides the file and the environment
+// only when it was set on the command line.
 func BindFlags(fs *pflag.FlagSet) {
 	fs.String("output-dir", "", "directory for run directories and history (overrides output_dir)")
 	fs.Int("concurrency", DefaultConcurrency, "hosts collected at once (overrides collection.concurrency)")
 	fs.String("source", SourceWinRM, "evidence source: winrm or offline (overrides collection.source)")
 	fs.String("evidence-dir", "", "directory of offline evidence files (overrides collection.evidence_dir)")
+}
+
+// BindLogFlags defines --log-level and --log-format on fs.
+func BindLogFlags(fs *pflag.FlagSet) {
 	fs.String("log-level", "info", "log level: "+strings.Join(LogLevels, ", ")+" (overrides log.level)")
 	fs.String("log-format", FormatAuto, "log format: auto, console or json (overrides log.format)")
 }
