@@ -345,6 +345,9 @@ func scrub(msg string, cred Credential) string {
 	return msg
 }
 
+// ps2Error matches what Windows PowerShell 2.0 says about the bootstrap or the script.
+var ps2Error = regexp.MustCompile(`Unexpected token '-sh[lr]'|'ConvertTo-Json' is not recognized|'ConvertFrom-Json' is not recognized`)
+
 var clixmlString = regexp.MustCompile(`<S S="Error">([^<]*)</S>`)
 
 // stderrText turns PowerShell's CLIXML error stream into plain text.
@@ -464,7 +467,13 @@ func (c *WinRMCollector) attempt(ctx context.Context, host HostRef, cred Credent
 		return nil, ctx.Err()
 	}
 	if code := cmd.ExitCode(); code != 0 {
-		return nil, fmt.Errorf("%w: exit code %d: %s", ErrScript, code, stderrText(stderr.buf.Bytes()))
+		text := stderrText(stderr.buf.Bytes())
+		if ps2Error.MatchString(text) {
+			// Windows PowerShell 2.0 (Server 2008 R2) cannot parse the bootstrap's -shl
+			// or has no ConvertTo-Json (domain.md §1): out of support, not a script bug.
+			return nil, fmt.Errorf("%w: exit code %d: %s", ErrUnsupportedOS, code, text)
+		}
+		return nil, fmt.Errorf("%w: exit code %d: %s", ErrScript, code, text)
 	}
 	if len(bytes.TrimSpace(stdout.buf.Bytes())) == 0 {
 		return nil, fmt.Errorf("%w: empty output (stderr: %s)", ErrBadOutput, stderrText(stderr.buf.Bytes()))

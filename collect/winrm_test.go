@@ -202,6 +202,7 @@ func TestWinRMFailureClasses(t *testing.T) {
 		{"wrong_schema", winrmtest.Faults{WrongSchema: true}, collect.FailBadOutput, 1},
 		{"huge", winrmtest.Faults{HugeOutput: 1 << 20}, collect.FailBadOutput, 1},
 		{"script_error", winrmtest.Faults{ScriptError: true}, collect.FailScript, 1},
+		{"powershell2", winrmtest.Faults{PowerShell2: true}, collect.FailUnsupported, 1},
 	}
 	evs := map[string]*collect.Evidence{}
 	faults := map[string]winrmtest.Faults{}

@@ -32,6 +32,7 @@ var (
 	ErrProtocol      = errors.New("winrm protocol error")
 	ErrScript        = errors.New("collection script failed")
 	ErrBadOutput     = errors.New("bad collection output")
+	ErrUnsupportedOS = errors.New("unsupported host: PowerShell 3.0 or later required")
 )
 
 // WS-Man fault codes (wsman.md, Faults).
@@ -368,6 +369,8 @@ func Classify(err error) FailureClass {
 		return FailAccessDenied
 	case errors.Is(err, ErrQuota):
 		return FailQuota
+	case errors.Is(err, ErrUnsupportedOS):
+		return FailUnsupported
 	case errors.Is(err, ErrScript):
 		return FailScript
 	case errors.Is(err, ErrBadOutput):

@@ -49,6 +49,7 @@ type Faults struct {
 	WrongSchema    bool          // the document carries another schema tag
 	ChunkSize      int           // stdout bytes per Receive (default 32 KiB)
 	CreateFaultRaw bool          // Create fails with a fault lacking the WS-Man fault action (masterzen then sees success)
+	PowerShell2    bool          // the host runs Windows PowerShell 2.0: the bootstrap does not parse
 }
 
 // FaultsForFailure maps an offline evidence failure class to the fault that makes a
@@ -68,6 +69,8 @@ func FaultsForFailure(class collect.FailureClass) Faults {
 		return Faults{Hang: true}
 	case collect.FailScript:
 		return Faults{ScriptError: true}
+	case collect.FailUnsupported:
+		return Faults{PowerShell2: true}
 	case collect.FailBadOutput, collect.FailBadEvidence:
 		return Faults{NonJSON: true}
 	}
@@ -354,6 +357,10 @@ func (h *Handler) run(line string, f Faults) *command {
 		return c
 	}
 	switch {
+	case f.PowerShell2:
+		c.exit = 1
+		c.stderr = clixmlError("Unexpected token '-shl' in expression or statement.")
+		return c
 	case f.ScriptError:
 		c.exit = 1
 		c.stderr = clixmlError("Get-WmiObject : Invalid class \"Win32_TerminalServiceSetting\"")
