@@ -196,6 +196,9 @@ func TestWinRMFailureClasses(t *testing.T) {
 		{"create_fault_raw", winrmtest.Faults{CreateFaultRaw: true}, collect.FailQuota, 3},
 		{"reset", winrmtest.Faults{ResetOnCreate: true}, collect.FailConnect, 3},
 		{"hang", winrmtest.Faults{Hang: true}, collect.FailTimeout, 0},
+		// The deadline expires while the script runs: the shell must still be deleted
+		// (newEnv's cleanup asserts zero open shells).
+		{"past_deadline", winrmtest.Faults{ScriptDelay: time.Minute}, collect.FailTimeout, 0},
 		{"lost_shell", winrmtest.Faults{LoseShell: true}, collect.FailProtocol, 1},
 		{"non_json", winrmtest.Faults{NonJSON: true}, collect.FailBadOutput, 1},
 		{"truncated", winrmtest.Faults{Truncated: true}, collect.FailBadOutput, 1},
