@@ -69,7 +69,9 @@ func TestRejectsAnythingButTheCollectionScript(t *testing.T) {
 	defer s.Close()
 	ep := winrm.NewEndpoint("127.0.0.1", s.Port, false, false, nil, nil, nil, 10*time.Second)
 	params := *winrm.DefaultParameters
-	params.TransportDecorator = func() winrm.Transporter { return winrm.NewClientWithProxyFunc(func(*http.Request) (*url.URL, error) { return nil, nil }) }
+	params.TransportDecorator = func() winrm.Transporter {
+		return winrm.NewClientWithProxyFunc(func(*http.Request) (*url.URL, error) { return nil, nil })
+	}
 	c, err := winrm.NewClientWithParameters(ep, "u", "p", &params)
 	if err != nil {
 		t.Fatal(err)
