@@ -62,7 +62,8 @@ func ParseHostFile(name string, data []byte) (*HostFile, error) {
 		return nil, fmt.Errorf("%s: empty host file", name)
 	}
 	var buf bytes.Buffer
-	if err := yamlNodeJSON(&buf, doc.Content[0], 0); err != nil {
+	budget := maxHostFileNodes
+	if err := yamlNodeJSON(&buf, doc.Content[0], 0, &budget); err != nil {
 		return nil, fmt.Errorf("%s:%w", name, err)
 	}
 	dec := json.NewDecoder(&buf)
@@ -100,11 +101,17 @@ func (hf *HostFile) validate() error {
 	return nil
 }
 
+// maxHostFileNodes bounds the nodes written, aliases expanded (no "billion laughs").
+const maxHostFileNodes = 1 << 20
+
 // yamlNodeJSON writes n as JSON. Mapping keys must be unique strings; anchors/aliases are
 // followed; merge keys are rejected.
-func yamlNodeJSON(buf *bytes.Buffer, n *yaml.Node, depth int) error {
+func yamlNodeJSON(buf *bytes.Buffer, n *yaml.Node, depth int, budget *int) error {
 	if depth > 100 {
 		return fmt.Errorf("%d: nesting too deep", n.Line)
+	}
+	if *budget--; *budget < 0 {
+		return fmt.Errorf("%d: document too large (aliases expand to more than %d nodes)", n.Line, maxHostFileNodes)
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
@@ -112,9 +119,9 @@ func yamlNodeJSON(buf *bytes.Buffer, n *yaml.Node, depth int) error {
 			buf.WriteString("null")
 			return nil
 		}
-		return yamlNodeJSON(buf, n.Content[0], depth+1)
+		return yamlNodeJSON(buf, n.Content[0], depth+1, budget)
 	case yaml.AliasNode:
-		return yamlNodeJSON(buf, n.Alias, depth+1)
+		return yamlNodeJSON(buf, n.Alias, depth+1, budget)
 	case yaml.MappingNode:
 		buf.WriteByte('{')
 		seen := map[string]bool{}
@@ -133,7 +140,7 @@ func yamlNodeJSON(buf *bytes.Buffer, n *yaml.Node, depth int) error {
 			kb, _ := json.Marshal(k.Value)
 			buf.Write(kb)
 			buf.WriteByte(':')
-			if err := yamlNodeJSON(buf, v, depth+1); err != nil {
+			if err := yamlNodeJSON(buf, v, depth+1, budget); err != nil {
 				return err
 			}
 		}
@@ -144,7 +151,7 @@ func yamlNodeJSON(buf *bytes.Buffer, n *yaml.Node, depth int) error {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			if err := yamlNodeJSON(buf, c, depth+1); err != nil {
+			if err := yamlNodeJSON(buf, c, depth+1, budget); err != nil {
 				return err
 			}
 		}

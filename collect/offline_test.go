@@ -333,6 +333,7 @@ func TestParseHostFileErrors(t *testing.T) {
 		{"failed without class", "status: failed\n", `h.host.yaml: failure.class: required`},
 		{"meta without path", "registry_meta:\n  - owner: x\n", `h.host.yaml: registry_meta[0].path: required`},
 		{"meta bad hive", "registry_meta:\n  - path: 'HKXX\\A'\n", `h.host.yaml: registry_meta[0].path: unknown hive "HKXX"`},
+		{"alias bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n", "h.host.yaml:"},
 		{"merge key", "a: &a {x: 1}\nos:\n  <<: *a\n", `h.host.yaml:3: mapping keys must be plain names`},
 	}
 	for _, tc := range tests {
@@ -446,6 +447,48 @@ func FuzzDecodeEvidence(f *testing.F) {
 		}
 		if !bytes.Equal(b1.Bytes(), b2.Bytes()) {
 			t.Fatalf("not lossless:\n%s\n%s", b1.Bytes(), b2.Bytes())
+		}
+	})
+}
+
+// TestSampleEncodings keeps the sample fleet covering every export encoding.
+func TestSampleEncodings(t *testing.T) {
+	want := map[string]func([]byte) bool{
+		"RDSH-A01.reg": func(b []byte) bool { return bytes.HasPrefix(b, []byte{0xFF, 0xFE, 'W', 0}) },
+		"RDSH-A03.reg": func(b []byte) bool { return bytes.HasPrefix(b, []byte(RegHeader5+"\n")) },
+		"RDSH-A06.reg": func(b []byte) bool { return bytes.HasPrefix(b, []byte("\xEF\xBB\xBF"+RegHeader5+"\r\n")) },
+		"RDSH-B02.reg": func(b []byte) bool { return bytes.HasPrefix(b, []byte(RegHeader4+"\r\n")) },
+	}
+	for name, ok := range want {
+		b, err := os.ReadFile(filepath.Join(sampleFleet, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok(b) {
+			t.Errorf("%s: not in the encoding samples/README.md documents", name)
+		}
+	}
+}
+
+func FuzzParseHostFile(f *testing.F) {
+	for _, n := range []string{"RDSH-A05.host.yaml", "OLD-2008R2.host.yaml", "CLIENT-01.host.yaml"} {
+		b, err := os.ReadFile(filepath.Join(sampleFleet, n))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("a: &a [*a]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		hf, err := ParseHostFile("f.host.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "f.host.yaml") {
+				t.Fatalf("error without file name: %v", err)
+			}
+			return
+		}
+		if hf.Status != "" && hf.Status != StatusCollected && hf.Failure == nil {
+			t.Fatalf("failed status without failure")
 		}
 	})
 }
