@@ -133,6 +133,7 @@ func Evaluate(in Input) *Evaluation {
 	c := newContext(in, rs)
 	ev := &Evaluation{Now: in.Now.UTC(), RuleSetVersion: rs.Version, RuleSetHash: rs.Hash,
 		RuleSetSource: rs.Source, FailOn: rs.FailOn}
+	ev.Results = make([]Result, 0, len(c.hosts)*len(catalogue)/2+len(c.groups)*2+len(c.position)*2+len(rs.Waivers))
 	s := &sink{}
 	for _, rule := range catalogue {
 		info := rule.Info()
@@ -193,11 +194,24 @@ func Evaluate(in Input) *Evaluation {
 	return ev
 }
 
+// ruleOrder is each rule's position in the catalogue (RDS-WAIVER-001 last).
+func ruleOrder() map[string]int {
+	m := make(map[string]int, len(catalogue)+1)
+	for i, r := range catalogue {
+		m[r.Info().ID] = i
+	}
+	m[WaiverRuleID] = len(catalogue)
+	return m
+}
+
+// sortResults orders results by catalogue order, then subject kind, subject name (case
+// insensitive) and key. The engine emits them nearly in that order, so the check is
+// linear and the sort rarely runs.
 func sortResults(rs []Result) {
-	sort.SliceStable(rs, func(i, j int) bool {
-		a, b := &rs[i], &rs[j]
+	order := ruleOrder()
+	less := func(a, b *Result) bool {
 		if a.RuleID != b.RuleID {
-			return a.RuleID < b.RuleID
+			return order[a.RuleID] < order[b.RuleID]
 		}
 		if a.Subject.Kind != b.Subject.Kind {
 			return a.Subject.Kind < b.Subject.Kind
@@ -206,7 +220,14 @@ func sortResults(rs []Result) {
 			return an < bn
 		}
 		return a.Key < b.Key
-	})
+	}
+	sorted := true
+	for i := 1; i < len(rs) && sorted; i++ {
+		sorted = !less(&rs[i], &rs[i-1])
+	}
+	if !sorted {
+		sort.SliceStable(rs, func(i, j int) bool { return less(&rs[i], &rs[j]) })
+	}
 }
 
 // appliesTo: a host rule's subjects are the hosts with one of its roles.
@@ -255,7 +276,8 @@ type evalCtx struct {
 	ledger   bool
 	position []PositionRow
 	posIndex map[posKey]int
-	lsDone   bool // every license server in the inventory was collected
+	params   map[string]any // "RULE-ID/param" → value
+	lsDone   bool           // every license server in the inventory was collected
 	missLS   []string
 }
 
@@ -267,7 +289,7 @@ type issuedRef struct {
 func newContext(in Input, rs *RuleSet) *evalCtx {
 	c := &evalCtx{now: in.Now.UTC(), rs: rs, hist: in.History, ent: in.Entitlements,
 		ledger: in.Ledger || len(in.Entitlements) > 0, ls: map[string]*collect.Facts{},
-		issued: map[string][]issuedRef{}, lsDone: true}
+		issued: map[string][]issuedRef{}, lsDone: true, params: resolveParams(rs)}
 	c.hosts = make([]*collect.Facts, 0, len(in.Hosts))
 	for _, h := range in.Hosts {
 		if h != nil {
@@ -396,12 +418,40 @@ func tsModeValue(h *collect.Facts) string {
 	return "0 (remote administration)"
 }
 
+func (c *evalCtx) param(ruleID, name string) any {
+	if v, ok := c.params[ruleID+"/"+name]; ok {
+		return v
+	}
+	panic(fmt.Sprintf("rules: %s has no parameter %q", ruleID, name))
+}
+
 func (c *evalCtx) intParam(ruleID, name string) int {
-	return c.rs.intParam(ruleID, name)
+	v, _ := c.param(ruleID, name).(int)
+	return v
 }
 
 func (c *evalCtx) strParam(ruleID, name string) string {
-	return c.rs.strParam(ruleID, name)
+	v, _ := c.param(ruleID, name).(string)
+	return v
+}
+
+// resolveParams resolves every rule parameter once: the rule set's value, else the
+// default.
+func resolveParams(rs *RuleSet) map[string]any {
+	out := map[string]any{}
+	for _, r := range catalogue {
+		info := r.Info()
+		for _, p := range info.Params {
+			v := p.Default
+			if rc, ok := rs.Rules[info.ID]; ok {
+				if x, ok := rc.Params[p.Name]; ok {
+					v = x
+				}
+			}
+			out[info.ID+"/"+p.Name] = v
+		}
+	}
+	return out
 }
 
 func days(d time.Duration) float64 { return d.Hours() / 24 }

@@ -163,7 +163,7 @@ func ParseEntitlementsYAML(name string, data []byte) ([]Entitlement, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: empty ledger", name)
 		}
-		return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, yamlError(name, err)
 	}
 	var out []Entitlement
 	for _, n := range doc.Entitlements {

@@ -315,9 +315,15 @@ func (grace006) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 		why = append(why, "timebomb value missing while GetGracePeriodDays fails ("+orNone(g.MethodError)+"): the key or value was deleted and the service not yet restarted")
 		strength = append(strength, "timebomb/method: strong (COMM: the failure follows deletion of the key)")
 	}
-	if len(g.ExtraValues) > 0 {
-		why = append(why, "non-standard values in the GracePeriod key: "+strings.Join(g.ExtraValues, ", "))
-		ev = append(ev, EvidenceField{Field: fieldGraceKey + " (other values)", Value: strings.Join(g.ExtraValues, ", ")})
+	var extra []string // the plain L$RTMTIMEBOMB is reported once, as an artefact
+	for _, v := range g.ExtraValues {
+		if !strings.EqualFold(v, collect.ValTimebombPlain) {
+			extra = append(extra, v)
+		}
+	}
+	if len(extra) > 0 {
+		why = append(why, "non-standard values in the GracePeriod key: "+strings.Join(extra, ", "))
+		ev = append(ev, EvidenceField{Field: fieldGraceKey + " (other values)", Value: strings.Join(extra, ", ")})
 		strength = append(strength, "extra values: moderate (the key normally holds only the timebomb)")
 	}
 	if g.KeyExists && g.KeyOwner != "" {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -209,7 +210,7 @@ func ParseRuleSet(name string, data []byte) (*RuleSet, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: empty rule set", name)
 		}
-		return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, yamlError(name, err)
 	}
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root)
@@ -334,6 +335,29 @@ func ParseRuleSet(name string, data []byte) (*RuleSet, error) {
 		rs.Waivers = append(rs.Waivers, w)
 	}
 	return rs, nil
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+): (.*?)( in type [\w.]+)?$`)
+
+// yamlError turns a yaml.v3 error into "file:line: message" lines.
+func yamlError(name string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var msgs []string
+		for _, e := range te.Errors {
+			if m := yamlLine.FindStringSubmatch(e); m != nil {
+				msgs = append(msgs, fmt.Sprintf("%s:%s: %s", name, m[1], m[2]))
+			} else {
+				msgs = append(msgs, name+": "+e)
+			}
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("%s:%s: %s", name, m[1], m[2])
+	}
+	return fmt.Errorf("%s: %s", name, msg)
 }
 
 func paramNames(info RuleInfo) string {

@@ -1,0 +1,133 @@
+package rules
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rdsaudit/rdsaudit/collect"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata")
+
+// sampleClock is the fixed clock of the demo fleet (samples/README.md).
+var sampleClock = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+// evaluateSamples loads samples/fleet, marks inventory hosts without evidence as not
+// collected, and evaluates with samples/rules.yaml and samples/entitlements.csv.
+func evaluateSamples(t *testing.T) *Evaluation {
+	t.Helper()
+	dir := filepath.Join("..", "samples")
+	fl, err := collect.LoadFleet(filepath.Join(dir, "fleet"))
+	if err != nil {
+		t.Fatalf("load fleet: %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "inventory.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hosts []*collect.Facts
+	for _, row := range rows[1:] {
+		name := row[0]
+		ev := fl[strings.ToLower(name)]
+		if ev == nil {
+			ref := collect.HostRef{Name: name, Group: row[4], Roles: strings.Split(row[3], ";")}
+			ev = collect.NewFailure(ref, "snapshot", sampleClock, collect.StatusFailed, collect.FailNoEvidence, "no evidence file for "+name)
+		}
+		delete(fl, strings.ToLower(name))
+		hosts = append(hosts, collect.Interpret(ev))
+	}
+	for name := range fl {
+		t.Errorf("evidence for %s, which is not in the inventory", name)
+	}
+	rs, err := LoadRuleSet(filepath.Join(dir, "rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := LoadEntitlements(filepath.Join(dir, "entitlements.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Evaluate(Input{Now: sampleClock, Hosts: hosts, RuleSet: rs, Entitlements: ents, Ledger: true})
+}
+
+func TestSampleFleetFiresEveryRule(t *testing.T) {
+	ev := evaluateSamples(t)
+	fired := map[string]bool{}
+	for _, r := range ev.Results {
+		if r.Outcome == Fail {
+			fired[r.RuleID] = true
+		}
+	}
+	for _, info := range Rules() {
+		if info.NeedsHistory {
+			continue
+		}
+		if !fired[info.ID] {
+			t.Errorf("%s does not fire on the sample fleet", info.ID)
+		}
+	}
+	var applied, expired bool
+	for _, w := range ev.Waivers {
+		applied = applied || (w.Applied > 0 && !w.Expired)
+		expired = expired || w.Expired
+	}
+	if !applied || !expired {
+		t.Errorf("samples/rules.yaml needs a waiver that applies (%v) and an expired one (%v)", applied, expired)
+	}
+}
+
+// golden is what testdata/sample_fleet.json holds: the findings (fail and error), the
+// waivers and the CAL position — reviewed by a person, rewritten only with -update.
+type golden struct {
+	Now      time.Time      `json:"now"`
+	FailOn   Severity       `json:"fail_on"`
+	Counts   Counts         `json:"counts"`
+	ExitCode int            `json:"exit_code"`
+	Findings []Result       `json:"findings"`
+	Waivers  []WaiverStatus `json:"waivers"`
+	Position []PositionRow  `json:"position"`
+}
+
+func TestSampleFleetGolden(t *testing.T) {
+	ev := evaluateSamples(t)
+	g := golden{Now: ev.Now, FailOn: ev.FailOn, Counts: ev.Counts(), ExitCode: ev.ExitCode(), Waivers: ev.Waivers, Position: ev.Position}
+	for _, r := range ev.Results {
+		if r.IsFinding() {
+			g.Findings = append(g.Findings, r)
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(g); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "sample_fleet.json")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./rules -run Golden -update, then review the file)", err)
+	}
+	if !bytes.Equal(want, buf.Bytes()) {
+		t.Errorf("sample fleet findings differ from %s; review with -update and git diff", path)
+	}
+}
