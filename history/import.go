@@ -1,0 +1,114 @@
+package history
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/report"
+	"github.com/rdsaudit/rdsaudit/rules"
+)
+
+// Import loads an earlier run's report.json from runDir into the store (backfill from
+// archived evidence) and returns the run's ID. The hosts are the report's coverage list
+// (every targeted host with its collection status); each host's facts come from its
+// evidence file in runDir when present and matching the SHA-256 the report lists
+// (interpreted as the run would have), else from the report's host row, which lacks the
+// timebomb hash. The findings keep the first-seen the report carries; those without one
+// get it from the latest earlier run in the store. Import does not take the run lock.
+func (s *Store) Import(ctx context.Context, runDir string) (string, error) {
+	file := filepath.Join(runDir, "report.json")
+	f, err := os.Open(file)
+	if err != nil {
+		return "", fmt.Errorf("import %s: %w", runDir, err)
+	}
+	rep, err := report.Decode(f)
+	f.Close()
+	if err != nil {
+		return "", fmt.Errorf("import %s: %w", file, err)
+	}
+	run := rep.Run
+	if run.ID == "" || run.StartedAt.IsZero() {
+		return "", fmt.Errorf("import %s: report has no run ID or start time", file)
+	}
+	rec := RunRecord{ID: run.ID, Started: run.StartedAt, Ended: run.FinishedAt, ToolVersion: run.ToolVersion,
+		RuleSetHash: run.RuleSetHash, ConfigHash: run.ConfigHash, Origin: OriginImport, Results: rep.Results,
+		Coverage: Coverage{Targeted: rep.Coverage.Targeted, Collected: rep.Coverage.Collected,
+			Failed: rep.Coverage.Failed + rep.Coverage.Skipped}}
+	rows := map[string]report.Host{}
+	for _, h := range rep.Hosts {
+		rows[strings.ToLower(h.Name)] = h
+	}
+	evidence := map[string]report.EvidenceRef{}
+	for _, e := range rep.Evidence {
+		evidence[strings.ToLower(e.Host)] = e
+	}
+	statuses := rep.Coverage.Hosts
+	if len(statuses) == 0 { // a report without a coverage list: take the host rows
+		for _, h := range rep.Hosts {
+			statuses = append(statuses, report.HostStatus{Name: h.Name, Group: h.Group, Status: h.Status})
+		}
+	}
+	for _, hs := range statuses {
+		key := strings.ToLower(hs.Name)
+		h := HostRecord{Name: hs.Name, Group: hs.Group, Status: string(hs.Status)}
+		if hs.FailureClass != "" {
+			h.Failure = string(hs.FailureClass)
+			if hs.Message != "" {
+				h.Failure += ": " + hs.Message
+			}
+		}
+		if facts := evidenceFacts(runDir, evidence[key]); facts != nil {
+			h.Snapshot = SnapshotOf(run.ID, run.StartedAt, facts)
+		} else {
+			h.Snapshot = snapshotOfRow(run.ID, run.StartedAt, hs.Status, rows[key])
+		}
+		rec.Hosts = append(rec.Hosts, h)
+	}
+	if err := s.Record(ctx, rec); err != nil {
+		return "", fmt.Errorf("import %s: %w", file, err)
+	}
+	return run.ID, nil
+}
+
+// evidenceFacts interprets the host's evidence file, or returns nil when there is none
+// or it does not match the hash the report lists.
+func evidenceFacts(runDir string, ref report.EvidenceRef) *collect.Facts {
+	if ref.Path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(runDir, filepath.FromSlash(ref.Path)))
+	if err != nil {
+		return nil
+	}
+	if sum := sha256.Sum256(b); ref.SHA256 != "" && !strings.EqualFold(hex.EncodeToString(sum[:]), ref.SHA256) {
+		return nil
+	}
+	ev, err := collect.DecodeEvidence(bytes.NewReader(b))
+	if err != nil {
+		return nil
+	}
+	return collect.Interpret(ev)
+}
+
+// snapshotOfRow is the snapshot a report's host row allows (no timebomb hash).
+func snapshotOfRow(runID string, at time.Time, status collect.Status, h report.Host) rules.HostSnapshot {
+	sn := rules.HostSnapshot{RunID: runID, At: at.UTC(), Collected: status == collect.StatusCollected}
+	if !sn.Collected {
+		return sn
+	}
+	sn.Mode, sn.ModeSource = copyInt(h.Mode), h.ModeSource
+	if len(h.LicenseServers) > 0 {
+		sn.LicenseServers = append([]string(nil), h.LicenseServers...)
+	}
+	sn.GraceDays, sn.GraceKeyWritten = copyInt(h.GraceDays), copyTime(h.GraceKeyWritten)
+	sn.OSBuild, sn.InstallDate = h.OSBuild, copyTime(h.InstallDate)
+	return sn
+}
