@@ -129,7 +129,8 @@ func (x *xlsxWriter) build() error {
 			return err
 		}
 	}
-	f.SetActiveSheet(0)
+	// Summary (the first sheet) is active by default. Never call SetActiveSheet or any
+	// other sheet-reading API after streaming: it parses the streamed sheets back into memory.
 	return nil
 }
 
