@@ -629,9 +629,9 @@ func Release(version, build, caption string) string {
 		return "2025"
 	}
 	c := strings.ToLower(caption)
-	for _, r := range []string{"2025", "2022", "2019", "2016", "2012 r2", "2012", "2008 r2", "2008"} {
-		if strings.Contains(c, "server "+r) {
-			return strings.ToUpper(r[:1]) + r[1:]
+	for _, r := range []string{"2025", "2022", "2019", "2016", "2012 R2", "2012", "2008 R2", "2008"} {
+		if strings.Contains(c, "server "+strings.ToLower(r)) {
+			return r
 		}
 	}
 	return releaseUnknown
@@ -814,6 +814,9 @@ func ParseDate(s, locale string) (*time.Time, error) {
 	if strings.HasPrefix(s, "/Date(") || strings.HasPrefix(s, `\/Date(`) {
 		inner := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, `\`), "/Date("), `/`), `\`)
 		inner = strings.TrimSuffix(inner, ")")
+		if inner == "" {
+			return nil, fmt.Errorf("date %q: bad /Date()/ value", s)
+		}
 		if i := strings.IndexAny(inner[1:], "+-"); i >= 0 {
 			inner = inner[:i+1] // an offset suffix describes the local zone; the ms are UTC
 		}
@@ -885,11 +888,18 @@ func parseLocaleDate(s, locale string) (*time.Time, error) {
 	a, err1 := strconv.Atoi(p[0])
 	b, err2 := strconv.Atoi(p[1])
 	y, err3 := strconv.Atoi(p[2])
-	if err1 != nil || err2 != nil || err3 != nil || y < 1601 {
+	if err1 != nil || err2 != nil || err3 != nil || (y < 1601 && len(p[0]) != 4) {
 		return nil, fmt.Errorf("date %q: unrecognised format", s)
 	}
 	var day, month int
+	if len(p[0]) == 4 { // year first (ja-JP, zh-CN, ko-KR: 2036/02/01): always y/m/d
+		y, month, day = a, b, y
+		if y < 1601 {
+			return nil, fmt.Errorf("date %q: unrecognised format", s)
+		}
+	}
 	switch {
+	case len(p[0]) == 4:
 	case sep == ".": // de-DE, ru-RU, ...: always day first
 		day, month = a, b
 	case a > 12 && b <= 12:
