@@ -26,7 +26,8 @@ func FromEvaluation(ev *rules.Evaluation, catalogue []rules.RuleInfo) Evaluation
 	out.Results = ev.Results
 	for _, w := range ev.Waivers {
 		rw := Waiver{ID: w.ID, RuleID: w.Rule, Scope: w.Scope.String(), Owner: w.Owner, Approver: w.Approver,
-			Ticket: w.Ticket, Reason: w.Justification, Expired: w.Expired, Applied: w.Applied, Matched: w.Matched}
+			Ticket: w.Ticket, Reason: w.Justification, Expired: w.Expired, Applied: w.Applied, Matched: w.Matched,
+			Results: append([]string(nil), w.Results...)}
 		if !w.Expires.IsZero() {
 			rw.Expires = utcp(&w.Expires)
 		}

@@ -128,7 +128,6 @@ func fixtureInput() BuildInput {
 	}
 	results[4].Waived, results[4].WaiverID = true, "W-1"
 	results[5].Lifecycle, results[5].FirstSeen, results[5].LastSeen = rules.StatusPersisting, tp(t0.AddDate(0, -1, 0)), tp(t0)
-	results[1].WaiverID = "W-2" // matched an expired waiver
 	gs := rules.Subject{Kind: rules.SubjectGroup, Name: "farm-a"}
 	results = append(results, rules.Result{RuleID: "RDS-MODE-002", Severity: rules.SevMedium, Outcome: rules.Fail, Subject: gs,
 		Message: "mixed modes in group", Observed: "per_user, unknown"})
@@ -141,7 +140,8 @@ func fixtureInput() BuildInput {
 			Catalogue: fixtureCatalogue(),
 			Waivers: []Waiver{
 				{ID: "W-2", RuleID: "RDS-MODE-001", Scope: "host:rdsh-02", Approver: "cfo@example", Reason: injections[0],
-					Expires: tp(t0.AddDate(0, 0, -3)), Expired: true, Matched: 1},
+					Expires: tp(t0.AddDate(0, 0, -3)), Expired: true, Matched: 1,
+					Results: []string{rules.FindingID("RDS-MODE-001", rules.Subject{Kind: rules.SubjectHost, Name: "rdsh-02"}, "")}},
 				{ID: "W-1", RuleID: "RDS-LS-001", Scope: "group:" + injections[3], Approver: "it@example", Reason: "migration",
 					Expires: tp(t0.AddDate(0, 2, 0)), Applied: 1, Matched: 1},
 			},

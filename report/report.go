@@ -247,8 +247,9 @@ type Waiver struct {
 	Reason   string     `json:"reason,omitempty"`
 	Expires  *time.Time `json:"expires,omitempty"`
 	Expired  bool       `json:"expired,omitempty"`
-	Applied  int        `json:"applied"` // failures it waived
-	Matched  int        `json:"matched"` // failures in its scope (for an expired waiver: those it would have waived)
+	Applied  int        `json:"applied"`           // failures it waived
+	Matched  int        `json:"matched"`           // failures in its scope (for an expired waiver: those it would have waived)
+	Results  []string   `json:"results,omitempty"` // finding IDs in its scope
 }
 
 // RuleInfo is one rule catalogue entry.
@@ -646,10 +647,11 @@ func (r *Report) Findings() []*rules.Result {
 	return out
 }
 
-// FindingStatus is the status shown for a finding: new, persisting, waived or
-// expired_waiver (when the waiver that matched it has expired).
+// FindingStatus is the status shown for a finding: new, persisting, waived, or
+// expired_waiver when an expired waiver covers it (expired holds the IDs of expired
+// waivers and of the findings in their scope, from expiredWaivers).
 func (r *Report) FindingStatus(res *rules.Result, expired map[string]bool) string {
-	if !res.Waived && res.WaiverID != "" && expired[res.WaiverID] {
+	if !res.Waived && (expired[res.ID] || (res.WaiverID != "" && expired[res.WaiverID])) {
 		return rules.StatusExpiredWaiver
 	}
 	return res.Status()
@@ -660,6 +662,9 @@ func (r *Report) expiredWaivers() map[string]bool {
 	for _, w := range r.Waivers {
 		if w.Expired {
 			m[w.ID] = true
+			for _, id := range w.Results {
+				m[id] = true
+			}
 		}
 	}
 	return m
