@@ -64,7 +64,7 @@ type RuleConfig struct {
 type Waiver struct {
 	ID            string    `json:"id"`
 	Rule          string    `json:"rule"`
-	Scope         Scope2    `json:"scope"`
+	Scope         WaiverScope    `json:"scope"`
 	Justification string    `json:"justification"`
 	Owner         string    `json:"owner"`
 	Approver      string    `json:"approver,omitempty"`
@@ -73,17 +73,17 @@ type Waiver struct {
 	Line          int       `json:"line,omitempty"`
 }
 
-// Scope2 is a waiver's scope: exactly one of Host (exact name), Group, Glob (path.Match
+// WaiverScope is a waiver's scope: exactly one of Host (exact name), Group, Glob (path.Match
 // pattern on host names, case-insensitive) or Subject (exact subject name of any kind,
 // e.g. a fleet item "per_user/2019").
-type Scope2 struct {
+type WaiverScope struct {
 	Host    string `json:"host,omitempty" yaml:"host"`
 	Group   string `json:"group,omitempty" yaml:"group"`
 	Glob    string `json:"glob,omitempty" yaml:"glob"`
 	Subject string `json:"subject,omitempty" yaml:"subject"`
 }
 
-func (s Scope2) String() string {
+func (s WaiverScope) String() string {
 	switch {
 	case s.Host != "":
 		return "host " + s.Host
@@ -98,7 +98,7 @@ func (s Scope2) String() string {
 }
 
 // matches reports whether the scope covers a result's subject.
-func (s Scope2) matches(sub Subject) bool {
+func (s WaiverScope) matches(sub Subject) bool {
 	switch {
 	case s.Host != "":
 		return sub.Kind == SubjectHost && strings.EqualFold(s.Host, sub.Name)
@@ -192,7 +192,7 @@ type ruleConfigFile struct {
 type waiverFile struct {
 	ID            string `yaml:"id"`
 	Rule          string `yaml:"rule"`
-	Scope         Scope2 `yaml:"scope"`
+	Scope         WaiverScope `yaml:"scope"`
 	Justification string `yaml:"justification"`
 	Owner         string `yaml:"owner"`
 	Approver      string `yaml:"approver"`
