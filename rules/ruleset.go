@@ -62,15 +62,15 @@ type RuleConfig struct {
 
 // Waiver accepts a rule's failures on a scope until it expires.
 type Waiver struct {
-	ID            string    `json:"id"`
-	Rule          string    `json:"rule"`
-	Scope         WaiverScope    `json:"scope"`
-	Justification string    `json:"justification"`
-	Owner         string    `json:"owner"`
-	Approver      string    `json:"approver,omitempty"`
-	Ticket        string    `json:"ticket,omitempty"`
-	Expires       time.Time `json:"expires,omitempty"` // zero: no expiry given (a lint error)
-	Line          int       `json:"line,omitempty"`
+	ID            string      `json:"id"`
+	Rule          string      `json:"rule"`
+	Scope         WaiverScope `json:"scope"`
+	Justification string      `json:"justification"`
+	Owner         string      `json:"owner"`
+	Approver      string      `json:"approver,omitempty"`
+	Ticket        string      `json:"ticket,omitempty"`
+	Expires       time.Time   `json:"expires,omitempty"` // zero: no expiry given (a lint error)
+	Line          int         `json:"line,omitempty"`
 }
 
 // WaiverScope is a waiver's scope: exactly one of Host (exact name), Group, Glob (path.Match
@@ -190,14 +190,14 @@ type ruleConfigFile struct {
 }
 
 type waiverFile struct {
-	ID            string `yaml:"id"`
-	Rule          string `yaml:"rule"`
+	ID            string      `yaml:"id"`
+	Rule          string      `yaml:"rule"`
 	Scope         WaiverScope `yaml:"scope"`
-	Justification string `yaml:"justification"`
-	Owner         string `yaml:"owner"`
-	Approver      string `yaml:"approver"`
-	Ticket        string `yaml:"ticket"`
-	Expires       string `yaml:"expires"`
+	Justification string      `yaml:"justification"`
+	Owner         string      `yaml:"owner"`
+	Approver      string      `yaml:"approver"`
+	Ticket        string      `yaml:"ticket"`
+	Expires       string      `yaml:"expires"`
 }
 
 // ParseRuleSet parses rule-set bytes strictly: unknown keys, unknown rule IDs, unknown
