@@ -1,0 +1,165 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/rules"
+)
+
+// sampleClock is the demo fleet's fixed clock (samples/README.md).
+var sampleClock = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+// sampleReport evaluates samples/fleet with samples/rules.yaml and
+// samples/entitlements.csv (as rules/sample_test.go does) and builds the report.
+func sampleReport(t *testing.T) (*Report, []*collect.Evidence) {
+	t.Helper()
+	dir := filepath.Join("..", "samples")
+	fl, err := collect.LoadFleet(filepath.Join(dir, "fleet"))
+	if err != nil {
+		t.Fatalf("load fleet: %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "inventory.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []*collect.Evidence
+	var facts []*collect.Facts
+	for _, row := range recs[1:] {
+		ev := fl[strings.ToLower(row[0])]
+		if ev == nil {
+			ref := collect.HostRef{Name: row[0], Group: row[4], Roles: strings.Split(row[3], ";")}
+			ev = collect.NewFailure(ref, "snapshot", sampleClock, collect.StatusFailed, collect.FailNoEvidence, "no evidence file for "+row[0])
+		}
+		evs = append(evs, ev)
+		facts = append(facts, collect.Interpret(ev))
+	}
+	rs, err := rules.LoadRuleSet(filepath.Join(dir, "rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := rules.LoadEntitlements(filepath.Join(dir, "entitlements.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := rules.Evaluate(rules.Input{Now: sampleClock, Hosts: facts, RuleSet: rs, Entitlements: ents, Ledger: true})
+	r := Build(BuildInput{
+		Run: RunInfo{ID: "20261101T000000Z-demo", StartedAt: sampleClock, FinishedAt: sampleClock.Add(42 * time.Second),
+			ToolVersion: "test", ConfigHash: "sha256:demo", Collector: "snapshot"},
+		Evidence: evs, Facts: facts, Evaluation: FromEvaluation(eval, rules.Rules()),
+	})
+	return r, evs
+}
+
+func TestSampleFleetJSON(t *testing.T) {
+	r, _ := sampleReport(t)
+	got := writeJSON(t, r) // validates against the schema
+	path := filepath.Join("testdata", "sample.golden.json")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update and review the diff)", err)
+	}
+	if !reflect.DeepEqual(semantic(t, got), semantic(t, want)) {
+		t.Errorf("sample report.json differs from %s (if intended: -update and review the diff)", path)
+	}
+}
+
+func TestSampleFleetWorkbook(t *testing.T) {
+	r, evs := sampleReport(t)
+	f := openXLSX(t, writeXLSX(t, r))
+	sessionHosts := 0
+	for _, ev := range evs {
+		if ev.Host.HasRole(collect.RoleSessionHost) || len(ev.Host.Roles) == 0 {
+			sessionHosts++
+		}
+	}
+	packs := 0
+	for _, ls := range r.LicenseServers {
+		packs += max(1, len(ls.KeyPacks))
+	}
+	want := map[string]struct {
+		header []string
+		rows   int
+	}{
+		SheetFindings:       {FindingsHeader, len(r.Findings())},
+		SheetHosts:          {HostsHeader, sessionHosts},
+		SheetLicenseServers: {LicenseServersHeader, packs},
+		SheetPosition:       {PositionHeader, len(r.Position) + 1},
+		SheetIssued:         {IssuedHeader, len(r.IssuedCALs)},
+		SheetDrift:          {DriftHeader, 1},
+		SheetWaivers:        {WaiversHeader, len(r.Waivers)},
+		SheetCoverage:       {CoverageHeader, len(evs)},
+	}
+	for sheet, w := range want {
+		rs := rows(t, f, sheet)
+		if !reflect.DeepEqual(rs[0], w.header) || len(rs)-1 != w.rows {
+			t.Errorf("%s: header %v, %d rows; want %d", sheet, rs[0], len(rs)-1, w.rows)
+		}
+	}
+	if len(r.Findings()) < 20 || len(r.IssuedCALs) < 65 || len(r.Position) == 0 || len(r.Waivers) < 2 {
+		t.Errorf("sample fleet too small: %d findings, %d issued, %d position, %d waivers",
+			len(r.Findings()), len(r.IssuedCALs), len(r.Position), len(r.Waivers))
+	}
+	// Key cells from samples/README.md.
+	a05 := find(t, f, SheetHosts, "RDSH-A05")[1:]
+	if got := cell(t, f, SheetHosts, "O"+a05); got != "140" {
+		t.Errorf("RDSH-A05 grace days %q", got)
+	}
+	if got := cell(t, f, SheetHosts, "Q"+a05); got != "2026-10-28 03:15:07" {
+		t.Errorf("RDSH-A05 GracePeriod written %q", got)
+	}
+	ls02 := find(t, f, SheetLicenseServers, "LS02")[1:]
+	if got := cell(t, f, SheetLicenseServers, "C"+ls02); !strings.HasPrefix(got, "not activated") {
+		t.Errorf("LS02 activation %q", got)
+	}
+	b09 := find(t, f, SheetCoverage, "RDSH-B09")[1:]
+	if got := cell(t, f, SheetCoverage, "E"+b09); got != "no_evidence" {
+		t.Errorf("RDSH-B09 failure class %q", got)
+	}
+	old := find(t, f, SheetCoverage, "OLD-2008R2")[1:]
+	if got := cell(t, f, SheetCoverage, "E"+old); got != "unsupported_os" {
+		t.Errorf("OLD-2008R2 failure class %q", got)
+	}
+	statuses := map[string]bool{}
+	for _, row := range rows(t, f, SheetFindings)[1:] {
+		statuses[row[3]] = true
+	}
+	if !statuses["waived"] || !statuses["new"] {
+		t.Errorf("finding statuses %v, want waived and new", statuses)
+	}
+	for _, rule := range []string{"RDS-GRACE-001", "RDS-MODE-001", "RDS-LS-005", "RDS-COLLECT-001"} {
+		find(t, f, SheetFindings, rule)
+	}
+}
+
+func TestSampleFleetPublishVerify(t *testing.T) {
+	r, evs := sampleReport(t)
+	dir, err := Publish(context.Background(), t.TempDir(), r, evs, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "evidence", "*.json"))
+	if len(files) != len(evs) {
+		t.Errorf("%d evidence files, want %d", len(files), len(evs))
+	}
+}
