@@ -1,0 +1,207 @@
+// Package cli is the rdsaudit command line: every command is a function of its
+// arguments, output streams and clock, so tests run it exactly as a user does.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// Exit codes (README.md documents them).
+const (
+	ExitOK         = 0 // audit complete, no unwaived finding at or above fail_on
+	ExitFindings   = 1 // findings at or above fail_on
+	ExitUsage      = 2 // usage, configuration, rules or inventory error
+	ExitCoverage   = 3 // the audit ran but some hosts were not collected (takes precedence over 1)
+	ExitInternal   = 4 // internal failure: reports or history could not be written
+	ExitVerifyFail = 5 // rdsaudit verify: a run directory does not match its manifest
+)
+
+// Clock returns the current time; tests pin it.
+type Clock func() time.Time
+
+// SystemClock is the real clock.
+func SystemClock() time.Time { return time.Now() }
+
+// Version is set at build time with -ldflags "-X github.com/rdsaudit/rdsaudit/internal/cli.Version=v1.2.3".
+var Version = ""
+
+// ToolVersion is the version recorded in reports.
+func ToolVersion() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "0.1.0-dev"
+}
+
+// Errors that map to exit codes. Commands wrap them; exitCode maps them in one place.
+var (
+	errUsage    = errors.New("usage error")
+	errFindings = errors.New("findings at or above fail_on")
+	errCoverage = errors.New("coverage below 100%")
+	errVerify   = errors.New("verification failed")
+)
+
+// usageErr marks err as a usage/configuration error (exit 2).
+func usageErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &codedError{err: err, code: errUsage}
+}
+
+type codedError struct {
+	err  error
+	code error
+}
+
+func (e *codedError) Error() string { return e.err.Error() }
+func (e *codedError) Unwrap() []error {
+	return []error{e.err, e.code}
+}
+
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, errUsage):
+		return ExitUsage
+	case errors.Is(err, errCoverage):
+		return ExitCoverage
+	case errors.Is(err, errFindings):
+		return ExitFindings
+	case errors.Is(err, errVerify):
+		return ExitVerifyFail
+	}
+	return ExitInternal
+}
+
+// env is what every command gets: streams, clock and logger.
+type env struct {
+	ctx    context.Context
+	stdout io.Writer
+	stderr io.Writer
+	now    Clock
+	log    zerolog.Logger
+	// logLevel and logFormat come from flags; the config may set them too.
+	logLevel  string
+	logFormat string
+}
+
+// Run runs the rdsaudit command line with args (without the program name) and returns
+// the process exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, now Clock) int {
+	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, now: now}
+	root := newRoot(e)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		code := exitCode(err)
+		// Findings and coverage gaps are outcomes, already summarised on stdout.
+		if code != ExitFindings && code != ExitCoverage {
+			fmt.Fprintf(stderr, "rdsaudit: %v\n", err)
+		}
+		if code == ExitInternal && isUsageFromCobra(err) {
+			code = ExitUsage
+		}
+		return code
+	}
+	return ExitOK
+}
+
+// isUsageFromCobra recognises cobra's own argument errors (unknown command or flag).
+func isUsageFromCobra(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "flag needs an argument", "invalid argument"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "rdsaudit",
+		Short: "Audit Remote Desktop Services CAL licensing across a Windows Server fleet",
+		Long: `rdsaudit collects the RDS licensing configuration of every targeted host over WinRM
+(strictly read-only), evaluates it against a versioned rule set and writes an Excel
+workbook, a JSON report, the raw evidence and a manifest of hashes.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			lg, err := newLogger(e.stderr, e.logLevel, e.logFormat)
+			if err != nil {
+				return usageErr(err)
+			}
+			e.log = lg
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "", "log level: debug, info, warn, error (default from config, else info)")
+	root.PersistentFlags().StringVar(&e.logFormat, "log-format", "", "log format: auto, console, json (default auto: console on a terminal)")
+	root.AddCommand(
+		newRunCmd(e),
+		newValidateCmd(e),
+		newRulesCmd(e),
+		newVersionCmd(e),
+		newDemoCmd(e),
+		newSimulateCmd(e),
+		newKeygenCmd(e),
+		newVerifyCmd(e),
+	)
+	root.AddCommand(newHistoryCmds(e)...)
+	return root
+}
+
+// newLogger returns a zerolog logger on w: console format on a terminal, JSON otherwise.
+func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
+	lvl := zerolog.InfoLevel
+	if level != "" {
+		l, err := zerolog.ParseLevel(strings.ToLower(level))
+		if err != nil || level == "" {
+			return zerolog.Nop(), fmt.Errorf("--log-level: unknown level %q (want debug, info, warn, error)", level)
+		}
+		lvl = l
+	}
+	var out io.Writer = w
+	switch format {
+	case "", "auto":
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		}
+	case "console":
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: true}
+	case "json":
+	default:
+		return zerolog.Nop(), fmt.Errorf("--log-format: unknown format %q (want auto, console, json)", format)
+	}
+	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func newVersionCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the rdsaudit version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(e.stdout, "rdsaudit %s\n", ToolVersion())
+			return nil
+		},
+	}
+}

@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/rules"
+)
+
+func newValidateCmd(e *env) *cobra.Command {
+	var path string
+	var strict bool
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Check configuration, inventory, rules, waivers and entitlements (no network)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(e, path, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			in, err := loadInputs(cfg)
+			if err != nil {
+				return err
+			}
+			refs := make([]collect.HostRef, len(in.hosts))
+			for i, h := range in.hosts {
+				refs[i] = h.Ref()
+			}
+			if cfg.Signing.KeyFile != "" {
+				if _, err := loadSigner(cfg); err != nil {
+					return usageErr(err)
+				}
+			}
+			// Waiver lint: an expired waiver or one matching no host is worth a look but does
+			// not make the configuration unusable (the audit reports expired waivers as
+			// RDS-WAIVER-001); --strict makes any lint problem fail validation.
+			problems := rules.LintWaivers(in.ruleSet, refs, e.now())
+			for _, p := range problems {
+				fmt.Fprintf(e.stdout, "warning: %s\n", p)
+			}
+			if strict && len(problems) > 0 {
+				return usageErr(fmt.Errorf("%d waiver problem(s) in %s (--strict)", len(problems), cfg.RulesFile))
+			}
+			fmt.Fprintf(e.stdout, "ok: %s: %d hosts, rule set v%d (%d rules enabled, %d waivers), %d entitlement lines\n",
+				cfg.File(), len(in.hosts), in.ruleSet.Version, enabledCount(in.ruleSet), len(in.ruleSet.Waivers), len(in.entitlements))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (YAML)")
+	cmd.Flags().BoolVar(&strict, "strict", false, "fail (exit 2) on waiver lint problems too")
+	return cmd
+}
+
+func newRulesCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rules [RULE-ID]",
+		Short: "List the rule catalogue, or print one rule in full",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cat := rules.Rules()
+			if len(args) == 0 {
+				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tSEVERITY\tTITLE\tRATIONALE")
+				for _, r := range cat {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, r.Severity, r.Title, firstSentence(r.Rationale))
+				}
+				return tw.Flush()
+			}
+			for _, r := range cat {
+				if strings.EqualFold(r.ID, args[0]) {
+					fmt.Fprintf(e.stdout, "%s  %s\n\nSeverity:    %s\nScope:       %s\n\nRationale:\n  %s\n\nRemediation:\n  %s\n",
+						r.ID, r.Title, r.Severity, r.Scope, wrap(r.Rationale, "  "), wrap(r.Remediation, "  "))
+					if len(r.Evidence) > 0 {
+						fmt.Fprintf(e.stdout, "\nEvidence read:\n  - %s\n", strings.Join(r.Evidence, "\n  - "))
+					}
+					if len(r.References) > 0 {
+						fmt.Fprintf(e.stdout, "\nReferences:\n  - %s\n", strings.Join(r.References, "\n  - "))
+					}
+					return nil
+				}
+			}
+			return usageErr(fmt.Errorf("rules: no rule %q (run `rdsaudit rules` for the catalogue)", args[0]))
+		},
+	}
+}
+
+func firstSentence(s string) string {
+	if i := strings.Index(s, ". "); i > 0 {
+		return s[:i+1]
+	}
+	return s
+}
+
+// wrap folds s at about 88 columns, indenting continuation lines.
+func wrap(s, indent string) string {
+	var b strings.Builder
+	col := 0
+	for i, w := range strings.Fields(s) {
+		if i > 0 {
+			if col+1+len(w) > 88 {
+				b.WriteString("\n" + indent)
+				col = 0
+			} else {
+				b.WriteByte(' ')
+				col++
+			}
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	return b.String()
+}
+
+func enabledCount(rs *rules.RuleSet) int {
+	n := 0
+	for _, r := range rules.Rules() {
+		if rs.Enabled(r.ID) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,183 @@
+package cli
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rdsaudit/rdsaudit/history"
+	"github.com/rdsaudit/rdsaudit/report"
+)
+
+func newKeygenCmd(e *env) *cobra.Command {
+	var prefix string
+	cmd := &cobra.Command{
+		Use:   "keygen",
+		Short: "Create an ed25519 key pair for signing run manifests",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			priv, pub := prefix+".key", prefix+".pub"
+			for _, p := range []string{priv, pub} {
+				if _, err := os.Stat(p); err == nil {
+					return usageErr(fmt.Errorf("keygen: %s exists; refusing to overwrite a key", p))
+				}
+			}
+			if err := report.GenerateKey(priv, pub); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "private key: %s (set signing.key_file to it; keep it secret)\npublic key:  %s (give it to whoever verifies runs)\n", priv, pub)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&prefix, "out", "rdsaudit-signing", "path prefix: writes PREFIX.key and PREFIX.pub")
+	return cmd
+}
+
+func newVerifyCmd(e *env) *cobra.Command {
+	var pubPath string
+	cmd := &cobra.Command{
+		Use:   "verify RUN_DIR",
+		Short: "Check a run directory against its manifest (hashes, and signature with --pubkey)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var pub ed25519.PublicKey
+			if pubPath != "" {
+				var err error
+				if pub, err = report.LoadPublicKey(pubPath); err != nil {
+					return usageErr(fmt.Errorf("--pubkey: %w", err))
+				}
+			}
+			if err := report.Verify(args[0], pub); err != nil {
+				var ve *report.VerifyError
+				if errors.As(err, &ve) {
+					return fmt.Errorf("%w: %v", errVerify, err)
+				}
+				return usageErr(err)
+			}
+			what := "hashes match the manifest"
+			if pub != nil {
+				what += "; signature valid"
+			} else {
+				what += " (signature not checked: no --pubkey)"
+			}
+			fmt.Fprintf(e.stdout, "ok: %s: %s\n", args[0], what)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&pubPath, "pubkey", "", "public key to check manifest.sig with")
+	return cmd
+}
+
+// historyFlags locate the history store: --db, or the configuration's history.path.
+type historyFlags struct {
+	config string
+	db     string
+}
+
+func (f *historyFlags) bind(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&f.config, "config", "c", "", "configuration file (its history.path is used)")
+	cmd.Flags().StringVar(&f.db, "db", "", "history database file (instead of --config)")
+}
+
+func (f *historyFlags) open(e *env, cmd *cobra.Command) (*history.Store, error) {
+	path := f.db
+	if path == "" {
+		if f.config == "" {
+			return nil, usageErr(errors.New("history: give --config FILE or --db FILE"))
+		}
+		cfg, err := loadConfig(e, f.config, nil)
+		if err != nil {
+			return nil, err
+		}
+		path = cfg.History.Path
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, usageErr(fmt.Errorf("history: %s: no history store (run an audit first): %w", path, err))
+	}
+	return history.Open(e.ctx, path)
+}
+
+func newHistoryCmds(e *env) []*cobra.Command {
+	var hf historyFlags
+	hist := &cobra.Command{
+		Use:   "history",
+		Short: "List recorded runs (ID, date, coverage, findings by severity)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := hf.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return s.ListRuns(e.ctx, e.stdout)
+		},
+	}
+	hf.bind(hist)
+	hostCmd := &cobra.Command{
+		Use:   "host NAME",
+		Short: "One host's timeline: mode, grace days, findings per run",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := hf.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return s.HostTimeline(e.ctx, e.stdout, args[0])
+		},
+	}
+	hist.AddCommand(hostCmd)
+	hostCmd.Flags().AddFlagSet(hist.Flags())
+
+	var df historyFlags
+	diff := &cobra.Command{
+		Use:   "diff RUN_A RUN_B",
+		Short: "What changed between two recorded runs",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := df.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return s.Diff(e.ctx, e.stdout, args[0], args[1])
+		},
+	}
+	df.bind(diff)
+
+	var imf historyFlags
+	imp := &cobra.Command{
+		Use:   "import RUN_DIR",
+		Short: "Load an earlier run's report.json into the history (backfill)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := imf.db
+			if path == "" {
+				if imf.config == "" {
+					return usageErr(errors.New("import: give --config FILE or --db FILE"))
+				}
+				cfg, err := loadConfig(e, imf.config, nil)
+				if err != nil {
+					return err
+				}
+				path = cfg.History.Path
+			}
+			s, err := history.Open(e.ctx, path)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			id, err := s.Import(e.ctx, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "imported run %s from %s into %s\n", id, args[0], path)
+			return nil
+		},
+	}
+	imf.bind(imp)
+	return []*cobra.Command{hist, diff, imp}
+}

@@ -1,0 +1,339 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/config"
+	"github.com/rdsaudit/rdsaudit/history"
+	"github.com/rdsaudit/rdsaudit/report"
+	"github.com/rdsaudit/rdsaudit/rules"
+)
+
+// runFlags are the flags of `run` and `demo`.
+type runFlags struct {
+	config string
+	asOf   string
+	fs     *pflag.FlagSet
+}
+
+func (f *runFlags) bind(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&f.config, "config", "c", "", "configuration file (YAML)")
+	cmd.Flags().StringVar(&f.asOf, "as-of", "", "evaluate as of this UTC time (RFC 3339) instead of now: reproduces an audit of archived evidence")
+	config.BindFlags(cmd.Flags())
+	f.fs = cmd.Flags()
+}
+
+// clock returns the evaluation clock: --as-of pinned, else the injected clock.
+func (f *runFlags) clock(e *env) (Clock, error) {
+	if f.asOf == "" {
+		return e.now, nil
+	}
+	t, err := time.Parse(time.RFC3339, f.asOf)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("--as-of: %q is not an RFC 3339 time (e.g. 2026-11-01T00:00:00Z)", f.asOf))
+	}
+	return func() time.Time { return t }, nil
+}
+
+func newRunCmd(e *env) *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run one audit: collect, evaluate, publish the run directory, record history",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			clock, err := f.clock(e)
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfig(e, f.config, f.fs)
+			if err != nil {
+				return err
+			}
+			col, closeCol, err := collectorFor(e, cfg)
+			if err != nil {
+				return err
+			}
+			defer closeCol()
+			res, err := audit(e.ctx, e, cfg, col, clock)
+			if err != nil {
+				return err
+			}
+			return res.verdict()
+		},
+	}
+	f.bind(cmd)
+	return cmd
+}
+
+// loadConfig loads and validates the configuration, then re-creates the logger with the
+// configured level and format unless flags chose them.
+func loadConfig(e *env, path string, fs *pflag.FlagSet) (*config.Config, error) {
+	if path == "" {
+		return nil, usageErr(errors.New("--config: a configuration file is required (see samples/config.yaml)"))
+	}
+	cfg, err := config.Load(path, fs)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, usageErr(err)
+	}
+	level, format := e.logLevel, e.logFormat
+	if level == "" {
+		level = cfg.Log.Level
+	}
+	if format == "" {
+		format = cfg.Log.Format
+	}
+	lg, err := newLogger(e.stderr, level, format)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	e.log = lg
+	return cfg, nil
+}
+
+// auditResult is what one audit produced.
+type auditResult struct {
+	RunID  string
+	Dir    string
+	Report *report.Report
+	Eval   *rules.Evaluation
+}
+
+// verdict maps the outcome to the documented exit code: an incomplete audit (coverage
+// below 100%) takes precedence over findings.
+func (r *auditResult) verdict() error {
+	c := r.Report.Coverage
+	if c.Collected < c.Targeted {
+		return fmt.Errorf("%w: %d of %d hosts collected", errCoverage, c.Collected, c.Targeted)
+	}
+	if r.Eval.Failed() {
+		return fmt.Errorf("%w (%s)", errFindings, r.Eval.FailOn)
+	}
+	return nil
+}
+
+// inputs are the non-host inputs of an audit, loaded and checked before any host is
+// contacted.
+type inputs struct {
+	hosts        []config.Host
+	ruleSet      *rules.RuleSet
+	entitlements []rules.Entitlement
+	ledger       bool // an entitlement ledger was configured
+}
+
+func loadInputs(cfg *config.Config) (*inputs, error) {
+	hosts, err := cfg.Hosts()
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	rs := rules.DefaultRuleSet()
+	if cfg.RulesFile != "" {
+		if rs, err = rules.LoadRuleSet(cfg.RulesFile); err != nil {
+			return nil, usageErr(err)
+		}
+	}
+	in := &inputs{hosts: hosts, ruleSet: rs}
+	if cfg.EntitlementsFile != "" {
+		if in.entitlements, err = rules.LoadEntitlements(cfg.EntitlementsFile); err != nil {
+			return nil, usageErr(err)
+		}
+		in.ledger = true
+	}
+	return in, nil
+}
+
+// audit runs the pipeline: collect every host, interpret, evaluate against the rule set
+// and history, publish the run directory atomically, then record the run in history in
+// one transaction.
+func audit(ctx context.Context, e *env, cfg *config.Config, col collect.Collector, now Clock) (*auditResult, error) {
+	in, err := loadInputs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	started := now().UTC()
+	runID := started.Format("20060102T150405Z")
+	log := e.log.With().Str("run_id", runID).Logger()
+
+	if err := os.MkdirAll(cfg.OutputDir, 0o755); err != nil {
+		return nil, fmt.Errorf("output_dir: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(historyPath(cfg)), 0o755); err != nil {
+		return nil, fmt.Errorf("history.path: %w", err)
+	}
+	store, err := history.Open(ctx, historyPath(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("open history: %w", err)
+	}
+	defer store.Close()
+	release, err := store.AcquireRunLock(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	prev, err := store.Load(ctx, started, historyWindow)
+	if err != nil {
+		return nil, fmt.Errorf("load history: %w", err)
+	}
+
+	refs := make([]collect.HostRef, len(in.hosts))
+	order := make(map[string]int, len(in.hosts))
+	for i, h := range in.hosts {
+		refs[i] = h.Ref()
+		order[strings.ToLower(h.Name)] = i
+	}
+	log.Info().Int("hosts", len(refs)).Str("source", cfg.Collection.Source).Msg("collecting")
+	evidence := make([]*collect.Evidence, 0, len(refs))
+	collect.RunFleet(ctx, col, refs, collect.FleetOptions{
+		Concurrency: cfg.Collection.Concurrency,
+		Logger:      log,
+		Progress:    progressWriter(e.stderr),
+		Now:         now,
+		Collector:   collectorName(cfg),
+	}, func(ev *collect.Evidence) { evidence = append(evidence, ev) })
+	sort.Slice(evidence, func(i, j int) bool {
+		return order[strings.ToLower(evidence[i].Host.Name)] < order[strings.ToLower(evidence[j].Host.Name)]
+	})
+	facts := make([]*collect.Facts, len(evidence))
+	for i, ev := range evidence {
+		facts[i] = collect.Interpret(ev)
+	}
+
+	ev := rules.Evaluate(rules.Input{
+		Now:          now().UTC(),
+		Hosts:        facts,
+		Entitlements: in.entitlements,
+		Ledger:       in.ledger,
+		RuleSet:      in.ruleSet,
+		History:      prev,
+	})
+	drift, err := store.Annotate(ctx, ev.Results, started)
+	if err != nil {
+		return nil, fmt.Errorf("annotate findings from history: %w", err)
+	}
+	finished := now().UTC()
+	rep := report.Build(report.BuildInput{
+		Run: report.RunInfo{
+			ID:             runID,
+			StartedAt:      started,
+			FinishedAt:     finished,
+			ToolVersion:    ToolVersion(),
+			RuleSetVersion: fmt.Sprint(in.ruleSet.Version),
+			RuleSetHash:    in.ruleSet.Hash,
+			ConfigHash:     cfg.Hash(),
+			Collector:      collectorName(cfg),
+			FailOn:         ev.FailOn,
+		},
+		Evidence:   evidence,
+		Facts:      facts,
+		Evaluation: report.FromEvaluation(ev, rules.Rules()),
+		Drift:      drift,
+	})
+	signer, err := loadSigner(cfg)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	dir, err := report.Publish(ctx, cfg.OutputDir, rep, evidence, report.PublishOptions{Signer: signer})
+	if err != nil {
+		return nil, fmt.Errorf("publish run %s: %w", runID, err)
+	}
+	hosts := make([]history.HostRecord, len(facts))
+	for i, f := range facts {
+		hosts[i] = history.HostOf(runID, started, f)
+	}
+	if err := store.Record(ctx, history.RunRecord{
+		ID: runID, Started: started, Ended: finished, ToolVersion: ToolVersion(),
+		RuleSetHash: in.ruleSet.Hash, ConfigHash: cfg.Hash(),
+		Coverage: history.Coverage{Targeted: rep.Coverage.Targeted, Collected: rep.Coverage.Collected,
+			Failed: rep.Coverage.Targeted - rep.Coverage.Collected},
+		Hosts: hosts, Results: ev.Results,
+		Retention: history.Retention{KeepRuns: cfg.History.RetentionRuns, KeepMonths: cfg.History.RetentionMonths},
+	}); err != nil {
+		return nil, fmt.Errorf("record run %s in history (reports are published in %s): %w", runID, dir, err)
+	}
+	res := &auditResult{RunID: runID, Dir: dir, Report: rep, Eval: ev}
+	printSummary(e.stdout, res)
+	log.Info().Str("dir", dir).Dur("duration", finished.Sub(started)).Msg("run published")
+	return res, nil
+}
+
+// historyWindow is how far back the history-dependent rules look. RDS-GRACE-008's
+// window is a rule parameter; loading more than it needs costs little.
+const historyWindow = 400 * 24 * time.Hour
+
+// historyPath is the history store's file (config.Load fills the default).
+func historyPath(cfg *config.Config) string { return cfg.History.Path }
+
+// progressWriter returns w for a progress bar when it is a terminal, else nil.
+func progressWriter(w io.Writer) io.Writer {
+	if f, ok := w.(*os.File); ok && collect.IsTerminal(f) {
+		return w
+	}
+	return nil
+}
+
+// collectorName is the collector recorded in reports.
+func collectorName(cfg *config.Config) string {
+	if cfg.Collection.Source == config.SourceOffline {
+		return "offline"
+	}
+	return collect.CollectorWinRM
+}
+
+// printSummary writes the human summary of a run to w.
+func printSummary(w io.Writer, r *auditResult) {
+	c := r.Report.Coverage
+	fmt.Fprintf(w, "run %s published in %s\n", r.RunID, r.Dir)
+	fmt.Fprintf(w, "coverage: %d of %d hosts collected", c.Collected, c.Targeted)
+	if c.Collected < c.Targeted {
+		var parts []string
+		for _, cc := range c.ByClass {
+			parts = append(parts, fmt.Sprintf("%s %d", cc.Class, cc.Count))
+		}
+		fmt.Fprintf(w, " (not collected: %s)", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w)
+	counts := map[string]int{}
+	waived := 0
+	for i := range r.Eval.Results {
+		res := &r.Eval.Results[i]
+		if !res.IsFinding() {
+			continue
+		}
+		if res.Waived {
+			waived++
+			continue
+		}
+		counts[res.Severity.String()]++
+	}
+	fmt.Fprintf(w, "findings: critical %d, high %d, medium %d, low %d, info %d; waived %d\n",
+		counts["critical"], counts["high"], counts["medium"], counts["low"], counts["info"], waived)
+	if r.Eval.Failed() {
+		fmt.Fprintf(w, "verdict: FAIL (unwaived findings at or above %s)\n", r.Eval.FailOn)
+	} else {
+		fmt.Fprintf(w, "verdict: PASS (no unwaived finding at or above %s)\n", r.Eval.FailOn)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
