@@ -117,6 +117,10 @@ func Publish(ctx context.Context, outDir string, rep *Report, evidence []*collec
 		}
 	}
 	fileNames := EvidenceFileNames(hostNames(evidence))
+	refs := make(map[string]EvidenceRef, len(rep.Evidence))
+	for _, ref := range rep.Evidence {
+		refs[ref.Path] = ref
+	}
 	seen := map[string]string{}
 	for _, ev := range evidence {
 		if err := ctx.Err(); err != nil {
@@ -127,9 +131,27 @@ func Publish(ctx context.Context, outDir string, rep *Report, evidence []*collec
 			return "", fmt.Errorf("publish: hosts %q and %q share evidence file %s (duplicate host?)", prev, ev.Host.Name, name)
 		}
 		seen[name] = ev.Host.Name
-		if err := add(EvidenceDir+"/"+name, func(w io.Writer) error { return collect.EncodeEvidence(w, ev) }); err != nil {
+		rel := EvidenceDir + "/" + name
+		if err := add(rel, func(w io.Writer) error { return collect.EncodeEvidence(w, ev) }); err != nil {
 			return "", err
 		}
+		// report.json names this file with a hash: they must agree, or the report would
+		// vouch for evidence it was not built from.
+		if ref, ok := refs[rel]; ok {
+			if got := files[len(files)-1]; ref.Host != ev.Host.Name || ref.SHA256 != got.SHA256 || ref.Size != got.Size {
+				return "", fmt.Errorf("publish %s: the report's evidence reference (%s, sha256 %s) does not match the evidence given (%s, sha256 %s)",
+					rel, ref.Host, ref.SHA256, ev.Host.Name, got.SHA256)
+			}
+			delete(refs, rel)
+		}
+	}
+	if len(refs) > 0 {
+		missing := make([]string, 0, len(refs))
+		for p := range refs {
+			missing = append(missing, p)
+		}
+		sort.Strings(missing)
+		return "", fmt.Errorf("publish: the report references evidence not given to Publish: %s", strings.Join(missing, ", "))
 	}
 	if err := syncDir(filepath.Join(partial, EvidenceDir)); err != nil {
 		return "", fmt.Errorf("publish: %w", err)

@@ -134,6 +134,17 @@ func TestPublishAtomic(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "canceled")); !os.IsNotExist(err) {
 		t.Errorf("canceled publish left a final dir: %v", err)
 	}
+	// Evidence that differs from what the report was built from is refused.
+	r3 := Build(in)
+	r3.Run.ID = "mismatch"
+	changed := fixtureEvidence()
+	changed[0].Collector = "tampered"
+	if _, err := Publish(context.Background(), out, r3, changed, PublishOptions{}); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Errorf("publish with changed evidence: %v", err)
+	}
+	if _, err := Publish(context.Background(), out, r3, changed[1:], PublishOptions{}); err == nil {
+		t.Error("publish with missing evidence succeeded")
+	}
 	for _, bad := range []string{"", "../x", ".hidden", "a/b", `a\b`} {
 		r2.Run.ID = bad
 		if _, err := Publish(context.Background(), out, r2, nil, PublishOptions{}); err == nil {
