@@ -39,9 +39,9 @@ const (
 	DefaultRetryBackoff     = 2 * time.Second
 	DefaultMaxOutputBytes   = 64 << 20
 	DefaultLockoutThreshold = 3
-	// httpTimeoutMargin is added to the WS-Man OperationTimeout to get the HTTP
+	// HTTPTimeoutMargin is added to the WS-Man OperationTimeout to get the HTTP
 	// response-header timeout: a long-poll Receive legitimately waits OperationTimeout.
-	httpTimeoutMargin = 30 * time.Second
+	HTTPTimeoutMargin = 15 * time.Second
 )
 
 // WinRMOptions configure the WinRM collector. They are plain values: config decoding
@@ -61,7 +61,7 @@ type WinRMOptions struct {
 	KrbCCachePath      string // optional credential cache instead of the password
 
 	HostTimeout       time.Duration // whole collection of one host, retries included (default 10m)
-	OperationTimeout  time.Duration // WS-Man OperationTimeout (default 60s); HTTP timeout = this + 30s
+	OperationTimeout  time.Duration // WS-Man OperationTimeout (default 60s); HTTP timeout = this + HTTPTimeoutMargin
 	Retries           int           // extra attempts for transient failures (default 2; -1 for none)
 	RetryBackoff      time.Duration // first backoff, doubled per attempt, with jitter (default 2s)
 	MaxOutputBytes    int64         // stdout bound per host (default 64 MiB)
@@ -386,7 +386,7 @@ func (c *WinRMCollector) attempt(ctx context.Context, host HostRef, cred Credent
 	ep := &winrm.Endpoint{
 		Host: addr, Port: port, HTTPS: https, Insecure: c.opts.InsecureSkipVerify,
 		TLSServerName: c.opts.TLSServerName, CACert: c.ca,
-		Timeout: c.opts.OperationTimeout + httpTimeoutMargin,
+		Timeout: c.opts.OperationTimeout + HTTPTimeoutMargin,
 	}
 	params := *winrm.DefaultParameters // a copy: DefaultParameters is shared
 	params.Timeout = "PT" + strconv.Itoa(int(c.opts.OperationTimeout/time.Second)) + "S"

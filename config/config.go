@@ -45,7 +45,7 @@ const (
 	// OperationTimeout, Parameters.Timeout) to get the HTTP timeout per POST
 	// (Endpoint.Timeout). The HTTP timeout must outlast the operation timeout, or a
 	// Receive that the server is legitimately holding open is cut off as a network error.
-	HTTPTimeoutMargin = 15 * time.Second
+	HTTPTimeoutMargin = collect.HTTPTimeoutMargin
 
 	// DefaultConcurrency is how many hosts are collected at once. 16 keeps the burst of
 	// NTLM/Kerberos authentications against domain controllers and of WMI queries

@@ -27,6 +27,9 @@ const (
 	ExitVerifyFail = 5 // rdsaudit verify: a run directory does not match its manifest
 )
 
+// defaultMemoryLimit is the soft memory limit unless GOMEMLIMIT says otherwise.
+const defaultMemoryLimit = 160 << 20
+
 // Clock returns the current time; tests pin it.
 type Clock func() time.Time
 
@@ -104,6 +107,11 @@ type env struct {
 // Run runs the rdsaudit command line with args (without the program name) and returns
 // the process exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, now Clock) int {
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		// A soft limit: the collector works harder above it instead of growing past
+		// 200 MB on a 10,000-host run (docs/benchmarks.md, Reports).
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, now: now}
 	root := newRoot(e)
 	root.SetArgs(args)

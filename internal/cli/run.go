@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -221,6 +222,7 @@ func audit(ctx context.Context, e *env, cfg *config.Config, col collect.Collecto
 		RuleSet:      in.ruleSet,
 		History:      prev,
 	})
+	logRuleCounts(log, ev)
 	drift, err := store.Annotate(ctx, ev.Results, started)
 	if err != nil {
 		return nil, fmt.Errorf("annotate findings from history: %w", err)
@@ -269,6 +271,39 @@ func audit(ctx context.Context, e *env, cfg *config.Config, col collect.Collecto
 	printSummary(e.stdout, res)
 	log.Info().Str("dir", dir).Dur("duration", finished.Sub(started)).Msg("run published")
 	return res, nil
+}
+
+// logRuleCounts logs each rule's outcome counts at debug level (field rule).
+func logRuleCounts(log zerolog.Logger, ev *rules.Evaluation) {
+	if log.GetLevel() > zerolog.DebugLevel {
+		return
+	}
+	type counts struct{ pass, fail, errs, na int }
+	by := map[string]*counts{}
+	var order []string
+	for i := range ev.Results {
+		r := &ev.Results[i]
+		c := by[r.RuleID]
+		if c == nil {
+			c = &counts{}
+			by[r.RuleID] = c
+			order = append(order, r.RuleID)
+		}
+		switch r.Outcome {
+		case rules.Pass:
+			c.pass++
+		case rules.Fail:
+			c.fail++
+		case rules.Error:
+			c.errs++
+		default:
+			c.na++
+		}
+	}
+	for _, id := range order {
+		c := by[id]
+		log.Debug().Str("rule", id).Int("pass", c.pass).Int("fail", c.fail).Int("error", c.errs).Int("not_applicable", c.na).Msg("rule evaluated")
+	}
 }
 
 // historyWindow is how far back the history-dependent rules look. RDS-GRACE-008's
