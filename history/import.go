@@ -23,7 +23,19 @@ import (
 // (interpreted as the run would have), else from the report's host row, which lacks the
 // timebomb hash. The findings keep the first-seen the report carries; those without one
 // get it from the latest earlier run in the store. Import does not take the run lock.
+//
+// A run directory with a manifest is verified first (report.Verify): an altered,
+// missing or extra file refuses the import. A ".partial" directory (a run killed before
+// it was published) is refused too.
 func (s *Store) Import(ctx context.Context, runDir string) (string, error) {
+	if report.IsPartial(filepath.Base(filepath.Clean(runDir))) {
+		return "", fmt.Errorf("import %s: not a published run (a run killed before publishing leaves such a directory)", runDir)
+	}
+	if _, err := os.Stat(filepath.Join(runDir, report.ManifestName)); err == nil {
+		if err := report.Verify(runDir, nil); err != nil {
+			return "", fmt.Errorf("import %s: %w", runDir, err)
+		}
+	}
 	file := filepath.Join(runDir, "report.json")
 	f, err := os.Open(file)
 	if err != nil {

@@ -53,6 +53,21 @@ func (a Amount) String() string {
 // MarshalText writes the amount as a decimal.
 func (a Amount) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
+// UnmarshalText reads what MarshalText writes (a decimal, possibly negative).
+func (a *Amount) UnmarshalText(b []byte) error {
+	s := string(b)
+	neg := strings.HasPrefix(s, "-")
+	v, err := ParseAmount(strings.TrimPrefix(s, "-"))
+	if err != nil {
+		return err
+	}
+	if neg {
+		v = -v
+	}
+	*a = v
+	return nil
+}
+
 // ParseAmount parses a non-negative decimal with at most two decimals.
 func ParseAmount(s string) (Amount, error) {
 	s = strings.TrimSpace(s)

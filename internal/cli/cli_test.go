@@ -408,4 +408,14 @@ func TestHistoryCommands(t *testing.T) {
 	if code, stdout, stderr = rdsaudit(t, second, "import", dirs[0], "--db", fresh); code != ExitOK || !strings.Contains(stdout, a) {
 		t.Errorf("import: exit %d\n%s%s", code, stdout, stderr)
 	}
+	// An altered run directory is refused, naming the file.
+	ev := filepath.Join(dirs[1], "evidence", "rdsh-a05.json")
+	raw, err := os.ReadFile(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, ev, string(raw)+" ")
+	if code, _, stderr = rdsaudit(t, second, "import", dirs[1], "--db", fresh); code == ExitOK || !strings.Contains(stderr, "rdsh-a05.json") {
+		t.Errorf("import of an altered run: exit %d, stderr %s", code, stderr)
+	}
 }
