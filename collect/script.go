@@ -87,7 +87,7 @@ var minifiedScript = minifyPS(collectScriptSource)
 var packedScript = mustPack([]byte(minifiedScript))
 
 // minifyPS drops comment-only lines, blank lines and indentation. It never touches the
-// inside of a line, so string literals and the C# here-string stay intact.
+// inside of a line, so string literals stay intact.
 func minifyPS(src string) string {
 	var b strings.Builder
 	for _, line := range strings.Split(strings.ReplaceAll(src, "\r\n", "\n"), "\n") {

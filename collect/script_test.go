@@ -37,12 +37,26 @@ var writeVerbs = []*regexp.Regexp{
 	regexp.MustCompile(`(?i)OpenSubKey\([^)]*\$true`), // writable registry handle
 	regexp.MustCompile(`(?i)\b(sc|schtasks|net|wmic|bcdedit|takeown|icacls|shutdown)(\.exe)?\s`),
 	regexp.MustCompile(`>\s*[^\s$&]`), // redirection to a file (only >$null and 2>&1 are fine)
+	// No compilation on the target: Add-Type (and anything else that compiles source)
+	// runs csc.exe, which writes the generated source, the assembly and its temporary
+	// files to %TEMP% on the audited host. P/Invoke goes through an in-memory
+	// Reflection.Emit stub instead (AssemblyBuilderAccess Run, never Save).
+	regexp.MustCompile(`(?i)\bAdd-Type\b|-TypeDefinition\b|-MemberDefinition\b|-OutputAssembly\b|-ReferencedAssemblies\b`),
+	regexp.MustCompile(`(?i)\b(csc|vbc|jsc|ilasm|cvtres|al)\.exe\b|\bcsc\b|CodeDomProvider|CSharpCodeProvider|VBCodeProvider|CompileAssemblyFrom\w*|CompilerParameters`),
+	regexp.MustCompile(`(?i)AssemblyBuilderAccess\]::\w*Save|\.Save\s*\(`),
+	// No file writes through .NET either.
+	regexp.MustCompile(`(?i)\[(System\.)?IO\.(File|Directory|FileInfo|DirectoryInfo)\]::(Write|Append|Create|Copy|Move|Delete|Replace|Open|Encrypt|Decrypt|Set)\w*`),
+	regexp.MustCompile(`(?i)\[(System\.)?IO\.Path\]::GetTemp(File)?Name|\b(System\.)?IO\.(StreamWriter|FileStream|BinaryWriter|FileInfo|DirectoryInfo)\b|\bStart-Transcript\b|\b(Export|ConvertTo)-(Csv|Clixml)\b.*-Path`),
 }
 
 // allowed are exact substrings that match a pattern above but are read-only.
 var allowed = []string{
 	"[ScriptBlock]::Create(", // compiles the script in memory (bootstrap only)
 	"SHA256]::Create(",       // hash object
+	// The in-memory P/Invoke stub (Reflection.Emit, AssemblyBuilderAccess Run): these
+	// build a type in the PowerShell process and touch nothing outside it.
+	".SetImplementationFlags(", // marks the stub PreserveSig
+	".CreateType()",            // bakes the in-memory type
 }
 
 func lintReadOnly(src string) []string {
@@ -86,12 +100,34 @@ func TestLintCatchesWriteVerbs(t *testing.T) {
 		`"a" > c:\x.txt`,
 		`$ts.SetSpecifiedLicenseServerList(@('a'))`,
 		`$ts.ChangeMode(4); $ts.Put()`,
+		// Compilation writes temporary files on the target.
+		`Add-Type -TypeDefinition $src`,
+		`Add-Type -PassThru -Namespace X -Name Y -MemberDefinition $sig`,
+		`add-type -AssemblyName System.Web`,
+		`& "$env:windir\Microsoft.NET\Framework64\v4.0.30319\csc.exe" /out:x.dll x.cs`,
+		`$p = New-Object Microsoft.CSharp.CSharpCodeProvider`,
+		`$ab = [AppDomain]::CurrentDomain.DefineDynamicAssembly($n, [Reflection.Emit.AssemblyBuilderAccess]::RunAndSave)`,
+		`$ab.Save('x.dll')`,
+		`[System.IO.File]::WriteAllText('c:\x.txt', $s)`,
+		`[IO.File]::AppendAllText('c:\x.txt', $s)`,
+		`[IO.Directory]::CreateDirectory('c:\x')`,
+		`$t = [IO.Path]::GetTempFileName()`,
+		`$w = New-Object IO.StreamWriter('c:\x.txt')`,
+		`$o | Export-Csv -Path c:\x.csv`,
+		`$o | Export-Clixml c:\x.xml`,
+		`Set-Content -Path c:\x.txt -Value 1`,
+		`Start-Transcript -Path c:\x.txt`,
 	} {
 		if len(lintReadOnly(src)) == 0 {
 			t.Errorf("lint missed %q", src)
 		}
 	}
-	for _, src := range []string{`$x = 1 2>$null`, `$k = OpenSubKey('x', $false)`, `Get-WmiObject -Class Win32_TSIssuedLicense`} {
+	for _, src := range []string{
+		`$x = 1 2>$null`, `$k = OpenSubKey('x', $false)`, `Get-WmiObject -Class Win32_TSIssuedLicense`,
+		`[Console]::Out.Write($s)`, `$m.WriteByte(1)`, `New-Object IO.StreamReader($m)`, `New-Object IO.MemoryStream`,
+		`$ab = [AppDomain]::CurrentDomain.DefineDynamicAssembly($an, [Reflection.Emit.AssemblyBuilderAccess]::Run)`,
+		`$pm.SetImplementationFlags([Reflection.MethodImplAttributes]::PreserveSig); $RegQ = $tb.CreateType()`,
+	} {
 		if b := lintReadOnly(src); len(b) != 0 {
 			t.Errorf("lint flags read-only %q: %v", src, b)
 		}
@@ -108,7 +144,7 @@ func TestScriptTargetsPowerShell3(t *testing.T) {
 			t.Errorf("script uses %q (not in PowerShell 3.0)", m)
 		}
 	}
-	for _, want := range []string{"$ProgressPreference = 'SilentlyContinue'", "ConvertTo-Json", "RegQueryInfoKey", "FromFileTimeUtc"} {
+	for _, want := range []string{"$ProgressPreference = 'SilentlyContinue'", "ConvertTo-Json", "RegQueryInfoKey", "FromFileTimeUtc", "AssemblyBuilderAccess]::Run)"} {
 		if !strings.Contains(collectScriptSource, want) {
 			t.Errorf("script lacks %q", want)
 		}

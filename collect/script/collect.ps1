@@ -29,14 +29,17 @@ function I64($v) { if ($null -eq $v) { $null } else { [int64]$v } }
 # ---- registry -------------------------------------------------------------------
 $RegQ = $null
 try {
-  $RegQ = Add-Type -PassThru -Namespace RdsAudit -Name RegInfo -MemberDefinition @'
-[DllImport("advapi32.dll", CharSet = CharSet.Unicode)]
-public static extern int RegQueryInfoKey(Microsoft.Win32.SafeHandles.SafeRegistryHandle hKey,
-  System.IntPtr lpClass, System.IntPtr lpcchClass, System.IntPtr lpReserved,
-  System.IntPtr lpcSubKeys, System.IntPtr lpcbMaxSubKeyLen, System.IntPtr lpcbMaxClassLen,
-  System.IntPtr lpcValues, System.IntPtr lpcbMaxValueNameLen, System.IntPtr lpcbMaxValueLen,
-  System.IntPtr lpcbSecurityDescriptor, out long lpftLastWriteTime);
-'@
+  # RegQueryInfoKey (the key's LastWriteTime) through an in-memory P/Invoke stub built
+  # with Reflection.Emit (AssemblyBuilderAccess Run: never saved). Compiling C# source
+  # instead would run the C# compiler, which writes temporary files on the host.
+  # The stub takes the open key's SafeRegistryHandle (RegistryKey.Handle, CLR 4 and later).
+  $an = New-Object Reflection.AssemblyName('RdsAuditRegInfo')
+  $ab = [AppDomain]::CurrentDomain.DefineDynamicAssembly($an, [Reflection.Emit.AssemblyBuilderAccess]::Run)
+  $tb = $ab.DefineDynamicModule('RdsAuditRegInfo').DefineType('RdsAudit.RegInfo', [Reflection.TypeAttributes]'Public, Abstract, Sealed')
+  $pt = [Type[]](@([Microsoft.Win32.SafeHandles.SafeRegistryHandle]) + @([IntPtr]) * 10 + @([long].MakeByRefType()))
+  $pm = $tb.DefinePInvokeMethod('RegQueryInfoKey', 'advapi32.dll', [Reflection.MethodAttributes]'Public, Static, PinvokeImpl', [Reflection.CallingConventions]::Standard, [int], $pt, [Runtime.InteropServices.CallingConvention]::Winapi, [Runtime.InteropServices.CharSet]::Unicode)
+  $pm.SetImplementationFlags([Reflection.MethodImplAttributes]::PreserveSig)
+  $RegQ = $tb.CreateType()
 } catch { AddErr 'registry:RegQueryInfoKey' $_.Exception.Message }
 
 function RegVal($k, $n, $redact) {
