@@ -18,9 +18,10 @@ import (
 // WinRM's own limits (MaxShellsPerUser, MaxConcurrentOperationsPerUser) count per
 // target host, and rdsaudit opens one shell per host, so they do not bound the fleet.
 // The bound is about our side: open sockets, memory (a license server's output can be
-// tens of MiB, held until decoded), and the account-lockout window — hosts in flight
-// when a credential reaches the lockout threshold still try it, so fewer in flight means
-// fewer failed logons against the directory.
+// tens of MiB, held until decoded). The account-lockout window does not depend on it:
+// the WinRM collector lets one host at a time try a credential until it has
+// authenticated once (WinRMCollector.Collect), so a wrong password costs exactly
+// LockoutThreshold failed logons at any concurrency.
 const DefaultConcurrency = 16
 
 // FleetOptions configure RunFleet.

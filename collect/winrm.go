@@ -66,7 +66,7 @@ type WinRMOptions struct {
 	RetryBackoff      time.Duration // first backoff, doubled per attempt, with jitter (default 2s)
 	MaxOutputBytes    int64         // stdout bound per host (default 64 MiB)
 	MaxIssuedLicenses int           // bound of the issued-licence list (default DefaultMaxIssued)
-	LockoutThreshold  int           // hosts failing auth before a credential is retired (default 3)
+	LockoutThreshold  int           // hosts failing auth before a credential is retired (default 3); see Collect
 
 	// DialContext replaces the TCP dialer (tests, benchmarks). Nil dials directly.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -129,8 +129,75 @@ type WinRMCollector struct {
 	log   zerolog.Logger
 	ca    []byte
 
-	mu         sync.Mutex
-	authFailed map[string]map[string]bool // credential key -> hosts that failed auth
+	mu    sync.Mutex
+	gates map[string]*credGate // credential key -> its gate
+}
+
+// errCredentialRetired is returned by credGate.enter once the credential is retired.
+var errCredentialRetired = errors.New("credential retired")
+
+// credGate is the lockout guard of one credential in one run. Until the credential has
+// authenticated once (open), at most one host at a time may try it (probe): a wrong
+// password then costs at most LockoutThreshold failed logons, however many hosts run
+// in parallel. After LockoutThreshold hosts failed authentication it is retired.
+type credGate struct {
+	probe      chan struct{} // one slot: the host trying the unproven credential
+	open       chan struct{} // closed at the credential's first authenticated response
+	retired    chan struct{} // closed when LockoutThreshold hosts failed authentication
+	openOnce   sync.Once
+	retireOnce sync.Once
+	failed     map[string]bool // hosts that failed authentication (under WinRMCollector.mu)
+}
+
+func newCredGate() *credGate {
+	return &credGate{probe: make(chan struct{}, 1), open: make(chan struct{}), retired: make(chan struct{}), failed: map[string]bool{}}
+}
+
+func (g *credGate) markOpen()       { g.openOnce.Do(func() { close(g.open) }) }
+func (g *credGate) retire()         { g.retireOnce.Do(func() { close(g.retired) }) }
+func (g *credGate) isOpen() bool    { return isClosed(g.open) }
+func (g *credGate) isRetired() bool { return isClosed(g.retired) }
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// enter waits until the caller may try the credential and returns the function that
+// gives its turn back (idempotent; a no-op once the gate is open). It fails with
+// errCredentialRetired, or with ctx's error while waiting.
+func (g *credGate) enter(ctx context.Context) (release func(), err error) {
+	noop := func() {}
+	switch {
+	case g.isRetired():
+		return nil, errCredentialRetired
+	case g.isOpen():
+		return noop, nil
+	}
+	select {
+	case <-g.retired:
+		return nil, errCredentialRetired
+	case <-g.open:
+		return noop, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case g.probe <- struct{}{}:
+		// select picks at random among ready cases: look again before probing.
+		switch {
+		case g.isRetired():
+			<-g.probe
+			return nil, errCredentialRetired
+		case g.isOpen():
+			<-g.probe
+			return noop, nil
+		}
+		var once sync.Once
+		return func() { once.Do(func() { <-g.probe }) }, nil
+	}
 }
 
 // NewWinRMCollector checks the options and returns a collector.
@@ -214,36 +281,49 @@ func NewWinRMCollector(opts WinRMOptions, creds CredentialSource, log zerolog.Lo
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &WinRMCollector{opts: opts, creds: creds, log: log, ca: ca, authFailed: map[string]map[string]bool{}}, nil
+	return &WinRMCollector{opts: opts, creds: creds, log: log, ca: ca, gates: map[string]*credGate{}}, nil
 }
 
 // Options returns the effective options (defaults applied).
 func (c *WinRMCollector) Options() WinRMOptions { return c.opts }
 
-// locked reports whether the credential has been retired for this run.
-func (c *WinRMCollector) locked(cred Credential) bool {
+// gate returns the credential's gate, created on first use.
+func (c *WinRMCollector) gate(cred Credential) *credGate {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.authFailed[cred.key()]) >= c.opts.LockoutThreshold
+	g := c.gates[cred.key()]
+	if g == nil {
+		g = newCredGate()
+		c.gates[cred.key()] = g
+	}
+	return g
 }
 
-func (c *WinRMCollector) recordAuthFailure(cred Credential, host string) int {
+// recordAuthFailure counts a host that failed authentication with the credential and
+// retires the credential at LockoutThreshold hosts. It returns the count.
+func (c *WinRMCollector) recordAuthFailure(g *credGate, host string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := c.authFailed[cred.key()]
-	if m == nil {
-		m = map[string]bool{}
-		c.authFailed[cred.key()] = m
+	g.failed[host] = true
+	n := len(g.failed)
+	if n >= c.opts.LockoutThreshold {
+		g.retire()
 	}
-	m[host] = true
-	return len(m)
+	return n
 }
 
 // Collect reads one host. It never returns nil and never panics on remote input.
 //
-// Lockout protection: after LockoutThreshold hosts failed authentication with the same
-// credential, the remaining hosts using it are skipped (class credential_locked).
-// Hosts already in flight when the threshold is reached still finish their attempt.
+// Lockout protection, per credential: until the credential has authenticated once in
+// this run (a SOAP answer or fault from any host; a rejecting listener answers 401), at
+// most one host at a time tries it; the others wait (honouring ctx; the wait does not
+// count against HostTimeout). Its first authenticated answer opens the gate to full
+// parallelism: the probing host does not have to finish first. After
+// LockoutThreshold hosts failed authentication with it, the credential is retired and
+// the hosts still waiting or not yet started are skipped (class credential_locked). A
+// wrong password therefore costs exactly LockoutThreshold failed logons, whatever the
+// concurrency. A host whose attempt fails before authentication (connect, DNS, TLS,
+// timeout) gives its turn back before its retry backoff.
 func (c *WinRMCollector) Collect(ctx context.Context, host HostRef) *Evidence {
 	start := c.opts.Now()
 	log := c.log.With().Str("host", host.Name).Logger()
@@ -251,10 +331,12 @@ func (c *WinRMCollector) Collect(ctx context.Context, host HostRef) *Evidence {
 	if err != nil {
 		return c.finish(NewFailure(host, CollectorWinRM, start, StatusFailed, FailInternal, err.Error()), start, 0, log)
 	}
-	if c.locked(cred) {
-		msg := fmt.Sprintf("skipped: %s failed authentication on %d hosts; not used again in this run (account lockout protection)", cred, c.opts.LockoutThreshold)
-		return c.finish(NewFailure(host, CollectorWinRM, start, StatusSkipped, FailCredential, msg), start, 0, log)
+	g := c.gate(cred)
+	release, err := g.enter(ctx)
+	if err != nil {
+		return c.gateRefused(host, cred, start, err, 0, log)
 	}
+	defer func() { release() }()
 	hctx, cancel := context.WithTimeout(ctx, c.opts.HostTimeout)
 	defer cancel()
 
@@ -264,8 +346,17 @@ func (c *WinRMCollector) Collect(ctx context.Context, host HostRef) *Evidence {
 		attempts int
 	)
 	for attempts = 1; ; attempts++ {
+		if attempts > 1 {
+			if release, err = g.enter(hctx); err != nil {
+				release = func() {}
+				if errors.Is(err, errCredentialRetired) {
+					return c.gateRefused(host, cred, start, err, attempts-1, log)
+				}
+				break // the host's deadline or the run ended while waiting: keep the last error
+			}
+		}
 		var out []byte
-		out, lastErr = c.attempt(hctx, host, cred, log)
+		out, lastErr = c.attempt(hctx, host, cred, g.markOpen, log)
 		if lastErr == nil {
 			ev, err := DecodeEvidence(bytes.NewReader(out))
 			if err == nil {
@@ -287,12 +378,13 @@ func (c *WinRMCollector) Collect(ctx context.Context, host HostRef) *Evidence {
 			class = FailCanceled
 		}
 		if class == FailAuth {
-			n := c.recordAuthFailure(cred, host.Name)
+			n := c.recordAuthFailure(g, host.Name)
 			if n >= c.opts.LockoutThreshold {
 				log.Error().Str("credential", cred.Name).Int("hosts", n).Msg("credential failed authentication too often; not used again in this run")
 			}
 			break
 		}
+		release() // the next host may probe while this one backs off
 		if !transient(class) || attempts > c.opts.Retries || hctx.Err() != nil {
 			break
 		}
@@ -309,6 +401,21 @@ func (c *WinRMCollector) Collect(ctx context.Context, host HostRef) *Evidence {
 	msg := scrub(fmt.Sprintf("collect %s: %v", host.Name, lastErr), cred)
 	ev := NewFailure(host, CollectorWinRM, start, StatusFailed, class, msg)
 	ev.Failure.Attempts = attempts
+	return c.finish(ev, start, attempts, log)
+}
+
+// gateRefused is the evidence of a host that did not get to try its credential.
+func (c *WinRMCollector) gateRefused(host HostRef, cred Credential, start time.Time, err error, attempts int, log zerolog.Logger) *Evidence {
+	var ev *Evidence
+	if errors.Is(err, errCredentialRetired) {
+		msg := fmt.Sprintf("skipped: %s failed authentication on %d hosts; not used again in this run (account lockout protection)", cred, c.opts.LockoutThreshold)
+		ev = NewFailure(host, CollectorWinRM, start, StatusSkipped, FailCredential, msg)
+	} else {
+		ev = NewFailure(host, CollectorWinRM, start, StatusFailed, FailCanceled, fmt.Sprintf("collect %s: not started: %v", host.Name, err))
+	}
+	if attempts > 0 {
+		ev.Failure.Attempts = attempts
+	}
 	return c.finish(ev, start, attempts, log)
 }
 
@@ -369,7 +476,8 @@ func stderrText(b []byte) string {
 }
 
 // attempt runs the collection script once: one shell, always deleted.
-func (c *WinRMCollector) attempt(ctx context.Context, host HostRef, cred Credential, log zerolog.Logger) (out []byte, err error) {
+// onAuth is called at the first response that proves the credential authenticated.
+func (c *WinRMCollector) attempt(ctx context.Context, host HostRef, cred Credential, onAuth func(), log zerolog.Logger) (out []byte, err error) {
 	addr := host.Address
 	if addr == "" {
 		addr = host.Name
@@ -401,6 +509,7 @@ func (c *WinRMCollector) attempt(ctx context.Context, host HostRef, cred Credent
 		ntlm:    c.opts.Auth == AuthNTLM,
 		maxBody: 8 << 20,
 		dial:    c.opts.DialContext,
+		onAuth:  onAuth,
 	}
 	switch {
 	case c.opts.Auth == AuthNTLM && !https:

@@ -412,3 +412,109 @@ func TestWinRMNTLMRejectedIsAuth(t *testing.T) {
 		}
 	}
 }
+
+// gateFleet starts n healthy session hosts with the given faults and a collector whose
+// one credential uses password.
+func gateFleet(t *testing.T, n int, faults winrmtest.Faults, password string, opts collect.WinRMOptions) (*testEnv, *collect.WinRMCollector, []collect.HostRef) {
+	t.Helper()
+	evs := map[string]*collect.Evidence{}
+	fs := map[string]winrmtest.Faults{}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("rdsh%02d", i)
+		evs[name] = virtualHost(name, false, 0)
+		fs[name] = faults
+	}
+	env := newEnv(t, false, evs, fs)
+	opts.Scheme, opts.Auth, opts.AllowBasicOverHTTP = "http", collect.AuthBasic, true
+	if opts.RetryBackoff == 0 {
+		opts.RetryBackoff = time.Millisecond
+	}
+	c, err := collect.NewWinRMCollector(opts, collect.CredentialMap{"*": {Name: "lab", Username: testUser, Password: password}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hosts []collect.HostRef
+	for i := 0; i < n; i++ {
+		hosts = append(hosts, env.hosts[fmt.Sprintf("rdsh%02d", i)])
+	}
+	return env, c, hosts
+}
+
+// TestWinRMLockoutGateWrongPassword: with every host in flight at once, a wrong
+// password still reaches only LockoutThreshold hosts. Without the per-credential gate
+// all ten try it (ten failed logons, enough to lock a domain account).
+func TestWinRMLockoutGateWrongPassword(t *testing.T) {
+	env, c, hosts := gateFleet(t, 10, winrmtest.Faults{}, "wrong-"+testPassword, collect.WinRMOptions{})
+	got := map[collect.FailureClass]int{}
+	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: 10}, func(ev *collect.Evidence) {
+		switch {
+		case ev.Status == collect.StatusFailed && ev.Failure.Class == collect.FailAuth && ev.Failure.Attempts == 1:
+		case ev.Status == collect.StatusSkipped && ev.Failure.Class == collect.FailCredential:
+		default:
+			t.Errorf("%s: unexpected %s %+v", ev.Host.Name, ev.Status, ev.Failure)
+			return
+		}
+		got[ev.Failure.Class]++
+	})
+	if got[collect.FailAuth] != 3 || got[collect.FailCredential] != 7 {
+		t.Errorf("auth failures %d (want 3), skipped credential_locked %d (want 7)", got[collect.FailAuth], got[collect.FailCredential])
+	}
+	// Counted on the server side: exactly three requests refused with 401, nothing else.
+	if st := env.fleet.Stats(); st["Unauthorized"] != 3 || len(st) != 1 {
+		t.Errorf("server saw %v; want exactly 3 requests refused with 401", st)
+	}
+}
+
+// TestWinRMLockoutGateOpens: once the credential authenticated, hosts run in parallel.
+// Each host's script finishes only when all ten shells have been open at the same time
+// (WaitForShells), so the run completes only if the gate opened; no timing involved.
+func TestWinRMLockoutGateOpens(t *testing.T) {
+	const n = 10
+	env, c, hosts := gateFleet(t, n, winrmtest.Faults{WaitForShells: n}, testPassword, collect.WinRMOptions{HostTimeout: 10 * time.Second})
+	collected := 0
+	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: n}, func(ev *collect.Evidence) {
+		if ev.Status != collect.StatusCollected {
+			t.Errorf("%s: %s %+v", ev.Host.Name, ev.Status, ev.Failure)
+			return
+		}
+		collected++
+	})
+	if collected != n {
+		t.Errorf("%d of %d hosts collected", collected, n)
+	}
+	if m := env.fleet.MaxOpenShells(); m != n {
+		t.Errorf("at most %d shells open at once, want %d: the credential gate did not open", m, n)
+	}
+	if st := env.fleet.Stats(); st["Unauthorized"] != 0 || st["Create"] != n {
+		t.Errorf("requests %v; want %d Creates and no 401", st, n)
+	}
+}
+
+// TestWinRMHTTPTimeoutOutlastsOperationTimeout: a Receive legitimately takes the whole
+// WS-Man OperationTimeout (Parameters.Timeout) before Windows answers w:TimedOut, plus
+// network delay. The simulator holds each Receive that long and adds 300 ms latency to
+// every answer; the script runs longer than OperationTimeout. The HTTP timeout
+// (Endpoint.Timeout = OperationTimeout + HTTPTimeoutMargin) must outlast that.
+//
+// If it did not, the client would cut every long-poll: masterzen/winrm treats an HTTP
+// timeout on Receive like w:TimedOut and silently asks again (command.go,
+// slurpAllOutput), so the host may still come back, but each cut Receive leaves an
+// operation behind on a real host and output answered as the client gives up is lost.
+// Hence the checks below: collected, w:TimedOut delivered, no Receive abandoned.
+func TestWinRMHTTPTimeoutOutlastsOperationTimeout(t *testing.T) {
+	env := newEnv(t, false, map[string]*collect.Evidence{"slow": virtualHost("slow", false, 0)},
+		map[string]winrmtest.Faults{"slow": {ScriptDelay: 2500 * time.Millisecond, Latency: 300 * time.Millisecond}})
+	c := newCollector(t, env, collect.WinRMOptions{OperationTimeout: time.Second, HostTimeout: 30 * time.Second, Retries: -1}, zerolog.Nop())
+	if ev := c.Collect(context.Background(), env.hosts["slow"]); ev.Status != collect.StatusCollected {
+		t.Fatalf("want collected, got %s %+v", ev.Status, ev.Failure)
+	}
+	st := env.fleet.Stats()
+	// The path under test was taken: at least one Receive was held for the full
+	// OperationTimeout and answered w:TimedOut, and the client asked again.
+	if st["TimedOut"] < 1 || st["Receive"] <= st["TimedOut"] {
+		t.Errorf("requests %v; want Receives answered w:TimedOut, then a final one", st)
+	}
+	if st["Abandoned"] != 0 {
+		t.Errorf("requests %v: the client cut %d long-polls (HTTP timeout not above OperationTimeout + network delay)", st, st["Abandoned"])
+	}
+}

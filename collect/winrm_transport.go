@@ -156,6 +156,9 @@ type transport struct {
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	inner      winrm.Transporter
 	httpClient *http.Client
+	// onAuth, when set, is called after every response that proves the credentials were
+	// accepted: a SOAP answer or a SOAP fault (a listener rejecting them answers 401).
+	onAuth func()
 
 	mu         sync.Mutex
 	ctx        context.Context
@@ -231,6 +234,10 @@ func (t *transport) Post(c *winrm.Client, msg *soap.SoapMessage) (string, error)
 		body, err = t.postInner(ctx, c, msg)
 	} else {
 		body, err = t.postHTTP(ctx, reqText)
+	}
+	var fault *WSManFault
+	if (err == nil || errors.As(err, &fault)) && t.onAuth != nil {
+		t.onAuth()
 	}
 	if err != nil {
 		return "", err

@@ -109,6 +109,9 @@ func (f *Fleet) CACertPEM() []byte {
 // OpenShells counts shells created and not deleted across the fleet.
 func (f *Fleet) OpenShells() int { return int(f.st.open.Load()) }
 
+// MaxOpenShells is the largest number of shells open at the same time across the fleet.
+func (f *Fleet) MaxOpenShells() int { return int(f.st.maxOpen.Load()) }
+
 // Rejected lists every command refused across the fleet.
 func (f *Fleet) Rejected() []Rejection { return f.st.rejectedCopy() }
 

@@ -50,6 +50,10 @@ type Faults struct {
 	ChunkSize      int           // stdout bytes per Receive (default 32 KiB)
 	CreateFaultRaw bool          // Create fails with a fault lacking the WS-Man fault action (masterzen then sees success)
 	PowerShell2    bool          // the host runs Windows PowerShell 2.0: the bootstrap does not parse
+	// WaitForShells, when > 0, makes the script finish only once this many shells have
+	// been open at the same time across the Fleet (or after ScriptDelay, if set): a
+	// structural check that a client really works on several hosts at once.
+	WaitForShells int
 }
 
 // FaultsForFailure maps an offline evidence failure class to the fault that makes a
@@ -84,19 +88,33 @@ type Rejection struct {
 	Reason  string
 }
 
-// Stats counts requests by action (short name: Create, Command, Receive, ...), and
-// requests refused with 401 as "Unauthorized".
+// Stats counts requests by action (short name: Create, Command, Receive, ...), requests
+// refused with 401 as "Unauthorized", Receives held for the full OperationTimeout and
+// answered w:TimedOut as "TimedOut", and Receives the client abandoned while they were
+// held (it closed the connection, e.g. its HTTP timeout fired) as "Abandoned".
 type Stats map[string]int
 
 // state is shared by every Server of a Fleet.
 type state struct {
 	open     atomic.Int64
+	maxOpen  atomic.Int64 // high-water mark of open
 	mu       sync.Mutex
 	rejected []Rejection
 	stats    Stats
 }
 
 func newState() *state { return &state{stats: Stats{}} }
+
+// opened counts a new shell and raises the high-water mark.
+func (st *state) opened() {
+	n := st.open.Add(1)
+	for {
+		m := st.maxOpen.Load()
+		if n <= m || st.maxOpen.CompareAndSwap(m, n) {
+			return
+		}
+	}
+}
 
 // Handler is the http.Handler of one virtual host; Server and Fleet wrap it.
 type Handler struct {
@@ -122,7 +140,8 @@ type command struct {
 	stdout   []byte
 	stderr   []byte
 	exit     int
-	readyAt  time.Time
+	readyAt  time.Time // zero: no time bound (only with waitFor)
+	waitFor  int       // Faults.WaitForShells
 	sentOut  int
 	finished bool
 }
@@ -285,7 +304,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request, f
 	h.mu.Lock()
 	h.shells[id] = &shell{id: id, commands: map[string]*command{}}
 	h.mu.Unlock()
-	h.st.open.Add(1)
+	h.st.opened()
 	user, _, _ := r.BasicAuth()
 	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
 	addr := "http://" + r.Host + "/wsman"
@@ -346,7 +365,10 @@ func (h *Handler) command(w http.ResponseWriter, req *request, f Faults) {
 
 // run "executes" a command line: only the collection script is accepted.
 func (h *Handler) run(line string, f Faults) *command {
-	c := &command{readyAt: time.Now().Add(f.ScriptDelay)}
+	c := &command{readyAt: time.Now().Add(f.ScriptDelay), waitFor: f.WaitForShells}
+	if f.WaitForShells > 0 && f.ScriptDelay <= 0 {
+		c.readyAt = time.Time{}
+	}
 	p, err := collect.ParseCollectionCommand(line)
 	if err != nil {
 		h.st.mu.Lock()
@@ -429,23 +451,26 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, req *request, 
 		h.writeFault(w, mid, FaultInvalidParameter)
 		return
 	}
-	if wait := time.Until(c.readyAt); wait > 0 {
-		timeout := parseDuration(req.Header.OperationTimeout)
-		if wait > timeout {
-			// No output within OperationTimeout: the client is expected to ask again.
-			select {
-			case <-time.After(timeout):
-			case <-r.Context().Done():
-				return
-			case <-h.done:
-				return
-			}
+	// Like Windows, hold the Receive until there is output or the OperationTimeout the
+	// request asked for has passed; then answer w:TimedOut and let the client ask again.
+	deadline := time.Now().Add(parseDuration(req.Header.OperationTimeout))
+	for !h.ready(c) {
+		step := time.Until(deadline)
+		if step <= 0 {
+			h.count("TimedOut")
 			h.writeFault(w, mid, FaultTimedOut)
 			return
 		}
+		if !c.readyAt.IsZero() {
+			step = min(step, max(time.Until(c.readyAt), 0))
+		}
+		if c.waitFor > 0 {
+			step = min(step, 5*time.Millisecond)
+		}
 		select {
-		case <-time.After(wait):
+		case <-time.After(step):
 		case <-r.Context().Done():
+			h.count("Abandoned") // the client gave up on the long-poll
 			return
 		case <-h.done:
 			return
@@ -481,6 +506,15 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, req *request, 
 		c.stderr = nil // sent once
 	}
 	h.write(w, envelope(actionReceive+"Response", mid, `<rsp:ReceiveResponse>`+b.String()+`</rsp:ReceiveResponse>`))
+}
+
+// ready reports whether the command's output may be sent.
+func (h *Handler) ready(c *command) bool {
+	byTime := !c.readyAt.IsZero() && !time.Now().Before(c.readyAt)
+	if c.waitFor <= 0 {
+		return byTime
+	}
+	return byTime || h.st.maxOpen.Load() >= int64(c.waitFor)
 }
 
 // parseDuration reads an xs:duration of the form PTnS / PTn.nnnS (default 60 s).
@@ -600,6 +634,9 @@ func (s *Server) CACertPEM() []byte {
 
 // OpenShells is the number of shells created and not deleted.
 func (s *Server) OpenShells() int { return int(s.st.open.Load()) }
+
+// MaxOpenShells is the largest number of shells that were open at the same time.
+func (s *Server) MaxOpenShells() int { return int(s.st.maxOpen.Load()) }
 
 // Rejected lists the commands refused because they were not the collection script.
 func (s *Server) Rejected() []Rejection { return s.st.rejectedCopy() }

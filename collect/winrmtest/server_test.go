@@ -205,3 +205,70 @@ func TestPywinrmInterop(t *testing.T) {
 		t.Errorf("%d shells open", n)
 	}
 }
+
+// TestReceiveHeldForOperationTimeout: like Windows, a Receive with no output is held
+// for the OperationTimeout the request asks for (w:OperationTimeout) and then answered
+// with the w:TimedOut fault. Only a lower bound is checked: it cannot answer earlier.
+func TestReceiveHeldForOperationTimeout(t *testing.T) {
+	s := winrmtest.NewServer("h1", sampleHost(), winrmtest.ServerOptions{Faults: winrmtest.Faults{ScriptDelay: time.Minute}})
+	defer s.Close()
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	post := func(action, timeout, selector, body string) string {
+		t.Helper()
+		env := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" ` +
+			`xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header>` +
+			`<a:MessageID>uuid:11111111-2222-3333-4444-555555555555</a:MessageID><a:Action>` + action + `</a:Action>` +
+			`<w:OperationTimeout>` + timeout + `</w:OperationTimeout>`
+		if selector != "" {
+			env += `<w:SelectorSet><w:Selector Name="ShellId">` + selector + `</w:Selector></w:SelectorSet>`
+		}
+		env += `</s:Header><s:Body>` + body + `</s:Body></s:Envelope>`
+		req, _ := http.NewRequest(http.MethodPost, s.URL, strings.NewReader(env))
+		req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	between := func(s, a, b string) string {
+		_, rest, _ := strings.Cut(s, a)
+		v, _, _ := strings.Cut(rest, b)
+		return v
+	}
+	const shellNS = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"
+	created := post("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", "PT60S", "", `<rsp:Shell><rsp:InputStreams>stdin</rsp:InputStreams><rsp:OutputStreams>stdout stderr</rsp:OutputStreams></rsp:Shell>`)
+	shell := between(created, `<w:Selector Name="ShellId">`, `<`)
+	cmdline, err := collect.BuildCommand(collect.ParamsFor(collect.HostRef{Roles: []string{collect.RoleSessionHost}}, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, args, _ := strings.Cut(cmdline, " ")
+	commanded := post(shellNS+"Command", "PT60S", shell, `<rsp:CommandLine><rsp:Command>`+exe+`</rsp:Command><rsp:Arguments>`+args+`</rsp:Arguments></rsp:CommandLine>`)
+	cid := between(commanded, `<rsp:CommandId>`, `<`)
+	if shell == "" || cid == "" {
+		t.Fatalf("no shell or command:\n%s\n%s", created, commanded)
+	}
+	for _, tc := range []struct {
+		header string
+		min    time.Duration
+	}{{"PT1S", time.Second}, {"PT0.300S", 300 * time.Millisecond}} {
+		start := time.Now()
+		got := post(shellNS+"Receive", tc.header, shell, `<rsp:Receive><rsp:DesiredStream CommandId="`+cid+`">stdout stderr</rsp:DesiredStream></rsp:Receive>`)
+		if d := time.Since(start); d < tc.min {
+			t.Errorf("%s: answered after %v, before the requested OperationTimeout", tc.header, d)
+		}
+		if !strings.Contains(got, "<s:Value>w:TimedOut</s:Value>") || !strings.Contains(got, `Code="2150858793"`) {
+			t.Errorf("%s: want the w:TimedOut fault, got\n%s", tc.header, got)
+		}
+	}
+	if st := s.Stats(); st["TimedOut"] != 2 {
+		t.Errorf("stats %v: want 2 TimedOut", st)
+	}
+	post("http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete", "PT60S", shell, "")
+	if n := s.OpenShells(); n != 0 {
+		t.Errorf("%d shells open", n)
+	}
+}
