@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rdsaudit/rdsaudit/collect"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader at a time.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestSimulateStandalone runs `rdsaudit simulate` on the built-in fleet, collects one
+// printed endpoint with the real WinRM client over HTTPS (trusting the CA it wrote), and
+// stops it.
+func TestSimulateStandalone(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	t.Setenv("SIM_PASSWORD", "s3cret-for-test")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"simulate", "--ca-out", ca, "--user", "auditor", "--password-env", "SIM_PASSWORD"}, &out, &errb, fixedClock(sampleNow))
+	}()
+	re := regexp.MustCompile(`(?mi)^RDSH-A01\s+https://(127\.0\.0\.1:\d+)/wsman$`)
+	var addr string
+	for addr == "" {
+		select {
+		case code := <-done:
+			t.Fatalf("simulate exited %d early\n%s\n%s", code, out.String(), errb.String())
+		default:
+		}
+		if m := re.FindStringSubmatch(out.String()); m != nil && strings.Contains(out.String(), "serving") {
+			addr = m[1]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if strings.Contains(out.String(), "s3cret-for-test") || strings.Contains(errb.String(), "s3cret-for-test") {
+		t.Error("the password reached the output")
+	}
+	host, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, err := collect.NewWinRMCollector(collect.WinRMOptions{Auth: collect.AuthBasic, CAPEM: pem, Retries: -1},
+		collect.CredentialMap{"*": {Name: "t", Username: "auditor", Password: "s3cret-for-test"}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := col.Collect(ctx, collect.HostRef{Name: "RDSH-A01", Address: host, Port: port, Roles: []string{collect.RoleSessionHost}})
+	if ev.Status != collect.StatusCollected {
+		t.Fatalf("RDSH-A01 over the standalone simulator: %s %+v", ev.Status, ev.Failure)
+	}
+	if ev.OS == nil || ev.Key(collect.KeyPolicy) == nil {
+		t.Errorf("evidence lacks OS or the policy key: %+v", ev)
+	}
+	wrong, _ := collect.NewWinRMCollector(collect.WinRMOptions{Auth: collect.AuthBasic, CAPEM: pem, Retries: -1},
+		collect.CredentialMap{"*": {Name: "t", Username: "auditor", Password: "wrong"}}, zerolog.Nop())
+	if ev := wrong.Collect(ctx, collect.HostRef{Name: "RDSH-A01", Address: host, Port: port, Roles: []string{collect.RoleSessionHost}}); ev.Failure == nil || ev.Failure.Class != collect.FailAuth {
+		t.Errorf("wrong password: %+v", ev.Failure)
+	}
+	cancel()
+	if code := <-done; code != ExitOK {
+		t.Errorf("simulate exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "open shells 0") {
+		t.Errorf("shells left open:\n%s", out.String())
+	}
+}
+
+func TestSimulateRefusesNonLoopback(t *testing.T) {
+	code, _, stderr := rdsaudit(t, sampleNow, "simulate", "--listen", "0.0.0.0:5986")
+	if code != ExitUsage || !strings.Contains(stderr, "loopback") {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
