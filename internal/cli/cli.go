@@ -15,6 +15,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/rdsaudit/rdsaudit/history"
 )
 
 // Exit codes (README.md documents them).
@@ -25,6 +27,7 @@ const (
 	ExitCoverage   = 3 // the audit ran but some hosts were not collected (takes precedence over 1)
 	ExitInternal   = 4 // internal failure: reports or history could not be written
 	ExitVerifyFail = 5 // rdsaudit verify: a run directory does not match its manifest
+	ExitLocked     = 6 // another rdsaudit run holds the history store's run lock
 )
 
 // defaultMemoryLimit is the soft memory limit unless GOMEMLIMIT says otherwise.
@@ -88,6 +91,8 @@ func exitCode(err error) int {
 		return ExitFindings
 	case errors.Is(err, errVerify):
 		return ExitVerifyFail
+	case errors.Is(err, history.ErrLocked):
+		return ExitLocked
 	}
 	return ExitInternal
 }
@@ -119,28 +124,22 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, now Clock
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
+		if strings.HasPrefix(err.Error(), "unknown command ") { // cobra's own, for the root
+			err = usageErr(err)
+		}
 		code := exitCode(err)
 		// Findings and coverage gaps are outcomes, already summarised on stdout.
 		if code != ExitFindings && code != ExitCoverage {
 			fmt.Fprintf(stderr, "rdsaudit: %v\n", err)
-		}
-		if code == ExitInternal && isUsageFromCobra(err) {
-			code = ExitUsage
 		}
 		return code
 	}
 	return ExitOK
 }
 
-// isUsageFromCobra recognises cobra's own argument errors (unknown command or flag).
-func isUsageFromCobra(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "flag needs an argument", "invalid argument"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
+// args marks cobra's argument-count errors as usage errors (exit 2).
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error { return usageErr(check(cmd, a)) }
 }
 
 func newRoot(e *env) *cobra.Command {
@@ -161,6 +160,7 @@ workbook, a JSON report, the raw evidence and a manifest of hashes.`,
 			return nil
 		},
 	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "", "log level: debug, info, warn, error (default from config, else info)")
 	root.PersistentFlags().StringVar(&e.logFormat, "log-format", "", "log format: auto, console, json (default auto: console on a terminal)")
 	root.AddCommand(
@@ -206,7 +206,7 @@ func newVersionCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the rdsaudit version",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(e.stdout, "rdsaudit %s\n", ToolVersion())
 			return nil

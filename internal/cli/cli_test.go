@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rdsaudit/rdsaudit/history"
 	"github.com/rdsaudit/rdsaudit/report"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
@@ -417,5 +418,76 @@ func TestHistoryCommands(t *testing.T) {
 	writeFile(t, ev, string(raw)+" ")
 	if code, _, stderr = rdsaudit(t, second, "import", dirs[1], "--db", fresh); code == ExitOK || !strings.Contains(stderr, "rdsh-a05.json") {
 		t.Errorf("import of an altered run: exit %d, stderr %s", code, stderr)
+	}
+}
+
+// TestAsOfReevaluation: --as-of evaluates as of a past time and can be repeated; it
+// never writes the history timeline.
+func TestAsOfReevaluation(t *testing.T) {
+	chdirRoot(t)
+	out := t.TempDir()
+	wall := sampleNow.AddDate(0, 2, 0)
+	for i := 0; i < 2; i++ {
+		code, stdout, stderr := rdsaudit(t, wall, "run", "--config", "samples/config.yaml", "--output-dir", out, "--as-of", "2026-11-01T00:00:00Z")
+		if code != ExitCoverage || !strings.Contains(stdout, "not recorded in history") {
+			t.Fatalf("run %d with --as-of: exit %d\n%s%s", i, code, stdout, stderr)
+		}
+	}
+	dirs := runDirs(t, out)
+	if len(dirs) != 2 {
+		t.Fatalf("run dirs %v, want two distinct runs", dirs)
+	}
+	// Evaluated as of the samples' date, not the wall clock two months later.
+	rep := readReport(t, dirs[1])
+	for _, r := range rep.Results {
+		if r.RuleID == "RDS-CAL-007" && r.Subject.Name == "LS01" && r.Outcome == rules.Fail && strings.Contains(r.Message, "expired") {
+			t.Errorf("CAL-007 judged against the wall clock: %s", r.Message)
+		}
+	}
+	if !failing(rep)["RDS-CAL-007 LS01"] {
+		t.Error("CAL-007 on LS01 (pack 6 expires 2026-12-15) missing")
+	}
+	code, stdout, _ := rdsaudit(t, wall, "history", "--db", filepath.Join(out, "history.db"))
+	if code != ExitOK || strings.Contains(stdout, filepath.Base(dirs[0])) {
+		t.Errorf("--as-of runs reached the history:\n%s", stdout)
+	}
+}
+
+// TestSecondRunRefused: a run while another holds the history lock exits 6 with a clear
+// message, before contacting any host.
+func TestSecondRunRefused(t *testing.T) {
+	chdirRoot(t)
+	out := t.TempDir()
+	s, err := history.Open(context.Background(), filepath.Join(out, "history.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	release, err := s.AcquireRunLock(context.Background(), "holder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	code, _, stderr := rdsaudit(t, sampleNow, "run", "--config", "samples/config.yaml", "--output-dir", out)
+	if code != ExitLocked || !strings.Contains(stderr, "locked by") {
+		t.Errorf("exit %d, want %d: %s", code, ExitLocked, stderr)
+	}
+	if dirs := runDirs(t, out); len(dirs) != 0 {
+		t.Errorf("a refused run published %v", dirs)
+	}
+}
+
+// TestBadSigningKeyFailsEarly: a configured but unreadable signing key is a
+// configuration error found before any host is collected.
+func TestBadSigningKeyFailsEarly(t *testing.T) {
+	chdirRoot(t)
+	out := t.TempDir()
+	t.Setenv("RDSAUDIT_SIGNING_KEY_FILE", filepath.Join(out, "missing.key"))
+	code, _, stderr := rdsaudit(t, sampleNow, "run", "--config", "samples/config.yaml", "--output-dir", out)
+	if code != ExitUsage || !strings.Contains(stderr, "signing.key_file") {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "history.db")); err == nil {
+		t.Error("the run went as far as opening history")
 	}
 }

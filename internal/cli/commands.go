@@ -17,7 +17,7 @@ func newValidateCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate",
 		Short: "Check configuration, inventory, rules, waivers and entitlements (no network)",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(e, path, cmd.Flags())
 			if err != nil {
@@ -60,7 +60,7 @@ func newRulesCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rules [RULE-ID]",
 		Short: "List the rule catalogue, or print one rule in full",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cat := rules.Rules()
 			if len(args) == 0 {

@@ -35,10 +35,10 @@ func newDemoCmd(e *env) *cobra.Command {
 throwaway CA that only this run trusts), runs the full audit over WinRM with the real
 client, writes the reports and prints where. The findings equal those of
 'rdsaudit run --config samples/config.yaml' on the offline evidence.`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := runFlags{asOf: asOf}
-			clock, err := f.clock(e)
+			asOfClock, err := f.clock()
 			if err != nil {
 				return err
 			}
@@ -111,7 +111,7 @@ client, writes the reports and prints where. The findings equal those of
 				return col.Collect(ctx, h)
 			})
 			fmt.Fprintf(e.stdout, "demo: WinRM simulator serving %d virtual hosts over HTTPS on 127.0.0.1\n", len(endpoints))
-			res, err := audit(e.ctx, e, cfg, routed, clock)
+			res, err := audit(e.ctx, e, cfg, routed, asOfClock)
 			if err != nil {
 				return err
 			}
@@ -179,7 +179,7 @@ func newSimulateCmd(e *env) *cobra.Command {
 		Long: `simulate serves a virtual fleet over the WS-Management shell protocol, one listener
 per host, and prints each host's endpoint. Without --fleet it serves the built-in sample
 fleet. It answers only rdsaudit's collection script. Stop it with Ctrl-C.`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()

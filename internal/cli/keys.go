@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -17,7 +18,7 @@ func newKeygenCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keygen",
 		Short: "Create an ed25519 key pair for signing run manifests",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			priv, pub := prefix+".key", prefix+".pub"
 			for _, p := range []string{priv, pub} {
@@ -41,7 +42,7 @@ func newVerifyCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify RUN_DIR",
 		Short: "Check a run directory against its manifest (hashes, and signature with --pubkey)",
-		Args:  cobra.ExactArgs(1),
+		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var pub ed25519.PublicKey
 			if pubPath != "" {
@@ -105,7 +106,7 @@ func newHistoryCmds(e *env) []*cobra.Command {
 	hist := &cobra.Command{
 		Use:   "history",
 		Short: "List recorded runs (ID, date, coverage, findings by severity)",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := hf.open(e, cmd)
 			if err != nil {
@@ -119,7 +120,7 @@ func newHistoryCmds(e *env) []*cobra.Command {
 	hostCmd := &cobra.Command{
 		Use:   "host NAME",
 		Short: "One host's timeline: mode, grace days, findings per run",
-		Args:  cobra.ExactArgs(1),
+		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := hf.open(e, cmd)
 			if err != nil {
@@ -136,7 +137,7 @@ func newHistoryCmds(e *env) []*cobra.Command {
 	diff := &cobra.Command{
 		Use:   "diff RUN_A RUN_B",
 		Short: "What changed between two recorded runs",
-		Args:  cobra.ExactArgs(2),
+		Args:  args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := df.open(e, cmd)
 			if err != nil {
@@ -152,7 +153,7 @@ func newHistoryCmds(e *env) []*cobra.Command {
 	imp := &cobra.Command{
 		Use:   "import RUN_DIR",
 		Short: "Load an earlier run's report.json into the history (backfill)",
-		Args:  cobra.ExactArgs(1),
+		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := imf.db
 			if path == "" {
@@ -170,6 +171,12 @@ func newHistoryCmds(e *env) []*cobra.Command {
 				return err
 			}
 			defer s.Close()
+			// An import must not land between a running audit's history load and record.
+			release, err := s.AcquireRunLock(e.ctx, "import "+filepath.Base(args[0]))
+			if err != nil {
+				return err
+			}
+			defer release()
 			id, err := s.Import(e.ctx, args[0])
 			if err != nil {
 				return err

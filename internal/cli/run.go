@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -36,10 +37,10 @@ func (f *runFlags) bind(cmd *cobra.Command) {
 	f.fs = cmd.Flags()
 }
 
-// clock returns the evaluation clock: --as-of pinned, else the injected clock.
-func (f *runFlags) clock(e *env) (Clock, error) {
+// clock returns the evaluation clock: --as-of pinned, else nil (the injected clock).
+func (f *runFlags) clock() (Clock, error) {
 	if f.asOf == "" {
-		return e.now, nil
+		return nil, nil
 	}
 	t, err := time.Parse(time.RFC3339, f.asOf)
 	if err != nil {
@@ -53,9 +54,9 @@ func newRunCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run one audit: collect, evaluate, publish the run directory, record history",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			clock, err := f.clock(e)
+			asOf, err := f.clock()
 			if err != nil {
 				return err
 			}
@@ -68,7 +69,7 @@ func newRunCmd(e *env) *cobra.Command {
 				return err
 			}
 			defer closeCol()
-			res, err := audit(e.ctx, e, cfg, col, clock)
+			res, err := audit(e.ctx, e, cfg, col, asOf)
 			if err != nil {
 				return err
 			}
@@ -135,6 +136,7 @@ type inputs struct {
 	ruleSet      *rules.RuleSet
 	entitlements []rules.Entitlement
 	ledger       bool // an entitlement ledger was configured
+	signer       ed25519.PrivateKey
 }
 
 func loadInputs(cfg *config.Config) (*inputs, error) {
@@ -155,20 +157,30 @@ func loadInputs(cfg *config.Config) (*inputs, error) {
 		}
 		in.ledger = true
 	}
+	if in.signer, err = loadSigner(cfg); err != nil {
+		return nil, usageErr(err)
+	}
 	return in, nil
 }
 
-// audit runs the pipeline: collect every host, interpret, evaluate against the rule set
-// and history, publish the run directory atomically, then record the run in history in
-// one transaction.
-func audit(ctx context.Context, e *env, cfg *config.Config, col collect.Collector, now Clock) (*auditResult, error) {
+// audit runs the pipeline: check every input, collect every host, interpret, evaluate
+// against the rule set and history, publish the run directory atomically, then record
+// the run in history in one transaction.
+//
+// asOf, when not nil, is the evaluation clock (--as-of): the audit is evaluated as of
+// that time and history is read as of it, but the run is not recorded in history, so a
+// re-evaluation of archived evidence never rewrites the store's timeline.
+func audit(ctx context.Context, e *env, cfg *config.Config, col collect.Collector, asOf Clock) (*auditResult, error) {
 	in, err := loadInputs(cfg)
 	if err != nil {
 		return nil, err
 	}
-	started := now().UTC()
-	runID := started.Format("20060102T150405Z")
-	log := e.log.With().Str("run_id", runID).Logger()
+	evalClock := e.now
+	if asOf != nil {
+		evalClock = asOf
+	}
+	started := e.now().UTC()
+	evalAt := evalClock().UTC()
 
 	if err := os.MkdirAll(cfg.OutputDir, 0o755); err != nil {
 		return nil, fmt.Errorf("output_dir: %w", err)
@@ -181,12 +193,17 @@ func audit(ctx context.Context, e *env, cfg *config.Config, col collect.Collecto
 		return nil, fmt.Errorf("open history: %w", err)
 	}
 	defer store.Close()
+	runID, err := newRunID(ctx, started, cfg.OutputDir, store)
+	if err != nil {
+		return nil, err
+	}
+	log := e.log.With().Str("run_id", runID).Logger()
 	release, err := store.AcquireRunLock(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	prev, err := store.Load(ctx, started, historyWindow)
+	prev, err := store.Load(ctx, evalAt, historyWindow)
 	if err != nil {
 		return nil, fmt.Errorf("load history: %w", err)
 	}
@@ -203,7 +220,7 @@ func audit(ctx context.Context, e *env, cfg *config.Config, col collect.Collecto
 		Concurrency: cfg.Collection.Concurrency,
 		Logger:      log,
 		Progress:    progressWriter(e.stderr),
-		Now:         now,
+		Now:         e.now,
 		Collector:   collectorName(cfg),
 	}, func(ev *collect.Evidence) { evidence = append(evidence, ev) })
 	sort.Slice(evidence, func(i, j int) bool {
@@ -215,7 +232,7 @@ func audit(ctx context.Context, e *env, cfg *config.Config, col collect.Collecto
 	}
 
 	ev := rules.Evaluate(rules.Input{
-		Now:          now().UTC(),
+		Now:          evalAt,
 		Hosts:        facts,
 		Entitlements: in.entitlements,
 		Ledger:       in.ledger,
@@ -223,11 +240,11 @@ func audit(ctx context.Context, e *env, cfg *config.Config, col collect.Collecto
 		History:      prev,
 	})
 	logRuleCounts(log, ev)
-	drift, err := store.Annotate(ctx, ev.Results, started)
+	drift, err := store.Annotate(ctx, ev.Results, evalAt)
 	if err != nil {
 		return nil, fmt.Errorf("annotate findings from history: %w", err)
 	}
-	finished := now().UTC()
+	finished := e.now().UTC()
 	rep := report.Build(report.BuildInput{
 		Run: report.RunInfo{
 			ID:             runID,
@@ -245,13 +262,15 @@ func audit(ctx context.Context, e *env, cfg *config.Config, col collect.Collecto
 		Evaluation: report.FromEvaluation(ev, rules.Rules()),
 		Drift:      drift,
 	})
-	signer, err := loadSigner(cfg)
-	if err != nil {
-		return nil, usageErr(err)
-	}
-	dir, err := report.Publish(ctx, cfg.OutputDir, rep, evidence, report.PublishOptions{Signer: signer})
+	dir, err := report.Publish(ctx, cfg.OutputDir, rep, evidence, report.PublishOptions{Signer: in.signer})
 	if err != nil {
 		return nil, fmt.Errorf("publish run %s: %w", runID, err)
+	}
+	res := &auditResult{RunID: runID, Dir: dir, Report: rep, Eval: ev}
+	if asOf != nil {
+		printSummary(e.stdout, res)
+		fmt.Fprintf(e.stdout, "evaluated as of %s; not recorded in history\n", evalAt.Format(time.RFC3339))
+		return res, nil
 	}
 	hosts := make([]history.HostRecord, len(facts))
 	for i, f := range facts {
@@ -267,7 +286,6 @@ func audit(ctx context.Context, e *env, cfg *config.Config, col collect.Collecto
 	}); err != nil {
 		return nil, fmt.Errorf("record run %s in history (reports are published in %s): %w", runID, dir, err)
 	}
-	res := &auditResult{RunID: runID, Dir: dir, Report: rep, Eval: ev}
 	printSummary(e.stdout, res)
 	log.Info().Str("dir", dir).Dur("duration", finished.Sub(started)).Msg("run published")
 	return res, nil
@@ -304,6 +322,34 @@ func logRuleCounts(log zerolog.Logger, ev *rules.Evaluation) {
 		c := by[id]
 		log.Debug().Str("rule", id).Int("pass", c.pass).Int("fail", c.fail).Int("error", c.errs).Int("not_applicable", c.na).Msg("rule evaluated")
 	}
+}
+
+// newRunID names a run after its start (UTC, to the second), with a suffix when that
+// name is taken by a run directory or a recorded run (two runs within one second).
+func newRunID(ctx context.Context, started time.Time, outDir string, store *history.Store) (string, error) {
+	runs, err := store.Runs(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read history: %w", err)
+	}
+	taken := map[string]bool{}
+	for _, r := range runs {
+		taken[r.ID] = true
+	}
+	base := started.Format("20060102T150405Z")
+	for i := 1; i < 1000; i++ {
+		id := base
+		if i > 1 {
+			id = fmt.Sprintf("%s-%d", base, i)
+		}
+		if taken[id] {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(outDir, id)); err == nil {
+			continue
+		}
+		return id, nil
+	}
+	return "", fmt.Errorf("no free run ID for %s in %s", base, outDir)
 }
 
 // historyWindow is how far back the history-dependent rules look. RDS-GRACE-008's
