@@ -411,7 +411,9 @@ func ShortName(s string) string {
 func interpretLS(ev *Evidence) LSFacts {
 	var l LSFacts
 	pol, loc, sub := ev.Key(KeyPolicy), ev.Key(KeyLocalLS), ev.Key(KeyLocalLSSubkey)
-	l.Known = keyRead(pol) && keyRead(loc)
+	// The subkey shape is read only to find servers; a failed read of it leaves the list
+	// unknown rather than empty.
+	l.Known = keyRead(pol) && keyRead(loc) && (sub == nil || keyRead(sub))
 	if v := pol.Value(ValLicenseServers); v != nil {
 		switch {
 		case v.String != nil:
@@ -581,7 +583,12 @@ func interpretOS(o *OSInfo) OSFacts {
 	f := OSFacts{Known: true, Caption: o.Caption, Version: o.Version, Build: o.BuildNumber,
 		Domain: o.Domain, PartOfDomain: o.PartOfDomain, Roles: o.Roles}
 	f.Server = strings.Contains(strings.ToLower(o.Caption), "server")
-	f.Release = Release(o.Version, o.BuildNumber, o.Caption)
+	// Client editions share build numbers with server releases (Windows 10 1607 is build
+	// 14393, like Server 2016): a release is derived only for a server caption, or when
+	// no caption says otherwise.
+	if f.Server || o.Caption == "" {
+		f.Release = Release(o.Version, o.BuildNumber, o.Caption)
+	}
 	var err error
 	if o.InstallDate != "" {
 		if f.InstallDate, err = ParseDate(o.InstallDate, o.Locale); err != nil {

@@ -84,6 +84,8 @@ func TestInterpretLicenseServers(t *testing.T) {
 			[]string{"LS01"}, SourcePolicy, "value"},
 		{"none", []RegKey{pol(), {Path: KeyLocalLS}}, nil, SourceNone, ""},
 		{"unknown", []RegKey{pol()}, nil, SourceUnknown, ""},
+		{"subkey shape unreadable is unknown, not none", []RegKey{pol(), {Path: KeyLocalLS, Exists: true}, {Path: KeyLocalLSSubkey, Error: "access denied"}},
+			nil, SourceUnknown, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -287,5 +289,20 @@ func TestInterpretNotCollected(t *testing.T) {
 	f := Interpret(NewFailure(HostRef{Name: "X"}, "winrm", time.Now(), StatusFailed, FailTimeout, "t"))
 	if f.Collected() || f.Failure.Class != FailTimeout || f.OS.Known || f.Mode.EffectiveSource != "" {
 		t.Fatalf("%+v", f)
+	}
+}
+
+func TestReleaseOnlyForServerEditions(t *testing.T) {
+	for _, tc := range []struct{ caption, version, want string }{
+		{"Microsoft Windows Server 2016 Datacenter", "10.0.14393", "2016"},
+		{"Microsoft Windows 10 Enterprise LTSB 2016", "10.0.14393", ""},
+		{"Microsoft Windows 11 Enterprise multi-session", "10.0.26100", ""},
+		{"", "10.0.20348", "2022"},
+	} {
+		ev := collected()
+		ev.OS = &OSInfo{Caption: tc.caption, Version: tc.version}
+		if got := Interpret(ev).OS.Release; got != tc.want {
+			t.Errorf("%q %s: release %q, want %q", tc.caption, tc.version, got, tc.want)
+		}
 	}
 }

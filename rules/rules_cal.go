@@ -40,11 +40,16 @@ func (cal001) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 		return
 	}
 	found, missing := c.hostServers(h)
-	var typed, valid []string
+	var typed, valid, unversioned []string
 	ev := []EvidenceField{osEv}
 	for _, ls := range found {
 		for _, kp := range ls.Holdings.KeyPacks {
-			if !usablePack(kp, c) || kp.CALType != want || kp.VersionID == nil {
+			if !usablePack(kp, c) || kp.CALType != want {
+				continue
+			}
+			if kp.VersionID == nil {
+				ev = append(ev, packEvidence(ls, kp))
+				unversioned = append(unversioned, fmt.Sprintf("key pack %d@%s", kp.ID, ls.Host.Name))
 				continue
 			}
 			ev = append(ev, packEvidence(ls, kp))
@@ -63,6 +68,8 @@ func (cal001) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 		r.Outcome, r.Message = Pass, fmt.Sprintf("valid %s CALs for Windows Server %s: %s", want, h.OS.Release, strings.Join(valid, ", "))
 	case len(missing) > 0:
 		r.Outcome, r.Message = Error, fmt.Sprintf("no %s CAL of version %s or newer on the audited license servers, and %s were not audited", want, versionName(min), strings.Join(missing, ", "))
+	case len(unversioned) > 0:
+		r.Outcome, r.Message = Error, fmt.Sprintf("no %s CAL of version %s or newer is known, and the version of %s was not reported (ProductVersionID absent)", want, versionName(min), strings.Join(unversioned, ", "))
 	case len(typed) == 0:
 		r.Outcome, r.Message = NotApplicable, "the host's license servers hold no "+want+" CALs at all; see RDS-MODE-005"
 	default:

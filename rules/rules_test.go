@@ -296,6 +296,9 @@ var ruleCases = []ruleCase{
 		o := f.host("RDSH1").OS
 		o.Version, o.BuildNumber, o.Caption = "6.2.9200", "9200", "Microsoft Windows Server 2012 Standard"
 	}},
+	{rule: "RDS-CAL-001", name: "pack without version is unknown, not absent", subject: "RDSH1", want: Error, setup: func(f *fleet) {
+		f.host("LS01").LicenseServer.KeyPacks[1].ProductVersionID = nil
+	}},
 	{rule: "RDS-CAL-001", name: "temporary packs do not count", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) {
 		f.host("LS01").LicenseServer.KeyPacks[1].KeyPackType = p64(4)
 	}},
