@@ -389,7 +389,7 @@ func printSummary(w io.Writer, r *auditResult) {
 	}
 	fmt.Fprintln(w)
 	counts := map[string]int{}
-	waived := 0
+	waived, errs := 0, 0
 	for i := range r.Eval.Results {
 		res := &r.Eval.Results[i]
 		if !res.IsFinding() {
@@ -399,10 +399,13 @@ func printSummary(w io.Writer, r *auditResult) {
 			waived++
 			continue
 		}
+		if res.Outcome == rules.Error {
+			errs++
+		}
 		counts[res.Severity.String()]++
 	}
-	fmt.Fprintf(w, "findings: critical %d, high %d, medium %d, low %d, info %d; waived %d\n",
-		counts["critical"], counts["high"], counts["medium"], counts["low"], counts["info"], waived)
+	fmt.Fprintf(w, "findings: critical %d, high %d, medium %d, low %d, info %d (%d of them could not be checked: evidence missing); waived %d\n",
+		counts["critical"], counts["high"], counts["medium"], counts["low"], counts["info"], errs, waived)
 	if r.Eval.Failed() {
 		fmt.Fprintf(w, "verdict: FAIL (unwaived findings at or above %s)\n", r.Eval.FailOn)
 	} else {
