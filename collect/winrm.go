@@ -377,6 +377,10 @@ func (c *WinRMCollector) Collect(ctx context.Context, host HostRef) *Evidence {
 		} else if ctx.Err() != nil {
 			class = FailCanceled
 		}
+		if class == FailAuth && errors.Is(lastErr, ErrNTLMNotOffered) {
+			// No credentials were sent (no failed logon): not counted for lockout.
+			break
+		}
 		if class == FailAuth {
 			n := c.recordAuthFailure(g, host.Name)
 			if n >= c.opts.LockoutThreshold {

@@ -518,3 +518,40 @@ func TestWinRMHTTPTimeoutOutlastsOperationTimeout(t *testing.T) {
 		t.Errorf("requests %v: the client cut %d long-polls (HTTP timeout not above OperationTimeout + network delay)", st, st["Abandoned"])
 	}
 }
+
+// TestWinRMNTLMNeverSendsBasic: a listener that offers only Basic (a host configured
+// that way, or an impostor when certificate checks are off) must never receive the
+// password with auth ntlm. go-ntlmssp's negotiator (HTTPS) and masterzen's
+// message-encryption fallback (HTTP) both re-send the request with Basic when the 401
+// offers neither NTLM nor Negotiate; the simulator would accept it and the host would
+// be collected. Counted on the server side: no Authorization: Basic header arrives.
+func TestWinRMNTLMNeverSendsBasic(t *testing.T) {
+	for _, tls := range []bool{true, false} {
+		env := newEnv(t, tls, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {BasicOnly: true}})
+		c := newCollector(t, env, collect.WinRMOptions{Auth: collect.AuthNTLM, HostTimeout: 10 * time.Second}, zerolog.Nop())
+		ev := c.Collect(context.Background(), env.hosts["h"])
+		if ev.Failure == nil || ev.Failure.Class != collect.FailAuth || ev.Failure.Attempts != 1 {
+			t.Errorf("tls=%v: want auth after one attempt, got %s %+v", tls, ev.Status, ev.Failure)
+		} else if !strings.Contains(ev.Failure.Message, "NTLM") {
+			t.Errorf("tls=%v: message does not say NTLM is not offered: %s", tls, ev.Failure.Message)
+		}
+		if n := env.fleet.BasicAuthRequests(); n != 0 {
+			t.Errorf("tls=%v: the listener received %d requests with Authorization: Basic (the password)", tls, n)
+		}
+		if st := env.fleet.Stats(); st["Create"] != 0 {
+			t.Errorf("tls=%v: requests %v; want no Create", tls, st)
+		}
+		// No password was sent, so no failed logon: the credential is not retired.
+		for i := 0; i < collect.DefaultLockoutThreshold; i++ {
+			if ev := c.Collect(context.Background(), env.hosts["h"]); ev.Failure == nil || ev.Failure.Class != collect.FailAuth {
+				t.Errorf("tls=%v: repeat %d: want auth, got %s %+v", tls, i, ev.Status, ev.Failure)
+			}
+		}
+	}
+	// Control: with auth basic the same listener does get (and accept) Basic.
+	env := newEnv(t, true, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {BasicOnly: true}})
+	c := newCollector(t, env, collect.WinRMOptions{Auth: collect.AuthBasic}, zerolog.Nop())
+	if ev := c.Collect(context.Background(), env.hosts["h"]); ev.Status != collect.StatusCollected || env.fleet.BasicAuthRequests() == 0 {
+		t.Errorf("basic control: %s %+v, %d Basic requests", ev.Status, ev.Failure, env.fleet.BasicAuthRequests())
+	}
+}

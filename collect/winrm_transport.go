@@ -33,6 +33,10 @@ var (
 	ErrScript        = errors.New("collection script failed")
 	ErrBadOutput     = errors.New("bad collection output")
 	ErrUnsupportedOS = errors.New("unsupported host: PowerShell 3.0 or later required")
+	// ErrNTLMNotOffered (an ErrAuth) means that with auth ntlm the listener's 401
+	// offered neither NTLM nor Negotiate. No credentials were sent: with auth ntlm the
+	// password never travels as Basic (see refuseBasic and ntlmOffered).
+	ErrNTLMNotOffered = fmt.Errorf("%w: host does not offer NTLM or Negotiate; with auth ntlm the password is never sent with Basic", ErrAuth)
 )
 
 // WS-Man fault codes (wsman.md, Faults).
@@ -155,7 +159,7 @@ type transport struct {
 	maxBody    int64
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	inner      winrm.Transporter
-	httpClient *http.Client
+	httpClient *http.Client // our HTTP: Basic, NTLM over HTTPS, and the NTLM-over-HTTP probe
 	// onAuth, when set, is called after every response that proves the credentials were
 	// accepted: a SOAP answer or a SOAP fault (a listener rejecting them answers 401).
 	onAuth func()
@@ -183,9 +187,23 @@ func (t *transport) context() context.Context {
 // Transport builds the HTTP transport. No proxy is used: WinRM goes straight to the
 // host (an HTTPS_PROXY meant for the internet must not capture it, and loopback tests
 // must not depend on NO_PROXY).
+//
+// With auth ntlm the password must never leave as Basic. go-ntlmssp's Negotiator takes
+// the credentials from a Basic header and, when a 401 offers neither NTLM nor Negotiate
+// (a host configured for Basic alone, or an impostor when certificate checks are off),
+// re-sends that Basic header. Over HTTPS refuseBasic sits under the Negotiator and
+// fails such a request before it is sent. Over HTTP the library's message-encryption
+// transporter falls back to the same Negotiator (with its own, unreachable, HTTP
+// transport) whenever its handshake fails; Post then probes each request's listener
+// anonymously first (ntlmOffered) and stops when NTLM is not offered.
 func (t *transport) Transport(ep *winrm.Endpoint) error {
 	if t.inner != nil {
-		return t.inner.Transport(ep)
+		if err := t.inner.Transport(ep); err != nil {
+			return err
+		}
+		if !t.ntlm {
+			return nil
+		}
 	}
 	tlsConf := &tls.Config{ServerName: ep.TLSServerName, InsecureSkipVerify: ep.Insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // explicit opt-in only
 	if len(ep.CACert) > 0 {
@@ -208,10 +226,64 @@ func (t *transport) Transport(ep *winrm.Endpoint) error {
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       30 * time.Second,
 	}
-	if t.ntlm {
-		rt = ntlmssp.Negotiator{RoundTripper: rt}
+	if t.ntlm && t.inner == nil {
+		rt = ntlmssp.Negotiator{RoundTripper: refuseBasic{rt}}
 	}
 	t.httpClient = &http.Client{Transport: rt}
+	return nil
+}
+
+// refuseBasic is the RoundTripper under go-ntlmssp's Negotiator: a request carrying an
+// Authorization: Basic header is not sent; it fails with ErrNTLMNotOffered (the
+// Negotiator only sends Basic after a 401 offering neither NTLM nor Negotiate).
+type refuseBasic struct{ http.RoundTripper }
+
+func (r refuseBasic) RoundTrip(req *http.Request) (*http.Response, error) {
+	for _, v := range req.Header.Values("Authorization") {
+		if scheme, _, _ := strings.Cut(strings.TrimSpace(v), " "); strings.EqualFold(scheme, "Basic") {
+			if req.Body != nil {
+				_ = req.Body.Close()
+			}
+			return nil, ErrNTLMNotOffered
+		}
+	}
+	return r.RoundTripper.RoundTrip(req)
+}
+
+// offersNTLM reports whether WWW-Authenticate values offer NTLM or Negotiate.
+func offersNTLM(values []string) bool {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			scheme, _, _ := strings.Cut(strings.TrimSpace(part), " ")
+			if strings.EqualFold(scheme, "Negotiate") || strings.EqualFold(scheme, "NTLM") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ntlmOffered sends an anonymous, empty POST and fails with ErrNTLMNotOffered when
+// the listener answers 401 without offering NTLM or Negotiate: masterzen's encryption
+// transporter would then send the password with Basic, in clear over HTTP. Any other
+// answer lets the request go on (the library's fallback sends Basic only after such a
+// 401). It is a check, not a guarantee against an active attacker who answers this
+// probe differently from the next request: over plain HTTP use HTTPS for that.
+func (t *transport) ntlmOffered(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, http.NoBody)
+	if err != nil {
+		return fmt.Errorf("new request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
+	resp, err := t.httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized && !offersNTLM(resp.Header.Values("WWW-Authenticate")) {
+		return ErrNTLMNotOffered
+	}
 	return nil
 }
 
@@ -231,6 +303,11 @@ func (t *transport) Post(c *winrm.Client, msg *soap.SoapMessage) (string, error)
 		err  error
 	)
 	if t.inner != nil {
+		if t.ntlm && t.httpClient != nil {
+			if err := t.ntlmOffered(ctx); err != nil {
+				return "", err
+			}
+		}
 		body, err = t.postInner(ctx, c, msg)
 	} else {
 		body, err = t.postHTTP(ctx, reqText)

@@ -118,6 +118,10 @@ func (f *Fleet) Rejected() []Rejection { return f.st.rejectedCopy() }
 // Stats returns request counts by action across the fleet.
 func (f *Fleet) Stats() Stats { return f.st.statsCopy() }
 
+// BasicAuthRequests counts the requests across the fleet that carried an
+// Authorization: Basic header, i.e. that handed a listener a password.
+func (f *Fleet) BasicAuthRequests() int { return int(f.st.basic.Load()) }
+
 // Close stops every server.
 func (f *Fleet) Close() {
 	for _, s := range f.servers {

@@ -50,6 +50,7 @@ type Faults struct {
 	ChunkSize      int           // stdout bytes per Receive (default 32 KiB)
 	CreateFaultRaw bool          // Create fails with a fault lacking the WS-Man fault action (masterzen then sees success)
 	PowerShell2    bool          // the host runs Windows PowerShell 2.0: the bootstrap does not parse
+	BasicOnly      bool          // its 401s offer only Basic (a Basic-only host, or an impostor); Basic is accepted
 	// WaitForShells, when > 0, makes the script finish only once this many shells have
 	// been open at the same time across the Fleet (or after ScriptDelay, if set): a
 	// structural check that a client really works on several hosts at once.
@@ -101,6 +102,7 @@ type state struct {
 	mu       sync.Mutex
 	rejected []Rejection
 	stats    Stats
+	basic    atomic.Int64 // requests that carried an Authorization: Basic header
 }
 
 func newState() *state { return &state{stats: Stats{}} }
@@ -186,10 +188,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if hasBasic(r) {
+		h.st.basic.Add(1)
+	}
 	if !h.authorized(r) || f.Unauthorized {
 		// A real listener: no body, no Content-Type, every scheme it offers.
 		h.count("Unauthorized")
 		w.Header()["WWW-Authenticate"] = []string{"Negotiate", "Kerberos", `Basic realm="WSMAN"`, "CredSSP"}
+		if f.BasicOnly {
+			w.Header()["WWW-Authenticate"] = []string{`Basic realm="WSMAN"`}
+		}
 		w.Header()["Server"] = []string{"Microsoft-HTTPAPI/2.0"}
 		w.Header()["Content-Type"] = nil
 		w.WriteHeader(http.StatusUnauthorized)
@@ -249,6 +257,16 @@ func (h *Handler) authorized(r *http.Request) bool {
 	}
 	want, ok := h.Users[u]
 	return ok && want == p
+}
+
+// hasBasic reports whether the request carries an Authorization: Basic header.
+func hasBasic(r *http.Request) bool {
+	for _, v := range r.Header.Values("Authorization") {
+		if len(v) >= 6 && strings.EqualFold(v[:6], "Basic ") {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *Handler) write(w http.ResponseWriter, s string) {
@@ -643,6 +661,10 @@ func (s *Server) Rejected() []Rejection { return s.st.rejectedCopy() }
 
 // Stats returns request counts by action.
 func (s *Server) Stats() Stats { return s.st.statsCopy() }
+
+// BasicAuthRequests counts the requests that carried an Authorization: Basic header,
+// i.e. that handed the listener a password (accepted or not).
+func (s *Server) BasicAuthRequests() int { return int(s.st.basic.Load()) }
 
 // Close stops the server, releasing hanging requests and closing connections.
 func (s *Server) Close() {
