@@ -84,7 +84,7 @@ func RunFleet(ctx context.Context, c Collector, hosts []HostRef, opts FleetOptio
 			defer wg.Done()
 			defer func() { <-sem }()
 			start := opts.Now()
-			ev := safeCollect(ctx, c, h, name, start)
+			ev := safeCollect(ctx, c, h, name, start, opts.Logger)
 			opts.Logger.Info().Str("host", h.Name).Dur("duration", opts.Now().Sub(start)).
 				Str("status", string(ev.Status)).Str("class", failureClass(ev)).Msg("host done")
 			results <- ev
@@ -102,10 +102,14 @@ func failureClass(ev *Evidence) string {
 	return string(ev.Failure.Class)
 }
 
-func safeCollect(ctx context.Context, c Collector, h HostRef, name string, start time.Time) (ev *Evidence) {
+// safeCollect runs c.Collect, turning a panic or a nil result into an internal
+// failure. A panic's stack goes to the log only: the failure message ends up in
+// report.json, the workbook and the evidence, which must not carry stack traces.
+func safeCollect(ctx context.Context, c Collector, h HostRef, name string, start time.Time, log zerolog.Logger) (ev *Evidence) {
 	defer func() {
 		if r := recover(); r != nil {
-			ev = NewFailure(h, name, start, StatusFailed, FailInternal, fmt.Sprintf("collect %s: collector panicked: %v\n%s", h.Name, r, debug.Stack()))
+			log.Error().Str("host", h.Name).Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).Msg("collector panicked")
+			ev = NewFailure(h, name, start, StatusFailed, FailInternal, fmt.Sprintf("collect %s: collector panicked: %v", h.Name, r))
 		}
 	}()
 	ev = c.Collect(ctx, h)

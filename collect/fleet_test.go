@@ -49,8 +49,9 @@ func TestRunFleetEveryHostOnceAndBounded(t *testing.T) {
 	})
 	seen := map[string]int{}
 	var order []string
-	var progress bytes.Buffer
-	collect.RunFleet(context.Background(), c, fleetHosts(n), collect.FleetOptions{Concurrency: limit, Progress: &progress, Logger: zerolog.Nop()}, func(ev *collect.Evidence) {
+	var progress, logs bytes.Buffer
+	log := zerolog.New(zerolog.SyncWriter(&logs))
+	collect.RunFleet(context.Background(), c, fleetHosts(n), collect.FleetOptions{Concurrency: limit, Progress: &progress, Logger: log}, func(ev *collect.Evidence) {
 		seen[ev.Host.Name]++
 		order = append(order, ev.Host.Name)
 		if len(order) == n-1 {
@@ -62,7 +63,17 @@ func TestRunFleetEveryHostOnceAndBounded(t *testing.T) {
 				t.Errorf("%s: want internal failure, got %+v", ev.Host.Name, ev.Failure)
 			}
 		}
+		// A panic's stack goes to the log, never into the failure message (it ends up
+		// in report.json, the workbook and the evidence).
+		if ev.Host.Name == "h013" {
+			if m := ev.Failure.Message; m != "collect h013: collector panicked: boom" {
+				t.Errorf("panic message %q: want only the panic value", m)
+			}
+		}
 	})
+	if l := logs.String(); !strings.Contains(l, `"level":"error"`) || !strings.Contains(l, "goroutine") || !strings.Contains(l, `"host":"h013"`) {
+		t.Errorf("panic stack not logged at error level with the host: %s", l)
+	}
 	if len(seen) != n {
 		t.Fatalf("%d hosts emitted, want %d", len(seen), n)
 	}
