@@ -287,3 +287,25 @@ func jsonString(s string) string {
 	}
 	return b.String()
 }
+
+// TestScriptWMIAbsenceByStatusCode: a missing WMI class or namespace is not an error,
+// every other WMI failure is (access denied, provider failure). The script must tell
+// them apart by WMI's status code (ManagementException.ErrorCode), never by a word in
+// the message: "-notmatch 'class'" swallowed any failure whose text mentioned a class.
+func TestScriptWMIAbsenceByStatusCode(t *testing.T) {
+	loose := regexp.MustCompile(`(?i)Exception\.Message[^\n]*-(not)?(i|c)?(match|like)\s+['"][^'"]*(class|namespace)`)
+	if m := loose.FindString(collectScriptSource); m != "" {
+		t.Errorf("WMI absence decided by message text: %s", m)
+	}
+	for _, want := range []string{
+		"function Absent($err, $codes)",
+		"'System.Management.ManagementException'",
+		"$x.ErrorCode",
+		"catch { if (-not (Absent $_ 'InvalidNamespace')) { throw } }",
+		"catch { if (-not (Absent $_ @('InvalidClass', 'InvalidNamespace', 'NotFound'))) { AddErr 'wmi:Win32_TSDeploymentLicensing'",
+	} {
+		if !strings.Contains(collectScriptSource, want) {
+			t.Errorf("script lacks %q", want)
+		}
+	}
+}

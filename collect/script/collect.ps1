@@ -25,6 +25,20 @@ function MR($call) {
   $m
 }
 function I64($v) { if ($null -eq $v) { $null } else { [int64]$v } }
+function Absent($err, $codes) {
+  # True only when WMI's own status code says the class or namespace does not exist
+  # (ManagementException.ErrorCode: InvalidClass 0x80041010, InvalidNamespace
+  # 0x8004100E, NotFound 0x80041002), among $codes. Anything else (access denied,
+  # provider failure, ...) is a real error, whatever its message says.
+  $x = $err.Exception
+  while ($x) {
+    if ($x.GetType().FullName -eq 'System.Management.ManagementException') {
+      return @($codes) -contains "$($x.ErrorCode)"
+    }
+    $x = $x.InnerException
+  }
+  $false
+}
 
 # ---- registry -------------------------------------------------------------------
 $RegQ = $null
@@ -138,7 +152,7 @@ try {
   $Doc.terminal_services = $t
   $ts = $null
   try { $ts = Wmi Win32_TerminalServiceSetting $TSNS; $t.namespace_present = $true }
-  catch { if ("$($_.Exception.Message)" -notmatch 'namespace') { throw } }
+  catch { if (-not (Absent $_ 'InvalidNamespace')) { throw } }
   if ($ts) {
     $t.terminal_server_mode = I64 $ts.TerminalServerMode
     $t.licensing_type = I64 $ts.LicensingType
@@ -176,7 +190,7 @@ try {
       }
     }
   }
-} catch { if ("$($_.Exception.Message)" -notmatch 'class') { AddErr 'wmi:Win32_TSDeploymentLicensing' $_.Exception.Message } }
+} catch { if (-not (Absent $_ @('InvalidClass', 'InvalidNamespace', 'NotFound'))) { AddErr 'wmi:Win32_TSDeploymentLicensing' $_.Exception.Message } }
 
 # ---- license server (only when the inventory says so) -----------------------------
 if ($P.roles -contains 'license_server') {
