@@ -191,7 +191,7 @@ func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
 	switch format {
 	case "", "auto":
 		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+			out = zerolog.ConsoleWriter{Out: clearLine{w}, TimeFormat: time.TimeOnly}
 		}
 	case "console":
 		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: true}
@@ -200,6 +200,17 @@ func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
 		return zerolog.Nop(), fmt.Errorf("--log-format: unknown format %q (want auto, console, json)", format)
 	}
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// clearLine erases the terminal line before each log line, so a log line never lands
+// behind the collection progress bar (which redraws itself on its next update).
+type clearLine struct{ w io.Writer }
+
+func (c clearLine) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(c.w, "\r\x1b[K"); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 func newVersionCmd(e *env) *cobra.Command {
