@@ -39,6 +39,9 @@ func newValidateCmd(e *env) *cobra.Command {
 			// Waiver lint: an expired waiver or one matching no host is worth a look but does
 			// not make the configuration unusable (the audit reports expired waivers as
 			// RDS-WAIVER-001); --strict makes any lint problem fail validation.
+			for _, w := range cfg.Warnings() {
+				fmt.Fprintf(e.stdout, "warning: %s\n", w)
+			}
 			problems := rules.LintWaivers(in.ruleSet, refs, e.now())
 			for _, p := range problems {
 				fmt.Fprintf(e.stdout, "warning: %s\n", p)
