@@ -152,7 +152,10 @@ type RegKey struct {
 	Owner         string     `json:"owner,omitempty"`
 	Subkeys       []string   `json:"subkeys,omitempty"` // names of direct subkeys
 	Values        []RegValue `json:"values,omitempty"`
-	Error         string     `json:"error,omitempty"` // reading failed (e.g. access denied); Exists is then unknown
+	// Error says reading failed. With Exists false, existence is unknown too. With
+	// Exists true the key exists but its values and subkeys could not be read (ACL):
+	// Values/Subkeys are unknown, not absent; LastWriteTime and Owner, when set, are real.
+	Error string `json:"error,omitempty"`
 }
 
 // RegValue is one value. Exactly one of String, Strings, Number, Hex carries the data,

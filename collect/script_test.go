@@ -35,6 +35,8 @@ var writeVerbs = []*regexp.Regexp{
 	regexp.MustCompile(`(?i)\bGenerate(Report\w*|\w*\s*\()`),
 	regexp.MustCompile(`(?i)\.(Put|Delete|DeleteValue|DeleteSubKey\w*|SetValue|CreateSubKey|SetAccessControl|Set\w*|Create\w*|Activate\w*|Install\w*|Uninstall\w*|Revoke\w*|Remove\w*|Flush)\s*\(`),
 	regexp.MustCompile(`(?i)OpenSubKey\([^)]*\$true`), // writable registry handle
+	// Registry handles opened with explicit rights (OpenWith) get read rights only.
+	regexp.MustCompile(`(?i)'(SetValue|CreateSubKey|CreateLink|WriteKey|FullControl|ChangePermissions|TakeOwnership|Delete)'|RegistryRights\]::(SetValue|CreateSubKey|CreateLink|WriteKey|FullControl|ChangePermissions|TakeOwnership|Delete)|RegistryKeyPermissionCheck\]::ReadWriteSubTree`),
 	regexp.MustCompile(`(?i)\b(sc|schtasks|net|wmic|bcdedit|takeown|icacls|shutdown)(\.exe)?\s`),
 	regexp.MustCompile(`>\s*[^\s$&]`), // redirection to a file (only >$null and 2>&1 are fine)
 	// No compilation on the target: Add-Type (and anything else that compiles source)
@@ -96,6 +98,10 @@ func TestLintCatchesWriteVerbs(t *testing.T) {
 		`$k.SetValue('a', 1)`,
 		`$k.DeleteValue('a')`,
 		`[Microsoft.Win32.Registry]::LocalMachine.OpenSubKey('x', $true)`,
+		`$k = OpenWith $sub 'FullControl'`,
+		`$k = OpenWith $sub 'SetValue'`,
+		`OpenSubKey($s, [Microsoft.Win32.RegistryKeyPermissionCheck]::ReadWriteSubTree)`,
+		`OpenSubKey($s, [Microsoft.Win32.RegistryKeyPermissionCheck]::Default, [Security.AccessControl.RegistryRights]::TakeOwnership)`,
 		`$o | Out-File c:\x.txt`,
 		`"a" > c:\x.txt`,
 		`$ts.SetSpecifiedLicenseServerList(@('a'))`,
@@ -127,6 +133,7 @@ func TestLintCatchesWriteVerbs(t *testing.T) {
 		`[Console]::Out.Write($s)`, `$m.WriteByte(1)`, `New-Object IO.StreamReader($m)`, `New-Object IO.MemoryStream`,
 		`$ab = [AppDomain]::CurrentDomain.DefineDynamicAssembly($an, [Reflection.Emit.AssemblyBuilderAccess]::Run)`,
 		`$pm.SetImplementationFlags([Reflection.MethodImplAttributes]::PreserveSig); $RegQ = $tb.CreateType()`,
+		`$q = OpenWith $sub 'QueryValues'`, `$o = OpenWith $sub 'ReadPermissions'`,
 	} {
 		if b := lintReadOnly(src); len(b) != 0 {
 			t.Errorf("lint flags read-only %q: %v", src, b)
@@ -305,6 +312,27 @@ func TestScriptWMIAbsenceByStatusCode(t *testing.T) {
 		"catch { if (-not (Absent $_ @('InvalidClass', 'InvalidNamespace', 'NotFound'))) { AddErr 'wmi:Win32_TSDeploymentLicensing'",
 	} {
 		if !strings.Contains(collectScriptSource, want) {
+			t.Errorf("script lacks %q", want)
+		}
+	}
+}
+
+// TestScriptKeyMetadataWhenValuesUnreadable: GracePeriod's ACL (domain.md §3) may
+// refuse reading its values; its LastWriteTime and owner (RDS-GRACE-005/006) must
+// still be collected, with exists true and error saying the values are unknown.
+// Without a Windows host this checks the script's shape: the denied case is caught on
+// its own, and the metadata come from handles with read rights only.
+func TestScriptKeyMetadataWhenValuesUnreadable(t *testing.T) {
+	for _, want := range []string{
+		"if (-not (Denied $_)) { throw }",
+		"$e.exists = $true\n$e.error = \"values not readable (access denied; the key exists): ",
+		"Unreadable $sub $e",
+		"[Security.AccessControl.RegistryRights]$rights",
+		"OpenWith $sub 'QueryValues'", "OpenWith $sub 'ReadPermissions'", "'EnumerateSubKeys'",
+		"DefinePInvokeMethod('RegEnumKeyEx'", "$RegQ::RegEnumKeyEx(",
+		"GetAccessControl([Security.AccessControl.AccessControlSections]::Owner)",
+	} {
+		if !strings.Contains(minifiedScript, want) {
 			t.Errorf("script lacks %q", want)
 		}
 	}

@@ -555,3 +555,31 @@ func TestWinRMNTLMNeverSendsBasic(t *testing.T) {
 		t.Errorf("basic control: %s %+v, %d Basic requests", ev.Status, ev.Failure, env.fleet.BasicAuthRequests())
 	}
 }
+
+// TestWinRMGraceKeyValuesUnreadable: a GracePeriod key whose values the ACL refuses
+// comes back as the script reports it (exists, error set, LastWriteTime and owner
+// kept), with the section error, through the real client and the simulator.
+func TestWinRMGraceKeyValuesUnreadable(t *testing.T) {
+	ev := virtualHost("h", false, 0)
+	written := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	msg := "values not readable (access denied; the key exists): Requested registry access is not allowed."
+	for i := range ev.Registry {
+		if ev.Registry[i].Path == collect.KeyGracePeriod {
+			ev.Registry[i] = collect.RegKey{Path: collect.KeyGracePeriod, Exists: true, LastWriteTime: &written, Owner: `NT AUTHORITY\NETWORK SERVICE`, Error: msg}
+		}
+	}
+	ev.Errors = []collect.SectionError{{Section: "registry:" + collect.KeyGracePeriod, Message: msg}}
+	env := newEnv(t, true, map[string]*collect.Evidence{"h": ev}, nil)
+	c := newCollector(t, env, collect.WinRMOptions{}, zerolog.Nop())
+	got := c.Collect(context.Background(), env.hosts["h"])
+	if got.Status != collect.StatusCollected {
+		t.Fatalf("%s %+v", got.Status, got.Failure)
+	}
+	k := got.Key(collect.KeyGracePeriod)
+	if k == nil || !k.Exists || k.Error != msg || k.LastWriteTime == nil || !k.LastWriteTime.Equal(written) || k.Owner != `NT AUTHORITY\NETWORK SERVICE` || len(k.Values) != 0 {
+		t.Errorf("grace key: %+v", k)
+	}
+	if len(got.Errors) != 1 || got.Errors[0].Section != "registry:"+collect.KeyGracePeriod {
+		t.Errorf("section errors: %+v", got.Errors)
+	}
+}

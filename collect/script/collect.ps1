@@ -53,6 +53,13 @@ try {
   $pt = [Type[]](@([Microsoft.Win32.SafeHandles.SafeRegistryHandle]) + @([IntPtr]) * 10 + @([long].MakeByRefType()))
   $pm = $tb.DefinePInvokeMethod('RegQueryInfoKey', 'advapi32.dll', [Reflection.MethodAttributes]'Public, Static, PinvokeImpl', [Reflection.CallingConventions]::Standard, [int], $pt, [Runtime.InteropServices.CallingConvention]::Winapi, [Runtime.InteropServices.CharSet]::Unicode)
   $pm.SetImplementationFlags([Reflection.MethodImplAttributes]::PreserveSig)
+  try {
+    # RegEnumKeyEx on the parent gives a subkey's LastWriteTime without any right on
+    # the subkey itself (GracePeriod's ACL may refuse even KEY_QUERY_VALUE).
+    $pt = [Type[]]@([Microsoft.Win32.SafeHandles.SafeRegistryHandle], [int], [Text.StringBuilder], [int].MakeByRefType(), [IntPtr], [IntPtr], [IntPtr], [long].MakeByRefType())
+    $pm = $tb.DefinePInvokeMethod('RegEnumKeyEx', 'advapi32.dll', [Reflection.MethodAttributes]'Public, Static, PinvokeImpl', [Reflection.CallingConventions]::Standard, [int], $pt, [Runtime.InteropServices.CallingConvention]::Winapi, [Runtime.InteropServices.CharSet]::Unicode)
+    $pm.SetImplementationFlags([Reflection.MethodImplAttributes]::PreserveSig)
+  } catch { AddErr 'registry:RegEnumKeyEx' $_.Exception.Message }
   $RegQ = $tb.CreateType()
 } catch { AddErr 'registry:RegQueryInfoKey' $_.Exception.Message }
 
@@ -81,21 +88,71 @@ function RegVal($k, $n, $redact) {
   $v
 }
 
+function FT($ft) { [DateTime]::FromFileTimeUtc($ft).ToString('yyyy-MM-ddTHH:mm:ss.fffffffZ') }
+function LastWrite($k, $e) {
+  if ($RegQ) {
+    $ft = [long]0
+    if ($RegQ::RegQueryInfoKey($k.Handle, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [ref]$ft) -eq 0) { $e.last_write_time = FT $ft }
+  }
+}
+function Owner($k, $e) {
+  try { $e.owner = $k.GetAccessControl([Security.AccessControl.AccessControlSections]::Owner).GetOwner([Security.Principal.NTAccount]).Value } catch { }
+}
+function Denied($err) {
+  $x = $err.Exception
+  while ($x) {
+    if ($x -is [Security.SecurityException] -or $x -is [UnauthorizedAccessException]) { return $true }
+    $x = $x.InnerException
+  }
+  $false
+}
+function OpenWith($sub, $rights) {
+  # A read-only handle with exactly $rights; $null when the ACL refuses them.
+  try { [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey($sub, [Microsoft.Win32.RegistryKeyPermissionCheck]::Default, [Security.AccessControl.RegistryRights]$rights) } catch { $null }
+}
+function Unreadable($sub, $e) {
+  # The key exists but its ACL refuses reading its values (GracePeriod: owner NETWORK
+  # SERVICE or SYSTEM). Keep the metadata the ACL allows: LastWriteTime from a
+  # QueryValues handle, else from enumerating the parent; the owner from a
+  # ReadPermissions handle. error says the values (and subkeys) are unknown.
+  $q = OpenWith $sub 'QueryValues'
+  if ($q) { LastWrite $q $e; $q.Close() }
+  $i = $sub.LastIndexOf('\')
+  if (-not $e.last_write_time -and $RegQ -and $i -gt 0 -and $RegQ.GetMethod('RegEnumKeyEx')) {
+    $leaf = $sub.Substring($i + 1); $par = OpenWith $sub.Substring(0, $i) 'EnumerateSubKeys'
+    if ($par) {
+      try {
+        for ($ix = 0; $ix -lt 100000; $ix++) {
+          $sb = New-Object Text.StringBuilder 256; $len = 256; $ft = [long]0
+          if ($RegQ::RegEnumKeyEx($par.Handle, $ix, $sb, [ref]$len, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [ref]$ft) -ne 0) { break }
+          if ($sb.ToString() -eq $leaf) { $e.last_write_time = FT $ft; break }
+        }
+      } finally { $par.Close() }
+    }
+  }
+  $o = OpenWith $sub 'ReadPermissions'
+  if ($o) { Owner $o $e; $o.Close() }
+}
+
 function ReadKey($path, $req, $acc) {
   $e = [ordered]@{ path = $path; exists = $false }
   [void]$acc.Add($e)
   $k = $null
   try {
-    $k = [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey($path.Substring(5), $false)
+    $sub = $path.Substring(5)
+    try { $k = [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey($sub, $false) }
+    catch {
+      if (-not (Denied $_)) { throw }
+      $e.exists = $true
+      $e.error = "values not readable (access denied; the key exists): $($_.Exception.Message)"
+      Unreadable $sub $e
+      AddErr "registry:$path" $e.error
+      return
+    }
     if ($null -eq $k) { return }
     $e.exists = $true
-    if ($RegQ) {
-      $ft = [long]0
-      if ($RegQ::RegQueryInfoKey($k.Handle, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [ref]$ft) -eq 0) {
-        $e.last_write_time = [DateTime]::FromFileTimeUtc($ft).ToString('yyyy-MM-ddTHH:mm:ss.fffffffZ')
-      }
-    }
-    try { $e.owner = $k.GetAccessControl().GetOwner([Security.Principal.NTAccount]).Value } catch { }
+    LastWrite $k $e
+    Owner $k $e
     $subs = L
     foreach ($s in $k.GetSubKeyNames()) { [void]$subs.Add($s) }
     if ($subs.Count) { $e.subkeys = $subs }
