@@ -66,8 +66,11 @@ type ScriptParams struct {
 	MaxIssued int `json:"max_issued"`
 }
 
-// DefaultMaxIssued is the default bound of the issued-licence list per license server.
-const DefaultMaxIssued = 20000
+// DefaultMaxIssued is the default bound of the issued-licence list per license server
+// (config's default too). A license server may hold 100,000 issued CALs; the script
+// streams them, and at about 300 bytes of JSON each they take about 30 MiB of output,
+// within DefaultMaxOutputBytes (see BenchmarkCollectLicenseServer).
+const DefaultMaxIssued = 100000
 
 // ParamsFor returns the script parameters for a host.
 func ParamsFor(host HostRef, maxIssued int) ScriptParams {

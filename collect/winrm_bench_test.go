@@ -2,6 +2,7 @@ package collect_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -21,15 +22,24 @@ func BenchmarkBuildCommand(b *testing.B) {
 	}
 }
 
-// BenchmarkCollectLicenseServer: one license server with 20,000 issued CALs over HTTPS.
+// BenchmarkCollectLicenseServer: one license server with collect.DefaultMaxIssued
+// (100,000) issued CALs of realistic size over HTTPS, default limits. It reports the
+// script's output size (output-MiB), which must stay within DefaultMaxOutputBytes.
 func BenchmarkCollectLicenseServer(b *testing.B) {
-	env := newEnv(b, true, map[string]*collect.Evidence{"lic": virtualHost("lic", true, 20000)}, nil)
+	lic := realisticLicenseServer(collect.DefaultMaxIssued)
+	env := newEnv(b, true, map[string]*collect.Evidence{"lic": lic}, nil)
 	c := newCollector(b, env, collect.WinRMOptions{}, zerolog.Nop())
+	var ev *collect.Evidence
 	for b.Loop() {
-		if ev := c.Collect(context.Background(), env.hosts["lic"]); ev.Status != collect.StatusCollected {
+		if ev = c.Collect(context.Background(), env.hosts["lic"]); ev.Status != collect.StatusCollected {
 			b.Fatal(ev.Failure)
 		}
 	}
+	if ls := ev.LicenseServer; ls == nil || len(ls.IssuedLicenses) != collect.DefaultMaxIssued || ls.IssuedTruncated {
+		b.Fatalf("issued licences not all collected")
+	}
+	out, _ := json.Marshal(ev)
+	b.ReportMetric(float64(len(out))/(1<<20), "output-MiB")
 }
 
 // BenchmarkRunFleet: 64 session hosts, 5 ms latency per POST, at several concurrencies.
@@ -58,4 +68,22 @@ func BenchmarkRunFleet(b *testing.B) {
 			}
 		})
 	}
+}
+
+// realisticLicenseServer is a license server whose n issued Per Device CALs look like
+// real ones (domain user, FQDN, hardware id, CIM datetimes): about 300 bytes of JSON each.
+func realisticLicenseServer(n int) *collect.Evidence {
+	ev := virtualHost("lic", true, 0)
+	ls := ev.LicenseServer
+	ls.IssuedLicenses = make([]collect.IssuedLicense, n)
+	for i := range ls.IssuedLicenses {
+		ls.IssuedLicenses[i] = collect.IssuedLicense{
+			LicenseID: int64(i + 1), KeyPackID: 4,
+			IssuedToUser: fmt.Sprintf(`CONTOSO\user%06d`, i), IssuedToComp: fmt.Sprintf("WKS-%06d.corp.contoso.com", i),
+			HardwareID: fmt.Sprintf("0x%08x, 0x%08x, 0x%08x, 0x%08x, 0x%08x", i, i*7, i*13, i*17, i*31),
+			IssueDate:  "20240115093012.000000-000", ExpirationDate: "20240517093012.000000-000", LicenseStatus: ptr(int64(2)),
+		}
+	}
+	ls.IssuedTotal = n
+	return ev
 }

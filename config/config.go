@@ -253,7 +253,7 @@ func defaults(dir string) map[string]any {
 		"collection.retry_backoff":        2 * time.Second,
 		"collection.auth_failure_limit":   3,
 		"collection.max_output_bytes":     int64(64 << 20),
-		"collection.max_issued_licenses":  100000,
+		"collection.max_issued_licenses":  collect.DefaultMaxIssued,
 		"rules_file":                      "",
 		"entitlements_file":               "",
 		"output_dir":                      filepath.Join(dir, "out"),

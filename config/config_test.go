@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rdsaudit/rdsaudit/collect"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
@@ -193,6 +194,10 @@ func TestDefaults(t *testing.T) {
 		c.OperationTimeout != time.Minute || c.Retries != 2 || c.RetryBackoff != 2*time.Second ||
 		c.AuthFailureLimit != 3 || c.MaxIssuedLicenses != 100000 {
 		t.Errorf("collection defaults = %+v", c)
+	}
+	// One default for the issued-licence bound: config's is the collector's.
+	if c.MaxIssuedLicenses != collect.DefaultMaxIssued {
+		t.Errorf("max_issued_licenses default %d, collect.DefaultMaxIssued %d", c.MaxIssuedLicenses, collect.DefaultMaxIssued)
 	}
 	tr := cfg.Transport
 	if tr.Scheme != SchemeHTTPS || tr.Auth != AuthNTLM || tr.EffectivePort() != 5986 || tr.Kerberos.Krb5Conf != "/etc/krb5.conf" {
