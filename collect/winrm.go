@@ -540,6 +540,12 @@ func (c *WinRMCollector) attempt(ctx context.Context, host HostRef, cred Credent
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
 	}
+	// A Create whose answer is lost (the HTTP or host deadline fires after the request
+	// was sent, or the connection drops) may still have opened a shell on the host. It
+	// cannot be deleted: only the lost answer carries its ShellId. It lingers until
+	// WinRM's idle timeout (IdleTimeOut, PT7200S by default) and counts against
+	// MaxShellsPerUser meanwhile; one shell per host per attempt keeps that far below
+	// the quota (30), and a retry opens a fresh one.
 	shell, err := client.CreateShell()
 	if err != nil {
 		return nil, fmt.Errorf("create shell: %w", err)
