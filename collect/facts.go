@@ -152,11 +152,15 @@ type GraceFacts struct {
 	MethodCalled bool
 	MethodFailed bool // called and failed: evidence in itself (key deleted, service not restarted)
 	MethodError  string
-	KeyKnown     bool // the key was read
+	KeyKnown     bool // the key's existence (and metadata) was read
 	KeyExists    bool
-	KeyWritten   *time.Time
-	KeyOwner     string
-	Timebomb     *RegValue // the standard (or beta) timebomb value, if present
+	// ValuesUnknown: the key exists but its values could not be read (its ACL refused
+	// the collector); Timebomb and ExtraValues are then unknown, not absent.
+	ValuesUnknown bool
+	ValuesError   string
+	KeyWritten    *time.Time
+	KeyOwner      string
+	Timebomb      *RegValue // the standard (or beta) timebomb value, if present
 	// ExtraValues names values in the GracePeriod key other than the timebomb.
 	ExtraValues []string
 }
@@ -513,6 +517,12 @@ func interpretGrace(ev *Evidence) GraceFacts {
 		}
 	}
 	k := ev.Key(KeyGracePeriod)
+	if k != nil && k.Exists && k.Error != "" {
+		// The collector proved the key exists and read what its ACL allowed (owner,
+		// LastWriteTime) but not the values.
+		g.KeyKnown, g.KeyExists, g.ValuesUnknown, g.ValuesError = true, true, true, k.Error
+		g.KeyWritten, g.KeyOwner = k.LastWriteTime, k.Owner
+	}
 	if keyRead(k) {
 		g.KeyKnown, g.KeyExists = true, k.Exists
 		g.KeyWritten, g.KeyOwner = k.LastWriteTime, k.Owner

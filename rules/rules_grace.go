@@ -306,12 +306,16 @@ func (grace006) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 		return
 	}
 	var why, strength []string
+	tb := timebombValue(g.Timebomb)
+	if g.ValuesUnknown {
+		tb = "not readable: " + g.ValuesError
+	}
 	ev := []EvidenceField{
 		{Field: fieldGraceKey, Value: presence(g.KeyExists)},
-		{Field: fieldTimebomb, Value: timebombValue(g.Timebomb)},
+		{Field: fieldTimebomb, Value: tb},
 		graceEvidence(h),
 	}
-	if g.Timebomb == nil && g.MethodFailed {
+	if g.Timebomb == nil && g.MethodFailed && !g.ValuesUnknown {
 		why = append(why, "timebomb value missing while GetGracePeriodDays fails ("+orNone(g.MethodError)+"): the key or value was deleted and the service not yet restarted")
 		strength = append(strength, "timebomb/method: strong (COMM: the failure follows deletion of the key)")
 	}
@@ -338,11 +342,19 @@ func (grace006) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 		strength = append(strength, "artefacts: no effect on licensing, but they reveal a reset attempt")
 	}
 	r := Result{Subject: sub, Evidence: ev, Source: "registry, wmi", Expected: "only the timebomb value, owner NETWORK SERVICE or SYSTEM, no artefacts"}
-	if len(why) > 0 {
+	switch {
+	case len(why) > 0:
 		r.Outcome, r.Message = Fail, strings.Join(why, "; ")
+		if g.ValuesUnknown {
+			r.Message += "; the key's values could not be read, so the timebomb and other values were not checked"
+		}
 		r.Observed = fmt.Sprintf("%d anomalies", len(why))
 		r.Strength = strings.Join(dedupeStrings(strength), "; ") + ". None of these alone proves a reset."
-	} else {
+	case g.ValuesUnknown:
+		r.Outcome = Error
+		r.Message = "the GracePeriod key exists but its values could not be read (" + g.ValuesError + "); owner and artefacts show no anomaly, the timebomb and other values are unknown"
+		r.Observed = "values not readable, owner " + orNone(g.KeyOwner)
+	default:
 		r.Outcome, r.Message = Pass, "no GracePeriod key anomalies"
 		r.Observed = "timebomb " + timebombValue(g.Timebomb) + ", owner " + orNone(g.KeyOwner)
 	}

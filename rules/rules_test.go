@@ -252,6 +252,21 @@ var ruleCases = []ruleCase{
 	{rule: "RDS-GRACE-006", name: "misplaced core artefact", subject: "RDSH1", want: Fail, setup: func(f *fleet) { key(f.host("RDSH1"), collect.KeyMisplacedCore).Exists = true }},
 	{rule: "RDS-GRACE-006", name: "not rdsh", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) { notRDSH(f.host("RDSH1")) }},
 	{rule: "RDS-GRACE-006", name: "key unread", subject: "RDSH1", want: Error, setup: func(f *fleet) { key(f.host("RDSH1"), collect.KeyGracePeriod).Error = "denied" }},
+	{rule: "RDS-GRACE-006", name: "key not read at all", subject: "RDSH1", want: Error, setup: func(f *fleet) {
+		k := key(f.host("RDSH1"), collect.KeyGracePeriod)
+		k.Exists, k.Values, k.Error = false, nil, "denied"
+	}},
+	{rule: "RDS-GRACE-006", name: "values unreadable, owner changed", subject: "RDSH1", want: Fail, contains: "values could not be read", setup: func(f *fleet) {
+		k := key(f.host("RDSH1"), collect.KeyGracePeriod)
+		k.Values, k.Error, k.Owner = nil, "values not readable (access denied; the key exists)", `BUILTIN\Administrators`
+		g := &f.host("RDSH1").TerminalServices.GracePeriod
+		g.ReturnValue, g.DaysLeft = p64(2147749889), nil
+	}},
+	{rule: "RDS-GRACE-005", name: "values unreadable, LastWriteTime still judged", subject: "RDSH1", want: Fail, setup: both(history("RDSH1", snap("r1", time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC), 90)),
+		func(f *fleet) {
+			k := key(f.host("RDSH1"), collect.KeyGracePeriod)
+			k.Values, k.Error = nil, "values not readable (access denied; the key exists)"
+		})},
 	// GRACE-007
 	{rule: "RDS-GRACE-007", name: "not hidden", subject: "RDSH1", want: Pass},
 	{rule: "RDS-GRACE-007", name: "hidden in grace", subject: "RDSH1", want: Fail, setup: func(f *fleet) { setVal(f.host("RDSH1"), collect.KeyPolicy, dw(collect.ValTooltip, 1)) }},
