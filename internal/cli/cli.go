@@ -199,7 +199,8 @@ func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
 	default:
 		return zerolog.Nop(), fmt.Errorf("--log-format: unknown format %q (want auto, console, json)", format)
 	}
-	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
+	// Hosts are collected concurrently and log as they finish: serialise the writes.
+	return zerolog.New(zerolog.SyncWriter(out)).Level(lvl).With().Timestamp().Logger(), nil
 }
 
 // clearLine erases the terminal line before each log line, so a log line never lands
