@@ -12,7 +12,8 @@ import (
 // FleetServerOptions configure a Fleet.
 type FleetServerOptions struct {
 	TLS        bool              // HTTPS with a throwaway CA (CACertPEM), certificate valid for 127.0.0.1 and localhost
-	Users      map[string]string // Basic credentials accepted by every host; empty accepts any
+	Users      map[string]string // credentials accepted by every host; for Basic, empty accepts any
+	NTLM       NTLMOptions       // every host authenticates with NTLMv2 instead of Basic
 	ListenHost string            // default 127.0.0.1
 	BasePort   int               // 0: ephemeral ports; else hosts in sorted order get BasePort, BasePort+1, ...
 	// Faults per host name. A host without an entry whose evidence records a failure
@@ -56,7 +57,7 @@ func NewFleet(evidences map[string]*collect.Evidence, opts FleetServerOptions) (
 		if !ok && ev != nil && ev.Status == collect.StatusFailed && ev.Failure != nil {
 			faults = FaultsForFailure(ev.Failure.Class)
 		}
-		s, err := startServer(name, ev, opts.Users, faults, net.JoinHostPort(host, strconv.Itoa(port)), f.ca, f.st)
+		s, err := startServer(name, ev, opts.Users, opts.NTLM, faults, net.JoinHostPort(host, strconv.Itoa(port)), f.ca, f.st)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("new fleet: host %s: %w", name, err)
@@ -117,6 +118,9 @@ func (f *Fleet) Rejected() []Rejection { return f.st.rejectedCopy() }
 
 // Stats returns request counts by action across the fleet.
 func (f *Fleet) Stats() Stats { return f.st.statsCopy() }
+
+// NTLMFailures lists the AUTHENTICATE messages refused across the fleet.
+func (f *Fleet) NTLMFailures() []NTLMFailure { return f.st.ntlmFailuresCopy() }
 
 // BasicAuthRequests counts the requests across the fleet that carried an
 // Authorization: Basic header, i.e. that handed a listener a password.

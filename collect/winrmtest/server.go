@@ -8,14 +8,16 @@
 // Rejected) and answers from the host's evidence, filtered to exactly what the request
 // asked for. A Fleet runs one Server per virtual host.
 //
-// NTLM and Kerberos are not simulated: an honest NTLM server needs a password-hash
-// verifier and session encryption; rdsaudit's NTLM code path is the library's.
+// With the NTLM option a host authenticates like a Windows listener with Basic off
+// (its default): NTLMv2 over Negotiate or NTLM, verified against the account's
+// password, per TCP connection (ntlm.go). Kerberos is not simulated.
 package winrmtest
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -51,6 +53,10 @@ type Faults struct {
 	CreateFaultRaw bool          // Create fails with a fault lacking the WS-Man fault action (masterzen then sees success)
 	PowerShell2    bool          // the host runs Windows PowerShell 2.0: the bootstrap does not parse
 	BasicOnly      bool          // its 401s offer only Basic (a Basic-only host, or an impostor); Basic is accepted
+	// OfferNTLM adds the NTLM scheme to the 401s of an NTLM host (WinRM offers only
+	// Negotiate; IIS-style listeners offer both): clients then answer with
+	// "Authorization: NTLM" instead of "Negotiate".
+	OfferNTLM bool
 	// WaitForShells, when > 0, makes the script finish only once this many shells have
 	// been open at the same time across the Fleet (or after ScriptDelay, if set): a
 	// structural check that a client really works on several hosts at once.
@@ -93,6 +99,10 @@ type Rejection struct {
 // refused with 401 as "Unauthorized", Receives held for the full OperationTimeout and
 // answered w:TimedOut as "TimedOut", and Receives the client abandoned while they were
 // held (it closed the connection, e.g. its HTTP timeout fired) as "Abandoned".
+// NTLM hosts also count "NTLMChallenge" (NEGOTIATE answered with a CHALLENGE; also
+// by the client's scheme as "NTLMChallenge:Negotiate" or "NTLMChallenge:NTLM"),
+// "NTLMAuthenticated" (AUTHENTICATE verified) and "NTLMFailed" (AUTHENTICATE refused:
+// a failed logon, also counted as "Unauthorized"; see NTLMFailures).
 type Stats map[string]int
 
 // state is shared by every Server of a Fleet.
@@ -103,6 +113,8 @@ type state struct {
 	rejected []Rejection
 	stats    Stats
 	basic    atomic.Int64 // requests that carried an Authorization: Basic header
+
+	ntlmFailures []NTLMFailure
 }
 
 func newState() *state { return &state{stats: Stats{}} }
@@ -122,8 +134,10 @@ func (st *state) opened() {
 type Handler struct {
 	Host     string            // virtual host name (Machine in faults)
 	Evidence *collect.Evidence // what the virtual host holds
-	Users    map[string]string // Basic credentials accepted; empty accepts any
+	Users    map[string]string // credentials accepted; for Basic, empty accepts any
 
+	ntlm   bool // NTLMv2 instead of Basic (ServerOptions.NTLM)
+	ntlmID ntlmIdentity
 	st     *state
 	faults atomic.Pointer[Faults]
 	mu     sync.Mutex
@@ -191,21 +205,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if hasBasic(r) {
 		h.st.basic.Add(1)
 	}
-	if !h.authorized(r) || f.Unauthorized {
-		// A real listener: no body, no Content-Type, every scheme it offers.
-		h.count("Unauthorized")
-		w.Header()["WWW-Authenticate"] = []string{"Negotiate", "Kerberos", `Basic realm="WSMAN"`, "CredSSP"}
-		if f.BasicOnly {
-			w.Header()["WWW-Authenticate"] = []string{`Basic realm="WSMAN"`}
+	owner, logon := "", false
+	switch {
+	case h.ntlm && !f.BasicOnly:
+		var ok bool
+		if ok, logon = h.authenticateNTLM(w, r, f); !ok {
+			return
 		}
-		w.Header()["Server"] = []string{"Microsoft-HTTPAPI/2.0"}
-		w.Header()["Content-Type"] = nil
-		w.WriteHeader(http.StatusUnauthorized)
+		owner = connFrom(r).authUser()
+	case !h.authorized(r) || f.Unauthorized:
+		h.unauthorized(w, f)
 		return
+	default:
+		owner, _, _ = r.BasicAuth()
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		return
+	}
+	if h.ntlm && !f.BasicOnly && r.TLS == nil {
+		// NTLM over plain HTTP: the messages must be sealed (AllowUnencrypted=false).
+		sw, plain, ok := h.unsealRequest(w, r, body, logon)
+		if !ok {
+			return
+		}
+		defer sw.flush()
+		w, body = sw, plain
 	}
 	req, err := parseRequest(body)
 	if err != nil {
@@ -217,7 +242,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mid := req.Header.MessageID
 	switch action {
 	case actionCreate:
-		h.create(w, r, req, f)
+		h.create(w, r, req, f, owner)
 	case actionCommand:
 		h.command(w, req, f)
 	case actionSend:
@@ -245,6 +270,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.writeFault(w, mid, FaultInvalidParameter)
 	}
+}
+
+// unauthorized answers 401 as a real listener: no body, no Content-Type, every scheme
+// it offers (an NTLM host has Basic off, as Windows by default).
+func (h *Handler) unauthorized(w http.ResponseWriter, f Faults) {
+	h.count("Unauthorized")
+	switch {
+	case f.BasicOnly:
+		w.Header()["WWW-Authenticate"] = []string{`Basic realm="WSMAN"`}
+	case h.ntlm && f.OfferNTLM:
+		w.Header()["WWW-Authenticate"] = []string{"Negotiate", "NTLM", "Kerberos"}
+	case h.ntlm:
+		w.Header()["WWW-Authenticate"] = []string{"Negotiate", "Kerberos"}
+	default:
+		w.Header()["WWW-Authenticate"] = []string{"Negotiate", "Kerberos", `Basic realm="WSMAN"`, "CredSSP"}
+	}
+	w.Header()["Server"] = []string{"Microsoft-HTTPAPI/2.0"}
+	w.Header()["Content-Type"] = nil
+	w.WriteHeader(http.StatusUnauthorized)
 }
 
 func (h *Handler) authorized(r *http.Request) bool {
@@ -290,7 +334,7 @@ func (h *Handler) lookup(id string) (*shell, bool) {
 	return s, ok
 }
 
-func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request, f Faults) {
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request, f Faults, user string) {
 	mid := req.Header.MessageID
 	switch {
 	case f.Hang:
@@ -323,7 +367,6 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request, f
 	h.shells[id] = &shell{id: id, commands: map[string]*command{}}
 	h.mu.Unlock()
 	h.st.opened()
-	user, _, _ := r.BasicAuth()
 	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
 	addr := "http://" + r.Host + "/wsman"
 	if r.TLS != nil {
@@ -569,15 +612,25 @@ type Server struct {
 
 // ServerOptions configure a standalone Server.
 type ServerOptions struct {
-	Users  map[string]string // Basic credentials; empty accepts any
+	Users  map[string]string // credentials (see NTLM); for Basic, empty accepts any
 	Faults Faults
 	Listen string // address to listen on; default "127.0.0.1:0"
+	NTLM   NTLMOptions
+}
+
+// NTLMOptions make a host authenticate with NTLMv2 (ntlm.go) instead of Basic, like a
+// Windows listener with its defaults (Basic off). Users then maps "DOMAIN\user",
+// "user@dnsdomain" or "user" (any domain) to the password; it must not be empty.
+type NTLMOptions struct {
+	Enabled   bool
+	Domain    string // NetBIOS domain (CHALLENGE TargetName); default: the first DOMAIN of Users, else WORKGROUP
+	DNSDomain string // default: lower(Domain) + ".test"
 }
 
 // NewServer starts a plain-HTTP simulator for one virtual host on loopback. Like
 // httptest.NewServer it panics if it cannot listen.
 func NewServer(host string, ev *collect.Evidence, opts ServerOptions) *Server {
-	s, err := startServer(host, ev, opts.Users, opts.Faults, opts.Listen, nil, newState())
+	s, err := startServer(host, ev, opts.Users, opts.NTLM, opts.Faults, opts.Listen, nil, newState())
 	if err != nil {
 		panic(fmt.Sprintf("winrmtest: %v", err))
 	}
@@ -591,7 +644,7 @@ func NewTLSServer(host string, ev *collect.Evidence, opts ServerOptions) *Server
 	if err != nil {
 		panic(fmt.Sprintf("winrmtest: %v", err))
 	}
-	s, err := startServer(host, ev, opts.Users, opts.Faults, opts.Listen, ca, newState())
+	s, err := startServer(host, ev, opts.Users, opts.NTLM, opts.Faults, opts.Listen, ca, newState())
 	if err != nil {
 		panic(fmt.Sprintf("winrmtest: %v", err))
 	}
@@ -607,7 +660,10 @@ func hostOf(listen string) string {
 	return h
 }
 
-func startServer(host string, ev *collect.Evidence, users map[string]string, f Faults, listen string, ca *authority, st *state) (*Server, error) {
+func startServer(host string, ev *collect.Evidence, users map[string]string, nt NTLMOptions, f Faults, listen string, ca *authority, st *state) (*Server, error) {
+	if nt.Enabled && len(users) == 0 {
+		return nil, errors.New("NTLM needs Users (an NTLM server cannot verify a logon without the password)")
+	}
 	if listen == "" {
 		listen = "127.0.0.1:0"
 	}
@@ -617,9 +673,18 @@ func startServer(host string, ev *collect.Evidence, users map[string]string, f F
 	}
 	h := newHandler(host, ev, users, st)
 	h.SetFaults(f)
+	if nt.Enabled {
+		h.ntlm = true
+		h.ntlmID = defaultNTLMIdentity(host, nt.Domain, nt.DNSDomain, users)
+	}
 	s := &Server{Handler: h, ln: ln, ca: ca, TLS: ca != nil, Host: host}
-	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: nil}
+	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: nil, ConnContext: withConnState}
 	s.srv.ErrorLog = discardLogger()
+	if nt.Enabled {
+		// NTLM authenticates a TCP connection: no HTTP/2 multiplexing (HTTP.sys also
+		// falls back to HTTP/1.1 for NTLM).
+		s.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+	}
 	tcp := ln.Addr().(*net.TCPAddr)
 	s.Port = tcp.Port
 	s.Addr = ln.Addr().String()
@@ -666,6 +731,9 @@ func (s *Server) Stats() Stats { return s.st.statsCopy() }
 // i.e. that handed the listener a password (accepted or not).
 func (s *Server) BasicAuthRequests() int { return int(s.st.basic.Load()) }
 
+// NTLMFailures lists the AUTHENTICATE messages refused (failed logons).
+func (s *Server) NTLMFailures() []NTLMFailure { return s.st.ntlmFailuresCopy() }
+
 // Close stops the server, releasing hanging requests and closing connections.
 func (s *Server) Close() {
 	s.Handler.close()
@@ -680,6 +748,12 @@ func (st *state) rejectedCopy() []Rejection {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return append([]Rejection(nil), st.rejected...)
+}
+
+func (st *state) ntlmFailuresCopy() []NTLMFailure {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return append([]NTLMFailure(nil), st.ntlmFailures...)
 }
 
 func (st *state) statsCopy() Stats {
