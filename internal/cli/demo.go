@@ -32,7 +32,7 @@ func newDemoCmd(e *env) *cobra.Command {
 		Use:   "demo",
 		Short: "Audit the built-in sample fleet over real WinRM against the simulator",
 		Long: `demo starts the WinRM simulator on loopback with the sample fleet (HTTPS with a
-throwaway CA that only this run trusts), runs the full audit over WinRM with the real
+throwaway CA that only this run trusts, NTLMv2 authentication), runs the full audit over WinRM with the real
 client, writes the reports and prints where. The findings equal those of
 'rdsaudit run --config samples/config.yaml' on the offline evidence.`,
 		Args: args(cobra.NoArgs),
@@ -72,6 +72,7 @@ client, writes the reports and prints where. The findings equal those of
 			fleet, err := winrmtest.NewFleet(fleetEv, winrmtest.FleetServerOptions{
 				TLS:   true,
 				Users: map[string]string{demoUser: password},
+				NTLM:  winrmtest.NTLMOptions{Enabled: true},
 			})
 			if err != nil {
 				return fmt.Errorf("demo: start the simulator: %w", err)
@@ -82,9 +83,10 @@ client, writes the reports and prints where. The findings equal those of
 				return err
 			}
 
-			// Over WinRM, HTTPS, Basic authentication, the throwaway CA verified.
+			// Over WinRM as configured by default: HTTPS (the throwaway CA verified) and
+			// NTLMv2, which the simulator verifies like a Windows listener.
 			cfg.Collection.Source = config.SourceWinRM
-			cfg.Transport.Scheme, cfg.Transport.Auth = config.SchemeHTTPS, config.AuthBasic
+			cfg.Transport.Scheme, cfg.Transport.Auth = config.SchemeHTTPS, config.AuthNTLM
 			cfg.Transport.CABundle, cfg.Transport.InsecureSkipVerify = caPath, false
 			cfg.Collection.Retries = 0
 			opts := winrmOptions(cfg)
@@ -172,7 +174,7 @@ func randomPassword() (string, error) {
 
 func newSimulateCmd(e *env) *cobra.Command {
 	var fleetDir, listen, user, passwordEnv, caOut string
-	var plainHTTP bool
+	var plainHTTP, ntlm bool
 	cmd := &cobra.Command{
 		Use:   "simulate",
 		Short: "Run the WinRM simulator standalone on loopback",
@@ -220,6 +222,12 @@ fleet. It answers only rdsaudit's collection script. Stop it with Ctrl-C.`,
 			if password != "" {
 				opts.Users = map[string]string{user: password}
 			}
+			if ntlm {
+				if password == "" {
+					return usageErr(errors.New("--ntlm needs --password-env: NTLM verifies a real password"))
+				}
+				opts.NTLM.Enabled = true
+			}
 			fleet, err := winrmtest.NewFleet(evs, opts)
 			if err != nil {
 				return err
@@ -243,8 +251,13 @@ fleet. It answers only rdsaudit's collection script. Stop it with Ctrl-C.`,
 			for _, n := range names {
 				fmt.Fprintf(e.stdout, "%-16s %s://%s/wsman\n", n, scheme, eps[n])
 			}
-			if password == "" {
+			switch {
+			case ntlm:
+				fmt.Fprintf(e.stdout, "authentication: NTLMv2 as %s (HTTP: with message encryption)\n", user)
+			case password == "":
 				fmt.Fprintln(e.stdout, "authentication: any user and password (Basic)")
+			default:
+				fmt.Fprintf(e.stdout, "authentication: Basic as %s\n", user)
 			}
 			fmt.Fprintln(e.stdout, "serving; Ctrl-C to stop")
 			<-ctx.Done()
@@ -259,8 +272,9 @@ fleet. It answers only rdsaudit's collection script. Stop it with Ctrl-C.`,
 	cmd.Flags().StringVar(&fleetDir, "fleet", "", "directory of host evidence (.json or .reg + .host.yaml); default: the built-in samples")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "loopback address and base port: hosts get PORT, PORT+1, ... in name order (0: ephemeral)")
 	cmd.Flags().BoolVar(&plainHTTP, "http", false, "serve plain HTTP instead of HTTPS")
+	cmd.Flags().BoolVar(&ntlm, "ntlm", false, "authenticate with NTLMv2 (as Windows does by default) instead of Basic")
 	cmd.Flags().StringVar(&caOut, "ca-out", "", "write the throwaway CA certificate (PEM) here, for clients to trust")
-	cmd.Flags().StringVar(&user, "user", demoUser, "Basic user name to accept (with --password-env)")
+	cmd.Flags().StringVar(&user, "user", demoUser, "user name to accept (with --password-env)")
 	cmd.Flags().StringVar(&passwordEnv, "password-env", "", "environment variable holding the password to accept; unset: accept any")
 	return cmd
 }

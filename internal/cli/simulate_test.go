@@ -47,7 +47,7 @@ func TestSimulateStandalone(t *testing.T) {
 	var out, errb syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, []string{"simulate", "--ca-out", ca, "--user", "auditor", "--password-env", "SIM_PASSWORD"}, &out, &errb, fixedClock(sampleNow))
+		done <- Run(ctx, []string{"simulate", "--ntlm", "--ca-out", ca, "--user", `LAB\auditor`, "--password-env", "SIM_PASSWORD"}, &out, &errb, fixedClock(sampleNow))
 	}()
 	re := regexp.MustCompile(`(?mi)^RDSH-A01\s+https://(127\.0\.0\.1:\d+)/wsman$`)
 	var addr string
@@ -71,8 +71,8 @@ func TestSimulateStandalone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	col, err := collect.NewWinRMCollector(collect.WinRMOptions{Auth: collect.AuthBasic, CAPEM: pem, Retries: -1},
-		collect.CredentialMap{"*": {Name: "t", Username: "auditor", Password: "s3cret-for-test"}}, zerolog.Nop())
+	col, err := collect.NewWinRMCollector(collect.WinRMOptions{Auth: collect.AuthNTLM, CAPEM: pem, Retries: -1},
+		collect.CredentialMap{"*": {Name: "t", Username: `LAB\auditor`, Password: "s3cret-for-test"}}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +83,8 @@ func TestSimulateStandalone(t *testing.T) {
 	if ev.OS == nil || ev.Key(collect.KeyPolicy) == nil {
 		t.Errorf("evidence lacks OS or the policy key: %+v", ev)
 	}
-	wrong, _ := collect.NewWinRMCollector(collect.WinRMOptions{Auth: collect.AuthBasic, CAPEM: pem, Retries: -1},
-		collect.CredentialMap{"*": {Name: "t", Username: "auditor", Password: "wrong"}}, zerolog.Nop())
+	wrong, _ := collect.NewWinRMCollector(collect.WinRMOptions{Auth: collect.AuthNTLM, CAPEM: pem, Retries: -1},
+		collect.CredentialMap{"*": {Name: "t", Username: `LAB\auditor`, Password: "wrong"}}, zerolog.Nop())
 	if ev := wrong.Collect(ctx, collect.HostRef{Name: "RDSH-A01", Address: host, Port: port, Roles: []string{collect.RoleSessionHost}}); ev.Failure == nil || ev.Failure.Class != collect.FailAuth {
 		t.Errorf("wrong password: %+v", ev.Failure)
 	}
