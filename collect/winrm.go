@@ -515,13 +515,8 @@ func (c *WinRMCollector) attempt(ctx context.Context, host HostRef, cred Credent
 		dial:    c.opts.DialContext,
 		onAuth:  onAuth,
 	}
+	// NTLM over plain HTTP: tr seals every message itself (winrm_ntlmhttp.go).
 	switch {
-	case c.opts.Auth == AuthNTLM && !https:
-		enc, err := winrm.NewEncryption("ntlm")
-		if err != nil {
-			return nil, err
-		}
-		tr.inner = enc
 	case c.opts.Auth == AuthKerberos:
 		spn := c.opts.KrbSPN
 		if spn == "" {

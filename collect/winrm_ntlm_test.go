@@ -2,11 +2,18 @@ package collect_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/masterzen/winrm"
 	"github.com/rs/zerolog"
 
 	"github.com/rdsaudit/rdsaudit/collect"
@@ -15,7 +22,9 @@ import (
 
 // NTLM end to end: the real collector (auth ntlm, the default) against simulated hosts
 // that verify NTLMv2 for real (winrmtest/ntlm.go) and refuse Basic, as Windows does
-// by default. Over HTTPS the client is go-ntlmssp's Negotiator under our transport.
+// by default. Over HTTPS the client is go-ntlmssp's Negotiator under our transport;
+// over plain HTTP it is collect's own message-encryption client (winrm_ntlmhttp.go,
+// bodgit/ntlmssp security contexts).
 
 // newNTLMEnv starts an NTLM fleet (domain LAB, DNS domain lab.test) whose only account
 // is LAB\auditor with testPassword.
@@ -229,20 +238,37 @@ func TestWinRMNTLMHostRefusesBasic(t *testing.T) {
 
 func ntlmHTTPCollector(t testing.TB, user, password string) *collect.WinRMCollector {
 	t.Helper()
-	c, err := collect.NewWinRMCollector(collect.WinRMOptions{Scheme: "http", Auth: collect.AuthNTLM, RetryBackoff: 5 * time.Millisecond, HostTimeout: 20 * time.Second},
-		collect.CredentialMap{"*": {Name: "lab", Username: user, Password: password}}, zerolog.Nop())
+	return ntlmHTTPCollectorOpts(t, user, password, collect.WinRMOptions{})
+}
+
+func ntlmHTTPCollectorOpts(t testing.TB, user, password string, opts collect.WinRMOptions) *collect.WinRMCollector {
+	t.Helper()
+	opts.Scheme, opts.Auth = "http", collect.AuthNTLM
+	if opts.RetryBackoff == 0 {
+		opts.RetryBackoff = 5 * time.Millisecond
+	}
+	if opts.HostTimeout == 0 {
+		opts.HostTimeout = 20 * time.Second
+	}
+	c, err := collect.NewWinRMCollector(opts, collect.CredentialMap{"*": {Name: "lab", Username: user, Password: password}}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-// TestWinRMNTLMEncryptedHTTP: over plain HTTP, auth ntlm goes through masterzen's
-// message encryption (bodgit/ntlmssp): every SOAP message is sealed and signed with the
-// session's keys, and the listener (AllowUnencrypted=false) unseals, verifies and seals
-// its answers; an unencrypted message would be refused.
+// soapRequests counts the SOAP requests a fleet served.
+func soapRequests(st winrmtest.Stats) int {
+	return st["Create"] + st["Command"] + st["Send"] + st["Receive"] + st["Signal"] + st["Delete"]
+}
+
+// TestWinRMNTLMEncryptedHTTP: over plain HTTP, auth ntlm seals every SOAP message with
+// the session keys of its connection (collect's own client over bodgit/ntlmssp), and
+// the listener (AllowUnencrypted=false) unseals, verifies and seals its answers; an
+// unencrypted message would be refused. DOMAIN\user is sent in its domain, a UPN whole.
+// Later requests ride on authenticated connections: fewer logons than requests.
 func TestWinRMNTLMEncryptedHTTP(t *testing.T) {
-	for _, user := range []string{testUser, "auditor@lab.test"} {
+	for _, user := range []string{testUser, "auditor@lab.test", "auditor"} {
 		env := newNTLMEnv(t, false, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, nil)
 		c := ntlmHTTPCollector(t, user, testPassword)
 		ev := c.Collect(context.Background(), env.hosts["h"])
@@ -250,9 +276,12 @@ func TestWinRMNTLMEncryptedHTTP(t *testing.T) {
 			t.Fatalf("user %q: %s %+v (server %v %+v)", user, ev.Status, ev.Failure, env.fleet.Stats(), env.fleet.NTLMFailures())
 		}
 		st := env.fleet.Stats()
-		soap := st["Create"] + st["Command"] + st["Receive"] + st["Signal"] + st["Delete"]
+		soap := soapRequests(st)
 		if st["Encrypted"] != soap || soap < 4 || st["Unencrypted"] != 0 || st["DecryptFailed"] != 0 || st["NTLMFailed"] != 0 {
 			t.Errorf("user %q: requests %v; want every SOAP message sealed", user, st)
+		}
+		if st["NTLMAuthenticated"] < 1 || st["NTLMAuthenticated"] >= soap {
+			t.Errorf("user %q: requests %v; want logons, fewer than requests (connections reused)", user, st)
 		}
 		if n := env.fleet.BasicAuthRequests(); n != 0 {
 			t.Errorf("user %q: %d Basic requests", user, n)
@@ -260,14 +289,30 @@ func TestWinRMNTLMEncryptedHTTP(t *testing.T) {
 	}
 }
 
-// TestWinRMNTLMEncryptedHTTPWrongPassword: over HTTP a wrong password is class auth,
-// and the lockout gate still stops at LockoutThreshold hosts. But each attempt costs
-// TWO failed logons: when masterzen's encryption handshake (bodgit/ntlmssp) is refused,
-// Encryption.Post falls back to its plain NTLM transporter (go-ntlmssp Negotiator, not
-// reachable from rdsaudit), which logs on again with the same password (and would send
-// the SOAP message unencrypted). rdsaudit's lockout accounting assumes one failed logon
-// per host: over HTTP a wrong password costs 2 x LockoutThreshold failed logons. This
-// test pins that count; fix the transport, then lower it.
+// TestWinRMNTLMEncryptedHTTPOtherDomain: over HTTP the domain of DOMAIN\user is sent
+// (unlike go-ntlmssp over HTTPS, TestWinRMNTLMOtherDomain): an account of another
+// domain logs on.
+func TestWinRMNTLMEncryptedHTTPOtherDomain(t *testing.T) {
+	f, err := winrmtest.NewFleet(map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, winrmtest.FleetServerOptions{
+		Users: map[string]string{`OTHER\auditor`: testPassword},
+		NTLM:  winrmtest.NTLMOptions{Enabled: true, Domain: "LAB"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h, _ := f.HostRef("h", collect.RoleSessionHost)
+	c := ntlmHTTPCollector(t, `OTHER\auditor`, testPassword)
+	if ev := c.Collect(context.Background(), h); ev.Status != collect.StatusCollected {
+		t.Fatalf("%s %+v (failed logons %+v)", ev.Status, ev.Failure, f.NTLMFailures())
+	}
+}
+
+// TestWinRMNTLMEncryptedHTTPWrongPassword: over HTTP a wrong password is class auth
+// after ONE failed logon per host: the logon is refused, no second AUTHENTICATE is
+// sent in the host attempt (masterzen's Encryption used to retry through a plain NTLM
+// transporter: two failed logons per host, 2 x LockoutThreshold in all), and the
+// lockout gate stops at LockoutThreshold hosts.
 func TestWinRMNTLMEncryptedHTTPWrongPassword(t *testing.T) {
 	const n = 6
 	evs := map[string]*collect.Evidence{}
@@ -296,15 +341,233 @@ func TestWinRMNTLMEncryptedHTTPWrongPassword(t *testing.T) {
 		t.Errorf("classes %v; want %d auth and the rest credential_locked", got, collect.DefaultLockoutThreshold)
 	}
 	fails := env.fleet.NTLMFailures()
+	hostsFailed := map[string]int{}
 	for _, f := range fails {
-		if !strings.Contains(f.Reason, "NTProofStr") {
-			t.Errorf("failed logon for another reason: %+v", f)
+		hostsFailed[f.Host]++
+		if !strings.Contains(f.Reason, "NTProofStr") || f.User != "auditor" || f.Domain != "LAB" {
+			t.Errorf("failed logon for another reason or name: %+v", f)
 		}
 	}
-	if len(fails) != 2*collect.DefaultLockoutThreshold {
-		t.Errorf("%d failed logons on the listeners; pinned at %d (two per attempt, see above)", len(fails), 2*collect.DefaultLockoutThreshold)
+	if len(fails) != collect.DefaultLockoutThreshold || len(hostsFailed) != collect.DefaultLockoutThreshold {
+		t.Errorf("%d failed logons on %d hosts; want exactly one on each of %d hosts: %+v", len(fails), len(hostsFailed), collect.DefaultLockoutThreshold, fails)
 	}
-	if st := env.fleet.Stats(); st["Create"] != 0 || st["Encrypted"] != 0 {
+	if st := env.fleet.Stats(); st["Create"] != 0 || st["Encrypted"] != 0 || st["Unencrypted"] != 0 {
 		t.Errorf("requests %v", st)
+	}
+	if n := env.fleet.BasicAuthRequests(); n != 0 {
+		t.Errorf("%d Basic requests", n)
+	}
+}
+
+// authenticateB64 starts the base64 of every NTLM AUTHENTICATE_MESSAGE
+// ("NTLMSSP\x00" and type 3).
+const authenticateB64 = "TlRMTVNTUAADAAAA"
+
+// flakyForwarder forwards TCP connections to target byte for byte, except that it
+// closes the first dropAccept connections at once (a listener restarting) and then
+// the first dropAuth connections that carry an NTLM AUTHENTICATE, before the
+// AUTHENTICATE reaches the listener (a connection lost mid-handshake).
+func flakyForwarder(t *testing.T, target string, dropAccept, dropAuth int) (port int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	var accepted, authDrops atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if accepted.Add(1) <= int64(dropAccept) {
+				_ = c.Close()
+				continue
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() {
+					defer u.Close()
+					defer c.Close()
+					var tail []byte // the end of the previous read: a token may span reads
+					buf := make([]byte, 32<<10)
+					for {
+						n, err := c.Read(buf)
+						if n > 0 {
+							window := append(tail, buf[:n]...)
+							if strings.Contains(string(window), authenticateB64) && authDrops.Add(1) <= int64(dropAuth) {
+								return
+							}
+							tail = append([]byte(nil), window[max(0, len(window)-len(authenticateB64)):]...)
+							if _, werr := u.Write(buf[:n]); werr != nil {
+								return
+							}
+						}
+						if err != nil {
+							return
+						}
+					}
+				}()
+				_, _ = io.Copy(c, u)
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestWinRMNTLMEncryptedHTTPNeverUnencrypted: whatever happens on an NTLM host over
+// plain HTTP (healthy, wrong password, refused logon, a dropped connection, a
+// connection lost with the AUTHENTICATE, a reset during Create), the listener never
+// receives a SOAP body in clear: its Unencrypted counter (a non-empty message that is
+// not multipart/encrypted) stays 0, every SOAP request it served was sealed, and no
+// Basic header arrives. (masterzen's Encryption re-sent the message unencrypted
+// through go-ntlmssp whenever its encrypted handshake failed, e.g. when the connection
+// was lost during it.) A refused logon is one failed logon.
+func TestWinRMNTLMEncryptedHTTPNeverUnencrypted(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		password string
+		faults   winrmtest.Faults
+		drop     int                  // connections closed on accept
+		dropAuth int                  // connections closed with their AUTHENTICATE
+		want     collect.FailureClass // "" collected
+	}{
+		{name: "healthy", password: testPassword},
+		{name: "wrong password", password: "wrong", want: collect.FailAuth},
+		{name: "logon refused", password: testPassword, faults: winrmtest.Faults{Unauthorized: true}, want: collect.FailAuth},
+		{name: "first connection dropped", password: testPassword, drop: 1},
+		{name: "connection lost with the AUTHENTICATE", password: testPassword, dropAuth: 1},
+		{name: "reset on create", password: testPassword, faults: winrmtest.Faults{ResetOnCreate: true}, want: collect.FailConnect},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newNTLMEnv(t, false, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": tc.faults})
+			h := env.hosts["h"]
+			if tc.drop > 0 || tc.dropAuth > 0 {
+				h.Port = flakyForwarder(t, net.JoinHostPort(h.Address, strconv.Itoa(h.Port)), tc.drop, tc.dropAuth)
+			}
+			c := ntlmHTTPCollectorOpts(t, testUser, tc.password, collect.WinRMOptions{Retries: 1})
+			ev := c.Collect(context.Background(), h)
+			switch {
+			case tc.want == "" && ev.Status != collect.StatusCollected:
+				t.Errorf("want collected, got %s %+v", ev.Status, ev.Failure)
+			case tc.want != "" && (ev.Failure == nil || ev.Failure.Class != tc.want):
+				t.Errorf("want %s, got %s %+v", tc.want, ev.Status, ev.Failure)
+			}
+			st := env.fleet.Stats()
+			if st["Unencrypted"] != 0 || st["DecryptFailed"] != 0 || st["Encrypted"] != soapRequests(st) {
+				t.Errorf("requests %v; want every SOAP message sealed, none in clear", st)
+			}
+			if n := env.fleet.BasicAuthRequests(); n != 0 {
+				t.Errorf("%d Basic requests", n)
+			}
+			if tc.want == collect.FailAuth && len(env.fleet.NTLMFailures()) != 1 {
+				t.Errorf("failed logons %+v; want one", env.fleet.NTLMFailures())
+			}
+		})
+	}
+}
+
+// TestWinRMNTLMEncryptedHTTPUsesDialer: NTLM over HTTP dials through
+// WinRMOptions.DialContext (masterzen's Encryption used its own HTTP client): the
+// host's address does not resolve, only the dialer knows where it is.
+func TestWinRMNTLMEncryptedHTTPUsesDialer(t *testing.T) {
+	env := newNTLMEnv(t, false, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, nil)
+	target := net.JoinHostPort(env.hosts["h"].Address, strconv.Itoa(env.hosts["h"].Port))
+	var dials atomic.Int64
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr != "rdsh.invalid:5985" {
+			return nil, fmt.Errorf("unexpected address %q", addr)
+		}
+		dials.Add(1)
+		var d net.Dialer
+		return d.DialContext(ctx, network, target)
+	}
+	c := ntlmHTTPCollectorOpts(t, testUser, testPassword, collect.WinRMOptions{DialContext: dial})
+	ev := c.Collect(context.Background(), collect.HostRef{Name: "h", Address: "rdsh.invalid", Port: 5985, Roles: []string{collect.RoleSessionHost}})
+	if ev.Status != collect.StatusCollected {
+		t.Fatalf("%s %+v", ev.Status, ev.Failure)
+	}
+	if st := env.fleet.Stats(); dials.Load() < 1 || int(dials.Load()) > st["NTLMAuthenticated"]+1 {
+		t.Errorf("%d dials, requests %v; want one connection per logon (plus the probe's, if closed)", dials.Load(), st)
+	}
+}
+
+// TestWinRMNTLMEncryptedHTTPHonoursContext: a Create that is never answered ends with
+// the host deadline, and a cancelled run ends at once.
+func TestWinRMNTLMEncryptedHTTPHonoursContext(t *testing.T) {
+	env := newNTLMEnv(t, false, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {Hang: true}})
+	c := ntlmHTTPCollectorOpts(t, testUser, testPassword, collect.WinRMOptions{HostTimeout: 700 * time.Millisecond, Retries: -1})
+	start := time.Now()
+	ev := c.Collect(context.Background(), env.hosts["h"])
+	if ev.Failure == nil || ev.Failure.Class != collect.FailTimeout || time.Since(start) > 5*time.Second {
+		t.Errorf("want timeout after ~0.7s, got %s %+v after %s", ev.Status, ev.Failure, time.Since(start))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	c = ntlmHTTPCollectorOpts(t, testUser, testPassword, collect.WinRMOptions{Retries: -1})
+	start = time.Now()
+	ev = c.Collect(ctx, env.hosts["h"])
+	if ev.Failure == nil || ev.Failure.Class != collect.FailCanceled || time.Since(start) > 5*time.Second {
+		t.Errorf("want canceled after ~0.3s, got %s %+v after %s", ev.Status, ev.Failure, time.Since(start))
+	}
+}
+
+// TestNTLMHTTPConcurrentRequests: masterzen may send requests of one host at the same
+// time (Receive in its own goroutine). Concurrent requests each get an authenticated
+// connection of their own and the answers unseal (each a sealed "shell not found"
+// fault, typed); with a wrong password, concurrent first requests still send ONE
+// AUTHENTICATE in all: one failed logon, every request class auth.
+func TestNTLMHTTPConcurrentRequests(t *testing.T) {
+	const n = 12
+	env := newNTLMEnv(t, false, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, nil)
+	h := env.hosts["h"]
+	addr := net.JoinHostPort(h.Address, strconv.Itoa(h.Port))
+	url := "http://" + addr + "/wsman"
+	params := *winrm.DefaultParameters
+	run := func(password string) ([]error, int) {
+		cl := collect.NewNTLMHTTPForTest(url, addr, testUser, password)
+		defer cl.Close()
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				msg := winrm.NewSignalRequest(url, fmt.Sprintf("00000000-0000-0000-0000-%012d", i), "C", &params)
+				_, errs[i] = cl.Post(context.Background(), msg.String())
+			}()
+		}
+		wg.Wait()
+		return errs, cl.Logons()
+	}
+
+	errs, logons := run(testPassword)
+	for i, err := range errs {
+		if !errors.Is(err, collect.ErrShellNotFound) {
+			t.Errorf("request %d: %v; want the sealed shell-not-found fault", i, err)
+		}
+	}
+	st := env.fleet.Stats()
+	if st["Signal"] != n || st["Encrypted"] != n || st["Unencrypted"] != 0 || st["DecryptFailed"] != 0 || st["NTLMFailed"] != 0 {
+		t.Errorf("requests %v", st)
+	}
+	if logons < 1 || logons > n || st["NTLMAuthenticated"] != logons {
+		t.Errorf("%d logons sent, server %v", logons, st)
+	}
+
+	errs, logons = run("wrong")
+	for i, err := range errs {
+		if collect.Classify(err) != collect.FailAuth {
+			t.Errorf("wrong password, request %d: %v; want auth", i, err)
+		}
+	}
+	if fails := env.fleet.NTLMFailures(); logons != 1 || len(fails) != 1 {
+		t.Errorf("wrong password: %d AUTHENTICATE sent, failed logons %+v; want exactly one", logons, fails)
 	}
 }

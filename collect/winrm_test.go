@@ -394,10 +394,10 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-// NTLM against a listener that rejects it: over HTTPS our transport (go-ntlmssp
-// negotiator) sees 401; over HTTP the library's message-encryption transport reports
-// it as untyped text ("http response error: 401 - invalid content type"), which
-// Classify must still call auth.
+// NTLM against a listener that rejects it (a Basic listener answering every request
+// 401): over HTTPS our transport (go-ntlmssp negotiator) sees 401; over HTTP our
+// message-encryption client gets no CHALLENGE for its NEGOTIATE and stops before
+// sending credentials. Both are class auth, after one attempt.
 func TestWinRMNTLMRejectedIsAuth(t *testing.T) {
 	for _, tls := range []bool{true, false} {
 		env := newEnv(t, tls, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {Unauthorized: true}})
@@ -521,10 +521,11 @@ func TestWinRMHTTPTimeoutOutlastsOperationTimeout(t *testing.T) {
 
 // TestWinRMNTLMNeverSendsBasic: a listener that offers only Basic (a host configured
 // that way, or an impostor when certificate checks are off) must never receive the
-// password with auth ntlm. go-ntlmssp's negotiator (HTTPS) and masterzen's
-// message-encryption fallback (HTTP) both re-send the request with Basic when the 401
-// offers neither NTLM nor Negotiate; the simulator would accept it and the host would
-// be collected. Counted on the server side: no Authorization: Basic header arrives.
+// password with auth ntlm. go-ntlmssp's negotiator (HTTPS) re-sends the request with
+// Basic when the 401 offers neither NTLM nor Negotiate (refuseBasic stops it); over
+// HTTP our message-encryption client reads the offered schemes from an anonymous
+// request first. The simulator would accept Basic and the host would be collected.
+// Counted on the server side: no Authorization: Basic header arrives.
 func TestWinRMNTLMNeverSendsBasic(t *testing.T) {
 	for _, tls := range []bool{true, false} {
 		env := newEnv(t, tls, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {BasicOnly: true}})

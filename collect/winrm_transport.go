@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,7 +36,7 @@ var (
 	ErrUnsupportedOS = errors.New("unsupported host: PowerShell 3.0 or later required")
 	// ErrNTLMNotOffered (an ErrAuth) means that with auth ntlm the listener's 401
 	// offered neither NTLM nor Negotiate. No credentials were sent: with auth ntlm the
-	// password never travels as Basic (see refuseBasic and ntlmOffered).
+	// password never travels as Basic (see refuseBasic, and ntlmHTTP over plain HTTP).
 	ErrNTLMNotOffered = fmt.Errorf("%w: host does not offer NTLM or Negotiate; with auth ntlm the password is never sent with Basic", ErrAuth)
 )
 
@@ -150,8 +151,9 @@ func parseFault(body string, status int) *WSManFault {
 // transport is our winrm.Transporter. masterzen's own transports return HTTP 500 SOAP
 // faults as a successful body (wsman.md, traps); every response goes through checkBody
 // here instead. For Basic and NTLM over HTTPS, transport does the HTTP itself (context
-// aware, no proxy, bounded body); for NTLM message encryption over HTTP and for
-// Kerberos it decorates the library's transporter (inner).
+// aware, no proxy, bounded body); NTLM over plain HTTP goes through our message
+// encryption client (sealed, winrm_ntlmhttp.go); only Kerberos decorates the library's
+// transporter (inner).
 type transport struct {
 	url        string
 	user, pass string
@@ -159,7 +161,8 @@ type transport struct {
 	maxBody    int64
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	inner      winrm.Transporter
-	httpClient *http.Client // our HTTP: Basic, NTLM over HTTPS, and the NTLM-over-HTTP probe
+	httpClient *http.Client // our HTTP: Basic and NTLM over HTTPS
+	sealed     *ntlmHTTP    // NTLM over plain HTTP: every message encrypted
 	// onAuth, when set, is called after every response that proves the credentials were
 	// accepted: a SOAP answer or a SOAP fault (a listener rejecting them answers 401).
 	onAuth func()
@@ -188,22 +191,20 @@ func (t *transport) context() context.Context {
 // host (an HTTPS_PROXY meant for the internet must not capture it, and loopback tests
 // must not depend on NO_PROXY).
 //
-// With auth ntlm the password must never leave as Basic. go-ntlmssp's Negotiator takes
-// the credentials from a Basic header and, when a 401 offers neither NTLM nor Negotiate
-// (a host configured for Basic alone, or an impostor when certificate checks are off),
-// re-sends that Basic header. Over HTTPS refuseBasic sits under the Negotiator and
-// fails such a request before it is sent. Over HTTP the library's message-encryption
-// transporter falls back to the same Negotiator (with its own, unreachable, HTTP
-// transport) whenever its handshake fails; Post then probes each request's listener
-// anonymously first (ntlmOffered) and stops when NTLM is not offered.
+// With auth ntlm the password must never leave as Basic. Over HTTPS, go-ntlmssp's
+// Negotiator takes the credentials from a Basic header and, when a 401 offers neither
+// NTLM nor Negotiate (a host configured for Basic alone, or an impostor when
+// certificate checks are off), re-sends that Basic header; refuseBasic sits under the
+// Negotiator and fails such a request before it is sent. Over plain HTTP our own
+// client (ntlmHTTP) never builds a Basic header, sends one AUTHENTICATE at most until a
+// logon succeeded, and seals every SOAP message.
 func (t *transport) Transport(ep *winrm.Endpoint) error {
 	if t.inner != nil {
-		if err := t.inner.Transport(ep); err != nil {
-			return err
-		}
-		if !t.ntlm {
-			return nil
-		}
+		return t.inner.Transport(ep)
+	}
+	if t.ntlm && !ep.HTTPS {
+		t.sealed = newNTLMHTTP(t.url, net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port)), t.user, t.pass, t.dial, ep.Timeout, t.maxBody)
+		return nil
 	}
 	tlsConf := &tls.Config{ServerName: ep.TLSServerName, InsecureSkipVerify: ep.Insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // explicit opt-in only
 	if len(ep.CACert) > 0 {
@@ -226,7 +227,7 @@ func (t *transport) Transport(ep *winrm.Endpoint) error {
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       30 * time.Second,
 	}
-	if t.ntlm && t.inner == nil {
+	if t.ntlm {
 		rt = ntlmssp.Negotiator{RoundTripper: refuseBasic{rt}}
 	}
 	t.httpClient = &http.Client{Transport: rt}
@@ -250,44 +251,10 @@ func (r refuseBasic) RoundTrip(req *http.Request) (*http.Response, error) {
 	return r.RoundTripper.RoundTrip(req)
 }
 
-// offersNTLM reports whether WWW-Authenticate values offer NTLM or Negotiate.
-func offersNTLM(values []string) bool {
-	for _, v := range values {
-		for _, part := range strings.Split(v, ",") {
-			scheme, _, _ := strings.Cut(strings.TrimSpace(part), " ")
-			if strings.EqualFold(scheme, "Negotiate") || strings.EqualFold(scheme, "NTLM") {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// ntlmOffered sends an anonymous, empty POST and fails with ErrNTLMNotOffered when
-// the listener answers 401 without offering NTLM or Negotiate: masterzen's encryption
-// transporter would then send the password with Basic, in clear over HTTP. Any other
-// answer lets the request go on (the library's fallback sends Basic only after such a
-// 401). It is a check, not a guarantee against an active attacker who answers this
-// probe differently from the next request: over plain HTTP use HTTPS for that.
-func (t *transport) ntlmOffered(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, http.NoBody)
-	if err != nil {
-		return fmt.Errorf("new request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
-	resp, err := t.httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	_ = resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized && !offersNTLM(resp.Header.Values("WWW-Authenticate")) {
-		return ErrNTLMNotOffered
-	}
-	return nil
-}
-
 func (t *transport) close() {
+	if t.sealed != nil {
+		t.sealed.close()
+	}
 	if t.httpClient != nil {
 		t.httpClient.CloseIdleConnections()
 	}
@@ -302,14 +269,12 @@ func (t *transport) Post(c *winrm.Client, msg *soap.SoapMessage) (string, error)
 		body string
 		err  error
 	)
-	if t.inner != nil {
-		if t.ntlm && t.httpClient != nil {
-			if err := t.ntlmOffered(ctx); err != nil {
-				return "", err
-			}
-		}
+	switch {
+	case t.sealed != nil:
+		body, err = t.sealed.Post(ctx, reqText)
+	case t.inner != nil:
 		body, err = t.postInner(ctx, c, msg)
-	} else {
+	default:
 		body, err = t.postHTTP(ctx, reqText)
 	}
 	var fault *WSManFault
@@ -354,8 +319,8 @@ func (t *transport) postHTTP(ctx context.Context, reqText string) (string, error
 	return string(b), nil
 }
 
-// postInner runs the library transporter, which takes no context, under ctx: on
-// cancellation the call is abandoned (it ends at the HTTP timeout).
+// postInner runs the library transporter (Kerberos), which takes no context, under
+// ctx: on cancellation the call is abandoned (it ends at the HTTP timeout).
 func (t *transport) postInner(ctx context.Context, c *winrm.Client, msg *soap.SoapMessage) (string, error) {
 	type result struct {
 		body string
@@ -423,8 +388,9 @@ func (t *transport) checkBody(ctx context.Context, reqText, body string, status 
 // Classify maps an error of a WinRM collection to its failure class. It is the ONE
 // place that interprets errors, including masterzen/winrm's untyped ones by their text:
 //   - "http response error: 401 - invalid content type" (clientRequest.Post: a 401 has
-//     no SOAP content type), "http error 401" (NTLM encryption handshake) and
-//     "request returned: 401" (Kerberos) are authentication failures;
+//     no SOAP content type), "http error 401" (masterzen's NTLM encryption handshake,
+//     no longer used by rdsaudit) and "request returned: 401" (Kerberos) are
+//     authentication failures;
 //   - "Command has already been closed" with no other cause means a refused Create
 //     slipped through (protocol fault).
 func Classify(err error) FailureClass {
