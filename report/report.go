@@ -101,7 +101,7 @@ type Score struct {
 	Waived  int      `json:"waived"`
 }
 
-// SeverityCount counts findings (fail or error) of one severity.
+// SeverityCount counts failures of one severity (errors are counted in Score.Errors).
 type SeverityCount struct {
 	Severity rules.Severity `json:"severity"`
 	Findings int            `json:"findings"` // not waived
@@ -570,7 +570,9 @@ func (r *Report) score() {
 	}
 	for i := range r.Results {
 		res := &r.Results[i]
-		if !res.IsFinding() || res.Severity < 0 || res.Severity > rules.SevCritical {
+		// Failures only: a rule that could not be checked (error) is counted in the score's
+		// errors, not as a finding of its severity.
+		if res.Outcome != rules.Fail || res.Severity < 0 || res.Severity > rules.SevCritical {
 			continue
 		}
 		c := &sev[rules.SevCritical-res.Severity]

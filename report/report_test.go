@@ -164,7 +164,8 @@ func TestBuildContent(t *testing.T) {
 	if s := r.Score; s.Value == nil || *s.Value != 42.9 || s.Passed != 3 || s.Failed != 3 || s.Errors != 1 || s.Waived != 1 {
 		t.Errorf("score %+v", s)
 	}
-	if r.Severities[0].Severity != rules.SevCritical || r.Severities[0].Findings != 1 || r.Severities[1].Findings != 2 ||
+	// Severity counts are failures only: the high-severity error is in Score.Errors.
+	if r.Severities[0].Severity != rules.SevCritical || r.Severities[0].Findings != 1 || r.Severities[1].Findings != 1 ||
 		r.Severities[1].Waived != 1 {
 		t.Errorf("severities %+v", r.Severities)
 	}

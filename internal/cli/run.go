@@ -395,17 +395,17 @@ func printSummary(w io.Writer, r *auditResult) {
 		if !res.IsFinding() {
 			continue
 		}
-		if res.Waived {
+		switch {
+		case res.Waived:
 			waived++
-			continue
-		}
-		if res.Outcome == rules.Error {
+		case res.Outcome == rules.Error:
 			errs++
+		default:
+			counts[res.Severity.String()]++
 		}
-		counts[res.Severity.String()]++
 	}
-	fmt.Fprintf(w, "findings: critical %d, high %d, medium %d, low %d, info %d (%d of them could not be checked: evidence missing); waived %d\n",
-		counts["critical"], counts["high"], counts["medium"], counts["low"], counts["info"], errs, waived)
+	fmt.Fprintf(w, "findings: critical %d, high %d, medium %d, low %d, info %d; waived %d; not checked (evidence missing) %d\n",
+		counts["critical"], counts["high"], counts["medium"], counts["low"], counts["info"], waived, errs)
 	if r.Eval.Failed() {
 		fmt.Fprintf(w, "verdict: FAIL (unwaived findings at or above %s)\n", r.Eval.FailOn)
 	} else {
