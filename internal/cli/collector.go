@@ -9,32 +9,31 @@ import (
 	"github.com/rdsaudit/rdsaudit/report"
 )
 
-// collectorFor builds the collector the configuration asks for. The returned func
-// releases it.
-func collectorFor(e *env, cfg *config.Config) (collect.Collector, func(), error) {
+// collectorFor builds the collector the configuration asks for.
+func collectorFor(e *env, cfg *config.Config) (collect.Collector, error) {
 	switch cfg.Collection.Source {
 	case config.SourceOffline:
 		c := collect.NewOfflineCollector(cfg.Collection.EvidenceDir)
 		c.Now = e.now
-		return c, func() {}, nil
+		return c, nil
 	case config.SourceWinRM:
 		for _, w := range cfg.Warnings() {
 			e.log.Warn().Msg(w)
 		}
 		if err := cfg.CheckSecrets(); err != nil {
-			return nil, nil, usageErr(err)
+			return nil, usageErr(err)
 		}
 		creds, err := credentialsFor(cfg)
 		if err != nil {
-			return nil, nil, usageErr(err)
+			return nil, usageErr(err)
 		}
 		c, err := collect.NewWinRMCollector(winrmOptions(cfg), creds, e.log)
 		if err != nil {
-			return nil, nil, usageErr(err)
+			return nil, usageErr(err)
 		}
-		return c, func() {}, nil
+		return c, nil
 	}
-	return nil, nil, usageErr(fmt.Errorf("collection.source: unknown source %q", cfg.Collection.Source))
+	return nil, usageErr(fmt.Errorf("collection.source: unknown source %q", cfg.Collection.Source))
 }
 
 // winrmOptions maps the configuration to the collector's plain option values.

@@ -64,11 +64,10 @@ func newRunCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			col, closeCol, err := collectorFor(e, cfg)
+			col, err := collectorFor(e, cfg)
 			if err != nil {
 				return err
 			}
-			defer closeCol()
 			res, err := audit(e.ctx, e, cfg, col, asOf)
 			if err != nil {
 				return err

@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rdsaudit/rdsaudit/history"
+)
+
+// historyFlags locate the history store: --db, or the configuration's history.path.
+type historyFlags struct {
+	config string
+	db     string
+}
+
+func (f *historyFlags) bind(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&f.config, "config", "c", "", "configuration file (its history.path is used)")
+	cmd.Flags().StringVar(&f.db, "db", "", "history database file (instead of --config)")
+}
+
+func (f *historyFlags) open(e *env, cmd *cobra.Command) (*history.Store, error) {
+	path := f.db
+	if path == "" {
+		if f.config == "" {
+			return nil, usageErr(errors.New("history: give --config FILE or --db FILE"))
+		}
+		cfg, err := loadConfig(e, f.config, nil)
+		if err != nil {
+			return nil, err
+		}
+		path = cfg.History.Path
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, usageErr(fmt.Errorf("history: %s: no history store (run an audit first): %w", path, err))
+	}
+	return history.Open(e.ctx, path)
+}
+
+func newHistoryCmds(e *env) []*cobra.Command {
+	var hf historyFlags
+	hist := &cobra.Command{
+		Use:   "history",
+		Short: "List recorded runs (ID, date, coverage, findings by severity)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := hf.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return s.ListRuns(e.ctx, e.stdout)
+		},
+	}
+	hf.bind(hist)
+	hostCmd := &cobra.Command{
+		Use:   "host NAME",
+		Short: "One host's timeline: mode, grace days, findings per run",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := hf.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return s.HostTimeline(e.ctx, e.stdout, args[0])
+		},
+	}
+	hist.AddCommand(hostCmd)
+	hostCmd.Flags().AddFlagSet(hist.Flags())
+
+	var df historyFlags
+	diff := &cobra.Command{
+		Use:   "diff RUN_A RUN_B",
+		Short: "What changed between two recorded runs",
+		Args:  args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := df.open(e, cmd)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return s.Diff(e.ctx, e.stdout, args[0], args[1])
+		},
+	}
+	df.bind(diff)
+
+	var imf historyFlags
+	imp := &cobra.Command{
+		Use:   "import RUN_DIR",
+		Short: "Load an earlier run's report.json into the history (backfill)",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := imf.db
+			if path == "" {
+				if imf.config == "" {
+					return usageErr(errors.New("import: give --config FILE or --db FILE"))
+				}
+				cfg, err := loadConfig(e, imf.config, nil)
+				if err != nil {
+					return err
+				}
+				path = cfg.History.Path
+			}
+			s, err := history.Open(e.ctx, path)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			// An import must not land between a running audit's history load and record.
+			release, err := s.AcquireRunLock(e.ctx, "import "+filepath.Base(args[0]))
+			if err != nil {
+				return err
+			}
+			defer release()
+			id, err := s.Import(e.ctx, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "imported run %s from %s into %s\n", id, args[0], path)
+			return nil
+		},
+	}
+	imf.bind(imp)
+	return []*cobra.Command{hist, diff, imp}
+}
