@@ -22,17 +22,26 @@ func (f *historyFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.db, "db", "", "history database file (instead of --config)")
 }
 
-func (f *historyFlags) open(e *env, cmd *cobra.Command) (*history.Store, error) {
-	path := f.db
-	if path == "" {
-		if f.config == "" {
-			return nil, usageErr(errors.New("history: give --config FILE or --db FILE"))
-		}
-		cfg, err := loadConfig(e, f.config, nil)
-		if err != nil {
-			return nil, err
-		}
-		path = cfg.History.Path
+// path is the store's file: --db, else the configuration's history.path.
+func (f *historyFlags) path(e *env) (string, error) {
+	if f.db != "" {
+		return f.db, nil
+	}
+	if f.config == "" {
+		return "", usageErr(errors.New("give --config FILE or --db FILE"))
+	}
+	cfg, err := loadConfig(e, f.config, nil)
+	if err != nil {
+		return "", err
+	}
+	return cfg.History.Path, nil
+}
+
+// open opens an existing store: reading commands never create one.
+func (f *historyFlags) open(e *env) (*history.Store, error) {
+	path, err := f.path(e)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, usageErr(fmt.Errorf("history: %s: no history store (run an audit first): %w", path, err))
@@ -47,7 +56,7 @@ func newHistoryCmds(e *env) []*cobra.Command {
 		Short: "List recorded runs (ID, date, coverage, findings by severity)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := hf.open(e, cmd)
+			s, err := hf.open(e)
 			if err != nil {
 				return err
 			}
@@ -61,7 +70,7 @@ func newHistoryCmds(e *env) []*cobra.Command {
 		Short: "One host's timeline: mode, grace days, findings per run",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := hf.open(e, cmd)
+			s, err := hf.open(e)
 			if err != nil {
 				return err
 			}
@@ -78,7 +87,7 @@ func newHistoryCmds(e *env) []*cobra.Command {
 		Short: "What changed between two recorded runs",
 		Args:  args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := df.open(e, cmd)
+			s, err := df.open(e)
 			if err != nil {
 				return err
 			}
@@ -94,16 +103,9 @@ func newHistoryCmds(e *env) []*cobra.Command {
 		Short: "Load an earlier run's report.json into the history (backfill)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := imf.db
-			if path == "" {
-				if imf.config == "" {
-					return usageErr(errors.New("import: give --config FILE or --db FILE"))
-				}
-				cfg, err := loadConfig(e, imf.config, nil)
-				if err != nil {
-					return err
-				}
-				path = cfg.History.Path
+			path, err := imf.path(e)
+			if err != nil {
+				return err
 			}
 			s, err := history.Open(e.ctx, path)
 			if err != nil {
