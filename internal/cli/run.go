@@ -207,28 +207,7 @@ func audit(ctx context.Context, e *env, cfg *config.Config, col collect.Collecto
 		return nil, fmt.Errorf("load history: %w", err)
 	}
 
-	refs := make([]collect.HostRef, len(in.hosts))
-	order := make(map[string]int, len(in.hosts))
-	for i, h := range in.hosts {
-		refs[i] = h.Ref()
-		order[strings.ToLower(h.Name)] = i
-	}
-	log.Info().Int("hosts", len(refs)).Str("source", cfg.Collection.Source).Msg("collecting")
-	evidence := make([]*collect.Evidence, 0, len(refs))
-	collect.RunFleet(ctx, col, refs, collect.FleetOptions{
-		Concurrency: cfg.Collection.Concurrency,
-		Logger:      log,
-		Progress:    progressWriter(e.stderr),
-		Now:         e.now,
-		Collector:   collectorName(cfg),
-	}, func(ev *collect.Evidence) { evidence = append(evidence, ev) })
-	sort.Slice(evidence, func(i, j int) bool {
-		return order[strings.ToLower(evidence[i].Host.Name)] < order[strings.ToLower(evidence[j].Host.Name)]
-	})
-	facts := make([]*collect.Facts, len(evidence))
-	for i, ev := range evidence {
-		facts[i] = collect.Interpret(ev)
-	}
+	evidence, facts := collectFleet(ctx, e, log, cfg, col, in.hosts)
 
 	ev := rules.Evaluate(rules.Input{
 		Now:          evalAt,
@@ -288,6 +267,34 @@ func audit(ctx context.Context, e *env, cfg *config.Config, col collect.Collecto
 	printSummary(e.stdout, res)
 	log.Info().Str("dir", dir).Dur("duration", finished.Sub(started)).Msg("run published")
 	return res, nil
+}
+
+// collectFleet collects every inventory host (each ends with evidence or a classified
+// failure) and interprets the evidence; both lists are in inventory order.
+func collectFleet(ctx context.Context, e *env, log zerolog.Logger, cfg *config.Config, col collect.Collector, hosts []config.Host) ([]*collect.Evidence, []*collect.Facts) {
+	refs := make([]collect.HostRef, len(hosts))
+	order := make(map[string]int, len(hosts))
+	for i, h := range hosts {
+		refs[i] = h.Ref()
+		order[strings.ToLower(h.Name)] = i
+	}
+	log.Info().Int("hosts", len(refs)).Str("source", cfg.Collection.Source).Msg("collecting")
+	evidence := make([]*collect.Evidence, 0, len(refs))
+	collect.RunFleet(ctx, col, refs, collect.FleetOptions{
+		Concurrency: cfg.Collection.Concurrency,
+		Logger:      log,
+		Progress:    progressWriter(e.stderr),
+		Now:         e.now,
+		Collector:   collectorName(cfg),
+	}, func(ev *collect.Evidence) { evidence = append(evidence, ev) })
+	sort.Slice(evidence, func(i, j int) bool {
+		return order[strings.ToLower(evidence[i].Host.Name)] < order[strings.ToLower(evidence[j].Host.Name)]
+	})
+	facts := make([]*collect.Facts, len(evidence))
+	for i, ev := range evidence {
+		facts[i] = collect.Interpret(ev)
+	}
+	return evidence, facts
 }
 
 // logRuleCounts logs each rule's outcome counts at debug level (field rule).
