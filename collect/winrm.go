@@ -522,9 +522,10 @@ func (c *WinRMCollector) attempt(ctx context.Context, host HostRef, cred Credent
 		if spn == "" {
 			spn = "HTTP/" + addr
 		}
+		user, realm := krbPrincipal(cred.Username, c.opts.KrbRealm)
 		tr.inner = winrm.NewClientKerberos(&winrm.Settings{
-			WinRMUsername: cred.Username, WinRMPassword: cred.Password, WinRMHost: addr, WinRMPort: port,
-			WinRMProto: scheme, WinRMInsecure: c.opts.InsecureSkipVerify, KrbRealm: c.opts.KrbRealm,
+			WinRMUsername: user, WinRMPassword: cred.Password, WinRMHost: addr, WinRMPort: port,
+			WinRMProto: scheme, WinRMInsecure: c.opts.InsecureSkipVerify, KrbRealm: realm,
 			KrbConfig: c.opts.Krb5ConfPath, KrbSpn: spn, KrbCCache: c.opts.KrbCCachePath,
 		})
 	}
@@ -593,6 +594,25 @@ func (c *WinRMCollector) attempt(ctx context.Context, host HostRef, cred Credent
 		return nil, fmt.Errorf("%w: empty output (stderr: %s)", ErrBadOutput, stderrText(stderr.buf.Bytes()))
 	}
 	return stdout.buf.Bytes(), nil
+}
+
+// krbPrincipal turns a credential's user name into the Kerberos principal name and
+// realm that gokrb5 wants apart: DOMAIN\user is user, "user@REALM" is user in
+// REALM (upper-cased: Active Directory realms are the upper-cased DNS domain). An
+// explicit KrbRealm wins over the suffix. gokrb5 takes the name as given: a whole
+// "user@REALM" or DOMAIN\user would be an unknown principal at the KDC.
+func krbPrincipal(username, krbRealm string) (user, realm string) {
+	user, realm = username, krbRealm
+	if i := strings.LastIndexByte(user, '\\'); i >= 0 {
+		user = user[i+1:]
+	}
+	if i := strings.LastIndexByte(user, '@'); i >= 0 {
+		if realm == "" {
+			realm = strings.ToUpper(user[i+1:])
+		}
+		user = user[:i]
+	}
+	return user, realm
 }
 
 // limitedBuffer keeps at most max bytes; beyond that it records the overflow, calls

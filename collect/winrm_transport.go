@@ -392,7 +392,10 @@ func (t *transport) checkBody(ctx context.Context, reqText, body string, status 
 //     no longer used by rdsaudit) and "request returned: 401" (Kerberos) are
 //     authentication failures;
 //   - "Command has already been closed" with no other cause means a refused Create
-//     slipped through (protocol fault).
+//     slipped through (protocol fault);
+//   - Kerberos (gokrb5 under masterzen's ClientKerberos) flattens the KDC's refusal of
+//     the logon into text: the KRB-ERROR names in krbAuthErrors are authentication
+//     failures (a failed logon at the KDC, counted for lockout like a 401).
 func Classify(err error) FailureClass {
 	if err == nil {
 		return ""
@@ -413,7 +416,8 @@ func Classify(err error) FailureClass {
 	case errors.Is(err, ErrAuth),
 		strings.Contains(msg, "http response error: 401"),
 		strings.Contains(msg, "http error 401"),
-		strings.Contains(msg, "request returned: 401"):
+		strings.Contains(msg, "request returned: 401"),
+		krbAuthError(msg):
 		return FailAuth
 	case errors.Is(err, ErrAccessDenied):
 		return FailAccessDenied
@@ -448,6 +452,27 @@ func Classify(err error) FailureClass {
 		return FailConnect
 	}
 	return FailProtocol
+}
+
+// krbAuthErrors are the KRB-ERROR codes (RFC 4120 §7.5.9, as gokrb5 names them) and
+// gokrb5 messages by which a KDC refuses a user's logon: wrong password (pre-
+// authentication failed, or an AS-REP the password cannot decrypt), unknown user,
+// account disabled or locked out, password expired.
+var krbAuthErrors = []string{
+	"KDC_ERR_PREAUTH_FAILED",
+	"KDC_ERR_C_PRINCIPAL_UNKNOWN",
+	"KDC_ERR_CLIENT_REVOKED",
+	"KDC_ERR_KEY_EXPIRED",
+	"client password/keytab incorrect",
+}
+
+func krbAuthError(msg string) bool {
+	for _, s := range krbAuthErrors {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // transient says which classes are worth another attempt. Authentication never is: a
