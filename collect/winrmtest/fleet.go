@@ -14,6 +14,7 @@ type FleetServerOptions struct {
 	TLS        bool              // HTTPS with a throwaway CA (CACertPEM), certificate valid for 127.0.0.1 and localhost
 	Users      map[string]string // credentials accepted by every host; for Basic, empty accepts any
 	NTLM       NTLMOptions       // every host authenticates with NTLMv2 instead of Basic
+	Kerberos   KerberosOptions   // every host authenticates with Kerberos (one SPN, one keytab)
 	ListenHost string            // default 127.0.0.1
 	BasePort   int               // 0: ephemeral ports; else hosts in sorted order get BasePort, BasePort+1, ...
 	// Faults per host name. A host without an entry whose evidence records a failure
@@ -57,7 +58,7 @@ func NewFleet(evidences map[string]*collect.Evidence, opts FleetServerOptions) (
 		if !ok && ev != nil && ev.Status == collect.StatusFailed && ev.Failure != nil {
 			faults = FaultsForFailure(ev.Failure.Class)
 		}
-		s, err := startServer(name, ev, opts.Users, opts.NTLM, faults, net.JoinHostPort(host, strconv.Itoa(port)), f.ca, f.st)
+		s, err := startServer(name, ev, opts.Users, opts.NTLM, opts.Kerberos, faults, net.JoinHostPort(host, strconv.Itoa(port)), f.ca, f.st)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("new fleet: host %s: %w", name, err)

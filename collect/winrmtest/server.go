@@ -10,7 +10,8 @@
 //
 // With the NTLM option a host authenticates like a Windows listener with Basic off
 // (its default): NTLMv2 over Negotiate or NTLM, verified against the account's
-// password, per TCP connection (ntlm.go). Kerberos is not simulated.
+// password, per TCP connection (ntlm.go). With the Kerberos option it verifies SPNEGO
+// Kerberos tokens against a service keytab from a real KDC (kerberos.go, kdc.go).
 package winrmtest
 
 import (
@@ -115,6 +116,7 @@ type state struct {
 	basic    atomic.Int64 // requests that carried an Authorization: Basic header
 
 	ntlmFailures []NTLMFailure
+	krbFailures  []KerberosFailure
 }
 
 func newState() *state { return &state{stats: Stats{}} }
@@ -138,6 +140,7 @@ type Handler struct {
 
 	ntlm   bool // NTLMv2 instead of Basic (ServerOptions.NTLM)
 	ntlmID ntlmIdentity
+	krb    *kerberosAcceptor // Kerberos instead of Basic (ServerOptions.Kerberos)
 	st     *state
 	faults atomic.Pointer[Faults]
 	mu     sync.Mutex
@@ -213,6 +216,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		owner = connFrom(r).authUser()
+	case h.krb != nil && !f.BasicOnly:
+		if !h.authenticateKerberos(w, r, f) {
+			return
+		}
+		owner = connFrom(r).authUser()
 	case !h.authorized(r) || f.Unauthorized:
 		h.unauthorized(w, f)
 		return
@@ -281,7 +289,7 @@ func (h *Handler) unauthorized(w http.ResponseWriter, f Faults) {
 		w.Header()["WWW-Authenticate"] = []string{`Basic realm="WSMAN"`}
 	case h.ntlm && f.OfferNTLM:
 		w.Header()["WWW-Authenticate"] = []string{"Negotiate", "NTLM", "Kerberos"}
-	case h.ntlm:
+	case h.ntlm, h.krb != nil:
 		w.Header()["WWW-Authenticate"] = []string{"Negotiate", "Kerberos"}
 	default:
 		w.Header()["WWW-Authenticate"] = []string{"Negotiate", "Kerberos", `Basic realm="WSMAN"`, "CredSSP"}
@@ -612,10 +620,11 @@ type Server struct {
 
 // ServerOptions configure a standalone Server.
 type ServerOptions struct {
-	Users  map[string]string // credentials (see NTLM); for Basic, empty accepts any
-	Faults Faults
-	Listen string // address to listen on; default "127.0.0.1:0"
-	NTLM   NTLMOptions
+	Users    map[string]string // credentials (see NTLM); for Basic, empty accepts any
+	Faults   Faults
+	Listen   string // address to listen on; default "127.0.0.1:0"
+	NTLM     NTLMOptions
+	Kerberos KerberosOptions // Kerberos (SPNEGO) instead of Basic; not with NTLM
 }
 
 // NTLMOptions make a host authenticate with NTLMv2 (ntlm.go) instead of Basic, like a
@@ -630,7 +639,7 @@ type NTLMOptions struct {
 // NewServer starts a plain-HTTP simulator for one virtual host on loopback. Like
 // httptest.NewServer it panics if it cannot listen.
 func NewServer(host string, ev *collect.Evidence, opts ServerOptions) *Server {
-	s, err := startServer(host, ev, opts.Users, opts.NTLM, opts.Faults, opts.Listen, nil, newState())
+	s, err := startServer(host, ev, opts.Users, opts.NTLM, opts.Kerberos, opts.Faults, opts.Listen, nil, newState())
 	if err != nil {
 		panic(fmt.Sprintf("winrmtest: %v", err))
 	}
@@ -644,7 +653,7 @@ func NewTLSServer(host string, ev *collect.Evidence, opts ServerOptions) *Server
 	if err != nil {
 		panic(fmt.Sprintf("winrmtest: %v", err))
 	}
-	s, err := startServer(host, ev, opts.Users, opts.NTLM, opts.Faults, opts.Listen, ca, newState())
+	s, err := startServer(host, ev, opts.Users, opts.NTLM, opts.Kerberos, opts.Faults, opts.Listen, ca, newState())
 	if err != nil {
 		panic(fmt.Sprintf("winrmtest: %v", err))
 	}
@@ -660,9 +669,19 @@ func hostOf(listen string) string {
 	return h
 }
 
-func startServer(host string, ev *collect.Evidence, users map[string]string, nt NTLMOptions, f Faults, listen string, ca *authority, st *state) (*Server, error) {
+func startServer(host string, ev *collect.Evidence, users map[string]string, nt NTLMOptions, kerb KerberosOptions, f Faults, listen string, ca *authority, st *state) (*Server, error) {
 	if nt.Enabled && len(users) == 0 {
 		return nil, errors.New("NTLM needs Users (an NTLM server cannot verify a logon without the password)")
+	}
+	if nt.Enabled && kerb.KeytabPath != "" {
+		return nil, errors.New("NTLM and Kerberos together are not simulated")
+	}
+	var krb *kerberosAcceptor
+	if kerb.KeytabPath != "" {
+		var err error
+		if krb, err = newKerberosAcceptor(kerb); err != nil {
+			return nil, err
+		}
 	}
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -677,12 +696,13 @@ func startServer(host string, ev *collect.Evidence, users map[string]string, nt 
 		h.ntlm = true
 		h.ntlmID = defaultNTLMIdentity(host, nt.Domain, nt.DNSDomain, users)
 	}
+	h.krb = krb
 	s := &Server{Handler: h, ln: ln, ca: ca, TLS: ca != nil, Host: host}
 	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: nil, ConnContext: withConnState}
 	s.srv.ErrorLog = discardLogger()
-	if nt.Enabled {
-		// NTLM authenticates a TCP connection: no HTTP/2 multiplexing (HTTP.sys also
-		// falls back to HTTP/1.1 for NTLM).
+	if nt.Enabled || krb != nil {
+		// NTLM and Kerberos authenticate a TCP connection: no HTTP/2 multiplexing
+		// (HTTP.sys also falls back to HTTP/1.1 for them).
 		s.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	}
 	tcp := ln.Addr().(*net.TCPAddr)
