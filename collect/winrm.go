@@ -131,6 +131,7 @@ type WinRMCollector struct {
 
 	mu    sync.Mutex
 	gates map[string]*credGate // credential key -> its gate
+	krb   map[string]*krbLogin // Kerberos: a credential's logon, shared by its hosts
 }
 
 // errCredentialRetired is returned by credGate.enter once the credential is retired.
@@ -516,18 +517,14 @@ func (c *WinRMCollector) attempt(ctx context.Context, host HostRef, cred Credent
 		onAuth:  onAuth,
 	}
 	// NTLM over plain HTTP: tr seals every message itself (winrm_ntlmhttp.go).
-	switch {
-	case c.opts.Auth == AuthKerberos:
-		spn := c.opts.KrbSPN
-		if spn == "" {
-			spn = "HTTP/" + addr
+	// Kerberos: tr presents the tickets of the credential's logon, shared by the
+	// run's hosts (winrm_kerberos.go).
+	if c.opts.Auth == AuthKerberos {
+		tr.spn = c.opts.KrbSPN
+		if tr.spn == "" {
+			tr.spn = "HTTP/" + addr
 		}
-		user, realm := krbPrincipal(cred.Username, c.opts.KrbRealm)
-		tr.inner = winrm.NewClientKerberos(&winrm.Settings{
-			WinRMUsername: user, WinRMPassword: cred.Password, WinRMHost: addr, WinRMPort: port,
-			WinRMProto: scheme, WinRMInsecure: c.opts.InsecureSkipVerify, KrbRealm: realm,
-			KrbConfig: c.opts.Krb5ConfPath, KrbSpn: spn, KrbCCache: c.opts.KrbCCachePath,
-		})
+		tr.krb = c.krbLogin(cred)
 	}
 	params.TransportDecorator = func() winrm.Transporter { return tr }
 	tr.setContext(ctx)

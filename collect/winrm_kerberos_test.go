@@ -3,7 +3,13 @@ package collect_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,10 +19,11 @@ import (
 	"github.com/rdsaudit/rdsaudit/collect/winrmtest"
 )
 
-// Kerberos end to end: the real collector (auth kerberos: masterzen's ClientKerberos,
-// gokrb5 client) gets its tickets from a real MIT KDC (winrmtest.StartKDC, a throwaway
-// realm) and presents them over HTTPS to simulated hosts that verify them with the
-// service keytab exported from that KDC (winrmtest/kerberos.go).
+// Kerberos end to end: the real collector (auth kerberos: our SPNEGO client,
+// winrm_kerberos.go, with gokrb5) gets its tickets from a real MIT KDC
+// (winrmtest.StartKDC, a throwaway realm) and presents them over HTTPS to simulated
+// hosts that verify them with the service keytab exported from that KDC
+// (winrmtest/kerberos.go). The KDC's log tells what happened at the KDC.
 
 const (
 	krbRealm = "RDSAUDIT.TEST"
@@ -33,13 +40,19 @@ type krbEnv struct {
 // and an HTTPS fleet verifying tickets for HTTP/localhost.
 func newKerberosEnv(t testing.TB, evs map[string]*collect.Evidence, faults map[string]winrmtest.Faults) *krbEnv {
 	t.Helper()
+	return newKerberosEnvTLS(t, true, evs, faults)
+}
+
+// newKerberosEnvTLS is newKerberosEnv with HTTPS (tls) or plain HTTP listeners.
+func newKerberosEnvTLS(t testing.TB, tls bool, evs map[string]*collect.Evidence, faults map[string]winrmtest.Faults) *krbEnv {
+	t.Helper()
 	kdc := winrmtest.StartKDC(t, krbRealm)
 	pw := winrmtest.RandomPassword()
 	kdc.AddUser("auditor", pw)
 	kt := kdc.AddService(krbSPN)
 	t.Logf("KDC %s ready in %v", kdc.Addr, kdc.Setup)
 	f, err := winrmtest.NewFleet(evs, winrmtest.FleetServerOptions{
-		TLS: true, Faults: faults,
+		TLS: tls, Faults: faults,
 		Kerberos: winrmtest.KerberosOptions{KeytabPath: kt, SPN: krbSPN},
 	})
 	if err != nil {
@@ -111,11 +124,18 @@ func TestWinRMKerberosCollected(t *testing.T) {
 	if n := env.fleet.BasicAuthRequests(); n != 0 {
 		t.Errorf("%d Basic requests reached the listener", n)
 	}
-	// masterzen's ClientKerberos builds a new gokrb5 client for every SOAP message: one
-	// AS exchange (a logon at the KDC) and one TGS exchange per request.
+	// One logon (TGT) and one service ticket for the host attempt, and a ticket only on
+	// the first request of a connection (masterzen's ClientKerberos did an AS and a TGS
+	// exchange and sent a ticket with every SOAP message).
 	soap := st["Create"] + st["Command"] + st["Receive"] + st["Signal"] + st["Delete"]
-	t.Logf("%d SOAP requests, %d AS exchanges, %d TGS exchanges", soap,
-		strings.Count(env.kdc.Log(), "AS_REQ"), strings.Count(env.kdc.Log(), "TGS_REQ"))
+	log := env.kdc.Log()
+	t.Logf("%d SOAP requests, %d tickets accepted, %d TGTs, %d service tickets", soap, st["KerberosAuthenticated"], kdcIssued(log, "AS_REQ"), kdcIssued(log, "TGS_REQ"))
+	if kdcIssued(log, "AS_REQ") != 1 || kdcIssued(log, "TGS_REQ") != 1 {
+		t.Errorf("%d TGTs and %d service tickets issued, want one each:\n%s", kdcIssued(log, "AS_REQ"), kdcIssued(log, "TGS_REQ"), log)
+	}
+	if st["KerberosAuthenticated"] >= soap {
+		t.Errorf("%d tickets for %d SOAP requests: want one per connection, not one per request", st["KerberosAuthenticated"], soap)
+	}
 	if !strings.Contains(env.kdc.Log(), "auditor@"+krbRealm+" for "+krbSPN+"@"+krbRealm) {
 		t.Errorf("KDC issued no ticket for %s:\n%s", krbSPN, env.kdc.Log())
 	}
@@ -136,11 +156,12 @@ func TestWinRMKerberosWrongPassword(t *testing.T) {
 	if st := env.fleet.Stats(); len(st) != 0 {
 		t.Errorf("requests %v reached the listener; the KDC should have refused the logon", st)
 	}
-	// gokrb5 (AssumePreAuthentication, set by masterzen) sends its encrypted timestamp
-	// at once and, refused with PREAUTH_FAILED, tries once more with the KDC's salt: a
-	// wrong password costs two failed pre-authentications per attempt.
-	if k := strings.Count(env.kdc.Log(), "PREAUTH_FAILED"); k != 2 {
-		t.Errorf("%d failed pre-authentications at the KDC, want 2:\n%s", k, env.kdc.Log())
+	// No pre-authentication is assumed: the first AS-REQ carries no timestamp (the KDC
+	// answers NEEDED_PREAUTH with the salt, no failed logon), the second the one that
+	// fails. With gokrb5's AssumePreAuthentication (masterzen's setting) the first
+	// guess with the default salt failed as well: two failed logons per attempt.
+	if k := strings.Count(env.kdc.Log(), "PREAUTH_FAILED"); k != 1 {
+		t.Errorf("%d failed pre-authentications at the KDC, want 1:\n%s", k, env.kdc.Log())
 	}
 }
 
@@ -164,10 +185,11 @@ func TestWinRMKerberosWrongSPN(t *testing.T) {
 }
 
 // TestWinRMKerberosLockout: Kerberos failures count for the lockout gate like NTLM's:
-// with a wrong password only LockoutThreshold hosts try it (each a failed
-// pre-authentication at the KDC, two each: see TestWinRMKerberosWrongPassword), the
-// others are skipped. Before Classify knew the KDC's errors, a refused logon was a
-// protocol fault: not counted, every host tried the password.
+// with a wrong password LockoutThreshold hosts fail with class auth, the others are
+// skipped. The KDC sees ONE failed pre-authentication in the whole run: the logon is
+// the credential's, shared by its hosts, and once the KDC refused it no other host
+// sends the password again. (masterzen's ClientKerberos: two per host, six in all;
+// before Classify knew the KDC's errors, every host tried the password.)
 func TestWinRMKerberosLockout(t *testing.T) {
 	const n = 6
 	evs := map[string]*collect.Evidence{}
@@ -192,8 +214,11 @@ func TestWinRMKerberosLockout(t *testing.T) {
 	if got[collect.FailAuth] != collect.DefaultLockoutThreshold || got[collect.FailCredential] != n-collect.DefaultLockoutThreshold {
 		t.Errorf("classes %v; want %d auth and the rest credential_locked", got, collect.DefaultLockoutThreshold)
 	}
-	if k := strings.Count(env.kdc.Log(), "PREAUTH_FAILED"); k != 2*collect.DefaultLockoutThreshold {
-		t.Errorf("%d failed pre-authentications at the KDC, want %d:\n%s", k, 2*collect.DefaultLockoutThreshold, env.kdc.Log())
+	if k := strings.Count(env.kdc.Log(), "PREAUTH_FAILED"); k != 1 {
+		t.Errorf("%d failed pre-authentications at the KDC, want 1 for the run:\n%s", k, env.kdc.Log())
+	}
+	if k := kdcCount(env.kdc.Log(), "AS_REQ", "NEEDED_PREAUTH"); k != 1 {
+		t.Errorf("%d logons started at the KDC, want 1:\n%s", k, env.kdc.Log())
 	}
 	if st := env.fleet.Stats(); len(st) != 0 {
 		t.Errorf("requests %v reached the listeners", st)
@@ -227,8 +252,8 @@ func TestWinRMKerberosUserForms(t *testing.T) {
 	}
 }
 
-// TestClassifyKerberos: the KDC's refusals of a logon, as gokrb5 words them under
-// masterzen's ClientKerberos, are authentication failures; a KDC that cannot be
+// TestClassifyKerberos: the KDC's refusals of a logon, as gokrb5 words them (also the
+// messages of masterzen's ClientKerberos, no longer used), are authentication failures; a KDC that cannot be
 // reached or a realm missing from krb5.conf is not (no logon happened).
 func TestClassifyKerberos(t *testing.T) {
 	pre := "create shell: unable to set SPNego Header: could not acquire client credential: could not get valid TGT for client's realm: [Root cause: KDC_Error] KDC_Error: AS Exchange Error: kerberos error response from KDC: "
@@ -244,5 +269,163 @@ func TestClassifyKerberos(t *testing.T) {
 		if got := collect.Classify(fmt.Errorf("%s", msg)); got != want {
 			t.Errorf("Classify(%q) = %s, want %s", msg, got, want)
 		}
+	}
+}
+
+// kdcCount counts the KDC log's lines of a request kind (AS_REQ, TGS_REQ) with a result
+// (ISSUE, NEEDED_PREAUTH, PREAUTH_FAILED, ...).
+func kdcCount(log, kind, result string) int {
+	n := 0
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, kind+" ") && strings.Contains(l, ": "+result+":") {
+			n++
+		}
+	}
+	return n
+}
+
+// kdcIssued counts the tickets the KDC issued: TGTs (AS_REQ) or service tickets (TGS_REQ).
+func kdcIssued(log, kind string) int { return kdcCount(log, kind, "ISSUE") }
+
+// krbFleet is n Kerberos hosts rdshNN and their HostRefs.
+func krbFleet(t *testing.T, n int, faults map[string]winrmtest.Faults) (*krbEnv, []collect.HostRef) {
+	t.Helper()
+	evs := map[string]*collect.Evidence{}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("rdsh%02d", i)
+		evs[name] = virtualHost(name, false, 0)
+	}
+	env := newKerberosEnv(t, evs, faults)
+	var hosts []collect.HostRef
+	for name := range evs {
+		hosts = append(hosts, env.hosts[name])
+	}
+	return env, hosts
+}
+
+// TestWinRMKerberosOneLogonPerRun: n hosts collected in parallel with one credential
+// cost ONE logon at the KDC (one AS exchange, one TGT) and one service ticket (they
+// share the SPN), however many SOAP requests and connections.
+func TestWinRMKerberosOneLogonPerRun(t *testing.T) {
+	const n = 5
+	env, hosts := krbFleet(t, n, nil)
+	c := kerberosCollector(t, env, "auditor", env.password, collect.WinRMOptions{})
+	collected := 0
+	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: n}, func(ev *collect.Evidence) {
+		if ev.Status != collect.StatusCollected {
+			t.Errorf("%s: %s %+v", ev.Host.Name, ev.Status, ev.Failure)
+			return
+		}
+		collected++
+	})
+	if collected != n {
+		t.Fatalf("%d of %d hosts collected\nKDC log:\n%s", collected, n, env.kdc.Log())
+	}
+	log := env.kdc.Log()
+	if as, pre := kdcIssued(log, "AS_REQ"), kdcCount(log, "AS_REQ", "NEEDED_PREAUTH"); as != 1 || pre != 1 {
+		t.Errorf("%d TGTs issued, %d logons started for %d hosts; want one logon for the run:\n%s", as, pre, n, log)
+	}
+	if tgs := kdcIssued(log, "TGS_REQ"); tgs != 1 {
+		t.Errorf("%d service tickets issued for one SPN, want 1:\n%s", tgs, log)
+	}
+	st := env.fleet.Stats()
+	if st["KerberosAuthenticated"] < n || st["KerberosFailed"] != 0 {
+		t.Errorf("requests %v; want a ticket accepted on every host and none refused", st)
+	}
+}
+
+// TestWinRMKerberosUsesDialer: the Kerberos HTTP dials through WinRMOptions.DialContext
+// (masterzen's ClientKerberos used its own http.Transport): the host's address does
+// not resolve, only the dialer knows where it is; TLS checks the configured name.
+func TestWinRMKerberosUsesDialer(t *testing.T) {
+	env := newKerberosEnv(t, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, nil)
+	target := net.JoinHostPort(env.hosts["h"].Address, strconv.Itoa(env.hosts["h"].Port))
+	var dials atomic.Int64
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr != "rdsh.invalid:5986" {
+			return nil, fmt.Errorf("unexpected address %q", addr)
+		}
+		dials.Add(1)
+		var d net.Dialer
+		return d.DialContext(ctx, network, target)
+	}
+	c := kerberosCollector(t, env, "auditor", env.password, collect.WinRMOptions{DialContext: dial, TLSServerName: "localhost"})
+	ev := c.Collect(context.Background(), collect.HostRef{Name: "h", Address: "rdsh.invalid", Port: 5986, Roles: []string{collect.RoleSessionHost}})
+	if ev.Status != collect.StatusCollected {
+		t.Fatalf("%s %+v", ev.Status, ev.Failure)
+	}
+	if st := env.fleet.Stats(); dials.Load() < 1 || dials.Load() != int64(st["KerberosAuthenticated"]) {
+		t.Errorf("%d dials, requests %v; want one connection per accepted ticket", dials.Load(), st)
+	}
+}
+
+// TestWinRMKerberosHonoursContext: a Create that is never answered ends with the host
+// deadline, and a cancelled run ends at once.
+func TestWinRMKerberosHonoursContext(t *testing.T) {
+	env := newKerberosEnv(t, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {Hang: true}})
+	c := kerberosCollector(t, env, "auditor", env.password, collect.WinRMOptions{HostTimeout: 700 * time.Millisecond, Retries: -1})
+	start := time.Now()
+	ev := c.Collect(context.Background(), env.hosts["h"])
+	if ev.Failure == nil || ev.Failure.Class != collect.FailTimeout || time.Since(start) > 5*time.Second {
+		t.Errorf("want timeout after ~0.7s, got %s %+v after %s", ev.Status, ev.Failure, time.Since(start))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	c = kerberosCollector(t, env, "auditor", env.password, collect.WinRMOptions{Retries: -1})
+	start = time.Now()
+	ev = c.Collect(ctx, env.hosts["h"])
+	if ev.Failure == nil || ev.Failure.Class != collect.FailCanceled || time.Since(start) > 5*time.Second {
+		t.Errorf("want canceled after ~0.3s, got %s %+v after %s", ev.Status, ev.Failure, time.Since(start))
+	}
+}
+
+// TestWinRMKerberosCCache: with KrbCCachePath the TGT comes from the credential cache
+// (here written by MIT kinit): no logon at the KDC by the collector, and the
+// credential's password (wrong here) is not used.
+func TestWinRMKerberosCCache(t *testing.T) {
+	kinit, err := exec.LookPath("kinit")
+	if err != nil {
+		t.Skip("MIT kinit not installed (krb5-user)")
+	}
+	env := newKerberosEnv(t, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, nil)
+	cc := filepath.Join(t.TempDir(), "ccache")
+	cmd := exec.Command(kinit, "-c", "FILE:"+cc, "auditor@"+krbRealm)
+	cmd.Env = append(os.Environ(), "KRB5_CONFIG="+env.kdc.Krb5Conf)
+	cmd.Stdin = strings.NewReader(env.password + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kinit: %v\n%s", err, out)
+	}
+	before := kdcIssued(env.kdc.Log(), "AS_REQ")
+	c := kerberosCollector(t, env, "auditor", "wrong-"+env.password, collect.WinRMOptions{KrbCCachePath: cc})
+	ev := c.Collect(context.Background(), env.hosts["h"])
+	if ev.Status != collect.StatusCollected {
+		t.Fatalf("%s %+v\nKDC log:\n%s", ev.Status, ev.Failure, env.kdc.Log())
+	}
+	log := env.kdc.Log()
+	if kdcIssued(log, "AS_REQ") != before || strings.Contains(log, "PREAUTH_FAILED") {
+		t.Errorf("the collector logged on at the KDC despite the credential cache:\n%s", log)
+	}
+	if kdcIssued(log, "TGS_REQ") != 1 {
+		t.Errorf("want one service ticket from the cached TGT:\n%s", log)
+	}
+}
+
+// TestWinRMKerberosPlainHTTP: Kerberos over plain HTTP goes through the same client
+// (without TLS) to a listener that serves unencrypted SOAP (AllowUnencrypted).
+func TestWinRMKerberosPlainHTTP(t *testing.T) {
+	env := newKerberosEnvTLS(t, false, map[string]*collect.Evidence{"h": virtualHost("h", false, 0)}, nil)
+	opts := collect.WinRMOptions{
+		Auth: collect.AuthKerberos, Scheme: "http", Krb5ConfPath: env.kdc.Krb5Conf, KrbRealm: krbRealm, KrbSPN: krbSPN,
+		HostTimeout: 20 * time.Second,
+	}
+	c, err := collect.NewWinRMCollector(opts, collect.CredentialMap{"*": {Name: "lab", Username: "auditor", Password: env.password}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := c.Collect(context.Background(), env.hosts["h"]); ev.Status != collect.StatusCollected {
+		t.Fatalf("%s %+v", ev.Status, ev.Failure)
+	}
+	if st := env.fleet.Stats(); st["KerberosAuthenticated"] < 1 || st["KerberosFailed"] != 0 {
+		t.Errorf("requests %v", st)
 	}
 }

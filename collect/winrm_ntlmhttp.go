@@ -136,31 +136,40 @@ type ntlmConn struct {
 
 func (c *ntlmConn) close() { _ = c.conn.Close() }
 
-// alive reports whether an idle connection can carry a request: the listener has not
-// closed it and sent nothing unasked.
-func (c *ntlmConn) alive() bool {
-	if time.Since(c.idleAt) > idleConnTTL {
+// alive reports whether an idle connection can carry a request.
+func (c *ntlmConn) alive() bool { return connAlive(c.conn, c.br, c.idleAt) }
+
+// connAlive reports whether an idle connection can carry a request: it has not idled
+// longer than idleConnTTL, and the listener has not closed it nor sent anything unasked.
+func connAlive(conn net.Conn, br *bufio.Reader, idleAt time.Time) bool {
+	if time.Since(idleAt) > idleConnTTL {
 		return false
 	}
-	if c.br.Buffered() > 0 {
+	if br.Buffered() > 0 {
 		return false
 	}
-	_ = c.conn.SetReadDeadline(time.Now())
-	_, err := c.br.Peek(1)
-	_ = c.conn.SetReadDeadline(time.Time{})
+	_ = conn.SetReadDeadline(time.Now())
+	_, err := br.Peek(1)
+	_ = conn.SetReadDeadline(time.Time{})
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// exchange sends req on c and reads the whole answer (at most maxBody bytes) under ctx
-// and the exchange timeout. On error the connection must be closed.
+// exchange sends req on c and reads the whole answer (see roundTrip).
 func (t *ntlmHTTP) exchange(ctx context.Context, c *ntlmConn, req *http.Request) (*http.Response, []byte, error) {
-	deadline := time.Now().Add(t.timeout)
+	return roundTrip(ctx, c.conn, c.br, req, t.timeout, t.maxBody)
+}
+
+// roundTrip sends req on conn and reads the whole answer (at most maxBody bytes) from
+// br under ctx and timeout (one exchange: request and answer). On error the connection
+// must be closed.
+func roundTrip(ctx context.Context, conn net.Conn, br *bufio.Reader, req *http.Request, timeout time.Duration, maxBody int64) (*http.Response, []byte, error) {
+	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	_ = c.conn.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
+	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	fail := func(err error) (*http.Response, []byte, error) {
 		if ctx.Err() != nil {
@@ -168,40 +177,46 @@ func (t *ntlmHTTP) exchange(ctx context.Context, c *ntlmConn, req *http.Request)
 		}
 		return nil, nil, err
 	}
-	bw := bufio.NewWriter(c.conn)
+	bw := bufio.NewWriter(conn)
 	if err := req.Write(bw); err != nil {
 		return fail(err)
 	}
 	if err := bw.Flush(); err != nil {
 		return fail(err)
 	}
-	resp, err := http.ReadResponse(c.br, req)
+	resp, err := http.ReadResponse(br, req)
 	if err != nil {
 		return fail(err)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, t.maxBody+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	_ = resp.Body.Close()
 	if err != nil {
 		return fail(fmt.Errorf("read response: %w", err))
 	}
-	if int64(len(body)) > t.maxBody {
-		return nil, nil, fmt.Errorf("%w: response larger than %d bytes", ErrProtocol, t.maxBody)
+	if int64(len(body)) > maxBody {
+		return nil, nil, fmt.Errorf("%w: response larger than %d bytes", ErrProtocol, maxBody)
 	}
-	_ = c.conn.SetDeadline(time.Time{})
+	_ = conn.SetDeadline(time.Time{})
 	return resp, body, nil
 }
 
 // newRequest builds a POST to the listener; body nil is an empty body.
 func (t *ntlmHTTP) newRequest(ctx context.Context, body []byte, contentType, auth string) (*http.Request, error) {
+	return newPost(ctx, t.url, t.host, body, contentType, auth)
+}
+
+// newPost builds a POST to url with the Host header host; body nil is an empty body,
+// auth "" sends no Authorization header.
+func newPost(ctx context.Context, url, host string, body []byte, contentType, auth string) (*http.Request, error) {
 	var r io.Reader = http.NoBody
 	if len(body) > 0 {
 		r = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, r)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, r)
 	if err != nil {
 		return nil, fmt.Errorf("new request: %w", err)
 	}
-	req.Host = t.host
+	req.Host = host
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "rdsaudit")
 	if auth != "" {

@@ -152,17 +152,19 @@ func parseFault(body string, status int) *WSManFault {
 // faults as a successful body (wsman.md, traps); every response goes through checkBody
 // here instead. For Basic and NTLM over HTTPS, transport does the HTTP itself (context
 // aware, no proxy, bounded body); NTLM over plain HTTP goes through our message
-// encryption client (sealed, winrm_ntlmhttp.go); only Kerberos decorates the library's
-// transporter (inner).
+// encryption client (sealed, winrm_ntlmhttp.go); Kerberos through our SPNEGO client
+// (kerb, winrm_kerberos.go) with the tickets of the credential's shared logon (krb).
 type transport struct {
 	url        string
 	user, pass string
 	ntlm       bool
 	maxBody    int64
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
-	inner      winrm.Transporter
+	krb        *krbLogin    // Kerberos: the credential's logon, shared by the run's hosts
+	spn        string       // Kerberos: the listener's service principal
 	httpClient *http.Client // our HTTP: Basic and NTLM over HTTPS
 	sealed     *ntlmHTTP    // NTLM over plain HTTP: every message encrypted
+	kerb       *krbHTTP     // Kerberos (SPNEGO), HTTPS or HTTP
 	// onAuth, when set, is called after every response that proves the credentials were
 	// accepted: a SOAP answer or a SOAP fault (a listener rejecting them answers 401).
 	onAuth func()
@@ -199,24 +201,28 @@ func (t *transport) context() context.Context {
 // client (ntlmHTTP) never builds a Basic header, sends one AUTHENTICATE at most until a
 // logon succeeded, and seals every SOAP message.
 func (t *transport) Transport(ep *winrm.Endpoint) error {
-	if t.inner != nil {
-		return t.inner.Transport(ep)
-	}
+	addr := net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port))
 	if t.ntlm && !ep.HTTPS {
-		t.sealed = newNTLMHTTP(t.url, net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port)), t.user, t.pass, t.dial, ep.Timeout, t.maxBody)
+		t.sealed = newNTLMHTTP(t.url, addr, t.user, t.pass, t.dial, ep.Timeout, t.maxBody)
 		return nil
 	}
-	tlsConf := &tls.Config{ServerName: ep.TLSServerName, InsecureSkipVerify: ep.Insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // explicit opt-in only
-	if len(ep.CACert) > 0 {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(ep.CACert) {
-			return errors.New("no certificate found in the CA bundle")
-		}
-		tlsConf.RootCAs = pool
+	tlsConf, err := endpointTLS(ep)
+	if err != nil {
+		return err
 	}
 	dial := t.dial
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	if t.krb != nil {
+		if !ep.HTTPS {
+			tlsConf = nil
+		}
+		t.kerb = &krbHTTP{
+			url: t.url, host: addr, addr: addr, spn: t.spn, login: t.krb, dial: dial, tls: tlsConf,
+			timeout: ep.Timeout, maxBody: t.maxBody,
+		}
+		return nil
 	}
 	var rt http.RoundTripper = &http.Transport{
 		Proxy:                 nil,
@@ -232,6 +238,20 @@ func (t *transport) Transport(ep *winrm.Endpoint) error {
 	}
 	t.httpClient = &http.Client{Transport: rt}
 	return nil
+}
+
+// endpointTLS is the TLS configuration of the endpoint: TLS 1.2 or later, the CAs of
+// the bundle (else the system's), the configured server name (else the address).
+func endpointTLS(ep *winrm.Endpoint) (*tls.Config, error) {
+	tlsConf := &tls.Config{ServerName: ep.TLSServerName, InsecureSkipVerify: ep.Insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // explicit opt-in only
+	if len(ep.CACert) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ep.CACert) {
+			return nil, errors.New("no certificate found in the CA bundle")
+		}
+		tlsConf.RootCAs = pool
+	}
+	return tlsConf, nil
 }
 
 // refuseBasic is the RoundTripper under go-ntlmssp's Negotiator: a request carrying an
@@ -255,6 +275,9 @@ func (t *transport) close() {
 	if t.sealed != nil {
 		t.sealed.close()
 	}
+	if t.kerb != nil {
+		t.kerb.close()
+	}
 	if t.httpClient != nil {
 		t.httpClient.CloseIdleConnections()
 	}
@@ -272,8 +295,8 @@ func (t *transport) Post(c *winrm.Client, msg *soap.SoapMessage) (string, error)
 	switch {
 	case t.sealed != nil:
 		body, err = t.sealed.Post(ctx, reqText)
-	case t.inner != nil:
-		body, err = t.postInner(ctx, c, msg)
+	case t.kerb != nil:
+		body, err = t.kerb.Post(ctx, reqText)
 	default:
 		body, err = t.postHTTP(ctx, reqText)
 	}
@@ -306,51 +329,22 @@ func (t *transport) postHTTP(ctx context.Context, reqText string) (string, error
 	if int64(len(b)) > t.maxBody {
 		return "", fmt.Errorf("%w: response larger than %d bytes", ErrProtocol, t.maxBody)
 	}
-	ct := resp.Header.Get("Content-Type")
-	if resp.StatusCode != http.StatusOK {
-		if f := parseFault(string(b), resp.StatusCode); f != nil {
+	return soapAnswer(resp.StatusCode, resp.Header.Get("Content-Type"), b)
+}
+
+// soapAnswer is the SOAP text of an answer: a 200 of type application/soap+xml; the
+// fault of any other status, else an *HTTPError.
+func soapAnswer(status int, contentType string, body []byte) (string, error) {
+	if status != http.StatusOK {
+		if f := parseFault(string(body), status); f != nil {
 			return "", f
 		}
-		return "", &HTTPError{Status: resp.StatusCode, ContentType: ct}
+		return "", &HTTPError{Status: status, ContentType: contentType}
 	}
-	if !strings.Contains(ct, "application/soap+xml") {
-		return "", &HTTPError{Status: resp.StatusCode, ContentType: ct}
+	if !strings.Contains(contentType, "application/soap+xml") {
+		return "", &HTTPError{Status: status, ContentType: contentType}
 	}
-	return string(b), nil
-}
-
-// postInner runs the library transporter (Kerberos), which takes no context, under
-// ctx: on cancellation the call is abandoned (it ends at the HTTP timeout).
-func (t *transport) postInner(ctx context.Context, c *winrm.Client, msg *soap.SoapMessage) (string, error) {
-	type result struct {
-		body string
-		err  error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		b, err := t.inner.Post(c, msg)
-		ch <- result{b, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			// Kerberos reports non-200 answers as an error quoting the body.
-			if f := parseFault(faultFragment(r.err.Error()), 500); f != nil {
-				return "", f
-			}
-			return "", r.err
-		}
-		return r.body, nil
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-}
-
-func faultFragment(s string) string {
-	if i := strings.Index(s, "<s:Envelope"); i >= 0 {
-		return s[i:]
-	}
-	return s
+	return string(body), nil
 }
 
 // streamWithData matches an output stream element carrying data.
@@ -388,14 +382,14 @@ func (t *transport) checkBody(ctx context.Context, reqText, body string, status 
 // Classify maps an error of a WinRM collection to its failure class. It is the ONE
 // place that interprets errors, including masterzen/winrm's untyped ones by their text:
 //   - "http response error: 401 - invalid content type" (clientRequest.Post: a 401 has
-//     no SOAP content type), "http error 401" (masterzen's NTLM encryption handshake,
-//     no longer used by rdsaudit) and "request returned: 401" (Kerberos) are
-//     authentication failures;
+//     no SOAP content type), "http error 401" (masterzen's NTLM encryption handshake)
+//     and "request returned: 401" (masterzen's Kerberos) are authentication failures
+//     (the last two are no longer used by rdsaudit);
 //   - "Command has already been closed" with no other cause means a refused Create
 //     slipped through (protocol fault);
-//   - Kerberos (gokrb5 under masterzen's ClientKerberos) flattens the KDC's refusal of
-//     the logon into text: the KRB-ERROR names in krbAuthErrors are authentication
-//     failures (a failed logon at the KDC, counted for lockout like a 401).
+//   - gokrb5 flattens the KDC's refusal of a logon into text: the KRB-ERROR names in
+//     krbAuthErrors are authentication failures (a failed logon at the KDC, counted
+//     for lockout like a 401; winrm_kerberos.go also wraps them in ErrAuth).
 func Classify(err error) FailureClass {
 	if err == nil {
 		return ""
