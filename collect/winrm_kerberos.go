@@ -39,7 +39,6 @@ package collect
 // connection with a ticket (the request was not processed).
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -49,7 +48,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jcmturner/gokrb5/v8/client"
@@ -300,29 +298,20 @@ type krbHTTP struct {
 	timeout time.Duration
 	maxBody int64
 
-	mu     sync.Mutex
-	idle   []*krbConn // authenticated connections
-	closed bool
+	pool connPool[*pooledConn] // authenticated connections
 }
-
-type krbConn struct {
-	conn   net.Conn
-	br     *bufio.Reader
-	idleAt time.Time
-}
-
-func (c *krbConn) close() { _ = c.conn.Close() }
 
 // Post sends one SOAP request and returns the answer of a 200, or the fault / HTTP
 // error.
 func (t *krbHTTP) Post(ctx context.Context, reqText string) (string, error) {
 	for try := 0; ; try++ {
-		var c *krbConn
+		var c *pooledConn
+		ok := false
 		if try == 0 {
-			c = t.idleConn()
+			c, ok = t.pool.get()
 		}
 		auth := ""
-		if c == nil {
+		if !ok {
 			// A new connection: its first request carries the ticket, obtained before
 			// dialing (a refused logon opens no connection).
 			var err error
@@ -350,33 +339,14 @@ func (t *krbHTTP) Post(ctx context.Context, reqText string) (string, error) {
 			}
 			return "", fmt.Errorf("kerberos: the listener refused the service ticket for %s: %w", t.spn, &HTTPError{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type")})
 		}
-		t.put(c, resp)
+		t.pool.put(c, resp)
 		return soapAnswer(resp.StatusCode, resp.Header.Get("Content-Type"), body)
-	}
-}
-
-// idleConn takes an idle authenticated connection that is still usable, or nil.
-func (t *krbHTTP) idleConn() *krbConn {
-	for {
-		t.mu.Lock()
-		n := len(t.idle)
-		if n == 0 || t.closed {
-			t.mu.Unlock()
-			return nil
-		}
-		c := t.idle[n-1]
-		t.idle = t.idle[:n-1]
-		t.mu.Unlock()
-		if connAlive(c.conn, c.br, c.idleAt) {
-			return c
-		}
-		c.close()
 	}
 }
 
 // connect dials the listener through our dialer and, over HTTPS, completes the TLS
 // handshake under ctx.
-func (t *krbHTTP) connect(ctx context.Context) (*krbConn, error) {
+func (t *krbHTTP) connect(ctx context.Context) (*pooledConn, error) {
 	nc, err := t.dial(ctx, "tcp", t.addr)
 	if err != nil {
 		return nil, err
@@ -401,28 +371,9 @@ func (t *krbHTTP) connect(ctx context.Context) (*krbConn, error) {
 		}
 		nc = tc
 	}
-	return &krbConn{conn: nc, br: bufio.NewReader(nc)}, nil
-}
-
-// put returns an authenticated connection to the pool when its answer allows it.
-func (t *krbHTTP) put(c *krbConn, resp *http.Response) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed || resp.Close {
-		c.close()
-		return
-	}
-	c.idleAt = time.Now()
-	t.idle = append(t.idle, c)
+	c := newPooledConn(nc)
+	return &c, nil
 }
 
 // close closes the idle connections; connections in use are closed when returned.
-func (t *krbHTTP) close() {
-	t.mu.Lock()
-	idle := t.idle
-	t.idle, t.closed = nil, true
-	t.mu.Unlock()
-	for _, c := range idle {
-		c.close()
-	}
-}
+func (t *krbHTTP) close() { t.pool.close() }

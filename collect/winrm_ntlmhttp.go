@@ -60,8 +60,6 @@ const (
 	encContentType = `multipart/encrypted;protocol="` + encProtocol + `";boundary="Encrypted Boundary"`
 	encBoundary    = "--Encrypted Boundary"
 	soapType       = "application/soap+xml;charset=UTF-8"
-	// idleConnTTL bounds how long an authenticated connection waits in the pool.
-	idleConnTTL = 30 * time.Second
 )
 
 // NTLM negotiate flags required for message encryption (MS-NLMP 2.2.2.5).
@@ -92,13 +90,12 @@ type ntlmHTTP struct {
 	maxBody    int64
 	logonToken chan struct{} // one handshake at a time until a logon succeeded
 
+	pool     connPool[*ntlmConn]
 	mu       sync.Mutex
-	idle     []*ntlmConn
 	scheme   string // "Negotiate" or "NTLM", once the listener's 401 was read
 	loggedOn bool   // a logon succeeded in this host attempt
 	logonErr error  // a logon failed: no other AUTHENTICATE is sent
-	closed   bool
-	logons   int // AUTHENTICATE messages sent (tests)
+	logons   int    // AUTHENTICATE messages sent (tests)
 }
 
 // splitNTLMUser returns the user and domain fields of the AUTHENTICATE_MESSAGE:
@@ -128,31 +125,8 @@ func newNTLMHTTP(url, addr, user, pass string, dial func(ctx context.Context, ne
 
 // ntlmConn is one TCP connection and, once authenticated, its security context.
 type ntlmConn struct {
-	conn    net.Conn
-	br      *bufio.Reader
+	pooledConn
 	session *ntlmssp.SecuritySession
-	idleAt  time.Time
-}
-
-func (c *ntlmConn) close() { _ = c.conn.Close() }
-
-// alive reports whether an idle connection can carry a request.
-func (c *ntlmConn) alive() bool { return connAlive(c.conn, c.br, c.idleAt) }
-
-// connAlive reports whether an idle connection can carry a request: it has not idled
-// longer than idleConnTTL, and the listener has not closed it nor sent anything unasked.
-func connAlive(conn net.Conn, br *bufio.Reader, idleAt time.Time) bool {
-	if time.Since(idleAt) > idleConnTTL {
-		return false
-	}
-	if br.Buffered() > 0 {
-		return false
-	}
-	_ = conn.SetReadDeadline(time.Now())
-	_, err := br.Peek(1)
-	_ = conn.SetReadDeadline(time.Time{})
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // exchange sends req on c and reads the whole answer (see roundTrip).
@@ -265,7 +239,7 @@ func (t *ntlmHTTP) Post(ctx context.Context, reqText string) (string, error) {
 		c.close()
 		return "", err
 	}
-	t.put(c, resp)
+	t.pool.put(c, resp)
 	if resp.StatusCode != http.StatusOK {
 		if f := parseFault(string(plain), resp.StatusCode); f != nil {
 			return "", f
@@ -273,18 +247,6 @@ func (t *ntlmHTTP) Post(ctx context.Context, reqText string) (string, error) {
 		return "", &HTTPError{Status: resp.StatusCode, ContentType: ct}
 	}
 	return string(plain), nil
-}
-
-// put returns a connection to the pool when its answer allows it.
-func (t *ntlmHTTP) put(c *ntlmConn, resp *http.Response) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed || resp.Close {
-		c.close()
-		return
-	}
-	c.idleAt = time.Now()
-	t.idle = append(t.idle, c)
 }
 
 // conn returns an authenticated connection: an idle one, else a new one.
@@ -296,22 +258,14 @@ func (t *ntlmHTTP) conn(ctx context.Context) (*ntlmConn, error) {
 			t.mu.Unlock()
 			return nil, err
 		}
-		if t.closed {
-			t.mu.Unlock()
-			return nil, errors.New("ntlm transport closed")
-		}
-		if n := len(t.idle); n > 0 {
-			c := t.idle[n-1]
-			t.idle = t.idle[:n-1]
-			t.mu.Unlock()
-			if c.alive() {
-				return c, nil
-			}
-			c.close()
-			continue
-		}
 		loggedOn := t.loggedOn
 		t.mu.Unlock()
+		if t.pool.isClosed() {
+			return nil, errors.New("ntlm transport closed")
+		}
+		if c, ok := t.pool.get(); ok {
+			return c, nil
+		}
 		if loggedOn {
 			return t.logon(ctx)
 		}
@@ -322,8 +276,9 @@ func (t *ntlmHTTP) conn(ctx context.Context) (*ntlmConn, error) {
 			return nil, ctx.Err()
 		}
 		t.mu.Lock()
-		again := t.loggedOn || t.logonErr != nil || len(t.idle) > 0
+		again := t.loggedOn || t.logonErr != nil
 		t.mu.Unlock()
+		again = again || t.pool.hasIdle()
 		if again {
 			<-t.logonToken
 			continue
@@ -375,7 +330,7 @@ func (t *ntlmHTTP) logon(ctx context.Context) (_ *ntlmConn, err error) {
 		if err != nil {
 			return nil, err
 		}
-		return &ntlmConn{conn: nc, br: bufio.NewReader(nc)}, nil
+		return &ntlmConn{pooledConn: newPooledConn(nc)}, nil
 	}
 	c, err := dial()
 	if err != nil {
@@ -448,7 +403,7 @@ func (t *ntlmHTTP) logon(ctx context.Context) (_ *ntlmConn, err error) {
 	// The AUTHENTICATE: the one logon attempt. From here on, any failure before a
 	// logon succeeded is final for this host attempt.
 	t.mu.Lock()
-	if t.logonErr != nil || t.closed {
+	if t.logonErr != nil || t.pool.isClosed() {
 		err := t.logonErr
 		t.mu.Unlock()
 		if err == nil {
@@ -495,15 +450,7 @@ func (t *ntlmHTTP) logon(ctx context.Context) (_ *ntlmConn, err error) {
 }
 
 // close closes the idle connections; connections in use are closed when returned.
-func (t *ntlmHTTP) close() {
-	t.mu.Lock()
-	idle := t.idle
-	t.idle, t.closed = nil, true
-	t.mu.Unlock()
-	for _, c := range idle {
-		c.close()
-	}
-}
+func (t *ntlmHTTP) close() { t.pool.close() }
 
 func isEncrypted(contentType string) bool {
 	ct := strings.ToLower(contentType)
