@@ -1,9 +1,7 @@
 package report
 
 import (
-	"bytes"
 	"context"
-	"encoding/csv"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/rdsaudit/rdsaudit/collect"
 	"github.com/rdsaudit/rdsaudit/rules"
+	"github.com/rdsaudit/rdsaudit/samples"
 )
 
 // sampleClock is the demo fleet's fixed clock (samples/README.md).
@@ -23,27 +22,12 @@ var sampleClock = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 func sampleReport(t *testing.T) (*Report, []*collect.Evidence) {
 	t.Helper()
 	dir := filepath.Join("..", "samples")
-	fl, err := collect.LoadFleet(filepath.Join(dir, "fleet"))
-	if err != nil {
-		t.Fatalf("load fleet: %v", err)
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "inventory.csv"))
+	evs, err := samples.Evidence(dir, sampleClock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var evs []*collect.Evidence
 	var facts []*collect.Facts
-	for _, row := range recs[1:] {
-		ev := fl[strings.ToLower(row[0])]
-		if ev == nil {
-			ref := collect.HostRef{Name: row[0], Group: row[4], Roles: strings.Split(row[3], ";")}
-			ev = collect.NewFailure(ref, "snapshot", sampleClock, collect.StatusFailed, collect.FailNoEvidence, "no evidence file for "+row[0])
-		}
-		evs = append(evs, ev)
+	for _, ev := range evs {
 		facts = append(facts, collect.Interpret(ev))
 	}
 	rs, err := rules.LoadRuleSet(filepath.Join(dir, "rules.yaml"))

@@ -2,16 +2,15 @@ package rules
 
 import (
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/samples"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -24,31 +23,13 @@ var sampleClock = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 func evaluateSamples(t *testing.T) *Evaluation {
 	t.Helper()
 	dir := filepath.Join("..", "samples")
-	fl, err := collect.LoadFleet(filepath.Join(dir, "fleet"))
-	if err != nil {
-		t.Fatalf("load fleet: %v", err)
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "inventory.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	evs, err := samples.Evidence(dir, sampleClock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var hosts []*collect.Facts
-	for _, row := range rows[1:] {
-		name := row[0]
-		ev := fl[strings.ToLower(name)]
-		if ev == nil {
-			ref := collect.HostRef{Name: name, Group: row[4], Roles: strings.Split(row[3], ";")}
-			ev = collect.NewFailure(ref, "snapshot", sampleClock, collect.StatusFailed, collect.FailNoEvidence, "no evidence file for "+name)
-		}
-		delete(fl, strings.ToLower(name))
+	for _, ev := range evs {
 		hosts = append(hosts, collect.Interpret(ev))
-	}
-	for name := range fl {
-		t.Errorf("evidence for %s, which is not in the inventory", name)
 	}
 	rs, err := LoadRuleSet(filepath.Join(dir, "rules.yaml"))
 	if err != nil {

@@ -4,11 +4,18 @@
 package samples
 
 import (
+	"bytes"
 	"embed"
+	"encoding/csv"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rdsaudit/rdsaudit/collect"
 )
 
 //go:embed config.yaml inventory.csv rules.yaml entitlements.csv fleet
@@ -38,4 +45,43 @@ func Extract(dir string) (string, error) {
 		return "", fmt.Errorf("extract samples to %s: %w", dir, err)
 	}
 	return filepath.Join(dir, "config.yaml"), nil
+}
+
+// Evidence loads the sample fleet in inventory order as the rule and report tests use
+// it: each inventory host's evidence from dir/fleet (collect.LoadFleet), and a
+// no_evidence failure stamped now for an inventory host without files. Evidence files
+// of hosts missing from the inventory are an error.
+func Evidence(dir string, now time.Time) ([]*collect.Evidence, error) {
+	fl, err := collect.LoadFleet(filepath.Join(dir, "fleet"))
+	if err != nil {
+		return nil, fmt.Errorf("load fleet: %w", err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "inventory.csv"))
+	if err != nil {
+		return nil, err
+	}
+	rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "inventory.csv"), err)
+	}
+	var evs []*collect.Evidence
+	for _, row := range rows[1:] {
+		name := row[0]
+		ev := fl[strings.ToLower(name)]
+		if ev == nil {
+			ref := collect.HostRef{Name: name, Group: row[4], Roles: strings.Split(row[3], ";")}
+			ev = collect.NewFailure(ref, "snapshot", now, collect.StatusFailed, collect.FailNoEvidence, "no evidence file for "+name)
+		}
+		delete(fl, strings.ToLower(name))
+		evs = append(evs, ev)
+	}
+	if len(fl) > 0 {
+		var extra []string
+		for name := range fl {
+			extra = append(extra, name)
+		}
+		sort.Strings(extra)
+		return nil, fmt.Errorf("evidence for %s, which the inventory does not list", strings.Join(extra, ", "))
+	}
+	return evs, nil
 }
