@@ -89,17 +89,7 @@ func kerberosCollector(t testing.TB, env *krbEnv, user, password string, opts co
 	if opts.KrbSPN == "" {
 		opts.KrbSPN = krbSPN
 	}
-	if opts.RetryBackoff == 0 {
-		opts.RetryBackoff = 5 * time.Millisecond
-	}
-	if opts.HostTimeout == 0 {
-		opts.HostTimeout = 20 * time.Second
-	}
-	c, err := collect.NewWinRMCollector(opts, collect.CredentialMap{"*": {Name: "lab", Username: user, Password: password}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return labCollector(t, user, password, opts)
 }
 
 // TestWinRMKerberosCollected: the collector logs on at the KDC, presents a service

@@ -59,17 +59,7 @@ func ntlmCollector(t testing.TB, env *testEnv, user, password string, opts colle
 	opts.Auth = collect.AuthNTLM
 	opts.Scheme = "https"
 	opts.CAPEM = env.fleet.CACertPEM()
-	if opts.RetryBackoff == 0 {
-		opts.RetryBackoff = 5 * time.Millisecond
-	}
-	if opts.HostTimeout == 0 {
-		opts.HostTimeout = 20 * time.Second
-	}
-	c, err := collect.NewWinRMCollector(opts, collect.CredentialMap{"*": {Name: "lab", Username: user, Password: password}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return labCollector(t, user, password, opts)
 }
 
 // TestWinRMNTLMCollected: the default auth collects a host over HTTPS, through a real
@@ -244,17 +234,7 @@ func ntlmHTTPCollector(t testing.TB, user, password string) *collect.WinRMCollec
 func ntlmHTTPCollectorOpts(t testing.TB, user, password string, opts collect.WinRMOptions) *collect.WinRMCollector {
 	t.Helper()
 	opts.Scheme, opts.Auth = "http", collect.AuthNTLM
-	if opts.RetryBackoff == 0 {
-		opts.RetryBackoff = 5 * time.Millisecond
-	}
-	if opts.HostTimeout == 0 {
-		opts.HostTimeout = 20 * time.Second
-	}
-	c, err := collect.NewWinRMCollector(opts, collect.CredentialMap{"*": {Name: "lab", Username: user, Password: password}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return labCollector(t, user, password, opts)
 }
 
 // soapRequests counts the SOAP requests a fleet served.
@@ -570,4 +550,21 @@ func TestNTLMHTTPConcurrentRequests(t *testing.T) {
 	if fails := env.fleet.NTLMFailures(); logons != 1 || len(fails) != 1 {
 		t.Errorf("wrong password: %d AUTHENTICATE sent, failed logons %+v; want exactly one", logons, fails)
 	}
+}
+
+// labCollector is a collector with the test credential "lab" (user, password), quick
+// retries and a host deadline that a hung test host reaches in bounded time.
+func labCollector(t testing.TB, user, password string, opts collect.WinRMOptions) *collect.WinRMCollector {
+	t.Helper()
+	if opts.RetryBackoff == 0 {
+		opts.RetryBackoff = 5 * time.Millisecond
+	}
+	if opts.HostTimeout == 0 {
+		opts.HostTimeout = 20 * time.Second
+	}
+	c, err := collect.NewWinRMCollector(opts, collect.CredentialMap{"*": {Name: "lab", Username: user, Password: password}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
