@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rdsaudit/rdsaudit/collect/winrm"
+	"github.com/rdsaudit/rdsaudit/evidence"
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
 )
@@ -43,7 +45,7 @@ type FleetOptions struct {
 // exactly one Evidence: a collector that panics yields an internal failure for that host;
 // after ctx is canceled, hosts not yet started get a canceled failure. RunFleet returns
 // when every host was emitted.
-func RunFleet(ctx context.Context, c Collector, hosts []HostRef, opts FleetOptions, emit func(*Evidence)) {
+func RunFleet(ctx context.Context, c Collector, hosts []evidence.HostRef, opts FleetOptions, emit func(*evidence.Evidence)) {
 	n := opts.Concurrency
 	if n <= 0 {
 		n = DefaultConcurrency
@@ -53,9 +55,9 @@ func RunFleet(ctx context.Context, c Collector, hosts []HostRef, opts FleetOptio
 	}
 	name := opts.Collector
 	if name == "" {
-		name = CollectorWinRM
+		name = winrm.CollectorWinRM
 	}
-	results := make(chan *Evidence)
+	results := make(chan *evidence.Evidence)
 	var emitWG sync.WaitGroup
 	emitWG.Add(1)
 	go func() {
@@ -76,11 +78,11 @@ func RunFleet(ctx context.Context, c Collector, hosts []HostRef, opts FleetOptio
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
-			results <- NewFailure(h, name, opts.Now(), StatusFailed, FailCanceled, fmt.Sprintf("collect %s: not started: %v", h.Name, ctx.Err()))
+			results <- evidence.NewFailure(h, name, opts.Now(), evidence.StatusFailed, evidence.FailCanceled, fmt.Sprintf("collect %s: not started: %v", h.Name, ctx.Err()))
 			continue
 		}
 		wg.Add(1)
-		go func(h HostRef) {
+		go func(h evidence.HostRef) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			start := opts.Now()
@@ -95,7 +97,7 @@ func RunFleet(ctx context.Context, c Collector, hosts []HostRef, opts FleetOptio
 	emitWG.Wait()
 }
 
-func failureClass(ev *Evidence) string {
+func failureClass(ev *evidence.Evidence) string {
 	if ev.Failure == nil {
 		return ""
 	}
@@ -105,16 +107,16 @@ func failureClass(ev *Evidence) string {
 // safeCollect runs c.Collect, turning a panic or a nil result into an internal
 // failure. A panic's stack goes to the log only: the failure message ends up in
 // report.json, the workbook and the evidence, which must not carry stack traces.
-func safeCollect(ctx context.Context, c Collector, h HostRef, name string, start time.Time, log zerolog.Logger) (ev *Evidence) {
+func safeCollect(ctx context.Context, c Collector, h evidence.HostRef, name string, start time.Time, log zerolog.Logger) (ev *evidence.Evidence) {
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error().Str("host", h.Name).Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).Msg("collector panicked")
-			ev = NewFailure(h, name, start, StatusFailed, FailInternal, fmt.Sprintf("collect %s: collector panicked: %v", h.Name, r))
+			ev = evidence.NewFailure(h, name, start, evidence.StatusFailed, evidence.FailInternal, fmt.Sprintf("collect %s: collector panicked: %v", h.Name, r))
 		}
 	}()
 	ev = c.Collect(ctx, h)
 	if ev == nil {
-		ev = NewFailure(h, name, start, StatusFailed, FailInternal, fmt.Sprintf("collect %s: collector returned no evidence", h.Name))
+		ev = evidence.NewFailure(h, name, start, evidence.StatusFailed, evidence.FailInternal, fmt.Sprintf("collect %s: collector returned no evidence", h.Name))
 	}
 	return ev
 }
@@ -127,12 +129,12 @@ type progress struct {
 
 func newProgress(w io.Writer, total int) *progress { return &progress{w: w, total: total} }
 
-func (p *progress) add(ev *Evidence) {
+func (p *progress) add(ev *evidence.Evidence) {
 	if p.w == nil {
 		return
 	}
 	p.n++
-	if ev.Status == StatusCollected {
+	if ev.Status == evidence.StatusCollected {
 		p.ok++
 	} else {
 		p.bad++

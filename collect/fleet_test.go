@@ -13,12 +13,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
-func fleetHosts(n int) []collect.HostRef {
-	hosts := make([]collect.HostRef, n)
+func fleetHosts(n int) []evidence.HostRef {
+	hosts := make([]evidence.HostRef, n)
 	for i := range hosts {
-		hosts[i] = collect.HostRef{Name: fmt.Sprintf("h%03d", i)}
+		hosts[i] = evidence.HostRef{Name: fmt.Sprintf("h%03d", i)}
 	}
 	return hosts
 }
@@ -27,7 +28,7 @@ func TestRunFleetEveryHostOnceAndBounded(t *testing.T) {
 	const n, limit = 100, 7
 	var inFlight, maxSeen atomic.Int64
 	release := make(chan struct{})
-	c := collect.CollectorFunc(func(ctx context.Context, h collect.HostRef) *collect.Evidence {
+	c := collect.CollectorFunc(func(ctx context.Context, h evidence.HostRef) *evidence.Evidence {
 		cur := inFlight.Add(1)
 		for {
 			m := maxSeen.Load()
@@ -45,13 +46,13 @@ func TestRunFleetEveryHostOnceAndBounded(t *testing.T) {
 		case "h014":
 			return nil
 		}
-		return &collect.Evidence{Schema: collect.EvidenceSchema, Host: h, Status: collect.StatusCollected}
+		return &evidence.Evidence{Schema: evidence.EvidenceSchema, Host: h, Status: evidence.StatusCollected}
 	})
 	seen := map[string]int{}
 	var order []string
 	var progress, logs bytes.Buffer
 	log := zerolog.New(zerolog.SyncWriter(&logs))
-	collect.RunFleet(context.Background(), c, fleetHosts(n), collect.FleetOptions{Concurrency: limit, Progress: &progress, Logger: log}, func(ev *collect.Evidence) {
+	collect.RunFleet(context.Background(), c, fleetHosts(n), collect.FleetOptions{Concurrency: limit, Progress: &progress, Logger: log}, func(ev *evidence.Evidence) {
 		seen[ev.Host.Name]++
 		order = append(order, ev.Host.Name)
 		if len(order) == n-1 {
@@ -59,7 +60,7 @@ func TestRunFleetEveryHostOnceAndBounded(t *testing.T) {
 		}
 		switch ev.Host.Name {
 		case "h013", "h014":
-			if ev.Status != collect.StatusFailed || ev.Failure.Class != collect.FailInternal {
+			if ev.Status != evidence.StatusFailed || ev.Failure.Class != evidence.FailInternal {
 				t.Errorf("%s: want internal failure, got %+v", ev.Host.Name, ev.Failure)
 			}
 		}
@@ -97,19 +98,19 @@ func TestRunFleetCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var started sync.WaitGroup
 	started.Add(2)
-	c := collect.CollectorFunc(func(ctx context.Context, h collect.HostRef) *collect.Evidence {
+	c := collect.CollectorFunc(func(ctx context.Context, h evidence.HostRef) *evidence.Evidence {
 		started.Done()
 		<-ctx.Done()
-		return collect.NewFailure(h, "test", time.Now(), collect.StatusFailed, collect.FailCanceled, "canceled in flight")
+		return evidence.NewFailure(h, "test", time.Now(), evidence.StatusFailed, evidence.FailCanceled, "canceled in flight")
 	})
 	go func() { started.Wait(); cancel() }()
-	got := map[string]*collect.Evidence{}
-	collect.RunFleet(ctx, c, fleetHosts(10), collect.FleetOptions{Concurrency: 2}, func(ev *collect.Evidence) { got[ev.Host.Name] = ev })
+	got := map[string]*evidence.Evidence{}
+	collect.RunFleet(ctx, c, fleetHosts(10), collect.FleetOptions{Concurrency: 2}, func(ev *evidence.Evidence) { got[ev.Host.Name] = ev })
 	if len(got) != 10 {
 		t.Fatalf("%d hosts emitted, want 10", len(got))
 	}
 	for name, ev := range got {
-		if ev.Status != collect.StatusFailed || ev.Failure.Class != collect.FailCanceled {
+		if ev.Status != evidence.StatusFailed || ev.Failure.Class != evidence.FailCanceled {
 			t.Errorf("%s: %s %+v", name, ev.Status, ev.Failure)
 		}
 	}

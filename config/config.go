@@ -19,7 +19,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/collect/winrm"
+	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
 // Enumerations accepted by the configuration.
@@ -45,7 +46,7 @@ const (
 	// OperationTimeout, Parameters.Timeout) to get the HTTP timeout per POST
 	// (Endpoint.Timeout). The HTTP timeout must outlast the operation timeout, or a
 	// Receive that the server is legitimately holding open is cut off as a network error.
-	HTTPTimeoutMargin = collect.HTTPTimeoutMargin
+	HTTPTimeoutMargin = winrm.HTTPTimeoutMargin
 
 	// DefaultConcurrency is how many hosts are collected at once. 16 keeps the burst of
 	// NTLM/Kerberos authentications against domain controllers and of WMI queries
@@ -61,7 +62,7 @@ const (
 )
 
 // Roles are the valid inventory roles, in documentation order.
-var Roles = []string{collect.RoleSessionHost, collect.RoleLicenseServer, collect.RoleClient}
+var Roles = []string{evidence.RoleSessionHost, evidence.RoleLicenseServer, evidence.RoleClient}
 
 // LogLevels are the accepted values of log.level.
 var LogLevels = []string{"trace", "debug", "info", "warn", "error"}
@@ -130,8 +131,8 @@ type location struct {
 }
 
 // Ref returns the host as the evidence model names it.
-func (h Host) Ref() collect.HostRef {
-	return collect.HostRef{
+func (h Host) Ref() evidence.HostRef {
+	return evidence.HostRef{
 		Name: h.Name, Address: h.Address, Port: h.Port, Group: h.Group,
 		Roles: append([]string(nil), h.Roles...), Tags: append([]string(nil), h.Tags...),
 	}
@@ -253,7 +254,7 @@ func defaults(dir string) map[string]any {
 		"collection.retry_backoff":        2 * time.Second,
 		"collection.auth_failure_limit":   3,
 		"collection.max_output_bytes":     int64(64 << 20),
-		"collection.max_issued_licenses":  collect.DefaultMaxIssued,
+		"collection.max_issued_licenses":  winrm.DefaultMaxIssued,
 		"rules_file":                      "",
 		"entitlements_file":               "",
 		"output_dir":                      filepath.Join(dir, "out"),

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/collect/winrm"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
@@ -196,8 +196,8 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("collection defaults = %+v", c)
 	}
 	// One default for the issued-licence bound: config's is the collector's.
-	if c.MaxIssuedLicenses != collect.DefaultMaxIssued {
-		t.Errorf("max_issued_licenses default %d, collect.DefaultMaxIssued %d", c.MaxIssuedLicenses, collect.DefaultMaxIssued)
+	if c.MaxIssuedLicenses != winrm.DefaultMaxIssued {
+		t.Errorf("max_issued_licenses default %d, collect.DefaultMaxIssued %d", c.MaxIssuedLicenses, winrm.DefaultMaxIssued)
 	}
 	tr := cfg.Transport
 	if tr.Scheme != SchemeHTTPS || tr.Auth != AuthNTLM || tr.EffectivePort() != 5986 || tr.Kerberos.Krb5Conf != "/etc/krb5.conf" {

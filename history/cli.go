@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -242,7 +242,7 @@ func (s *Store) HostTimeline(ctx context.Context, w io.Writer, host string) erro
 				status = map[bool]string{true: "collected", false: "not collected"}[sn.Collected]
 			}
 			if sn.Collected {
-				mode, src, grace, written = collect.ModeName(sn.Mode), sn.ModeSource, intStr(sn.GraceDays), timeStr(sn.GraceKeyWritten)
+				mode, src, grace, written = facts.ModeName(sn.Mode), sn.ModeSource, intStr(sn.GraceDays), timeStr(sn.GraceKeyWritten)
 			}
 		}
 		var fs []string
@@ -428,7 +428,7 @@ func modeStr(m *int64) string {
 	if m == nil {
 		return ""
 	}
-	return collect.ModeName(m)
+	return facts.ModeName(m)
 }
 
 // Diff prints what changed from run A to run B: new, resolved and changed findings,

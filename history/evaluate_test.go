@@ -5,15 +5,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
 // expectRule runs the rule engine over one host's current facts with the history loaded
 // from the store and asserts the rule's outcome for that host.
-func expectRule(t *testing.T, ruleID string, want rules.Outcome, h rules.History, now time.Time, cur *collect.Facts) {
+func expectRule(t *testing.T, ruleID string, want rules.Outcome, h rules.History, now time.Time, cur *facts.Facts) {
 	t.Helper()
-	ev := rules.Evaluate(rules.Input{Now: now, Hosts: []*collect.Facts{cur}, History: h})
+	ev := rules.Evaluate(rules.Input{Now: now, Hosts: []*facts.Facts{cur}, History: h})
 	for _, r := range ev.Results {
 		if r.RuleID == ruleID && r.Subject.Name == cur.Host.Name {
 			if r.Outcome != want {
@@ -40,9 +40,9 @@ func TestMonthlyPipelineWithRules(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		hosts := []*collect.Facts{
-			facts("RDSH07", 4, saw[i], now.AddDate(0, 0, -3), fmt.Sprint("tb", i)),
-			facts("RDSH01", 4, one[i], month(0).AddDate(0, 0, -108), "one"),
+		hosts := []*facts.Facts{
+			hostFacts("RDSH07", 4, saw[i], now.AddDate(0, 0, -3), fmt.Sprint("tb", i)),
+			hostFacts("RDSH01", 4, one[i], month(0).AddDate(0, 0, -108), "one"),
 		}
 		ev := rules.Evaluate(rules.Input{Now: now, Hosts: hosts, History: h})
 		drift := runPipeline(t, s, fmt.Sprintf("R%d", i+1), now, hosts, ev.Results)

@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -28,23 +29,23 @@ func i64(v int64) *int64 { return &v }
 
 func tp(t time.Time) *time.Time { return &t }
 
-// facts builds a collected session host's facts.
-func facts(name string, mode int64, days int64, keyWritten time.Time, tbHash string) *collect.Facts {
+// hostFacts builds a collected session host's facts.
+func hostFacts(name string, mode int64, days int64, keyWritten time.Time, tbHash string) *facts.Facts {
 	yes := true
-	f := &collect.Facts{Host: collect.HostRef{Name: name, Group: "rdsh", Roles: []string{collect.RoleSessionHost}},
-		Status: collect.StatusCollected, AppServer: &yes}
-	f.Mode = collect.ModeFacts{Known: true, Policy: i64(mode), Effective: i64(mode), EffectiveSource: collect.SourcePolicy}
-	f.LicenseServers = collect.LSFacts{Known: true, Effective: []string{"ls01.corp.example"}, Source: collect.SourcePolicy}
-	f.Grace = collect.GraceFacts{DaysLeft: i64(days), MethodCalled: true, KeyKnown: true, KeyExists: true,
-		KeyWritten: tp(keyWritten), Timebomb: &collect.RegValue{Name: collect.ValTimebomb, SHA256: tbHash}}
+	f := &facts.Facts{Host: evidence.HostRef{Name: name, Group: "rdsh", Roles: []string{evidence.RoleSessionHost}},
+		Status: evidence.StatusCollected, AppServer: &yes}
+	f.Mode = facts.ModeFacts{Known: true, Policy: i64(mode), Effective: i64(mode), EffectiveSource: facts.SourcePolicy}
+	f.LicenseServers = facts.LSFacts{Known: true, Effective: []string{"ls01.corp.example"}, Source: facts.SourcePolicy}
+	f.Grace = facts.GraceFacts{DaysLeft: i64(days), MethodCalled: true, KeyKnown: true, KeyExists: true,
+		KeyWritten: tp(keyWritten), Timebomb: &evidence.RegValue{Name: evidence.ValTimebomb, SHA256: tbHash}}
 	inst := time.Date(2023, 3, 1, 0, 0, 0, 0, time.UTC)
-	f.OS = collect.OSFacts{Known: true, Build: "20348", Version: "10.0.20348", Release: "2022", InstallDate: &inst}
+	f.OS = facts.OSFacts{Known: true, Build: "20348", Version: "10.0.20348", Release: "2022", InstallDate: &inst}
 	return f
 }
 
-func failed(name string) *collect.Facts {
-	return &collect.Facts{Host: collect.HostRef{Name: name}, Status: collect.StatusFailed,
-		Failure: &collect.Failure{Class: collect.FailConnect, Message: "connection refused"}}
+func failed(name string) *facts.Facts {
+	return &facts.Facts{Host: evidence.HostRef{Name: name}, Status: evidence.StatusFailed,
+		Failure: &evidence.Failure{Class: evidence.FailConnect, Message: "connection refused"}}
 }
 
 func fail(rule, host string, sev rules.Severity, msg string) rules.Result {
@@ -70,7 +71,7 @@ func openTemp(t testing.TB) (*Store, string) {
 }
 
 // runPipeline does what the pipeline does around the rules: load, annotate, record.
-func runPipeline(t testing.TB, s *Store, id string, at time.Time, hosts []*collect.Facts, results []rules.Result) *rules.Drift {
+func runPipeline(t testing.TB, s *Store, id string, at time.Time, hosts []*facts.Facts, results []rules.Result) *rules.Drift {
 	t.Helper()
 	d, err := s.Annotate(ctx, results, at)
 	if err != nil {
@@ -142,7 +143,7 @@ func bigRun(id string, at time.Time, n int) RunRecord {
 	rec.Results = make([]rules.Result, 0, 4*n)
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("rdsh%05d.corp.example", i)
-		f := facts(name, 4, int64(10+i%100), at.Add(-time.Duration(i%50)*24*time.Hour), fmt.Sprintf("%064x", i))
+		f := hostFacts(name, 4, int64(10+i%100), at.Add(-time.Duration(i%50)*24*time.Hour), fmt.Sprintf("%064x", i))
 		rec.Hosts = append(rec.Hosts, HostOf(id, at, f))
 		rec.Results = append(rec.Results,
 			fail("RDS-MODE-001", name, rules.SevHigh, "licensing mode not configured"),
@@ -242,7 +243,7 @@ func zeroed(b []byte, off, n int) []byte {
 func TestGraceResetVisibleThroughLoad(t *testing.T) {
 	s, _ := openTemp(t)
 	keyWritten := month(0).AddDate(0, 0, -108)
-	runPipeline(t, s, "R1", month(0), []*collect.Facts{facts("RDSH01", 4, 12, keyWritten, "aa")}, nil)
+	runPipeline(t, s, "R1", month(0), []*facts.Facts{hostFacts("RDSH01", 4, 12, keyWritten, "aa")}, nil)
 
 	// Second audit: the key was rewritten after the first audit and days went up.
 	now := month(1)
@@ -259,12 +260,12 @@ func TestGraceResetVisibleThroughLoad(t *testing.T) {
 		p.GraceKeyWritten == nil || !p.GraceKeyWritten.Equal(keyWritten) || p.TimebombSHA256 != "aa" || !p.Collected {
 		t.Fatalf("previous snapshot %+v", p)
 	}
-	cur := SnapshotOf("R2", now, facts("RDSH01", 4, 118, now.AddDate(0, 0, -2), "bb"))
+	cur := SnapshotOf("R2", now, hostFacts("RDSH01", 4, 118, now.AddDate(0, 0, -2), "bb"))
 	if !(*cur.GraceDays > *p.GraceDays+1) || !cur.GraceKeyWritten.After(p.At) {
 		t.Fatalf("reset not visible: previous %d, current %d", *p.GraceDays, *cur.GraceDays)
 	}
-	expectRule(t, "RDS-GRACE-003", rules.Fail, h, now, facts("RDSH01", 4, 118, now.AddDate(0, 0, -2), "bb"))
-	expectRule(t, "RDS-GRACE-003", rules.Pass, h, now, facts("RDSH01", 4, 11, month(0).AddDate(0, 0, -108), "aa"))
+	expectRule(t, "RDS-GRACE-003", rules.Fail, h, now, hostFacts("RDSH01", 4, 118, now.AddDate(0, 0, -2), "bb"))
+	expectRule(t, "RDS-GRACE-003", rules.Pass, h, now, hostFacts("RDSH01", 4, 11, month(0).AddDate(0, 0, -108), "aa"))
 }
 
 // TestGraceSawtoothSixMonths: a scheduled reset script keeps the grace period alive; six
@@ -277,8 +278,8 @@ func TestGraceSawtoothSixMonths(t *testing.T) {
 		if i > 0 && d > days[i-1] {
 			written = month(i).AddDate(0, 0, -2)
 		}
-		runPipeline(t, s, fmt.Sprintf("R%d", i+1), month(i), []*collect.Facts{
-			facts("RDSH07", 4, d, written, fmt.Sprintf("tb%d", i)), facts("RDSH08", 4, 120-int64(i), month(0), "same"),
+		runPipeline(t, s, fmt.Sprintf("R%d", i+1), month(i), []*facts.Facts{
+			hostFacts("RDSH07", 4, d, written, fmt.Sprintf("tb%d", i)), hostFacts("RDSH08", 4, 120-int64(i), month(0), "same"),
 		}, nil)
 	}
 	// ... and again before the seventh audit.
@@ -308,7 +309,7 @@ func TestGraceSawtoothSixMonths(t *testing.T) {
 		t.Fatalf("days %v (resets %d)", got, resets)
 	}
 	// The current audit adds the second reset: two resets in the window.
-	cur := facts("RDSH07", 4, 117, now.AddDate(0, 0, -1), "tb7")
+	cur := hostFacts("RDSH07", 4, 117, now.AddDate(0, 0, -1), "tb7")
 	if *cur.Grace.DaysLeft <= *prev[0].GraceDays+1 {
 		t.Fatal("second reset not visible")
 	}
@@ -323,14 +324,14 @@ func TestGraceSawtoothSixMonths(t *testing.T) {
 	}
 	expectRule(t, "RDS-GRACE-008", rules.Fail, h, now, cur)
 	// Without the second reset only one increase is in the window: no finding.
-	expectRule(t, "RDS-GRACE-008", rules.Pass, h, now, facts("RDSH07", 4, 28, written, "tb5"))
+	expectRule(t, "RDS-GRACE-008", rules.Pass, h, now, hostFacts("RDSH07", 4, 28, written, "tb5"))
 }
 
 // TestFirstSeenSurvivesRuns: a finding present in three runs keeps its first-seen and is
 // persisting; after it disappears and comes back it is new again.
 func TestFirstSeenSurvivesRuns(t *testing.T) {
 	s, _ := openTemp(t)
-	host := []*collect.Facts{facts("RDSH02", 5, 100, month(0), "x")}
+	host := []*facts.Facts{hostFacts("RDSH02", 5, 100, month(0), "x")}
 	var last []rules.Result
 	for i := 0; i < 3; i++ {
 		rs := []rules.Result{fail("RDS-MODE-001", "RDSH02", rules.SevHigh, "mode not configured"), pass("RDS-LS-001", "RDSH02")}
@@ -383,7 +384,7 @@ func TestFirstSeenSurvivesRuns(t *testing.T) {
 // is listed as resolved, with its first/last seen.
 func TestResolvedFindingInDrift(t *testing.T) {
 	s, _ := openTemp(t)
-	hosts := []*collect.Facts{facts("A", 4, 100, month(0), "x"), facts("B", 4, 100, month(0), "y")}
+	hosts := []*facts.Facts{hostFacts("A", 4, 100, month(0), "x"), hostFacts("B", 4, 100, month(0), "y")}
 	runPipeline(t, s, "R1", month(0), hosts, []rules.Result{
 		fail("RDS-LS-001", "A", rules.SevHigh, "no license server"),
 		fail("RDS-MODE-001", "B", rules.SevCritical, "mode not configured"),
@@ -446,7 +447,7 @@ func TestPrune(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s, _ := openTemp(t)
 			for i := 0; i < 6; i++ {
-				runPipeline(t, s, fmt.Sprintf("R%d", i+1), month(i), []*collect.Facts{facts("H", 4, 50, month(0), "x")},
+				runPipeline(t, s, fmt.Sprintf("R%d", i+1), month(i), []*facts.Facts{hostFacts("H", 4, 50, month(0), "x")},
 					[]rules.Result{fail("RDS-MODE-001", "H", rules.SevHigh, "x")})
 			}
 			now := month(5).AddDate(0, 0, 1)
@@ -493,11 +494,11 @@ func runIDs(t testing.TB, s *Store) string {
 
 func TestCLIOutput(t *testing.T) {
 	s, _ := openTemp(t)
-	runPipeline(t, s, "2026-01-R1", month(0), []*collect.Facts{facts("RDSH01", 4, 12, month(0).AddDate(0, 0, -100), "aa"), failed("RDSH09")},
+	runPipeline(t, s, "2026-01-R1", month(0), []*facts.Facts{hostFacts("RDSH01", 4, 12, month(0).AddDate(0, 0, -100), "aa"), failed("RDSH09")},
 		[]rules.Result{fail("RDS-GRACE-001", "RDSH01", rules.SevMedium, "grace period active: 12 days left")})
 	r2 := []rules.Result{fail("RDS-GRACE-001", "RDSH01", rules.SevMedium, "grace"), fail("RDS-GRACE-003", "RDSH01", rules.SevCritical, "days went up")}
 	r2 = append(r2, rules.Result{RuleID: "RDS-COLLECT", Outcome: rules.Error, Subject: rules.Subject{Kind: rules.SubjectHost, Name: "RDSH09"}, Message: "not collected"})
-	runPipeline(t, s, "2026-02-R2", month(1), []*collect.Facts{facts("RDSH01", 2, 118, month(1).AddDate(0, 0, -3), "bb"), failed("RDSH09")}, r2)
+	runPipeline(t, s, "2026-02-R2", month(1), []*facts.Facts{hostFacts("RDSH01", 2, 118, month(1).AddDate(0, 0, -3), "bb"), failed("RDSH09")}, r2)
 
 	var out bytes.Buffer
 	if err := s.ListRuns(ctx, &out); err != nil {
@@ -612,7 +613,7 @@ func TestConcurrentWriters(t *testing.T) {
 }
 
 func TestSnapshotOf(t *testing.T) {
-	f := facts("H", 4, 33, month(0), "cafe")
+	f := hostFacts("H", 4, 33, month(0), "cafe")
 	s := SnapshotOf("R", month(1).In(time.FixedZone("x", 3600)), f)
 	if s.RunID != "R" || s.At.Location() != time.UTC || *s.Mode != 4 || s.ModeSource != "policy" || *s.GraceDays != 33 ||
 		s.TimebombSHA256 != "cafe" || s.OSBuild != "20348" || s.InstallDate == nil || len(s.LicenseServers) != 1 || !s.Collected {

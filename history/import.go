@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/report"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
@@ -92,7 +93,7 @@ func (s *Store) Import(ctx context.Context, runDir string) (string, error) {
 
 // evidenceFacts interprets the host's evidence file, or returns nil when there is none
 // or it does not match the hash the report lists.
-func evidenceFacts(runDir string, ref report.EvidenceRef) *collect.Facts {
+func evidenceFacts(runDir string, ref report.EvidenceRef) *facts.Facts {
 	if ref.Path == "" {
 		return nil
 	}
@@ -103,16 +104,16 @@ func evidenceFacts(runDir string, ref report.EvidenceRef) *collect.Facts {
 	if sum := sha256.Sum256(b); ref.SHA256 != "" && !strings.EqualFold(hex.EncodeToString(sum[:]), ref.SHA256) {
 		return nil
 	}
-	ev, err := collect.DecodeEvidence(bytes.NewReader(b))
+	ev, err := evidence.DecodeEvidence(bytes.NewReader(b))
 	if err != nil {
 		return nil
 	}
-	return collect.Interpret(ev)
+	return facts.Interpret(ev)
 }
 
 // snapshotOfRow is the snapshot a report's host row allows (no timebomb hash).
-func snapshotOfRow(runID string, at time.Time, status collect.Status, h report.Host) rules.HostSnapshot {
-	sn := rules.HostSnapshot{RunID: runID, At: at.UTC(), Collected: status == collect.StatusCollected}
+func snapshotOfRow(runID string, at time.Time, status evidence.Status, h report.Host) rules.HostSnapshot {
+	sn := rules.HostSnapshot{RunID: runID, At: at.UTC(), Collected: status == evidence.StatusCollected}
 	if !sn.Collected {
 		return sn
 	}

@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/report"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
@@ -18,17 +19,17 @@ import (
 func writeReport(t *testing.T, id string, at time.Time, days int64, results []rules.Result) string {
 	t.Helper()
 	dir := t.TempDir()
-	f := facts("RDSH01", 4, days, at.AddDate(0, 0, -5), "aa")
-	row := report.Host{Name: "RDSH01", Group: "rdsh", Status: collect.StatusCollected, Mode: f.Mode.Effective,
-		ModeName: collect.ModeName(f.Mode.Effective), ModeSource: "policy", LicenseServers: []string{"ls01.corp.example"},
+	f := hostFacts("RDSH01", 4, days, at.AddDate(0, 0, -5), "aa")
+	row := report.Host{Name: "RDSH01", Group: "rdsh", Status: evidence.StatusCollected, Mode: f.Mode.Effective,
+		ModeName: facts.ModeName(f.Mode.Effective), ModeSource: "policy", LicenseServers: []string{"ls01.corp.example"},
 		GraceDays: f.Grace.DaysLeft, GraceKeyWritten: f.Grace.KeyWritten, OSBuild: "20348", InstallDate: f.OS.InstallDate}
 	rep := &report.Report{Schema: report.Schema,
 		Run: report.Run{ID: id, StartedAt: at, FinishedAt: at.Add(time.Hour), ToolVersion: "0.9.0", RuleSetHash: "rs1", ConfigHash: "c1"},
 		Coverage: report.Coverage{Targeted: 2, Collected: 1, Failed: 1, ByClass: []report.ClassCount{},
-			Hosts: []report.HostStatus{{Name: "RDSH01", Group: "rdsh", Status: collect.StatusCollected, CollectedAt: at},
-				{Name: "RDSH09", Status: collect.StatusFailed, FailureClass: collect.FailAuth, Message: "401", CollectedAt: at}}},
+			Hosts: []report.HostStatus{{Name: "RDSH01", Group: "rdsh", Status: evidence.StatusCollected, CollectedAt: at},
+				{Name: "RDSH09", Status: evidence.StatusFailed, FailureClass: evidence.FailAuth, Message: "401", CollectedAt: at}}},
 		Severities: []report.SeverityCount{}, Results: results, RuleCoverage: []report.RuleCoverage{},
-		Hosts:          []report.Host{row, {Name: "RDSH09", Status: collect.StatusFailed, ModeName: "unknown (not collected)"}},
+		Hosts:          []report.Host{row, {Name: "RDSH09", Status: evidence.StatusFailed, ModeName: "unknown (not collected)"}},
 		LicenseServers: []report.LicenseServer{}, Position: []report.PositionRow{}, IssuedCALs: []report.IssuedCAL{},
 		Waivers: []report.Waiver{}, Catalogue: []report.RuleInfo{}, Evidence: []report.EvidenceRef{}}
 	var b bytes.Buffer

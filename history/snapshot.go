@@ -3,7 +3,7 @@ package history
 import (
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -21,7 +21,7 @@ type HostRecord struct {
 // licensing mode and its source, effective license servers, grace days left, the
 // GracePeriod key's LastWriteTime, the timebomb value's SHA-256, OS build and install
 // date. at is the run's start; it is stored in UTC.
-func SnapshotOf(runID string, at time.Time, f *collect.Facts) rules.HostSnapshot {
+func SnapshotOf(runID string, at time.Time, f *facts.Facts) rules.HostSnapshot {
 	s := rules.HostSnapshot{RunID: runID, At: at.UTC()}
 	if f == nil {
 		return s
@@ -46,7 +46,7 @@ func SnapshotOf(runID string, at time.Time, f *collect.Facts) rules.HostSnapshot
 }
 
 // HostOf builds a run's host entry from the host's facts.
-func HostOf(runID string, at time.Time, f *collect.Facts) HostRecord {
+func HostOf(runID string, at time.Time, f *facts.Facts) HostRecord {
 	h := HostRecord{Snapshot: SnapshotOf(runID, at, f)}
 	if f == nil {
 		return h

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -25,14 +25,14 @@ func benchReport(hosts, perHost int) *Report {
 		mode, days := int64(4), int64(i%121)
 		written := t0.Add(-time.Duration(i) * time.Hour)
 		inst := t0.AddDate(-2, 0, -i%700)
-		r.Hosts = append(r.Hosts, Host{Name: name, Group: group, Roles: []string{collect.RoleSessionHost}, Status: collect.StatusCollected,
+		r.Hosts = append(r.Hosts, Host{Name: name, Group: group, Roles: []string{evidence.RoleSessionHost}, Status: evidence.StatusCollected,
 			Mode: &mode, ModeName: "Per User (4)", ModeSource: "policy", PolicyMode: &mode, LocalMode: &mode, WMIMode: &mode,
 			LicenseServers: []string{"ls-01.corp.example"}, LicenseServerSource: "policy", PolicyLicenseServers: []string{"ls-01.corp.example"},
 			WMILicenseServers: []string{"ls-01.corp.example"}, GraceDays: &days, GraceKeyWritten: &written,
 			OSCaption: "Microsoft Windows Server 2022 Datacenter", OSVersion: "10.0.20348", OSBuild: "20348", Release: "2022",
 			InstallDate: &inst, Domain: "corp.example"})
-		r.Coverage.Hosts = append(r.Coverage.Hosts, HostStatus{Name: name, Group: group, Roles: []string{collect.RoleSessionHost},
-			Status: collect.StatusCollected, Collector: "winrm", CollectedAt: t0})
+		r.Coverage.Hosts = append(r.Coverage.Hosts, HostStatus{Name: name, Group: group, Roles: []string{evidence.RoleSessionHost},
+			Status: evidence.StatusCollected, Collector: "winrm", CollectedAt: t0})
 		r.Evidence = append(r.Evidence, EvidenceRef{Host: name, Path: "evidence/" + name + ".json",
 			SHA256: fmt.Sprintf("%064x", i), Size: 20000 + int64(i)})
 		for j := 0; j < perHost; j++ {

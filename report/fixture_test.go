@@ -4,7 +4,8 @@ import (
 	"encoding/base64"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -29,38 +30,38 @@ func sp(s string) *string       { return &s }
 func tp(t time.Time) *time.Time { return &t }
 func bp(b bool) *bool           { return &b }
 
-func dw(name string, v uint64) collect.RegValue {
-	return collect.RegValue{Name: name, Type: collect.RegDWord, Number: u64(v), Length: 4}
+func dw(name string, v uint64) evidence.RegValue {
+	return evidence.RegValue{Name: name, Type: evidence.RegDWord, Number: u64(v), Length: 4}
 }
 
-func sz(name, v string) collect.RegValue {
-	return collect.RegValue{Name: name, Type: collect.RegSZ, String: sp(v), Length: 2 * (len(v) + 1)}
+func sz(name, v string) evidence.RegValue {
+	return evidence.RegValue{Name: name, Type: evidence.RegSZ, String: sp(v), Length: 2 * (len(v) + 1)}
 }
 
-func sessionHost(name, group string, policyMode, localMode int64, ls string, days int64) *collect.Evidence {
-	ev := &collect.Evidence{Schema: collect.EvidenceSchema, Collector: "snapshot", CollectedAt: t0.Add(10 * time.Second),
-		Host:   collect.HostRef{Name: name, Group: group, Roles: []string{collect.RoleSessionHost}},
-		Status: collect.StatusCollected,
-		OS: &collect.OSInfo{ComputerName: name, Caption: "Microsoft Windows Server 2022 Datacenter", Version: "10.0.20348",
+func sessionHost(name, group string, policyMode, localMode int64, ls string, days int64) *evidence.Evidence {
+	ev := &evidence.Evidence{Schema: evidence.EvidenceSchema, Collector: "snapshot", CollectedAt: t0.Add(10 * time.Second),
+		Host:   evidence.HostRef{Name: name, Group: group, Roles: []string{evidence.RoleSessionHost}},
+		Status: evidence.StatusCollected,
+		OS: &evidence.OSInfo{ComputerName: name, Caption: "Microsoft Windows Server 2022 Datacenter", Version: "10.0.20348",
 			BuildNumber: "20348", InstallDate: "20230115093000.000000+060", Domain: "corp.example", PartOfDomain: bp(true), Locale: "en-US"},
 	}
-	pol := collect.RegKey{Path: collect.KeyPolicy, Exists: true}
+	pol := evidence.RegKey{Path: evidence.KeyPolicy, Exists: true}
 	if policyMode >= 0 {
-		pol.Values = append(pol.Values, dw(collect.ValLicensingMode, uint64(policyMode)))
+		pol.Values = append(pol.Values, dw(evidence.ValLicensingMode, uint64(policyMode)))
 	}
 	if ls != "" {
-		pol.Values = append(pol.Values, sz(collect.ValLicenseServers, ls))
+		pol.Values = append(pol.Values, sz(evidence.ValLicenseServers, ls))
 	}
-	core := collect.RegKey{Path: collect.KeyLicensingCore, Exists: true}
+	core := evidence.RegKey{Path: evidence.KeyLicensingCore, Exists: true}
 	if localMode >= 0 {
-		core.Values = append(core.Values, dw(collect.ValLicensingMode, uint64(localMode)))
+		core.Values = append(core.Values, dw(evidence.ValLicensingMode, uint64(localMode)))
 	}
-	ev.Registry = []collect.RegKey{pol, core,
-		{Path: collect.KeyGracePeriod, Exists: true, LastWriteTime: tp(keyTime), Owner: `NT AUTHORITY\NETWORK SERVICE`,
-			Values: []collect.RegValue{{Name: collect.ValTimebomb, Type: collect.RegBinary, Length: 230, SHA256: "ab", Redacted: true}}},
-		{Path: collect.KeyLocalLS, Exists: false}, {Path: collect.KeyLocalLSSubkey, Exists: false}, {Path: collect.KeyRCM, Exists: true},
+	ev.Registry = []evidence.RegKey{pol, core,
+		{Path: evidence.KeyGracePeriod, Exists: true, LastWriteTime: tp(keyTime), Owner: `NT AUTHORITY\NETWORK SERVICE`,
+			Values: []evidence.RegValue{{Name: evidence.ValTimebomb, Type: evidence.RegBinary, Length: 230, SHA256: "ab", Redacted: true}}},
+		{Path: evidence.KeyLocalLS, Exists: false}, {Path: evidence.KeyLocalLSSubkey, Exists: false}, {Path: evidence.KeyRCM, Exists: true},
 	}
-	ts := &collect.TerminalServices{NamespacePresent: true, TerminalServerMode: p64(1), LicensingType: p64(localMode),
+	ts := &evidence.TerminalServices{NamespacePresent: true, TerminalServerMode: p64(1), LicensingType: p64(localMode),
 		PolicySourceLicensingType: p64(1)}
 	ts.GracePeriod.Called, ts.GracePeriod.ReturnValue, ts.GracePeriod.DaysLeft = true, p64(0), p64(days)
 	ev.TerminalServices = ts
@@ -69,23 +70,23 @@ func sessionHost(name, group string, policyMode, localMode int64, ls string, day
 
 // fixtureEvidence is a small fleet: two session hosts (one carrying formula-injection
 // strings), a license server, and a host that could not be collected.
-func fixtureEvidence() []*collect.Evidence {
+func fixtureEvidence() []*evidence.Evidence {
 	a := sessionHost("RDSH-01", "farm-a", 4, 4, "LS-01.corp.example", 88)
 	b := sessionHost("rdsh-02", injections[3], -1, 2, injections[2], 140)
 	b.OS.Caption = injections[1]
 	b.OS.Domain = injections[0]
-	ls := &collect.Evidence{Schema: collect.EvidenceSchema, Collector: "snapshot", CollectedAt: t0.Add(20 * time.Second),
-		Host: collect.HostRef{Name: "LS-01", Roles: []string{collect.RoleLicenseServer}}, Status: collect.StatusCollected,
-		OS: &collect.OSInfo{Caption: "Microsoft Windows Server 2022 Standard", Version: "10.0.20348", BuildNumber: "20348", Locale: "en-US"},
-		LicenseServer: &collect.LicenseServerEvidence{
-			KeyPacks: []collect.KeyPack{
+	ls := &evidence.Evidence{Schema: evidence.EvidenceSchema, Collector: "snapshot", CollectedAt: t0.Add(20 * time.Second),
+		Host: evidence.HostRef{Name: "LS-01", Roles: []string{evidence.RoleLicenseServer}}, Status: evidence.StatusCollected,
+		OS: &evidence.OSInfo{Caption: "Microsoft Windows Server 2022 Standard", Version: "10.0.20348", BuildNumber: "20348", Locale: "en-US"},
+		LicenseServer: &evidence.LicenseServerEvidence{
+			KeyPacks: []evidence.KeyPack{
 				{KeyPackID: 4, Description: "C50-6.02-S", KeyPackType: p64(2), ProductType: p64(1), ProductVersionID: p64(7),
 					TotalLicenses: p64(20), IssuedLicenses: p64(11), AvailableLicenses: p64(9),
 					ExpirationDate: "20380101000000.000000-000", TypeAndModel: "RDS Per User CAL"},
 				{KeyPackID: 2, Description: "A02-5.00-EX", KeyPackType: p64(6), ProductType: p64(3), ProductVersionID: p64(0),
 					TotalLicenses: p64(4294967295), IssuedLicenses: p64(0), AvailableLicenses: p64(-1), TypeAndModel: "Built-in TS Per Device CAL"},
 			},
-			IssuedLicenses: []collect.IssuedLicense{
+			IssuedLicenses: []evidence.IssuedLicense{
 				{LicenseID: 7, KeyPackID: 4, IssuedToUser: injections[0], IssuedToComp: "CLIENT-07", IssueDate: "20260901120000.000000+000",
 					ExpirationDate: "20261130120000.000000+000", LicenseStatus: p64(1)},
 				{LicenseID: 3, KeyPackID: 4, IssuedToUser: "CORP\\ann", IssuedToComp: "CLIENT-03", IssueDate: "20260801120000.000000+000",
@@ -95,9 +96,9 @@ func fixtureEvidence() []*collect.Evidence {
 		},
 	}
 	ls.LicenseServer.ActivationStatus.Called, ls.LicenseServer.ActivationStatus.ReturnValue, ls.LicenseServer.ActivationStatus.Status = true, p64(0), p64(0)
-	failed := collect.NewFailure(collect.HostRef{Name: "RDSH-03", Group: "farm-a", Roles: []string{collect.RoleSessionHost}},
-		"winrm", t0.Add(30*time.Second), collect.StatusFailed, collect.FailAuth, "401 Unauthorized: "+injections[1])
-	return []*collect.Evidence{b, ls, failed, a} // unsorted on purpose
+	failed := evidence.NewFailure(evidence.HostRef{Name: "RDSH-03", Group: "farm-a", Roles: []string{evidence.RoleSessionHost}},
+		"winrm", t0.Add(30*time.Second), evidence.StatusFailed, evidence.FailAuth, "401 Unauthorized: "+injections[1])
+	return []*evidence.Evidence{b, ls, failed, a} // unsorted on purpose
 }
 
 func fixtureCatalogue() []RuleInfo {
@@ -146,9 +147,9 @@ func fixtureInput() BuildInput {
 					Expires: tp(t0.AddDate(0, 2, 0)), Applied: 1, Matched: 1},
 			},
 			Position: []PositionRow{
-				{CALType: collect.CALPerUser, VersionID: p64(7), Version: "2022", Entitled: p64(25), Installed: &Count{Value: 20},
+				{CALType: facts.CALPerUser, VersionID: p64(7), Version: "2022", Entitled: p64(25), Installed: &Count{Value: 20},
 					Issued: &Count{Value: 11}, Used: p64(30), Usage: p64(30), UsageSource: "reports", Shortfall: p64(5), Complete: true, UnitCost: fp64(120), EstimatedCost: fp64(600), Currency: "EUR"},
-				{CALType: collect.CALPerDevice, VersionID: p64(6), Version: "2019", Entitled: p64(10), Installed: &Count{Unlimited: true},
+				{CALType: facts.CALPerDevice, VersionID: p64(6), Version: "2019", Entitled: p64(10), Installed: &Count{Unlimited: true},
 					Issued: &Count{Value: 2}, Usage: p64(2), UsageSource: "issued", Shortfall: p64(-8), Complete: true, Note: "built-in pack excluded"},
 			},
 		},

@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
 // ManifestSchema is the version tag of manifest.json.
@@ -63,7 +63,7 @@ var ErrRunExists = errors.New("run directory already exists")
 // manifest.sig), each file and directory is fsynced, and the directory is then renamed
 // to <outDir>/<run-id>/. A killed run leaves only a .partial directory, which readers
 // ignore and CleanPartials removes. An existing final directory is ErrRunExists.
-func Publish(ctx context.Context, outDir string, rep *Report, evidence []*collect.Evidence, opts PublishOptions) (dir string, err error) {
+func Publish(ctx context.Context, outDir string, rep *Report, evs []*evidence.Evidence, opts PublishOptions) (dir string, err error) {
 	id := rep.Run.ID
 	if err := checkRunID(id); err != nil {
 		return "", fmt.Errorf("publish: %w", err)
@@ -116,13 +116,13 @@ func Publish(ctx context.Context, outDir string, rep *Report, evidence []*collec
 			return "", err
 		}
 	}
-	fileNames := EvidenceFileNames(hostNames(evidence))
+	fileNames := EvidenceFileNames(hostNames(evs))
 	refs := make(map[string]EvidenceRef, len(rep.Evidence))
 	for _, ref := range rep.Evidence {
 		refs[ref.Path] = ref
 	}
 	seen := map[string]string{}
-	for _, ev := range evidence {
+	for _, ev := range evs {
 		if err := ctx.Err(); err != nil {
 			return "", fmt.Errorf("publish: %w", err)
 		}
@@ -132,7 +132,7 @@ func Publish(ctx context.Context, outDir string, rep *Report, evidence []*collec
 		}
 		seen[name] = ev.Host.Name
 		rel := EvidenceDir + "/" + name
-		if err := add(rel, func(w io.Writer) error { return collect.EncodeEvidence(w, ev) }); err != nil {
+		if err := add(rel, func(w io.Writer) error { return evidence.EncodeEvidence(w, ev) }); err != nil {
 			return "", err
 		}
 		// report.json names this file with a hash: they must agree, or the report would

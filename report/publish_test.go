@@ -11,7 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -54,7 +55,7 @@ func TestPublish(t *testing.T) {
 			t.Errorf("%s: %+v %v, report says %+v", ref.Path, got, err, ref)
 		}
 		f, _ := os.Open(filepath.Join(dir, filepath.FromSlash(ref.Path)))
-		ev, err := collect.DecodeEvidence(f)
+		ev, err := evidence.DecodeEvidence(f)
 		f.Close()
 		if err != nil || ev.Host.Name != ref.Host {
 			t.Errorf("%s: %v", ref.Path, err)
@@ -249,12 +250,12 @@ func TestSignatureAndKeys(t *testing.T) {
 // The rule engine's evaluation renders through FromEvaluation and validates.
 func TestFromEvaluation(t *testing.T) {
 	evs := fixtureEvidence()
-	var facts []*collect.Facts
+	var fs []*facts.Facts
 	for _, ev := range evs {
-		facts = append(facts, collect.Interpret(ev))
+		fs = append(fs, facts.Interpret(ev))
 	}
-	eval := rules.Evaluate(rules.Input{Now: t0, Hosts: facts})
-	r := Build(BuildInput{Run: RunInfo{ID: "engine", StartedAt: t0, FinishedAt: t1}, Evidence: evs, Facts: facts,
+	eval := rules.Evaluate(rules.Input{Now: t0, Hosts: fs})
+	r := Build(BuildInput{Run: RunInfo{ID: "engine", StartedAt: t0, FinishedAt: t1}, Evidence: evs, Facts: fs,
 		Evaluation: FromEvaluation(eval, rules.Rules())})
 	if len(r.Results) != len(eval.Results) || len(r.Catalogue) != len(rules.Rules()) || r.Run.RuleSetHash != eval.RuleSetHash {
 		t.Errorf("results %d/%d catalogue %d", len(r.Results), len(eval.Results), len(r.Catalogue))

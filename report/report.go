@@ -16,7 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -73,22 +74,22 @@ type Coverage struct {
 
 // ClassCount counts hosts not collected by failure class.
 type ClassCount struct {
-	Class collect.FailureClass `json:"class"`
-	Count int                  `json:"count"`
+	Class evidence.FailureClass `json:"class"`
+	Count int                   `json:"count"`
 }
 
 // HostStatus is one targeted host's collection status.
 type HostStatus struct {
-	Name          string                 `json:"name"`
-	Group         string                 `json:"group,omitempty"`
-	Roles         []string               `json:"roles,omitempty"`
-	Status        collect.Status         `json:"status"`
-	FailureClass  collect.FailureClass   `json:"failure_class,omitempty"`
-	Message       string                 `json:"message,omitempty"`
-	Attempts      int                    `json:"attempts,omitempty"`
-	Collector     string                 `json:"collector,omitempty"`
-	CollectedAt   time.Time              `json:"collected_at"`
-	SectionErrors []collect.SectionError `json:"section_errors,omitempty"`
+	Name          string                  `json:"name"`
+	Group         string                  `json:"group,omitempty"`
+	Roles         []string                `json:"roles,omitempty"`
+	Status        evidence.Status         `json:"status"`
+	FailureClass  evidence.FailureClass   `json:"failure_class,omitempty"`
+	Message       string                  `json:"message,omitempty"`
+	Attempts      int                     `json:"attempts,omitempty"`
+	Collector     string                  `json:"collector,omitempty"`
+	CollectedAt   time.Time               `json:"collected_at"`
+	SectionErrors []evidence.SectionError `json:"section_errors,omitempty"`
 }
 
 // Score is the compliance score with its formula.
@@ -123,30 +124,30 @@ type RuleCoverage struct {
 
 // Host is one session host's interpreted licensing configuration.
 type Host struct {
-	Name                 string         `json:"name"`
-	Group                string         `json:"group,omitempty"`
-	Roles                []string       `json:"roles,omitempty"`
-	Status               collect.Status `json:"status"`
-	Mode                 *int64         `json:"mode,omitempty"`
-	ModeName             string         `json:"mode_name"`
-	ModeSource           string         `json:"mode_source,omitempty"`
-	PolicyMode           *int64         `json:"policy_mode,omitempty"`
-	LocalMode            *int64         `json:"local_mode,omitempty"`
-	WMIMode              *int64         `json:"wmi_mode,omitempty"`
-	LicenseServers       []string       `json:"license_servers,omitempty"`
-	LicenseServerSource  string         `json:"license_server_source,omitempty"`
-	PolicyLicenseServers []string       `json:"policy_license_servers,omitempty"`
-	LocalLicenseServers  []string       `json:"local_license_servers,omitempty"`
-	WMILicenseServers    []string       `json:"wmi_license_servers,omitempty"`
-	GraceDays            *int64         `json:"grace_days,omitempty"`
-	GraceError           string         `json:"grace_error,omitempty"`
-	GraceKeyWritten      *time.Time     `json:"grace_key_written,omitempty"`
-	OSCaption            string         `json:"os_caption,omitempty"`
-	OSVersion            string         `json:"os_version,omitempty"`
-	OSBuild              string         `json:"os_build,omitempty"`
-	Release              string         `json:"release,omitempty"`
-	InstallDate          *time.Time     `json:"install_date,omitempty"`
-	Domain               string         `json:"domain,omitempty"`
+	Name                 string          `json:"name"`
+	Group                string          `json:"group,omitempty"`
+	Roles                []string        `json:"roles,omitempty"`
+	Status               evidence.Status `json:"status"`
+	Mode                 *int64          `json:"mode,omitempty"`
+	ModeName             string          `json:"mode_name"`
+	ModeSource           string          `json:"mode_source,omitempty"`
+	PolicyMode           *int64          `json:"policy_mode,omitempty"`
+	LocalMode            *int64          `json:"local_mode,omitempty"`
+	WMIMode              *int64          `json:"wmi_mode,omitempty"`
+	LicenseServers       []string        `json:"license_servers,omitempty"`
+	LicenseServerSource  string          `json:"license_server_source,omitempty"`
+	PolicyLicenseServers []string        `json:"policy_license_servers,omitempty"`
+	LocalLicenseServers  []string        `json:"local_license_servers,omitempty"`
+	WMILicenseServers    []string        `json:"wmi_license_servers,omitempty"`
+	GraceDays            *int64          `json:"grace_days,omitempty"`
+	GraceError           string          `json:"grace_error,omitempty"`
+	GraceKeyWritten      *time.Time      `json:"grace_key_written,omitempty"`
+	OSCaption            string          `json:"os_caption,omitempty"`
+	OSVersion            string          `json:"os_version,omitempty"`
+	OSBuild              string          `json:"os_build,omitempty"`
+	Release              string          `json:"release,omitempty"`
+	InstallDate          *time.Time      `json:"install_date,omitempty"`
+	Domain               string          `json:"domain,omitempty"`
 }
 
 // Count is a licence count; nil where used means unknown.
@@ -165,7 +166,7 @@ func (c *Count) String() string {
 	return fmt.Sprint(c.Value)
 }
 
-func countOf(c collect.Count) *Count {
+func countOf(c facts.Count) *Count {
 	if !c.Known {
 		return nil
 	}
@@ -174,14 +175,14 @@ func countOf(c collect.Count) *Count {
 
 // LicenseServer is what one license server holds.
 type LicenseServer struct {
-	Name            string         `json:"name"`
-	Status          collect.Status `json:"status"`
-	Activation      *int64         `json:"activation,omitempty"`
-	ActivationName  string         `json:"activation_name"`
-	ActivationError string         `json:"activation_error,omitempty"`
-	KeyPacks        []KeyPack      `json:"key_packs,omitempty"`
-	IssuedTotal     int            `json:"issued_total"`
-	IssuedTruncated bool           `json:"issued_truncated,omitempty"`
+	Name            string          `json:"name"`
+	Status          evidence.Status `json:"status"`
+	Activation      *int64          `json:"activation,omitempty"`
+	ActivationName  string          `json:"activation_name"`
+	ActivationError string          `json:"activation_error,omitempty"`
+	KeyPacks        []KeyPack       `json:"key_packs,omitempty"`
+	IssuedTotal     int             `json:"issued_total"`
+	IssuedTruncated bool            `json:"issued_truncated,omitempty"`
 }
 
 // KeyPack is one key pack on a license server.
@@ -299,9 +300,9 @@ type Evaluation struct {
 // BuildInput is everything Build renders.
 type BuildInput struct {
 	Run      RunInfo
-	Evidence []*collect.Evidence
+	Evidence []*evidence.Evidence
 	// Facts per host; when nil, Build interprets the evidence itself.
-	Facts      []*collect.Facts
+	Facts      []*facts.Facts
 	Evaluation Evaluation
 	Drift      *rules.Drift // nil without history
 }
@@ -318,27 +319,27 @@ func Build(in BuildInput) *Report {
 		Position: []PositionRow{}, IssuedCALs: []IssuedCAL{}, Waivers: []Waiver{}, Catalogue: []RuleInfo{},
 		Evidence: []EvidenceRef{}, Drift: in.Drift,
 	}
-	evs := append([]*collect.Evidence(nil), in.Evidence...)
+	evs := append([]*evidence.Evidence(nil), in.Evidence...)
 	sort.SliceStable(evs, func(i, j int) bool { return hostLess(evs[i].Host.Name, evs[j].Host.Name) })
-	facts := map[string]*collect.Facts{}
+	byHost := map[string]*facts.Facts{}
 	for _, f := range in.Facts {
 		if f != nil {
-			facts[strings.ToLower(f.Host.Name)] = f
+			byHost[strings.ToLower(f.Host.Name)] = f
 		}
 	}
 	r.Coverage = Coverage{ByClass: []ClassCount{}, Hosts: []HostStatus{}}
-	classes := map[collect.FailureClass]int{}
+	classes := map[evidence.FailureClass]int{}
 	names := EvidenceFileNames(hostNames(evs))
 	for _, ev := range evs {
-		f := facts[strings.ToLower(ev.Host.Name)]
+		f := byHost[strings.ToLower(ev.Host.Name)]
 		if f == nil {
-			f = collect.Interpret(ev)
+			f = facts.Interpret(ev)
 		}
 		r.addCoverage(ev, classes)
-		if ev.Host.HasRole(collect.RoleSessionHost) || len(ev.Host.Roles) == 0 {
+		if ev.Host.HasRole(evidence.RoleSessionHost) || len(ev.Host.Roles) == 0 {
 			r.Hosts = append(r.Hosts, hostRow(f))
 		}
-		if ev.Host.HasRole(collect.RoleLicenseServer) || f.Holdings != nil {
+		if ev.Host.HasRole(evidence.RoleLicenseServer) || f.Holdings != nil {
 			r.addLicenseServer(f)
 		}
 		r.Evidence = append(r.Evidence, evidenceRef(ev, names[ev.Host.Name]))
@@ -414,7 +415,7 @@ func sortedCopy(s []string) []string {
 	return out
 }
 
-func hostNames(evs []*collect.Evidence) []string {
+func hostNames(evs []*evidence.Evidence) []string {
 	out := make([]string, len(evs))
 	for i, ev := range evs {
 		out[i] = ev.Host.Name
@@ -451,36 +452,36 @@ func SortResults(rs []rules.Result) {
 	})
 }
 
-func (r *Report) addCoverage(ev *collect.Evidence, classes map[collect.FailureClass]int) {
+func (r *Report) addCoverage(ev *evidence.Evidence, classes map[evidence.FailureClass]int) {
 	c := &r.Coverage
 	c.Targeted++
 	hs := HostStatus{Name: ev.Host.Name, Group: ev.Host.Group, Roles: ev.Host.Roles, Status: ev.Status,
 		Collector: ev.Collector, CollectedAt: ev.CollectedAt.UTC(), SectionErrors: ev.Errors}
 	switch ev.Status {
-	case collect.StatusCollected:
+	case evidence.StatusCollected:
 		c.Collected++
-	case collect.StatusSkipped:
+	case evidence.StatusSkipped:
 		c.Skipped++
 	default:
 		c.Failed++
 	}
 	if ev.Failure != nil {
 		hs.FailureClass, hs.Message, hs.Attempts = ev.Failure.Class, ev.Failure.Message, ev.Failure.Attempts
-		if ev.Status != collect.StatusCollected {
+		if ev.Status != evidence.StatusCollected {
 			classes[ev.Failure.Class]++
 		}
 	}
 	c.Hosts = append(c.Hosts, hs)
 }
 
-func hostRow(f *collect.Facts) Host {
+func hostRow(f *facts.Facts) Host {
 	h := Host{Name: f.Host.Name, Group: f.Host.Group, Roles: f.Host.Roles, Status: f.Status}
 	if !f.Collected() {
 		h.ModeName = "unknown (not collected)"
 		return h
 	}
 	m := f.Mode
-	h.Mode, h.ModeName, h.ModeSource = m.Effective, collect.ModeName(m.Effective), m.EffectiveSource
+	h.Mode, h.ModeName, h.ModeSource = m.Effective, facts.ModeName(m.Effective), m.EffectiveSource
 	h.PolicyMode, h.LocalMode, h.WMIMode = m.Policy, m.Local, m.WMI
 	l := f.LicenseServers
 	h.LicenseServers, h.LicenseServerSource = l.Effective, l.Source
@@ -502,7 +503,7 @@ func utcp(t *time.Time) *time.Time {
 
 var activationNames = map[int64]string{0: "activated", 1: "not activated", 2: "unknown"}
 
-func (r *Report) addLicenseServer(f *collect.Facts) {
+func (r *Report) addLicenseServer(f *facts.Facts) {
 	ls := LicenseServer{Name: f.Host.Name, Status: f.Status, ActivationName: "unknown (not collected)"}
 	if h := f.Holdings; h != nil {
 		ls.Activation, ls.ActivationError = h.Activation, h.ActivationError
@@ -534,10 +535,10 @@ func (r *Report) addLicenseServer(f *collect.Facts) {
 	r.LicenseServers = append(r.LicenseServers, ls)
 }
 
-func evidenceRef(ev *collect.Evidence, file string) EvidenceRef {
+func evidenceRef(ev *evidence.Evidence, file string) EvidenceRef {
 	var buf bytes.Buffer
 	ref := EvidenceRef{Host: ev.Host.Name, Path: "evidence/" + file}
-	if err := collect.EncodeEvidence(&buf, ev); err == nil {
+	if err := evidence.EncodeEvidence(&buf, ev); err == nil {
 		sum := sha256.Sum256(buf.Bytes())
 		ref.SHA256, ref.Size = hex.EncodeToString(sum[:]), int64(buf.Len())
 	}

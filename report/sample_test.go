@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/rules"
 	"github.com/rdsaudit/rdsaudit/samples"
 )
@@ -19,16 +20,16 @@ var sampleClock = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
 // sampleReport evaluates samples/fleet with samples/rules.yaml and
 // samples/entitlements.csv (as rules/sample_test.go does) and builds the report.
-func sampleReport(t *testing.T) (*Report, []*collect.Evidence) {
+func sampleReport(t *testing.T) (*Report, []*evidence.Evidence) {
 	t.Helper()
 	dir := filepath.Join("..", "samples")
 	evs, err := samples.Evidence(dir, sampleClock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var facts []*collect.Facts
+	var fs []*facts.Facts
 	for _, ev := range evs {
-		facts = append(facts, collect.Interpret(ev))
+		fs = append(fs, facts.Interpret(ev))
 	}
 	rs, err := rules.LoadRuleSet(filepath.Join(dir, "rules.yaml"))
 	if err != nil {
@@ -38,11 +39,11 @@ func sampleReport(t *testing.T) (*Report, []*collect.Evidence) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eval := rules.Evaluate(rules.Input{Now: sampleClock, Hosts: facts, RuleSet: rs, Entitlements: ents, Ledger: true})
+	eval := rules.Evaluate(rules.Input{Now: sampleClock, Hosts: fs, RuleSet: rs, Entitlements: ents, Ledger: true})
 	r := Build(BuildInput{
 		Run: RunInfo{ID: "20261101T000000Z-demo", StartedAt: sampleClock, FinishedAt: sampleClock.Add(42 * time.Second),
 			ToolVersion: "test", ConfigHash: "sha256:demo", Collector: "snapshot"},
-		Evidence: evs, Facts: facts, Evaluation: FromEvaluation(eval, rules.Rules()),
+		Evidence: evs, Facts: fs, Evaluation: FromEvaluation(eval, rules.Rules()),
 	})
 	return r, evs
 }
@@ -70,7 +71,7 @@ func TestSampleFleetWorkbook(t *testing.T) {
 	f := openXLSX(t, writeXLSX(t, r))
 	sessionHosts := 0
 	for _, ev := range evs {
-		if ev.Host.HasRole(collect.RoleSessionHost) || len(ev.Host.Roles) == 0 {
+		if ev.Host.HasRole(evidence.RoleSessionHost) || len(ev.Host.Roles) == 0 {
 			sessionHosts++
 		}
 	}

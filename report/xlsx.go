@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/rules"
 	"github.com/xuri/excelize/v2"
 )
@@ -211,7 +211,7 @@ func modeName(p *int64) any {
 	if p == nil {
 		return nil
 	}
-	return collect.ModeName(p)
+	return facts.ModeName(p)
 }
 
 type streamSheet struct {

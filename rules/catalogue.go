@@ -1,7 +1,8 @@
 package rules
 
 import (
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 )
 
 // Scope says what a rule's subjects are.
@@ -45,13 +46,13 @@ type Rule interface {
 
 type hostRule interface {
 	Rule
-	checkHost(c *evalCtx, h *collect.Facts, s *sink)
+	checkHost(c *evalCtx, h *facts.Facts, s *sink)
 }
 
 // uncollectedRule is a host rule that judges uncollected hosts itself (the engine
 // otherwise reports them as errors).
 type uncollectedRule interface {
-	checkUncollected(c *evalCtx, h *collect.Facts, s *sink)
+	checkUncollected(c *evalCtx, h *facts.Facts, s *sink)
 }
 
 type groupRule interface {
@@ -107,20 +108,20 @@ func Lookup(id string) (RuleInfo, bool) {
 
 // Evidence field names (RuleInfo.Evidence, EvidenceField.Field).
 const (
-	fieldPolicyMode   = `registry:` + collect.KeyPolicy + `\` + collect.ValLicensingMode
-	fieldLocalMode    = `registry:` + collect.KeyLicensingCore + `\` + collect.ValLicensingMode
+	fieldPolicyMode   = `registry:` + evidence.KeyPolicy + `\` + evidence.ValLicensingMode
+	fieldLocalMode    = `registry:` + evidence.KeyLicensingCore + `\` + evidence.ValLicensingMode
 	fieldWMIMode      = `wmi:Win32_TerminalServiceSetting.LicensingType`
 	fieldWMIModeSrc   = `wmi:Win32_TerminalServiceSetting.PolicySourceLicensingType`
 	fieldTSMode       = `wmi:Win32_TerminalServiceSetting.TerminalServerMode`
-	fieldPolicyLS     = `registry:` + collect.KeyPolicy + `\` + collect.ValLicenseServers
-	fieldLocalLS      = `registry:` + collect.KeyLocalLS + `\` + collect.ValSpecifiedLS
+	fieldPolicyLS     = `registry:` + evidence.KeyPolicy + `\` + evidence.ValLicenseServers
+	fieldLocalLS      = `registry:` + evidence.KeyLocalLS + `\` + evidence.ValSpecifiedLS
 	fieldWMILS        = `wmi:Win32_TerminalServiceSetting.GetSpecifiedLicenseServerList().SpecifiedLSList`
 	fieldConnectivity = `wmi:Win32_TerminalServiceSetting.GetTStoLSConnectivityStatus()`
 	fieldGraceDays    = `wmi:Win32_TerminalServiceSetting.GetGracePeriodDays().DaysLeft`
-	fieldGraceKey     = `registry:` + collect.KeyGracePeriod
-	fieldTimebomb     = `registry:` + collect.KeyGracePeriod + `\` + collect.ValTimebomb
-	fieldCert         = `registry:` + collect.KeyRCM + `\` + collect.ValX509Certificate
-	fieldTooltip      = `registry:` + collect.KeyPolicy + `\` + collect.ValTooltip
+	fieldGraceKey     = `registry:` + evidence.KeyGracePeriod
+	fieldTimebomb     = `registry:` + evidence.KeyGracePeriod + `\` + evidence.ValTimebomb
+	fieldCert         = `registry:` + evidence.KeyRCM + `\` + evidence.ValX509Certificate
+	fieldTooltip      = `registry:` + evidence.KeyPolicy + `\` + evidence.ValTooltip
 	fieldPartOfDomain = `wmi:Win32_ComputerSystem.PartOfDomain`
 	fieldOSVersion    = `wmi:Win32_OperatingSystem.Version/BuildNumber/Caption`
 	fieldInstallDate  = `wmi:Win32_OperatingSystem.InstallDate`
@@ -128,7 +129,7 @@ const (
 	fieldKeyPack      = `wmi:Win32_TSLicenseKeyPack`
 	fieldIssued       = `wmi:Win32_TSIssuedLicense`
 	fieldReport       = `wmi:Win32_TSLicenseReport.FetchReportSummaryEntries()`
-	fieldClientStore  = `registry:` + collect.KeyClientStore
+	fieldClientStore  = `registry:` + evidence.KeyClientStore
 	fieldInventory    = `inventory:hosts`
 	fieldLedger       = `ledger:entitlements`
 	fieldHistory      = `history:previous runs`

@@ -6,7 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 )
 
 // Input is everything one evaluation reads. Evaluate does no I/O: the rule set, the
@@ -15,7 +16,7 @@ type Input struct {
 	// Now is the evaluation clock (the run's start); results never read the wall clock.
 	Now time.Time
 	// Hosts holds every targeted host, collected or not.
-	Hosts        []*collect.Facts
+	Hosts        []*facts.Facts
 	Entitlements []Entitlement
 	// Ledger says whether an entitlement ledger was given at all (an empty ledger is a
 	// ledger that entitles nothing). When false and Entitlements is empty, the ledger
@@ -231,7 +232,7 @@ func sortResults(rs []Result) {
 }
 
 // appliesTo: a host rule's subjects are the hosts with one of its roles.
-func appliesTo(info RuleInfo, h *collect.Facts) bool {
+func appliesTo(info RuleInfo, h *facts.Facts) bool {
 	if len(info.Roles) == 0 {
 		return true
 	}
@@ -243,11 +244,11 @@ func appliesTo(info RuleInfo, h *collect.Facts) bool {
 	return false
 }
 
-func hostSubject(h *collect.Facts) Subject {
+func hostSubject(h *facts.Facts) Subject {
 	return Subject{Kind: SubjectHost, Name: h.Host.Name, Group: h.Host.Group}
 }
 
-func notCollected(h *collect.Facts) Result {
+func notCollected(h *facts.Facts) Result {
 	msg := "host not collected"
 	if h.Failure != nil {
 		msg = fmt.Sprintf("host not collected (%s): %s", h.Failure.Class, h.Failure.Message)
@@ -259,7 +260,7 @@ func notCollected(h *collect.Facts) Result {
 // group is the session hosts of one inventory group.
 type group struct {
 	Name    string
-	Members []*collect.Facts // sorted by name
+	Members []*facts.Facts // sorted by name
 }
 
 // evalCtx is the indexed input the rules read. Built once per evaluation (linear).
@@ -267,10 +268,10 @@ type evalCtx struct {
 	now      time.Time
 	rs       *RuleSet
 	hist     History
-	hosts    []*collect.Facts
+	hosts    []*facts.Facts
 	groups   []*group
-	ls       map[string]*collect.Facts // license servers by ServerKey(full) and ShortName (unique only)
-	lsList   []*collect.Facts
+	ls       map[string]*facts.Facts // license servers by ServerKey(full) and ShortName (unique only)
+	lsList   []*facts.Facts
 	issued   map[string][]issuedRef // issued Per Device CALs by ShortName(computer)
 	ent      []Entitlement
 	ledger   bool
@@ -282,15 +283,15 @@ type evalCtx struct {
 }
 
 type issuedRef struct {
-	server *collect.Facts
-	lic    *collect.IssuedFacts
+	server *facts.Facts
+	lic    *facts.IssuedFacts
 }
 
 func newContext(in Input, rs *RuleSet) *evalCtx {
 	c := &evalCtx{now: in.Now.UTC(), rs: rs, hist: in.History, ent: in.Entitlements,
-		ledger: in.Ledger || len(in.Entitlements) > 0, ls: map[string]*collect.Facts{},
+		ledger: in.Ledger || len(in.Entitlements) > 0, ls: map[string]*facts.Facts{},
 		issued: map[string][]issuedRef{}, lsDone: true, params: resolveParams(rs)}
-	c.hosts = make([]*collect.Facts, 0, len(in.Hosts))
+	c.hosts = make([]*facts.Facts, 0, len(in.Hosts))
 	for _, h := range in.Hosts {
 		if h != nil {
 			c.hosts = append(c.hosts, h)
@@ -302,7 +303,7 @@ func newContext(in Input, rs *RuleSet) *evalCtx {
 	groups := map[string]*group{}
 	short := map[string]int{}
 	for _, h := range c.hosts {
-		if h.Host.HasRole(collect.RoleSessionHost) && h.Host.Group != "" {
+		if h.Host.HasRole(evidence.RoleSessionHost) && h.Host.Group != "" {
 			g := groups[h.Host.Group]
 			if g == nil {
 				g = &group{Name: h.Host.Group}
@@ -311,7 +312,7 @@ func newContext(in Input, rs *RuleSet) *evalCtx {
 			}
 			g.Members = append(g.Members, h)
 		}
-		if !h.Host.HasRole(collect.RoleLicenseServer) {
+		if !h.Host.HasRole(evidence.RoleLicenseServer) {
 			continue
 		}
 		c.lsList = append(c.lsList, h)
@@ -321,13 +322,13 @@ func newContext(in Input, rs *RuleSet) *evalCtx {
 		}
 		for _, n := range []string{h.Host.Name, h.Host.Address} {
 			if n != "" {
-				c.ls[collect.ServerKey(n)] = h
+				c.ls[facts.ServerKey(n)] = h
 			}
 		}
-		short[collect.ShortName(h.Host.Name)]++
+		short[facts.ShortName(h.Host.Name)]++
 	}
 	for _, h := range c.lsList {
-		if sn := collect.ShortName(h.Host.Name); short[sn] == 1 {
+		if sn := facts.ShortName(h.Host.Name); short[sn] == 1 {
 			if _, taken := c.ls[sn]; !taken {
 				c.ls[sn] = h
 			}
@@ -338,7 +339,7 @@ func newContext(in Input, rs *RuleSet) *evalCtx {
 		for i := range h.Holdings.Issued {
 			il := &h.Holdings.Issued[i]
 			if il.Computer != "" {
-				k := collect.ShortName(il.Computer)
+				k := facts.ShortName(il.Computer)
 				c.issued[k] = append(c.issued[k], issuedRef{server: h, lic: il})
 			}
 		}
@@ -350,17 +351,17 @@ func newContext(in Input, rs *RuleSet) *evalCtx {
 
 // lookupLS finds an audited license server by the name a session host specifies: the
 // full name first, then a unique short name.
-func (c *evalCtx) lookupLS(name string) *collect.Facts {
-	if h := c.ls[collect.ServerKey(name)]; h != nil {
+func (c *evalCtx) lookupLS(name string) *facts.Facts {
+	if h := c.ls[facts.ServerKey(name)]; h != nil {
 		return h
 	}
-	return c.ls[collect.ShortName(name)]
+	return c.ls[facts.ShortName(name)]
 }
 
 // hostServers resolves a session host's effective license servers: the audited,
 // collected servers with holdings, and the names that are not usable (not in the
 // inventory, or not collected).
-func (c *evalCtx) hostServers(h *collect.Facts) (found []*collect.Facts, missing []string) {
+func (c *evalCtx) hostServers(h *facts.Facts) (found []*facts.Facts, missing []string) {
 	for _, n := range h.LicenseServers.Effective {
 		ls := c.lookupLS(n)
 		if ls == nil || !ls.Collected() || ls.Holdings == nil {
@@ -374,7 +375,7 @@ func (c *evalCtx) hostServers(h *collect.Facts) (found []*collect.Facts, missing
 
 // isRDSH says whether the host runs the RD Session Host role: WMI TerminalServerMode
 // first, else the installed features; known false when neither says.
-func isRDSH(h *collect.Facts) (rdsh, known bool) {
+func isRDSH(h *facts.Facts) (rdsh, known bool) {
 	if h.AppServer != nil {
 		return *h.AppServer, true
 	}
@@ -391,7 +392,7 @@ func isRDSH(h *collect.Facts) (rdsh, known bool) {
 
 // requireRDSH emits not-applicable or error and returns false when the host is not
 // (known to be) an RD Session Host.
-func requireRDSH(h *collect.Facts, s *sink) bool {
+func requireRDSH(h *facts.Facts, s *sink) bool {
 	rdsh, known := isRDSH(h)
 	switch {
 	case !known:
@@ -408,7 +409,7 @@ func requireRDSH(h *collect.Facts, s *sink) bool {
 	return true
 }
 
-func tsModeValue(h *collect.Facts) string {
+func tsModeValue(h *facts.Facts) string {
 	switch {
 	case h.AppServer == nil:
 		return "missing; features " + strings.Join(h.OS.Roles, ",")

@@ -13,7 +13,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 )
 
 // Entitlement is one ledger row: CALs the organisation is entitled to.
@@ -228,15 +229,15 @@ func ParseEntitlementsYAML(name string, data []byte) ([]Entitlement, error) {
 func makeEntitlement(calType, version, qty, agreement, price, currency string) (Entitlement, error) {
 	var e Entitlement
 	switch strings.ToLower(calType) {
-	case collect.CALPerUser, "per user", "user":
-		e.CALType = collect.CALPerUser
-	case collect.CALPerDevice, "per device", "device":
-		e.CALType = collect.CALPerDevice
+	case facts.CALPerUser, "per user", "user":
+		e.CALType = facts.CALPerUser
+	case facts.CALPerDevice, "per device", "device":
+		e.CALType = facts.CALPerDevice
 	default:
 		return e, fmt.Errorf("cal_type %q: want per_user or per_device", calType)
 	}
 	e.Version = canonicalRelease(version)
-	e.VersionID = collect.ReleaseCALVersion(e.Version)
+	e.VersionID = facts.ReleaseCALVersion(e.Version)
 	if e.VersionID == 0 {
 		return e, fmt.Errorf("version %q: want a Windows Server release (2008, 2008 R2, 2012, 2016, 2019, 2022, 2025)", version)
 	}
@@ -309,7 +310,7 @@ type posKey struct {
 }
 
 func versionName(id int64) string {
-	if n := collect.CALVersionName(&id); n != "" {
+	if n := facts.CALVersionName(&id); n != "" {
 		return n
 	}
 	return fmt.Sprintf("unknown(%d)", id)
@@ -356,7 +357,7 @@ func (c *evalCtx) buildPosition() {
 		}
 		for _, kp := range ls.Holdings.KeyPacks {
 			if kp.BuiltIn || kp.Temporary || kp.VersionID == nil ||
-				(kp.CALType != collect.CALPerUser && kp.CALType != collect.CALPerDevice) {
+				(kp.CALType != facts.CALPerUser && kp.CALType != facts.CALPerDevice) {
 				continue
 			}
 			r := c.row(posKey{kp.CALType, *kp.VersionID})
@@ -410,7 +411,7 @@ func (c *evalCtx) buildPosition() {
 }
 
 // perUserUsage reads the newest existing report's Per User summary entries.
-func perUserUsage(h *collect.Holdings) map[posKey]int64 {
+func perUserUsage(h *facts.Holdings) map[posKey]int64 {
 	rep := latestReport(h)
 	if rep == nil {
 		return nil
@@ -420,20 +421,20 @@ func perUserUsage(h *collect.Holdings) map[posKey]int64 {
 		if e.TSCALType == nil || *e.TSCALType != 1 || e.ProductVersionID == nil || e.IssuedLicenses == nil {
 			continue
 		}
-		out[posKey{collect.CALPerUser, *e.ProductVersionID}] += *e.IssuedLicenses
+		out[posKey{facts.CALPerUser, *e.ProductVersionID}] += *e.IssuedLicenses
 	}
 	return out
 }
 
 // latestReport is the newest report by GeneratedDate (unparseable dates sort first), or
 // nil.
-func latestReport(h *collect.Holdings) *collect.LicenseReport {
-	var best *collect.LicenseReport
+func latestReport(h *facts.Holdings) *evidence.LicenseReport {
+	var best *evidence.LicenseReport
 	var bestT int64 = -1 << 62
 	for i := range h.Reports {
 		r := &h.Reports[i]
 		t := int64(-1 << 61)
-		if p, err := collect.ParseDate(r.GeneratedDate, ""); err == nil {
+		if p, err := facts.ParseDate(r.GeneratedDate, ""); err == nil {
 			t = p.Unix()
 		}
 		if best == nil || t >= bestT {

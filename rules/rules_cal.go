@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 )
 
 // RDS-CAL-001
@@ -19,12 +20,12 @@ func (cal001) Info() RuleInfo {
 		Evidence:    []string{fieldOSVersion, fieldPolicyMode, fieldLocalMode, fieldPolicyLS, fieldLocalLS, fieldKeyPack}}
 }
 
-func (cal001) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (cal001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) || !modeKnown(h, s) {
 		return
 	}
 	sub := hostSubject(h)
-	want := collect.ModeCALType(h.Mode.Effective)
+	want := facts.ModeCALType(h.Mode.Effective)
 	if want == "" {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Observed: effectiveDesc(h), Message: "no licensed mode in effect"})
 		return
@@ -33,7 +34,7 @@ func (cal001) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: "no license server specified; see RDS-LS-001"})
 		return
 	}
-	min := collect.MinCALVersion(h.OS.Release)
+	min := facts.MinCALVersion(h.OS.Release)
 	osEv := EvidenceField{Field: fieldOSVersion, Value: fmt.Sprintf("%s / %s / %s → %s", orNone(h.OS.Version), orNone(h.OS.Build), orNone(h.OS.Caption), orNone(h.OS.Release))}
 	if min == 0 {
 		s.add(Result{Outcome: Error, Subject: sub, Evidence: []EvidenceField{osEv}, Message: "host OS release unknown (Win32_OperatingSystem version/caption not recognised)"})
@@ -90,7 +91,7 @@ func (cal002) Info() RuleInfo {
 		Evidence:    []string{fieldKeyPack + ".TotalLicenses/IssuedLicenses/AvailableLicenses"}}
 }
 
-func (cal002) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (cal002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !holdingsKnown(h, s) {
 		return
 	}
@@ -98,7 +99,7 @@ func (cal002) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 	var full, ok, unknown []string
 	var ev []EvidenceField
 	for _, kp := range h.Holdings.KeyPacks {
-		if kp.BuiltIn || kp.Temporary || kp.CALType != collect.CALPerDevice {
+		if kp.BuiltIn || kp.Temporary || kp.CALType != facts.CALPerDevice {
 			continue
 		}
 		ev = append(ev, packEvidence(h, kp))
@@ -148,7 +149,7 @@ func (cal003) Info() RuleInfo {
 		Evidence:    []string{fieldIssued + ".LicenseStatus", fieldKeyPack + " (KeyPackType 4)"}}
 }
 
-func (cal003) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (cal003) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !holdingsKnown(h, s) {
 		return
 	}
@@ -179,7 +180,7 @@ func (cal003) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 	s.add(r)
 }
 
-func truncNote(h *collect.Holdings) string {
+func truncNote(h *facts.Holdings) string {
 	if h.IssuedTruncated {
 		return fmt.Sprintf(" (list truncated; server reported %d)", h.IssuedTotal)
 	}
@@ -198,7 +199,7 @@ func (cal004) Info() RuleInfo {
 		Evidence:    []string{fieldReport, fieldKeyPack}}
 }
 
-func (cal004) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (cal004) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !holdingsKnown(h, s) {
 		return
 	}
@@ -210,7 +211,7 @@ func (cal004) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 	}
 	installed := map[int64]int64{}
 	for _, kp := range h.Holdings.KeyPacks {
-		if kp.CALType == collect.CALPerUser && !kp.BuiltIn && !kp.Temporary && kp.VersionID != nil && kp.Total.Known && !kp.Total.Unlimited {
+		if kp.CALType == facts.CALPerUser && !kp.BuiltIn && !kp.Temporary && kp.VersionID != nil && kp.Total.Known && !kp.Total.Unlimited {
 			installed[*kp.VersionID] += kp.Total.Value
 		}
 	}
@@ -356,7 +357,7 @@ func (cal007) Info() RuleInfo {
 		Params:      []Param{{Name: "expiry_days", Default: 90, Description: "warn when a key pack expires within this many days"}}}
 }
 
-func (cal007) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (cal007) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !holdingsKnown(h, s) {
 		return
 	}
@@ -400,7 +401,7 @@ func (cal007) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 // RDS-CLIENT-001
 type client001 struct{}
 
-var clientRole = []string{collect.RoleClient}
+var clientRole = []string{evidence.RoleClient}
 
 func (client001) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-CLIENT-001", Severity: SevLow, Scope: ScopeHost, Roles: clientRole,
@@ -411,13 +412,13 @@ func (client001) Info() RuleInfo {
 		Evidence:    []string{fieldClientStore, fieldIssued + ".sIssuedToComputer"}}
 }
 
-func (client001) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (client001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	sub := hostSubject(h)
 	if h.Client == nil || !h.Client.Known {
-		s.add(Result{Outcome: Error, Subject: sub, Message: "client token store unknown: registry keys " + collect.KeyClientStore + " / " + collect.KeyClientHardwareID + " were not read"})
+		s.add(Result{Outcome: Error, Subject: sub, Message: "client token store unknown: registry keys " + evidence.KeyClientStore + " / " + evidence.KeyClientHardwareID + " were not read"})
 		return
 	}
-	refs := c.issued[collect.ShortName(h.Host.Name)]
+	refs := c.issued[facts.ShortName(h.Host.Name)]
 	if len(refs) == 0 {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: "no audited license server lists a Per Device CAL for this computer"})
 		return
@@ -452,13 +453,13 @@ func (client002) Info() RuleInfo {
 		Evidence:    []string{fieldClientStore + " (LastWriteTime)", fieldIssued + ".IssueDate/LicenseStatus"}}
 }
 
-func (client002) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (client002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	sub := hostSubject(h)
 	if h.Client == nil || !h.Client.Known {
-		s.add(Result{Outcome: Error, Subject: sub, Message: "client token store unknown: registry keys " + collect.KeyClientStore + " / " + collect.KeyClientHardwareID + " were not read"})
+		s.add(Result{Outcome: Error, Subject: sub, Message: "client token store unknown: registry keys " + evidence.KeyClientStore + " / " + evidence.KeyClientHardwareID + " were not read"})
 		return
 	}
-	refs := c.issued[collect.ShortName(h.Host.Name)]
+	refs := c.issued[facts.ShortName(h.Host.Name)]
 	var perm *issuedRef
 	var temps []issuedRef
 	for i := range refs {
@@ -475,7 +476,7 @@ func (client002) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 		return
 	}
 	if h.Client.StoreWritten == nil {
-		s.add(Result{Outcome: Error, Subject: sub, Message: "token store LastWriteTime missing (" + collect.KeyClientStore + ")"})
+		s.add(Result{Outcome: Error, Subject: sub, Message: "token store LastWriteTime missing (" + evidence.KeyClientStore + ")"})
 		return
 	}
 	var laterTemps []string
@@ -516,7 +517,7 @@ func (collect001) Info() RuleInfo {
 		Evidence:    []string{fieldCollection}}
 }
 
-func (collect001) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (collect001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	r := Result{Outcome: Pass, Subject: hostSubject(h), Source: "collection", Observed: "collected", Expected: "collected",
 		Evidence: []EvidenceField{{Field: fieldCollection, Value: string(h.Status)}}, Message: "host collected"}
 	if len(h.Errors) > 0 {
@@ -530,7 +531,7 @@ func (collect001) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 	s.add(r)
 }
 
-func (collect001) checkUncollected(c *evalCtx, h *collect.Facts, s *sink) {
+func (collect001) checkUncollected(c *evalCtx, h *facts.Facts, s *sink) {
 	r := Result{Outcome: Fail, Subject: hostSubject(h), Source: "collection", Expected: "collected", Observed: string(h.Status)}
 	class, msg := "unknown", ""
 	if h.Failure != nil {
@@ -553,7 +554,7 @@ func (collect002) Info() RuleInfo {
 		Evidence:    []string{fieldOSVersion, fieldCollection}}
 }
 
-func (collect002) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (collect002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	sub := hostSubject(h)
 	osEv := EvidenceField{Field: fieldOSVersion, Value: fmt.Sprintf("%s / %s / %s → %s", orNone(h.OS.Version), orNone(h.OS.Build), orNone(h.OS.Caption), orNone(h.OS.Release))}
 	if !h.OS.Known {
@@ -569,9 +570,9 @@ func (collect002) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 	s.add(r)
 }
 
-func (collect002) checkUncollected(c *evalCtx, h *collect.Facts, s *sink) {
+func (collect002) checkUncollected(c *evalCtx, h *facts.Facts, s *sink) {
 	sub := hostSubject(h)
-	if h.Failure != nil && h.Failure.Class == collect.FailUnsupported {
+	if h.Failure != nil && h.Failure.Class == evidence.FailUnsupported {
 		s.add(Result{Outcome: Fail, Subject: sub, Source: "collection", Observed: "unsupported_os", Expected: "Windows Server 2012 or newer",
 			Evidence: []EvidenceField{{Field: fieldCollection, Value: string(h.Status) + " (unsupported_os)"}},
 			Message:  "OS unsupported by the collector: " + h.Failure.Message})

@@ -5,13 +5,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 )
 
 // GraceDays is the grace period of a new RD Session Host (MS; older docs said 180).
 const GraceDays = 120
 
-func graceEvidence(h *collect.Facts) EvidenceField {
+func graceEvidence(h *facts.Facts) EvidenceField {
 	g := h.Grace
 	switch {
 	case g.DaysLeft != nil:
@@ -23,7 +24,7 @@ func graceEvidence(h *collect.Facts) EvidenceField {
 }
 
 // graceDays emits an error and returns nil when the host's grace days are unknown.
-func graceDays(h *collect.Facts, s *sink) *int64 {
+func graceDays(h *facts.Facts, s *sink) *int64 {
 	if h.Grace.DaysLeft != nil {
 		return h.Grace.DaysLeft
 	}
@@ -37,7 +38,7 @@ func graceDays(h *collect.Facts, s *sink) *int64 {
 
 // previousRun returns the newest earlier snapshot (strictly before now), or nil. ok is
 // false when there is no history at all.
-func (c *evalCtx) previousRuns(h *collect.Facts, since time.Time) (snaps []HostSnapshot, ok bool) {
+func (c *evalCtx) previousRuns(h *facts.Facts, since time.Time) (snaps []HostSnapshot, ok bool) {
 	if c.hist == nil {
 		return nil, false
 	}
@@ -49,7 +50,7 @@ func (c *evalCtx) previousRuns(h *collect.Facts, since time.Time) (snaps []HostS
 	return snaps, true
 }
 
-func noHistory(h *collect.Facts, s *sink) {
+func noHistory(h *facts.Facts, s *sink) {
 	s.add(Result{Outcome: NotApplicable, Subject: hostSubject(h), Message: "no history of earlier runs given"})
 }
 
@@ -70,7 +71,7 @@ func (grace001) Info() RuleInfo {
 		}}
 }
 
-func (grace001) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (grace001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -116,7 +117,7 @@ func (grace002) Info() RuleInfo {
 		Evidence:    []string{fieldGraceDays}}
 }
 
-func (grace002) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (grace002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -148,7 +149,7 @@ func (grace003) Info() RuleInfo {
 		Evidence:    []string{fieldGraceDays, fieldHistory}}
 }
 
-func (grace003) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (grace003) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -199,7 +200,7 @@ func (grace004) Info() RuleInfo {
 		Evidence:    []string{fieldGraceDays, fieldInstallDate}}
 }
 
-func (grace004) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (grace004) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -243,7 +244,7 @@ func (grace005) Info() RuleInfo {
 		Evidence:    []string{fieldGraceKey + " (LastWriteTime)", fieldHistory}}
 }
 
-func (grace005) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (grace005) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -261,7 +262,7 @@ func (grace005) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 	g := h.Grace
 	switch {
 	case !g.KeyKnown:
-		s.add(Result{Outcome: Error, Subject: sub, Message: "registry key " + collect.KeyGracePeriod + " was not read"})
+		s.add(Result{Outcome: Error, Subject: sub, Message: "registry key " + evidence.KeyGracePeriod + " was not read"})
 		return
 	case !g.KeyExists:
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: "GracePeriod key absent; see RDS-GRACE-006"})
@@ -292,17 +293,17 @@ func (grace006) Info() RuleInfo {
 		Rationale:   "Reset scripts leave traces: the timebomb value missing while GetGracePeriodDays fails (key deleted, service not restarted), values other than the timebomb in the key, a key owner other than NETWORK SERVICE or SYSTEM (Administrators after take-ownership), and artefacts such as a plain L$RTMTIMEBOMB value or a Licensing Core key outside RCM.",
 		Remediation: "Investigate who changed the key; restore its default owner; license the host.",
 		References:  []string{"domain.md §1, §3"},
-		Evidence:    []string{fieldGraceKey + " (values, owner)", fieldTimebomb, fieldGraceDays, `registry:` + collect.KeyMisplacedCore}}
+		Evidence:    []string{fieldGraceKey + " (values, owner)", fieldTimebomb, fieldGraceDays, `registry:` + evidence.KeyMisplacedCore}}
 }
 
-func (grace006) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (grace006) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
 	g := h.Grace
 	sub := hostSubject(h)
 	if !g.KeyKnown {
-		s.add(Result{Outcome: Error, Subject: sub, Message: "registry key " + collect.KeyGracePeriod + " was not read"})
+		s.add(Result{Outcome: Error, Subject: sub, Message: "registry key " + evidence.KeyGracePeriod + " was not read"})
 		return
 	}
 	var why, strength []string
@@ -321,7 +322,7 @@ func (grace006) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 	}
 	var extra []string // the plain L$RTMTIMEBOMB is reported once, as an artefact
 	for _, v := range g.ExtraValues {
-		if !strings.EqualFold(v, collect.ValTimebombPlain) {
+		if !strings.EqualFold(v, evidence.ValTimebombPlain) {
 			extra = append(extra, v)
 		}
 	}
@@ -369,7 +370,7 @@ func dedupeStrings(ss []string) []string {
 	return out
 }
 
-func timebombValue(v *collect.RegValue) string {
+func timebombValue(v *evidence.RegValue) string {
 	if v == nil {
 		return "absent"
 	}
@@ -394,13 +395,13 @@ func (grace007) Info() RuleInfo {
 		Evidence:    []string{fieldTooltip, fieldGraceDays, fieldCert}}
 }
 
-func (grace007) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (grace007) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
 	sub := hostSubject(h)
 	if !h.Mode.Known {
-		s.add(Result{Outcome: Error, Subject: sub, Message: "registry key " + collect.KeyPolicy + " was not read"})
+		s.add(Result{Outcome: Error, Subject: sub, Message: "registry key " + evidence.KeyPolicy + " was not read"})
 		return
 	}
 	tt := h.Policy.TooltipHidden
@@ -416,7 +417,7 @@ func (grace007) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 	if h.Certificate.Known && !h.Certificate.Present {
 		why = append(why, "no licensing certificate")
 	}
-	if collect.ModeCALType(h.Mode.Effective) == "" {
+	if facts.ModeCALType(h.Mode.Effective) == "" {
 		why = append(why, "no licensed mode ("+effectiveDesc(h)+")")
 	}
 	r := Result{Subject: sub, Evidence: ev, Source: "policy", Observed: "fDisableTerminalServerTooltip 1", Expected: "notifications visible while the host is unlicensed or in grace"}
@@ -445,7 +446,7 @@ func (grace008) Info() RuleInfo {
 		Params:      []Param{{Name: "window_days", Default: 180, Description: "history window in days in which increases are counted"}}}
 }
 
-func (grace008) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (grace008) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -507,7 +508,7 @@ func (grace009) Info() RuleInfo {
 		Evidence:    []string{fieldGraceDays, fieldPolicyMode, fieldLocalMode, fieldConnectivity}}
 }
 
-func (grace009) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (grace009) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -522,7 +523,7 @@ func (grace009) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 		return
 	}
 	var why []string
-	if h.Mode.EffectiveSource != collect.SourceUnknown && collect.ModeCALType(h.Mode.Effective) == "" {
+	if h.Mode.EffectiveSource != facts.SourceUnknown && facts.ModeCALType(h.Mode.Effective) == "" {
 		why = append(why, "no licensed mode ("+effectiveDesc(h)+")")
 	}
 	healthy, unknown := false, len(h.LicenseServers.Connectivity) == 0
@@ -533,7 +534,7 @@ func (grace009) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 			unknown = true
 		}
 	}
-	noServers := len(h.LicenseServers.Effective) == 0 && len(h.LicenseServers.WMI) == 0 && h.LicenseServers.Source == collect.SourceNone
+	noServers := len(h.LicenseServers.Effective) == 0 && len(h.LicenseServers.WMI) == 0 && h.LicenseServers.Source == facts.SourceNone
 	switch {
 	case noServers:
 		why = append(why, "no license server specified")

@@ -5,12 +5,13 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 )
 
-var licenseServer = []string{collect.RoleLicenseServer}
+var licenseServer = []string{evidence.RoleLicenseServer}
 
-func lsEvidence(h *collect.Facts) []EvidenceField {
+func lsEvidence(h *facts.Facts) []EvidenceField {
 	ev := []EvidenceField{
 		{Field: fieldPolicyLS, Value: listOrNone(h.LicenseServers.Policy)},
 		{Field: fieldLocalLS, Value: listOrNone(h.LicenseServers.Local) + shapeNote(h.LicenseServers.LocalShape)},
@@ -28,10 +29,10 @@ func shapeNote(shape string) string {
 	return ""
 }
 
-func lsKnown(h *collect.Facts, s *sink) bool {
-	if h.LicenseServers.Source == collect.SourceUnknown || h.LicenseServers.Source == "" {
+func lsKnown(h *facts.Facts, s *sink) bool {
+	if h.LicenseServers.Source == facts.SourceUnknown || h.LicenseServers.Source == "" {
 		s.add(Result{Outcome: Error, Subject: hostSubject(h), Evidence: lsEvidence(h),
-			Message: "license-server configuration unknown: registry key " + collect.KeyPolicy + " or " + collect.KeyLocalLS + " was not read"})
+			Message: "license-server configuration unknown: registry key " + evidence.KeyPolicy + " or " + evidence.KeyLocalLS + " was not read"})
 		return false
 	}
 	return true
@@ -49,7 +50,7 @@ func (ls001) Info() RuleInfo {
 		Evidence:    []string{fieldPolicyLS, fieldLocalLS, fieldWMILS}}
 }
 
-func (ls001) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (ls001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) || !lsKnown(h, s) {
 		return
 	}
@@ -84,7 +85,7 @@ func (ls002) Info() RuleInfo {
 		Evidence:    []string{fieldPolicyLS, fieldLocalLS, fieldInventory}}
 }
 
-func (ls002) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (ls002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !lsKnown(h, s) {
 		return
 	}
@@ -127,13 +128,13 @@ func (ls003) Info() RuleInfo {
 func (ls003) checkGroup(c *evalCtx, g *group, s *sink) {
 	checkGroupConsistency(c, g, s, groupCheck{
 		what: "license-server set",
-		value: func(h *collect.Facts) (string, bool) {
-			if h.LicenseServers.Source == collect.SourceUnknown || h.LicenseServers.Source == "" {
+		value: func(h *facts.Facts) (string, bool) {
+			if h.LicenseServers.Source == facts.SourceUnknown || h.LicenseServers.Source == "" {
 				return "", false
 			}
 			var n []string
 			for _, x := range h.LicenseServers.Effective {
-				n = appendUnique(n, collect.ShortName(x))
+				n = appendUnique(n, facts.ShortName(x))
 			}
 			sort.Strings(n)
 			return "[" + strings.Join(n, ",") + "]", true
@@ -155,7 +156,7 @@ func (ls004) Info() RuleInfo {
 		Evidence:    []string{fieldConnectivity, fieldPolicyLS, fieldLocalLS}}
 }
 
-func (ls004) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (ls004) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -180,7 +181,7 @@ func (ls004) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 		case cn.Healthy:
 			good = append(good, cn.Server)
 		default:
-			bad = append(bad, cn.Server+" "+collect.ConnectivityName(cn.Status))
+			bad = append(bad, cn.Server+" "+facts.ConnectivityName(cn.Status))
 		}
 	}
 	r := Result{Subject: sub, Evidence: ev, Source: "wmi", Expected: "status 9 or 11 for every license server",
@@ -197,14 +198,14 @@ func (ls004) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 }
 
 // ConnectivityValue renders a connectivity result for evidence.
-func ConnectivityValue(cn collect.Connectivity) string {
+func ConnectivityValue(cn facts.Connectivity) string {
 	if cn.Status == nil {
 		return "call failed: " + orNone(cn.Error)
 	}
-	return collect.ConnectivityName(cn.Status)
+	return facts.ConnectivityName(cn.Status)
 }
 
-func holdingsKnown(h *collect.Facts, s *sink) bool {
+func holdingsKnown(h *facts.Facts, s *sink) bool {
 	if h.Holdings == nil {
 		s.add(Result{Outcome: Error, Subject: hostSubject(h), Message: "license-server evidence missing (Win32_TSLicenseServer / Win32_TSLicenseKeyPack not read)"})
 		return false
@@ -224,7 +225,7 @@ func (ls005) Info() RuleInfo {
 		Evidence:    []string{fieldActivation}}
 }
 
-func (ls005) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (ls005) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !holdingsKnown(h, s) {
 		return
 	}
@@ -256,17 +257,17 @@ func (ls006) Info() RuleInfo {
 		Evidence:    []string{fieldCert, fieldPolicyMode, fieldLocalMode}}
 }
 
-func (ls006) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (ls006) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) || !modeKnown(h, s) {
 		return
 	}
 	sub := hostSubject(h)
-	if collect.ModeCALType(h.Mode.Effective) == "" {
+	if facts.ModeCALType(h.Mode.Effective) == "" {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Observed: effectiveDesc(h), Message: "no licensed mode in effect"})
 		return
 	}
 	if !h.Certificate.Known {
-		s.add(Result{Outcome: Error, Subject: sub, Message: "licensing certificate unknown: registry key " + collect.KeyRCM + " was not read"})
+		s.add(Result{Outcome: Error, Subject: sub, Message: "licensing certificate unknown: registry key " + evidence.KeyRCM + " was not read"})
 		return
 	}
 	r := Result{Subject: sub, Source: "registry", Expected: "X509 Certificate present",
@@ -275,7 +276,7 @@ func (ls006) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 	if h.Certificate.Present {
 		r.Outcome, r.Message = Pass, "licensing certificate present"
 	} else {
-		r.Outcome, r.Message = Fail, "no X509 Certificate under "+collect.KeyRCM+" although the host runs "+effectiveDesc(h)+": it has never obtained a certificate from a license server"
+		r.Outcome, r.Message = Fail, "no X509 Certificate under "+evidence.KeyRCM+" although the host runs "+effectiveDesc(h)+": it has never obtained a certificate from a license server"
 	}
 	s.add(r)
 }
@@ -299,12 +300,12 @@ func (ls007) Info() RuleInfo {
 		Evidence:    []string{fieldOSVersion, fieldKeyPack}}
 }
 
-func (ls007) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (ls007) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !holdingsKnown(h, s) {
 		return
 	}
 	sub := hostSubject(h)
-	var packs []collect.KeyPackFacts
+	var packs []facts.KeyPackFacts
 	for _, kp := range h.Holdings.KeyPacks {
 		if !kp.BuiltIn && kp.VersionID != nil {
 			packs = append(packs, kp)
@@ -314,7 +315,7 @@ func (ls007) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: "no key packs with a known version (built-in packs excluded)"})
 		return
 	}
-	max := collect.ReleaseCALVersion(h.OS.Release)
+	max := facts.ReleaseCALVersion(h.OS.Release)
 	osEv := EvidenceField{Field: fieldOSVersion, Value: fmt.Sprintf("%s / %s / %s → %s", orNone(h.OS.Version), orNone(h.OS.Build), orNone(h.OS.Caption), orNone(h.OS.Release))}
 	if max == 0 {
 		s.add(Result{Outcome: Error, Subject: sub, Evidence: []EvidenceField{osEv}, Message: "license server OS release unknown (Win32_OperatingSystem version/caption not recognised)"})

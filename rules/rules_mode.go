@@ -5,32 +5,33 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 )
 
-var sessionHost = []string{collect.RoleSessionHost}
+var sessionHost = []string{evidence.RoleSessionHost}
 
-func modeEvidence(h *collect.Facts) []EvidenceField {
+func modeEvidence(h *facts.Facts) []EvidenceField {
 	return []EvidenceField{
-		{Field: fieldPolicyMode, Value: collect.ModeName(h.Mode.Policy)},
-		{Field: fieldLocalMode, Value: collect.ModeName(h.Mode.Local)},
-		{Field: fieldWMIMode, Value: collect.ModeName(h.Mode.WMI)},
+		{Field: fieldPolicyMode, Value: facts.ModeName(h.Mode.Policy)},
+		{Field: fieldLocalMode, Value: facts.ModeName(h.Mode.Local)},
+		{Field: fieldWMIMode, Value: facts.ModeName(h.Mode.WMI)},
 	}
 }
 
 // modeKnown emits an error and returns false when the registry precedence cannot be
 // established.
-func modeKnown(h *collect.Facts, s *sink) bool {
-	if h.Mode.EffectiveSource == collect.SourceUnknown || h.Mode.EffectiveSource == "" {
+func modeKnown(h *facts.Facts, s *sink) bool {
+	if h.Mode.EffectiveSource == facts.SourceUnknown || h.Mode.EffectiveSource == "" {
 		s.add(Result{Outcome: Error, Subject: hostSubject(h), Evidence: modeEvidence(h),
-			Message: "licensing mode unknown: registry key " + collect.KeyPolicy + " or " + collect.KeyLicensingCore + " was not read"})
+			Message: "licensing mode unknown: registry key " + evidence.KeyPolicy + " or " + evidence.KeyLicensingCore + " was not read"})
 		return false
 	}
 	return true
 }
 
-func effectiveDesc(h *collect.Facts) string {
-	return fmt.Sprintf("%s (from %s)", collect.ModeName(h.Mode.Effective), h.Mode.EffectiveSource)
+func effectiveDesc(h *facts.Facts) string {
+	return fmt.Sprintf("%s (from %s)", facts.ModeName(h.Mode.Effective), h.Mode.EffectiveSource)
 }
 
 // RDS-MODE-001
@@ -45,13 +46,13 @@ func (mode001) Info() RuleInfo {
 		Evidence:    []string{fieldPolicyMode, fieldLocalMode, fieldTSMode}}
 }
 
-func (mode001) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (mode001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) || !modeKnown(h, s) {
 		return
 	}
 	r := Result{Subject: hostSubject(h), Evidence: modeEvidence(h), Source: h.Mode.EffectiveSource,
 		Observed: effectiveDesc(h), Expected: "Per Device (2) or Per User (4)"}
-	if h.Mode.Effective == nil || *h.Mode.Effective == collect.ModeNotConfig {
+	if h.Mode.Effective == nil || *h.Mode.Effective == facts.ModeNotConfig {
 		r.Outcome = Fail
 		r.Message = "RD Session Host has no licensing mode: neither Group Policy nor the local Licensing Core key sets one (effective " + effectiveDesc(h) + ")"
 	} else {
@@ -73,26 +74,26 @@ func (mode002) Info() RuleInfo {
 		Evidence:    []string{fieldPolicyMode, fieldLocalMode}}
 }
 
-func (mode002) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (mode002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !h.Mode.Known {
 		s.add(Result{Outcome: Error, Subject: hostSubject(h), Evidence: modeEvidence(h),
-			Message: "cannot compare: registry key " + collect.KeyPolicy + " or " + collect.KeyLicensingCore + " was not read"})
+			Message: "cannot compare: registry key " + evidence.KeyPolicy + " or " + evidence.KeyLicensingCore + " was not read"})
 		return
 	}
 	r := Result{Subject: hostSubject(h), Evidence: modeEvidence(h), Source: "policy, local",
-		Observed: "policy " + collect.ModeName(h.Mode.Policy) + ", local " + collect.ModeName(h.Mode.Local)}
+		Observed: "policy " + facts.ModeName(h.Mode.Policy) + ", local " + facts.ModeName(h.Mode.Local)}
 	switch {
 	case h.Mode.Policy == nil || h.Mode.Local == nil:
 		r.Outcome = NotApplicable
-		r.Message = "only one source sets a licensing mode (policy " + collect.ModeName(h.Mode.Policy) + ", local " + collect.ModeName(h.Mode.Local) + "): nothing to compare"
+		r.Message = "only one source sets a licensing mode (policy " + facts.ModeName(h.Mode.Policy) + ", local " + facts.ModeName(h.Mode.Local) + "): nothing to compare"
 	case *h.Mode.Policy != *h.Mode.Local:
 		r.Outcome = Fail
 		r.Expected = "local value equal to the policy value"
 		r.Message = fmt.Sprintf("Group Policy sets %s but the local Licensing Core key holds %s; the policy value is effective and the local one is ignored",
-			collect.ModeName(h.Mode.Policy), collect.ModeName(h.Mode.Local))
+			facts.ModeName(h.Mode.Policy), facts.ModeName(h.Mode.Local))
 	default:
 		r.Outcome = Pass
-		r.Message = "policy and local licensing mode agree: " + collect.ModeName(h.Mode.Policy)
+		r.Message = "policy and local licensing mode agree: " + facts.ModeName(h.Mode.Policy)
 	}
 	s.add(r)
 }
@@ -109,7 +110,7 @@ func (mode003) Info() RuleInfo {
 		Evidence:    []string{fieldPolicyMode, fieldLocalMode, fieldWMIMode, fieldWMIModeSrc}}
 }
 
-func (mode003) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (mode003) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) || !modeKnown(h, s) {
 		return
 	}
@@ -119,22 +120,22 @@ func (mode003) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 			Message: "WMI licensing mode missing: Win32_TerminalServiceSetting.LicensingType was not read"})
 		return
 	}
-	want := collect.ModeNotConfig
+	want := facts.ModeNotConfig
 	if h.Mode.Effective != nil {
 		want = *h.Mode.Effective
 	}
 	r := Result{Subject: hostSubject(h), Evidence: ev, Source: "registry, wmi",
-		Observed: "WMI LicensingType " + collect.ModeName(h.Mode.WMI),
+		Observed: "WMI LicensingType " + facts.ModeName(h.Mode.WMI),
 		Expected: "registry precedence " + effectiveDesc(h)}
 	var why []string
 	if *h.Mode.WMI != want {
-		why = append(why, fmt.Sprintf("WMI reports %s while the registry precedence gives %s", collect.ModeName(h.Mode.WMI), effectiveDesc(h)))
+		why = append(why, fmt.Sprintf("WMI reports %s while the registry precedence gives %s", facts.ModeName(h.Mode.WMI), effectiveDesc(h)))
 	}
 	if src := h.Mode.WMISource; src != nil {
-		if h.Mode.EffectiveSource == collect.SourcePolicy && *src == 0 {
+		if h.Mode.EffectiveSource == facts.SourcePolicy && *src == 0 {
 			why = append(why, "WMI says the mode comes from the server configuration (PolicySourceLicensingType 0) although Group Policy sets it")
 		}
-		if h.Mode.EffectiveSource != collect.SourcePolicy && *src == 1 {
+		if h.Mode.EffectiveSource != facts.SourcePolicy && *src == 1 {
 			why = append(why, "WMI says the mode comes from Group Policy (PolicySourceLicensingType 1) although no policy value was read")
 		}
 	}
@@ -143,7 +144,7 @@ func (mode003) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 		r.Message = strings.Join(why, "; ") + ": a policy refresh or restart is pending, or the registry was changed"
 	} else {
 		r.Outcome = Pass
-		r.Message = "WMI and the registry precedence agree: " + collect.ModeName(h.Mode.WMI)
+		r.Message = "WMI and the registry precedence agree: " + facts.ModeName(h.Mode.WMI)
 	}
 	s.add(r)
 }
@@ -164,17 +165,17 @@ func (mode004) checkGroup(c *evalCtx, g *group, s *sink) {
 	expected, hasExp := c.rs.ExpectedModes[g.Name]
 	checkGroupConsistency(c, g, s, groupCheck{
 		what: "licensing mode",
-		value: func(h *collect.Facts) (string, bool) {
-			if h.Mode.EffectiveSource == collect.SourceUnknown || h.Mode.EffectiveSource == "" {
+		value: func(h *facts.Facts) (string, bool) {
+			if h.Mode.EffectiveSource == facts.SourceUnknown || h.Mode.EffectiveSource == "" {
 				return "", false
 			}
-			return collect.ModeName(h.Mode.Effective), true
+			return facts.ModeName(h.Mode.Effective), true
 		},
 		expected: func() (string, bool) {
 			if !hasExp {
 				return "", false
 			}
-			return collect.ModeName(&expected), true
+			return facts.ModeName(&expected), true
 		},
 		field: fieldPolicyMode + " / " + fieldLocalMode,
 	})
@@ -183,7 +184,7 @@ func (mode004) checkGroup(c *evalCtx, g *group, s *sink) {
 // groupCheck describes a group consistency rule (MODE-004, LS-003).
 type groupCheck struct {
 	what     string
-	value    func(*collect.Facts) (string, bool)
+	value    func(*facts.Facts) (string, bool)
 	expected func() (string, bool)
 	field    string
 }
@@ -263,11 +264,11 @@ func (mode005) Info() RuleInfo {
 		Evidence:    []string{fieldPolicyMode, fieldLocalMode, fieldPolicyLS, fieldLocalLS, fieldKeyPack}}
 }
 
-func (mode005) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (mode005) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) || !modeKnown(h, s) {
 		return
 	}
-	want := collect.ModeCALType(h.Mode.Effective)
+	want := facts.ModeCALType(h.Mode.Effective)
 	sub := hostSubject(h)
 	if want == "" {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Observed: effectiveDesc(h), Message: "no licensed mode (Per Device or Per User) in effect; see RDS-MODE-001/007"})
@@ -294,7 +295,7 @@ func (mode005) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 	for _, t := range have {
 		if t == want {
 			r.Outcome = Pass
-			r.Message = fmt.Sprintf("mode %s is served by %s key packs", collect.ModeName(h.Mode.Effective), want)
+			r.Message = fmt.Sprintf("mode %s is served by %s key packs", facts.ModeName(h.Mode.Effective), want)
 			s.add(r)
 			return
 		}
@@ -304,13 +305,13 @@ func (mode005) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 		r.Message = fmt.Sprintf("no %s key pack on the audited license servers, and license servers %s were not audited (not in the inventory or not collected)", want, strings.Join(missing, ", "))
 	} else {
 		r.Outcome = Fail
-		r.Message = fmt.Sprintf("mode %s needs %s CALs but the host's license servers (%s) hold %s", collect.ModeName(h.Mode.Effective), want, strings.Join(h.LicenseServers.Effective, ", "), listOrNone(have))
+		r.Message = fmt.Sprintf("mode %s needs %s CALs but the host's license servers (%s) hold %s", facts.ModeName(h.Mode.Effective), want, strings.Join(h.LicenseServers.Effective, ", "), listOrNone(have))
 	}
 	s.add(r)
 }
 
 // usablePack: a non-built-in, non-temporary, unexpired key pack with licences.
-func usablePack(kp collect.KeyPackFacts, c *evalCtx) bool {
+func usablePack(kp facts.KeyPackFacts, c *evalCtx) bool {
 	if kp.BuiltIn || kp.Temporary {
 		return false
 	}
@@ -320,10 +321,10 @@ func usablePack(kp collect.KeyPackFacts, c *evalCtx) bool {
 	if kp.Expires != nil && kp.Expires.Before(c.now) {
 		return false
 	}
-	return kp.CALType == collect.CALPerDevice || kp.CALType == collect.CALPerUser
+	return kp.CALType == facts.CALPerDevice || kp.CALType == facts.CALPerUser
 }
 
-func packEvidence(ls *collect.Facts, kp collect.KeyPackFacts) EvidenceField {
+func packEvidence(ls *facts.Facts, kp facts.KeyPackFacts) EvidenceField {
 	return EvidenceField{Field: fmt.Sprintf("%s[KeyPackId=%d] @%s", fieldKeyPack, kp.ID, ls.Host.Name),
 		Value: fmt.Sprintf("%s %s, ProductVersionID %s, type %s, total %s, issued %s", kp.CALType, orNone(kp.Version), i64(kp.VersionID), kp.PackTypeName, kp.Total, kp.Issued)}
 }
@@ -340,12 +341,12 @@ func (mode006) Info() RuleInfo {
 		Evidence:    []string{fieldPolicyMode, fieldLocalMode, fieldPartOfDomain}}
 }
 
-func (mode006) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (mode006) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !modeKnown(h, s) {
 		return
 	}
 	sub := hostSubject(h)
-	if h.Mode.Effective == nil || *h.Mode.Effective != collect.ModePerUser {
+	if h.Mode.Effective == nil || *h.Mode.Effective != facts.ModePerUser {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Observed: effectiveDesc(h), Message: "effective mode is not Per User (4)"})
 		return
 	}
@@ -383,7 +384,7 @@ func (mode007) Info() RuleInfo {
 		Params:      []Param{{Name: "avd_tag", Default: "avd", Description: "inventory tag marking Azure Virtual Desktop session hosts (AAD Per User allowed)"}}}
 }
 
-func (mode007) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
+func (mode007) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !modeKnown(h, s) {
 		return
 	}
@@ -400,10 +401,10 @@ func (mode007) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 	if e := h.Mode.Effective; e != nil {
 		rdsh, known := isRDSH(h)
 		switch *e {
-		case collect.ModePerDevice, collect.ModePerUser, collect.ModeNotConfig:
-		case collect.ModePersonalTS:
+		case facts.ModePerDevice, facts.ModePerUser, facts.ModeNotConfig:
+		case facts.ModePersonalTS:
 			why = append(why, "mode 0 (Personal Terminal Server) is not a server licensing mode")
-		case collect.ModeAdminOnly:
+		case facts.ModeAdminOnly:
 			if !known {
 				r.Outcome, r.Message = Error, "mode 1 (Remote Desktop for Administration) in effect and the RD Session Host role is unknown (Win32_TerminalServiceSetting.TerminalServerMode missing)"
 				s.add(r)
@@ -412,7 +413,7 @@ func (mode007) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 			if rdsh {
 				why = append(why, "mode 1 (Remote Desktop for Administration) on an AppServer host")
 			}
-		case collect.ModeAADPerUser:
+		case facts.ModeAADPerUser:
 			tag := c.strParam("RDS-MODE-007", "avd_tag")
 			avd := false
 			for _, t := range h.Host.Tags {
@@ -423,7 +424,7 @@ func (mode007) checkHost(c *evalCtx, h *collect.Facts, s *sink) {
 				r.Strength = "rdsaudit cannot see whether a host is an Azure Virtual Desktop session host; it relies on the inventory tag"
 			}
 		default:
-			why = append(why, "unknown mode value "+collect.ModeName(e))
+			why = append(why, "unknown mode value "+facts.ModeName(e))
 		}
 	}
 	if len(why) > 0 {

@@ -5,7 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 )
 
 type ruleCase struct {
@@ -42,13 +43,13 @@ func ledger(rows ...Entitlement) func(*fleet) {
 }
 
 func ent(calType string, version int64, qty int64, price Amount) Entitlement {
-	return Entitlement{CALType: calType, Version: collect.CALVersionName(&version), VersionID: version, Quantity: qty, Agreement: "EA-1", UnitPrice: &price, Currency: "EUR", Source: "test:1"}
+	return Entitlement{CALType: calType, Version: facts.CALVersionName(&version), VersionID: version, Quantity: qty, Agreement: "EA-1", UnitPrice: &price, Currency: "EUR", Source: "test:1"}
 }
 
-func uncollected(host string, class collect.FailureClass) func(*fleet) {
+func uncollected(host string, class evidence.FailureClass) func(*fleet) {
 	return func(f *fleet) {
 		h := f.host(host)
-		*h = *collect.NewFailure(h.Host, "test", now, collect.StatusFailed, class, "simulated")
+		*h = *evidence.NewFailure(h.Host, "test", now, evidence.StatusFailed, class, "simulated")
 	}
 }
 
@@ -56,23 +57,23 @@ var ruleCases = []ruleCase{
 	// MODE-001
 	{rule: "RDS-MODE-001", name: "per user", subject: "RDSH1", want: Pass},
 	{rule: "RDS-MODE-001", name: "not configured", subject: "RDSH1", want: Fail, setup: func(f *fleet) {
-		delVal(f.host("RDSH1"), collect.KeyPolicy, collect.ValLicensingMode)
-		setVal(f.host("RDSH1"), collect.KeyLicensingCore, dw(collect.ValLicensingMode, 5))
+		delVal(f.host("RDSH1"), evidence.KeyPolicy, evidence.ValLicensingMode)
+		setVal(f.host("RDSH1"), evidence.KeyLicensingCore, dw(evidence.ValLicensingMode, 5))
 	}},
 	{rule: "RDS-MODE-001", name: "absent everywhere", subject: "RDSH1", want: Fail, setup: func(f *fleet) {
-		delVal(f.host("RDSH1"), collect.KeyPolicy, collect.ValLicensingMode)
-		delVal(f.host("RDSH1"), collect.KeyLicensingCore, collect.ValLicensingMode)
+		delVal(f.host("RDSH1"), evidence.KeyPolicy, evidence.ValLicensingMode)
+		delVal(f.host("RDSH1"), evidence.KeyLicensingCore, evidence.ValLicensingMode)
 	}},
 	{rule: "RDS-MODE-001", name: "admin mode host", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) { notRDSH(f.host("RDSH1")) }},
-	{rule: "RDS-MODE-001", name: "policy key unreadable", subject: "RDSH1", want: Error, setup: func(f *fleet) { key(f.host("RDSH1"), collect.KeyPolicy).Error = "access denied" }},
-	{rule: "RDS-MODE-001", name: "not collected", subject: "RDSH1", want: Error, setup: uncollected("RDSH1", collect.FailTimeout)},
+	{rule: "RDS-MODE-001", name: "policy key unreadable", subject: "RDSH1", want: Error, setup: func(f *fleet) { key(f.host("RDSH1"), evidence.KeyPolicy).Error = "access denied" }},
+	{rule: "RDS-MODE-001", name: "not collected", subject: "RDSH1", want: Error, setup: uncollected("RDSH1", evidence.FailTimeout)},
 	// MODE-002
 	{rule: "RDS-MODE-002", name: "agree", subject: "RDSH1", want: Pass},
 	{rule: "RDS-MODE-002", name: "disagree, policy wins", subject: "RDSH1", want: Fail, contains: "policy value is effective", setup: func(f *fleet) {
-		setVal(f.host("RDSH1"), collect.KeyLicensingCore, dw(collect.ValLicensingMode, 2))
+		setVal(f.host("RDSH1"), evidence.KeyLicensingCore, dw(evidence.ValLicensingMode, 2))
 	}},
 	{rule: "RDS-MODE-002", name: "only local", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) {
-		delVal(f.host("RDSH1"), collect.KeyPolicy, collect.ValLicensingMode)
+		delVal(f.host("RDSH1"), evidence.KeyPolicy, evidence.ValLicensingMode)
 	}},
 	// MODE-003
 	{rule: "RDS-MODE-003", name: "agree", subject: "RDSH1", want: Pass},
@@ -83,14 +84,14 @@ var ruleCases = []ruleCase{
 	// MODE-004
 	{rule: "RDS-MODE-004", name: "same mode", subject: "farm", want: Pass},
 	{rule: "RDS-MODE-004", name: "mixed", subject: "farm", want: Fail, setup: func(f *fleet) {
-		setVal(f.host("RDSH2"), collect.KeyPolicy, dw(collect.ValLicensingMode, 2))
+		setVal(f.host("RDSH2"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 2))
 	}},
 	{rule: "RDS-MODE-004", name: "expected per device", subject: "farm", want: Fail, contains: "expected Per Device", setup: func(f *fleet) {
 		f.rs = DefaultRuleSet()
 		f.rs.ExpectedModes = map[string]int64{"farm": 2}
 	}},
 	{rule: "RDS-MODE-004", name: "single host", subject: "farm", want: NotApplicable, setup: func(f *fleet) { f.host("RDSH2").Host.Group = "other" }},
-	{rule: "RDS-MODE-004", name: "member not collected", subject: "farm", want: Error, setup: uncollected("RDSH2", collect.FailAuth)},
+	{rule: "RDS-MODE-004", name: "member not collected", subject: "farm", want: Error, setup: uncollected("RDSH2", evidence.FailAuth)},
 	// MODE-005
 	{rule: "RDS-MODE-005", name: "per user packs", subject: "RDSH1", want: Pass},
 	{rule: "RDS-MODE-005", name: "only per device packs", subject: "RDSH1", want: Fail, setup: func(f *fleet) {
@@ -99,60 +100,60 @@ var ruleCases = []ruleCase{
 		ls.KeyPacks = append(ls.KeyPacks, pack(4, 2, 0, 7, 50, 10, "RDS Per Device CAL"))
 	}},
 	{rule: "RDS-MODE-005", name: "license server not audited", subject: "RDSH1", want: Error, setup: func(f *fleet) {
-		setVal(f.host("RDSH1"), collect.KeyPolicy, sz(collect.ValLicenseServers, "LS99"))
+		setVal(f.host("RDSH1"), evidence.KeyPolicy, sz(evidence.ValLicenseServers, "LS99"))
 	}},
 	{rule: "RDS-MODE-005", name: "mode not configured", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) {
-		setVal(f.host("RDSH1"), collect.KeyPolicy, dw(collect.ValLicensingMode, 5))
+		setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 5))
 	}},
 	// MODE-006
 	{rule: "RDS-MODE-006", name: "domain member", subject: "RDSH1", want: Pass},
 	{rule: "RDS-MODE-006", name: "workgroup", subject: "RDSH1", want: Fail, setup: func(f *fleet) { f.host("RDSH1").OS.PartOfDomain = pb(false) }},
 	{rule: "RDS-MODE-006", name: "per device", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) {
-		setVal(f.host("RDSH1"), collect.KeyPolicy, dw(collect.ValLicensingMode, 2))
+		setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 2))
 	}},
 	{rule: "RDS-MODE-006", name: "domain unknown", subject: "RDSH1", want: Error, setup: func(f *fleet) { f.host("RDSH1").OS.PartOfDomain = nil }},
 	// MODE-007
 	{rule: "RDS-MODE-007", name: "per user", subject: "RDSH1", want: Pass},
-	{rule: "RDS-MODE-007", name: "personal ts", subject: "RDSH1", want: Fail, setup: func(f *fleet) { setVal(f.host("RDSH1"), collect.KeyPolicy, dw(collect.ValLicensingMode, 0)) }},
-	{rule: "RDS-MODE-007", name: "admin mode on appserver", subject: "RDSH1", want: Fail, setup: func(f *fleet) { setVal(f.host("RDSH1"), collect.KeyPolicy, dw(collect.ValLicensingMode, 1)) }},
-	{rule: "RDS-MODE-007", name: "aad per user untagged", subject: "RDSH1", want: Fail, setup: func(f *fleet) { setVal(f.host("RDSH1"), collect.KeyPolicy, dw(collect.ValLicensingMode, 6)) }},
+	{rule: "RDS-MODE-007", name: "personal ts", subject: "RDSH1", want: Fail, setup: func(f *fleet) { setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 0)) }},
+	{rule: "RDS-MODE-007", name: "admin mode on appserver", subject: "RDSH1", want: Fail, setup: func(f *fleet) { setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 1)) }},
+	{rule: "RDS-MODE-007", name: "aad per user untagged", subject: "RDSH1", want: Fail, setup: func(f *fleet) { setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 6)) }},
 	{rule: "RDS-MODE-007", name: "aad per user on avd", subject: "RDSH1", want: Pass, setup: func(f *fleet) {
-		setVal(f.host("RDSH1"), collect.KeyPolicy, dw(collect.ValLicensingMode, 6))
+		setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 6))
 		f.host("RDSH1").Host.Tags = []string{"AVD"}
 	}},
-	{rule: "RDS-MODE-007", name: "value 9", subject: "RDSH1", want: Fail, contains: "unknown(9)", setup: func(f *fleet) { setVal(f.host("RDSH1"), collect.KeyPolicy, dw(collect.ValLicensingMode, 9)) }},
+	{rule: "RDS-MODE-007", name: "value 9", subject: "RDSH1", want: Fail, contains: "unknown(9)", setup: func(f *fleet) { setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 9)) }},
 	{rule: "RDS-MODE-007", name: "wrong registry type", subject: "RDSH1", want: Fail, contains: "not REG_DWORD", setup: func(f *fleet) {
-		setVal(f.host("RDSH1"), collect.KeyLicensingCore, sz(collect.ValLicensingMode, "4"))
+		setVal(f.host("RDSH1"), evidence.KeyLicensingCore, sz(evidence.ValLicensingMode, "4"))
 	}},
 	{rule: "RDS-MODE-007", name: "no value", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) {
-		delVal(f.host("RDSH1"), collect.KeyPolicy, collect.ValLicensingMode)
-		delVal(f.host("RDSH1"), collect.KeyLicensingCore, collect.ValLicensingMode)
+		delVal(f.host("RDSH1"), evidence.KeyPolicy, evidence.ValLicensingMode)
+		delVal(f.host("RDSH1"), evidence.KeyLicensingCore, evidence.ValLicensingMode)
 	}},
 	// LS-001
 	{rule: "RDS-LS-001", name: "policy servers", subject: "RDSH1", want: Pass},
 	{rule: "RDS-LS-001", name: "local subkey shape", subject: "RDSH1", want: Pass, contains: "from local", setup: func(f *fleet) {
-		delVal(f.host("RDSH1"), collect.KeyPolicy, collect.ValLicenseServers)
-		k := key(f.host("RDSH1"), collect.KeyLocalLSSubkey)
+		delVal(f.host("RDSH1"), evidence.KeyPolicy, evidence.ValLicenseServers)
+		k := key(f.host("RDSH1"), evidence.KeyLocalLSSubkey)
 		k.Exists, k.Subkeys = true, []string{"LS01"}
 	}},
 	{rule: "RDS-LS-001", name: "none", subject: "RDSH1", want: Fail, setup: func(f *fleet) {
-		delVal(f.host("RDSH1"), collect.KeyPolicy, collect.ValLicenseServers)
+		delVal(f.host("RDSH1"), evidence.KeyPolicy, evidence.ValLicenseServers)
 		f.host("RDSH1").TerminalServices.SpecifiedLicenseServers.Servers = nil
 	}},
 	{rule: "RDS-LS-001", name: "not rdsh", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) { notRDSH(f.host("RDSH1")) }},
 	// LS-002
 	{rule: "RDS-LS-002", name: "in inventory", subject: "RDSH1", want: Pass},
 	{rule: "RDS-LS-002", name: "fqdn matches short name", subject: "RDSH1", want: Pass, setup: func(f *fleet) {
-		setVal(f.host("RDSH1"), collect.KeyPolicy, sz(collect.ValLicenseServers, "ls01.corp.example."))
+		setVal(f.host("RDSH1"), evidence.KeyPolicy, sz(evidence.ValLicenseServers, "ls01.corp.example."))
 	}},
 	{rule: "RDS-LS-002", name: "unknown server", subject: "RDSH1", want: Fail, contains: "LS99", setup: func(f *fleet) {
-		setVal(f.host("RDSH1"), collect.KeyPolicy, sz(collect.ValLicenseServers, "LS01, LS99"))
+		setVal(f.host("RDSH1"), evidence.KeyPolicy, sz(evidence.ValLicenseServers, "LS01, LS99"))
 	}},
-	{rule: "RDS-LS-002", name: "no servers", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) { delVal(f.host("RDSH1"), collect.KeyPolicy, collect.ValLicenseServers) }},
+	{rule: "RDS-LS-002", name: "no servers", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) { delVal(f.host("RDSH1"), evidence.KeyPolicy, evidence.ValLicenseServers) }},
 	// LS-003
 	{rule: "RDS-LS-003", name: "same set", subject: "farm", want: Pass},
 	{rule: "RDS-LS-003", name: "different sets", subject: "farm", want: Fail, setup: func(f *fleet) {
-		setVal(f.host("RDSH2"), collect.KeyPolicy, sz(collect.ValLicenseServers, "LS01,LS02"))
+		setVal(f.host("RDSH2"), evidence.KeyPolicy, sz(evidence.ValLicenseServers, "LS01,LS02"))
 	}},
 	{rule: "RDS-LS-003", name: "single host", subject: "farm", want: NotApplicable, setup: func(f *fleet) { f.host("RDSH2").Host.Group = "" }},
 	// LS-004
@@ -164,7 +165,7 @@ var ruleCases = []ruleCase{
 		c.ReturnValue, c.Status = p64(1), nil
 	}},
 	{rule: "RDS-LS-004", name: "no servers", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) {
-		delVal(f.host("RDSH1"), collect.KeyPolicy, collect.ValLicenseServers)
+		delVal(f.host("RDSH1"), evidence.KeyPolicy, evidence.ValLicenseServers)
 		f.host("RDSH1").TerminalServices.SpecifiedLicenseServers.Servers = nil
 		f.host("RDSH1").TerminalServices.Connectivity = nil
 	}},
@@ -177,9 +178,9 @@ var ruleCases = []ruleCase{
 	}},
 	// LS-006
 	{rule: "RDS-LS-006", name: "certificate present", subject: "RDSH1", want: Pass},
-	{rule: "RDS-LS-006", name: "certificate absent", subject: "RDSH1", want: Fail, setup: func(f *fleet) { delVal(f.host("RDSH1"), collect.KeyRCM, collect.ValX509Certificate) }},
-	{rule: "RDS-LS-006", name: "not configured", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) { setVal(f.host("RDSH1"), collect.KeyPolicy, dw(collect.ValLicensingMode, 5)) }},
-	{rule: "RDS-LS-006", name: "rcm unread", subject: "RDSH1", want: Error, setup: func(f *fleet) { key(f.host("RDSH1"), collect.KeyRCM).Error = "access denied" }},
+	{rule: "RDS-LS-006", name: "certificate absent", subject: "RDSH1", want: Fail, setup: func(f *fleet) { delVal(f.host("RDSH1"), evidence.KeyRCM, evidence.ValX509Certificate) }},
+	{rule: "RDS-LS-006", name: "not configured", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) { setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 5)) }},
+	{rule: "RDS-LS-006", name: "rcm unread", subject: "RDSH1", want: Error, setup: func(f *fleet) { key(f.host("RDSH1"), evidence.KeyRCM).Error = "access denied" }},
 	// LS-007
 	{rule: "RDS-LS-007", name: "2022 server, 2022 packs", subject: "LS01", want: Pass},
 	{rule: "RDS-LS-007", name: "2016 server, 2022 packs", subject: "LS01", want: Fail, setup: func(f *fleet) {
@@ -235,43 +236,43 @@ var ruleCases = []ruleCase{
 	{rule: "RDS-GRACE-005", name: "not written since", subject: "RDSH1", want: Pass, setup: history("RDSH1", snap("r1", now.AddDate(0, 0, -30), 90))},
 	{rule: "RDS-GRACE-005", name: "written since", subject: "RDSH1", want: Fail, setup: history("RDSH1", snap("r1", time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC), 90))},
 	{rule: "RDS-GRACE-005", name: "lastwrite missing", subject: "RDSH1", want: Error, setup: both(history("RDSH1", snap("r1", now.AddDate(0, 0, -30), 90)),
-		func(f *fleet) { key(f.host("RDSH1"), collect.KeyGracePeriod).LastWriteTime = nil })},
+		func(f *fleet) { key(f.host("RDSH1"), evidence.KeyGracePeriod).LastWriteTime = nil })},
 	// GRACE-006
 	{rule: "RDS-GRACE-006", name: "clean", subject: "RDSH1", want: Pass},
-	{rule: "RDS-GRACE-006", name: "system owner", subject: "RDSH1", want: Pass, setup: func(f *fleet) { key(f.host("RDSH1"), collect.KeyGracePeriod).Owner = `NT AUTHORITY\SYSTEM` }},
+	{rule: "RDS-GRACE-006", name: "system owner", subject: "RDSH1", want: Pass, setup: func(f *fleet) { key(f.host("RDSH1"), evidence.KeyGracePeriod).Owner = `NT AUTHORITY\SYSTEM` }},
 	{rule: "RDS-GRACE-006", name: "deleted, method fails", subject: "RDSH1", want: Fail, contains: "timebomb value missing", setup: func(f *fleet) {
-		k := key(f.host("RDSH1"), collect.KeyGracePeriod)
+		k := key(f.host("RDSH1"), evidence.KeyGracePeriod)
 		k.Exists, k.Values = false, nil
 		g := &f.host("RDSH1").TerminalServices.GracePeriod
 		g.ReturnValue, g.DaysLeft = p64(2147749889), nil
 	}},
-	{rule: "RDS-GRACE-006", name: "extra value", subject: "RDSH1", want: Fail, setup: func(f *fleet) { setVal(f.host("RDSH1"), collect.KeyGracePeriod, dw("Reset", 1)) }},
+	{rule: "RDS-GRACE-006", name: "extra value", subject: "RDSH1", want: Fail, setup: func(f *fleet) { setVal(f.host("RDSH1"), evidence.KeyGracePeriod, dw("Reset", 1)) }},
 	{rule: "RDS-GRACE-006", name: "administrators owner", subject: "RDSH1", want: Fail, contains: "BUILTIN", setup: func(f *fleet) {
-		key(f.host("RDSH1"), collect.KeyGracePeriod).Owner = `BUILTIN\Administrators`
+		key(f.host("RDSH1"), evidence.KeyGracePeriod).Owner = `BUILTIN\Administrators`
 	}},
-	{rule: "RDS-GRACE-006", name: "misplaced core artefact", subject: "RDSH1", want: Fail, setup: func(f *fleet) { key(f.host("RDSH1"), collect.KeyMisplacedCore).Exists = true }},
+	{rule: "RDS-GRACE-006", name: "misplaced core artefact", subject: "RDSH1", want: Fail, setup: func(f *fleet) { key(f.host("RDSH1"), evidence.KeyMisplacedCore).Exists = true }},
 	{rule: "RDS-GRACE-006", name: "not rdsh", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) { notRDSH(f.host("RDSH1")) }},
-	{rule: "RDS-GRACE-006", name: "key unread", subject: "RDSH1", want: Error, setup: func(f *fleet) { key(f.host("RDSH1"), collect.KeyGracePeriod).Error = "denied" }},
+	{rule: "RDS-GRACE-006", name: "key unread", subject: "RDSH1", want: Error, setup: func(f *fleet) { key(f.host("RDSH1"), evidence.KeyGracePeriod).Error = "denied" }},
 	{rule: "RDS-GRACE-006", name: "key not read at all", subject: "RDSH1", want: Error, setup: func(f *fleet) {
-		k := key(f.host("RDSH1"), collect.KeyGracePeriod)
+		k := key(f.host("RDSH1"), evidence.KeyGracePeriod)
 		k.Exists, k.Values, k.Error = false, nil, "denied"
 	}},
 	{rule: "RDS-GRACE-006", name: "values unreadable, owner changed", subject: "RDSH1", want: Fail, contains: "values could not be read", setup: func(f *fleet) {
-		k := key(f.host("RDSH1"), collect.KeyGracePeriod)
+		k := key(f.host("RDSH1"), evidence.KeyGracePeriod)
 		k.Values, k.Error, k.Owner = nil, "values not readable (access denied; the key exists)", `BUILTIN\Administrators`
 		g := &f.host("RDSH1").TerminalServices.GracePeriod
 		g.ReturnValue, g.DaysLeft = p64(2147749889), nil
 	}},
 	{rule: "RDS-GRACE-005", name: "values unreadable, LastWriteTime still judged", subject: "RDSH1", want: Fail, setup: both(history("RDSH1", snap("r1", time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC), 90)),
 		func(f *fleet) {
-			k := key(f.host("RDSH1"), collect.KeyGracePeriod)
+			k := key(f.host("RDSH1"), evidence.KeyGracePeriod)
 			k.Values, k.Error = nil, "values not readable (access denied; the key exists)"
 		})},
 	// GRACE-007
 	{rule: "RDS-GRACE-007", name: "not hidden", subject: "RDSH1", want: Pass},
-	{rule: "RDS-GRACE-007", name: "hidden in grace", subject: "RDSH1", want: Fail, setup: func(f *fleet) { setVal(f.host("RDSH1"), collect.KeyPolicy, dw(collect.ValTooltip, 1)) }},
+	{rule: "RDS-GRACE-007", name: "hidden in grace", subject: "RDSH1", want: Fail, setup: func(f *fleet) { setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValTooltip, 1)) }},
 	{rule: "RDS-GRACE-007", name: "hidden on licensed host", subject: "RDSH1", want: Pass, setup: func(f *fleet) {
-		setVal(f.host("RDSH1"), collect.KeyPolicy, dw(collect.ValTooltip, 1))
+		setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValTooltip, 1))
 		graceDaysSet("RDSH1", 0)(f)
 	}},
 	{rule: "RDS-GRACE-007", name: "not rdsh", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) { notRDSH(f.host("RDSH1")) }},
@@ -293,7 +294,7 @@ var ruleCases = []ruleCase{
 	}},
 	{rule: "RDS-GRACE-009", name: "expired, not configured", subject: "RDSH1", want: Fail, setup: func(f *fleet) {
 		graceDaysSet("RDSH1", 0)(f)
-		setVal(f.host("RDSH1"), collect.KeyPolicy, dw(collect.ValLicensingMode, 5))
+		setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 5))
 	}},
 	{rule: "RDS-GRACE-009", name: "not rdsh", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) { notRDSH(f.host("RDSH1")) }},
 	// CAL-001
@@ -318,10 +319,10 @@ var ruleCases = []ruleCase{
 		f.host("LS01").LicenseServer.KeyPacks[1].KeyPackType = p64(4)
 	}},
 	{rule: "RDS-CAL-001", name: "per device mode", subject: "RDSH1", want: Pass, setup: func(f *fleet) {
-		setVal(f.host("RDSH1"), collect.KeyPolicy, dw(collect.ValLicensingMode, 2))
+		setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 2))
 	}},
-	{rule: "RDS-CAL-001", name: "no licensed mode", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) { setVal(f.host("RDSH1"), collect.KeyPolicy, dw(collect.ValLicensingMode, 5)) }},
-	{rule: "RDS-CAL-001", name: "license server down", subject: "RDSH1", want: Error, setup: uncollected("LS01", collect.FailConnect)},
+	{rule: "RDS-CAL-001", name: "no licensed mode", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) { setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 5)) }},
+	{rule: "RDS-CAL-001", name: "license server down", subject: "RDSH1", want: Error, setup: uncollected("LS01", evidence.FailConnect)},
 	// CAL-002
 	{rule: "RDS-CAL-002", name: "room left", subject: "LS01", want: Pass},
 	{rule: "RDS-CAL-002", name: "exhausted", subject: "LS01", want: Fail, setup: func(f *fleet) { f.host("LS01").LicenseServer.KeyPacks[2].IssuedLicenses = p64(50) }},
@@ -333,12 +334,12 @@ var ruleCases = []ruleCase{
 		ls := f.host("LS01").LicenseServer
 		ls.KeyPacks = ls.KeyPacks[:2]
 	}},
-	{rule: "RDS-CAL-002", name: "not collected", subject: "LS01", want: Error, setup: uncollected("LS01", collect.FailAccessDenied)},
+	{rule: "RDS-CAL-002", name: "not collected", subject: "LS01", want: Error, setup: uncollected("LS01", evidence.FailAccessDenied)},
 	// CAL-003
 	{rule: "RDS-CAL-003", name: "none", subject: "LS01", want: Pass},
 	{rule: "RDS-CAL-003", name: "temporary issued", subject: "LS01", want: Fail, setup: func(f *fleet) {
 		ls := f.host("LS01").LicenseServer
-		ls.IssuedLicenses = append(ls.IssuedLicenses, collect.IssuedLicense{LicenseID: 2, KeyPackID: 13, IssuedToComp: "KIOSK", LicenseStatus: p64(1)})
+		ls.IssuedLicenses = append(ls.IssuedLicenses, evidence.IssuedLicense{LicenseID: 2, KeyPackID: 13, IssuedToComp: "KIOSK", LicenseStatus: p64(1)})
 	}},
 	{rule: "RDS-CAL-003", name: "temporary pack count", subject: "LS01", want: Fail, setup: func(f *fleet) {
 		ls := f.host("LS01").LicenseServer
@@ -347,13 +348,13 @@ var ruleCases = []ruleCase{
 	// CAL-004
 	{rule: "RDS-CAL-004", name: "no report", subject: "LS01", want: NotApplicable},
 	{rule: "RDS-CAL-004", name: "within", subject: "LS01", want: Pass, setup: func(f *fleet) {
-		f.host("LS01").LicenseServer.Reports = []collect.LicenseReport{{FileName: "r.xml", GeneratedDate: "20261001000000.000000-000",
-			Summary: []collect.LicenseReportEntry{{ProductVersionID: p64(7), InstalledLicenses: p64(100), IssuedLicenses: p64(80), TSCALType: p64(1)}}}}
+		f.host("LS01").LicenseServer.Reports = []evidence.LicenseReport{{FileName: "r.xml", GeneratedDate: "20261001000000.000000-000",
+			Summary: []evidence.LicenseReportEntry{{ProductVersionID: p64(7), InstalledLicenses: p64(100), IssuedLicenses: p64(80), TSCALType: p64(1)}}}}
 	}},
 	{rule: "RDS-CAL-004", name: "over", subject: "LS01", want: Fail, setup: func(f *fleet) {
-		f.host("LS01").LicenseServer.Reports = []collect.LicenseReport{
-			{FileName: "old.xml", GeneratedDate: "20260101000000.000000-000", Summary: []collect.LicenseReportEntry{{ProductVersionID: p64(7), IssuedLicenses: p64(10), TSCALType: p64(1)}}},
-			{FileName: "new.xml", GeneratedDate: "20261001000000.000000-000", Summary: []collect.LicenseReportEntry{{ProductVersionID: p64(7), IssuedLicenses: p64(130), TSCALType: p64(1)}}}}
+		f.host("LS01").LicenseServer.Reports = []evidence.LicenseReport{
+			{FileName: "old.xml", GeneratedDate: "20260101000000.000000-000", Summary: []evidence.LicenseReportEntry{{ProductVersionID: p64(7), IssuedLicenses: p64(10), TSCALType: p64(1)}}},
+			{FileName: "new.xml", GeneratedDate: "20261001000000.000000-000", Summary: []evidence.LicenseReportEntry{{ProductVersionID: p64(7), IssuedLicenses: p64(130), TSCALType: p64(1)}}}}
 	}},
 	// CAL-005
 	{rule: "RDS-CAL-005", name: "no ledger", subject: "ledger", want: NotApplicable},
@@ -361,7 +362,7 @@ var ruleCases = []ruleCase{
 	{rule: "RDS-CAL-005", name: "shortfall with cost", subject: "per_user/2022", want: Fail, contains: "estimated cost 1125.00 EUR", setup: ledger(ent("per_user", 7, 30, 11250))},
 	{rule: "RDS-CAL-005", name: "nothing entitled", subject: "per_device/2022", want: Fail, setup: ledger(ent("per_user", 7, 100, 100))},
 	{rule: "RDS-CAL-005", name: "incomplete inventory", subject: "per_user/2022", want: Error, setup: both(ledger(ent("per_user", 7, 100, 100), ent("per_device", 7, 50, 50)), func(f *fleet) {
-		f.hosts = append(f.hosts, collect.NewFailure(collect.HostRef{Name: "LS02", Roles: []string{collect.RoleLicenseServer}}, "test", now, collect.StatusFailed, collect.FailDNS, "no such host"))
+		f.hosts = append(f.hosts, evidence.NewFailure(evidence.HostRef{Name: "LS02", Roles: []string{evidence.RoleLicenseServer}}, "test", now, evidence.StatusFailed, evidence.FailDNS, "no such host"))
 	})},
 	// CAL-006
 	{rule: "RDS-CAL-006", name: "no ledger", subject: "ledger", want: NotApplicable},
@@ -396,30 +397,30 @@ var ruleCases = []ruleCase{
 	{rule: "RDS-CLIENT-002", name: "no reset", subject: "CLIENT1", want: Pass},
 	{rule: "RDS-CLIENT-002", name: "store reset, temporary again", subject: "CLIENT1", want: Fail, setup: func(f *fleet) {
 		w := time.Date(2026, 10, 19, 0, 0, 0, 0, time.UTC)
-		key(f.host("CLIENT1"), collect.KeyClientStore).LastWriteTime = &w
+		key(f.host("CLIENT1"), evidence.KeyClientStore).LastWriteTime = &w
 		ls := f.host("LS01").LicenseServer
-		ls.IssuedLicenses = append(ls.IssuedLicenses, collect.IssuedLicense{LicenseID: 9, KeyPackID: 13, IssuedToComp: "client1.corp.example", IssueDate: "20261020000000.000000-000", LicenseStatus: p64(1)})
+		ls.IssuedLicenses = append(ls.IssuedLicenses, evidence.IssuedLicense{LicenseID: 9, KeyPackID: 13, IssuedToComp: "client1.corp.example", IssueDate: "20261020000000.000000-000", LicenseStatus: p64(1)})
 	}},
 	{rule: "RDS-CLIENT-002", name: "temporary but store untouched", subject: "CLIENT1", want: Pass, setup: func(f *fleet) {
 		ls := f.host("LS01").LicenseServer
-		ls.IssuedLicenses = append(ls.IssuedLicenses, collect.IssuedLicense{LicenseID: 9, KeyPackID: 13, IssuedToComp: "CLIENT1", IssueDate: "20261020000000.000000-000", LicenseStatus: p64(1)})
+		ls.IssuedLicenses = append(ls.IssuedLicenses, evidence.IssuedLicense{LicenseID: 9, KeyPackID: 13, IssuedToComp: "CLIENT1", IssueDate: "20261020000000.000000-000", LicenseStatus: p64(1)})
 		w := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
-		key(f.host("CLIENT1"), collect.KeyClientStore).LastWriteTime = &w
+		key(f.host("CLIENT1"), evidence.KeyClientStore).LastWriteTime = &w
 		f.host("CLIENT1").Registry[2].LastWriteTime = &w
 	}},
 	{rule: "RDS-CLIENT-002", name: "no permanent CAL", subject: "CLIENT1", want: NotApplicable, setup: func(f *fleet) { f.host("LS01").LicenseServer.IssuedLicenses = nil }},
 	// COLLECT-001
 	{rule: "RDS-COLLECT-001", name: "collected", subject: "RDSH1", want: Pass},
-	{rule: "RDS-COLLECT-001", name: "timeout", subject: "RDSH1", want: Fail, contains: "error class timeout", setup: uncollected("RDSH1", collect.FailTimeout)},
-	{rule: "RDS-COLLECT-001", name: "client timeout", subject: "CLIENT1", want: Fail, setup: uncollected("CLIENT1", collect.FailTimeout)},
+	{rule: "RDS-COLLECT-001", name: "timeout", subject: "RDSH1", want: Fail, contains: "error class timeout", setup: uncollected("RDSH1", evidence.FailTimeout)},
+	{rule: "RDS-COLLECT-001", name: "client timeout", subject: "CLIENT1", want: Fail, setup: uncollected("CLIENT1", evidence.FailTimeout)},
 	// COLLECT-002
 	{rule: "RDS-COLLECT-002", name: "2022", subject: "RDSH1", want: Pass},
 	{rule: "RDS-COLLECT-002", name: "2008 R2 collected", subject: "RDSH1", want: Fail, setup: func(f *fleet) {
 		o := f.host("RDSH1").OS
 		o.Version, o.BuildNumber, o.Caption = "6.1.7601", "7601", "Microsoft Windows Server 2008 R2 Enterprise"
 	}},
-	{rule: "RDS-COLLECT-002", name: "unsupported failure", subject: "RDSH1", want: Fail, setup: uncollected("RDSH1", collect.FailUnsupported)},
-	{rule: "RDS-COLLECT-002", name: "other failure", subject: "RDSH1", want: NotApplicable, setup: uncollected("RDSH1", collect.FailDNS)},
+	{rule: "RDS-COLLECT-002", name: "unsupported failure", subject: "RDSH1", want: Fail, setup: uncollected("RDSH1", evidence.FailUnsupported)},
+	{rule: "RDS-COLLECT-002", name: "other failure", subject: "RDSH1", want: NotApplicable, setup: uncollected("RDSH1", evidence.FailDNS)},
 }
 
 func TestRules(t *testing.T) {

@@ -17,7 +17,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 )
 
 // RuleSetVersion is the rule-set file format version this build reads.
@@ -379,11 +380,11 @@ func validateGraceThresholds(rs *RuleSet) error {
 func parseMode(s string) (int64, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "per_device", "per device", "2":
-		return collect.ModePerDevice, nil
+		return facts.ModePerDevice, nil
 	case "per_user", "per user", "4":
-		return collect.ModePerUser, nil
+		return facts.ModePerUser, nil
 	case "aad_per_user", "6":
-		return collect.ModeAADPerUser, nil
+		return facts.ModeAADPerUser, nil
 	}
 	return 0, fmt.Errorf("unknown mode %q (want per_device, per_user or aad_per_user)", s)
 }
@@ -438,7 +439,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // LintWaivers checks the waivers for `rdsaudit validate`: unknown rule IDs, missing
 // approver or expiry, expiry in the past, scopes that match no host. hostNames are the
 // inventory's host names, groups their groups (a group scope is checked against them).
-func LintWaivers(rs *RuleSet, hosts []collect.HostRef, now time.Time) []string {
+func LintWaivers(rs *RuleSet, hosts []evidence.HostRef, now time.Time) []string {
 	var out []string
 	for _, w := range rs.Waivers {
 		loc := rs.Source

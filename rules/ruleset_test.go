@@ -5,7 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 )
 
 func TestParseRuleSetErrors(t *testing.T) {
@@ -47,7 +48,7 @@ func TestSampleRuleSet(t *testing.T) {
 	if rs.Version != 1 || rs.FailOn != SevHigh || len(rs.Hash) != 64 || len(rs.Waivers) < 2 {
 		t.Fatalf("unexpected rule set %+v", rs)
 	}
-	hosts := []collect.HostRef{{Name: "RDSH-B05", Group: "farm-b"}, {Name: "WG-01", Group: "branch"}}
+	hosts := []evidence.HostRef{{Name: "RDSH-B05", Group: "farm-b"}, {Name: "WG-01", Group: "branch"}}
 	lint := LintWaivers(rs, hosts, sampleClock)
 	if len(lint) != 1 || !strings.Contains(lint[0], "W-2026-003: expired on 2026-09-30") {
 		t.Errorf("lint %q, want exactly the expired waiver", lint)
@@ -63,7 +64,7 @@ waivers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := strings.Join(LintWaivers(rs, []collect.HostRef{{Name: "RDSH1", Group: "farm"}}, now), "\n")
+	got := strings.Join(LintWaivers(rs, []evidence.HostRef{{Name: "RDSH1", Group: "farm"}}, now), "\n")
 	for _, want := range []string{"r.yaml:3: waiver W1: no approver", "waiver W1: no expiry", "waiver W1: scope glob lab-* matches no host"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("lint output lacks %q:\n%s", want, got)
@@ -76,8 +77,8 @@ waivers:
 
 func TestWaivers(t *testing.T) {
 	f := baseFleet()
-	delVal(f.host("RDSH1"), collect.KeyRCM, collect.ValX509Certificate) // LS-006 fails on RDSH1
-	delVal(f.host("RDSH2"), collect.KeyRCM, collect.ValX509Certificate) // and RDSH2
+	delVal(f.host("RDSH1"), evidence.KeyRCM, evidence.ValX509Certificate) // LS-006 fails on RDSH1
+	delVal(f.host("RDSH2"), evidence.KeyRCM, evidence.ValX509Certificate) // and RDSH2
 	rs, err := ParseRuleSet("r.yaml", []byte(`version: 1
 fail_on: medium
 waivers:
@@ -127,7 +128,7 @@ func TestEntitlementsCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(es) != 4 || es[0].CALType != collect.CALPerUser || es[0].VersionID != 7 || es[0].Quantity != 80 ||
+	if len(es) != 4 || es[0].CALType != facts.CALPerUser || es[0].VersionID != 7 || es[0].Quantity != 80 ||
 		es[0].UnitPrice == nil || *es[0].UnitPrice != 12450 || es[0].Currency != "EUR" || !strings.HasSuffix(es[0].Source, "entitlements.csv:8") {
 		t.Fatalf("unexpected ledger %+v", es[0])
 	}
@@ -168,12 +169,12 @@ func TestEntitlementsYAML(t *testing.T) {
 func TestPosition(t *testing.T) {
 	f := baseFleet()
 	f.ent, f.ledger = []Entitlement{ent("per_user", 7, 30, 11250), ent("per_user", 7, 5, 12000)}, true
-	f.host("LS01").LicenseServer.Reports = []collect.LicenseReport{{GeneratedDate: "2026-10-01T00:00:00Z",
-		Summary: []collect.LicenseReportEntry{{ProductVersionID: p64(7), IssuedLicenses: p64(45), TSCALType: p64(1)}}}}
+	f.host("LS01").LicenseServer.Reports = []evidence.LicenseReport{{GeneratedDate: "2026-10-01T00:00:00Z",
+		Summary: []evidence.LicenseReportEntry{{ProductVersionID: p64(7), IssuedLicenses: p64(45), TSCALType: p64(1)}}}}
 	ev := f.evaluate()
 	var row *PositionRow
 	for i := range ev.Position {
-		if ev.Position[i].CALType == collect.CALPerUser && ev.Position[i].VersionID == 7 {
+		if ev.Position[i].CALType == facts.CALPerUser && ev.Position[i].VersionID == 7 {
 			row = &ev.Position[i]
 		}
 	}

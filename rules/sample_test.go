@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/samples"
 )
 
@@ -27,9 +27,9 @@ func evaluateSamples(t *testing.T) *Evaluation {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var hosts []*collect.Facts
+	var hosts []*facts.Facts
 	for _, ev := range evs {
-		hosts = append(hosts, collect.Interpret(ev))
+		hosts = append(hosts, facts.Interpret(ev))
 	}
 	rs, err := LoadRuleSet(filepath.Join(dir, "rules.yaml"))
 	if err != nil {

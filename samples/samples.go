@@ -15,7 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/collect/offline"
+	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
 //go:embed config.yaml inventory.csv rules.yaml entitlements.csv fleet
@@ -51,8 +52,8 @@ func Extract(dir string) (string, error) {
 // it: each inventory host's evidence from dir/fleet (collect.LoadFleet), and a
 // no_evidence failure stamped now for an inventory host without files. Evidence files
 // of hosts missing from the inventory are an error.
-func Evidence(dir string, now time.Time) ([]*collect.Evidence, error) {
-	fl, err := collect.LoadFleet(filepath.Join(dir, "fleet"))
+func Evidence(dir string, now time.Time) ([]*evidence.Evidence, error) {
+	fl, err := offline.LoadFleet(filepath.Join(dir, "fleet"))
 	if err != nil {
 		return nil, fmt.Errorf("load fleet: %w", err)
 	}
@@ -64,13 +65,13 @@ func Evidence(dir string, now time.Time) ([]*collect.Evidence, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "inventory.csv"), err)
 	}
-	var evs []*collect.Evidence
+	var evs []*evidence.Evidence
 	for _, row := range rows[1:] {
 		name := row[0]
 		ev := fl[strings.ToLower(name)]
 		if ev == nil {
-			ref := collect.HostRef{Name: name, Group: row[4], Roles: strings.Split(row[3], ";")}
-			ev = collect.NewFailure(ref, "snapshot", now, collect.StatusFailed, collect.FailNoEvidence, "no evidence file for "+name)
+			ref := evidence.HostRef{Name: name, Group: row[4], Roles: strings.Split(row[3], ";")}
+			ev = evidence.NewFailure(ref, "snapshot", now, evidence.StatusFailed, evidence.FailNoEvidence, "no evidence file for "+name)
 		}
 		delete(fl, strings.ToLower(name))
 		evs = append(evs, ev)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/collect/offline"
+	"github.com/rdsaudit/rdsaudit/collect/winrm"
 	"github.com/rdsaudit/rdsaudit/config"
 	"github.com/rdsaudit/rdsaudit/report"
 )
@@ -13,7 +15,7 @@ import (
 func collectorFor(e *env, cfg *config.Config) (collect.Collector, error) {
 	switch cfg.Collection.Source {
 	case config.SourceOffline:
-		c := collect.NewOfflineCollector(cfg.Collection.EvidenceDir)
+		c := offline.NewOfflineCollector(cfg.Collection.EvidenceDir)
 		c.Now = e.now
 		return c, nil
 	case config.SourceWinRM:
@@ -27,7 +29,7 @@ func collectorFor(e *env, cfg *config.Config) (collect.Collector, error) {
 		if err != nil {
 			return nil, usageErr(err)
 		}
-		c, err := collect.NewWinRMCollector(winrmOptions(cfg), creds, e.log)
+		c, err := winrm.NewWinRMCollector(winrmOptions(cfg), creds, e.log)
 		if err != nil {
 			return nil, usageErr(err)
 		}
@@ -37,13 +39,13 @@ func collectorFor(e *env, cfg *config.Config) (collect.Collector, error) {
 }
 
 // winrmOptions maps the configuration to the collector's plain option values.
-func winrmOptions(cfg *config.Config) collect.WinRMOptions {
+func winrmOptions(cfg *config.Config) winrm.WinRMOptions {
 	t, c := cfg.Transport, cfg.Collection
 	retries := c.Retries
 	if retries == 0 {
 		retries = -1 // the collector reads 0 as "default"; the configuration means none
 	}
-	return collect.WinRMOptions{
+	return winrm.WinRMOptions{
 		Scheme:             t.Scheme,
 		Port:               t.EffectivePort(),
 		Auth:               t.Auth,
@@ -67,13 +69,13 @@ func winrmOptions(cfg *config.Config) collect.WinRMOptions {
 
 // credentialsFor resolves the password of every credential a host uses and maps hosts
 // to them. Passwords live only in the returned map, never in errors or logs.
-func credentialsFor(cfg *config.Config) (collect.CredentialMap, error) {
+func credentialsFor(cfg *config.Config) (winrm.CredentialMap, error) {
 	hosts, err := cfg.Hosts()
 	if err != nil {
 		return nil, err
 	}
-	resolved := map[string]collect.Credential{}
-	m := collect.CredentialMap{}
+	resolved := map[string]winrm.Credential{}
+	m := winrm.CredentialMap{}
 	for _, h := range hosts {
 		cred, ok := resolved[h.Credential]
 		if !ok {
@@ -87,7 +89,7 @@ func credentialsFor(cfg *config.Config) (collect.CredentialMap, error) {
 					return nil, err
 				}
 			}
-			cred = collect.Credential{Name: cc.Name, Username: cc.Username, Password: pw}
+			cred = winrm.Credential{Name: cc.Name, Username: cc.Username, Password: pw}
 			resolved[h.Credential] = cred
 		}
 		m[h.Name] = cred

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/evidence"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -27,7 +27,7 @@ func newValidateCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			refs := make([]collect.HostRef, len(in.hosts))
+			refs := make([]evidence.HostRef, len(in.hosts))
 			for i, h := range in.hosts {
 				refs[i] = h.Ref()
 			}

@@ -18,8 +18,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rdsaudit/rdsaudit/collect"
-	"github.com/rdsaudit/rdsaudit/collect/winrmtest"
+	"github.com/rdsaudit/rdsaudit/collect/offline"
+	"github.com/rdsaudit/rdsaudit/collect/winrm"
+	"github.com/rdsaudit/rdsaudit/collect/winrm/winrmtest"
 	"github.com/rdsaudit/rdsaudit/config"
+	"github.com/rdsaudit/rdsaudit/evidence"
 	"github.com/rdsaudit/rdsaudit/samples"
 )
 
@@ -61,7 +64,7 @@ client, writes the reports and prints where. The findings equal those of
 			cfg.OutputDir = out
 			cfg.History.Path = filepath.Join(out, config.HistoryFileName)
 
-			fleetEv, err := collect.LoadFleet(cfg.Collection.EvidenceDir)
+			fleetEv, err := offline.LoadFleet(cfg.Collection.EvidenceDir)
 			if err != nil {
 				return fmt.Errorf("demo: load the sample fleet: %w", err)
 			}
@@ -90,7 +93,7 @@ client, writes the reports and prints where. The findings equal those of
 			cfg.Transport.CABundle, cfg.Transport.InsecureSkipVerify = caPath, false
 			cfg.Collection.Retries = 0
 			opts := winrmOptions(cfg)
-			col, err := collect.NewWinRMCollector(opts, collect.CredentialMap{
+			col, err := winrm.NewWinRMCollector(opts, winrm.CredentialMap{
 				"*": {Name: "demo", Username: demoUser, Password: password},
 			}, e.log)
 			if err != nil {
@@ -104,7 +107,7 @@ client, writes the reports and prints where. The findings equal those of
 			if err != nil {
 				return err
 			}
-			routed := collect.CollectorFunc(func(ctx context.Context, h collect.HostRef) *collect.Evidence {
+			routed := collect.CollectorFunc(func(ctx context.Context, h evidence.HostRef) *evidence.Evidence {
 				if ep, ok := endpointOf(endpoints, h.Name); ok {
 					h.Address, h.Port = ep.host, ep.port
 				} else {
@@ -214,7 +217,7 @@ fleet. It answers only rdsaudit's collection script. Stop it with Ctrl-C.`,
 					return usageErr(fmt.Errorf("--password-env: environment variable %s is not set", passwordEnv))
 				}
 			}
-			evs, err := collect.LoadFleet(fleetDir)
+			evs, err := offline.LoadFleet(fleetDir)
 			if err != nil {
 				return usageErr(fmt.Errorf("--fleet: %w", err))
 			}

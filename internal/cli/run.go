@@ -17,7 +17,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/collect/winrm"
 	"github.com/rdsaudit/rdsaudit/config"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/history"
 	"github.com/rdsaudit/rdsaudit/report"
 	"github.com/rdsaudit/rdsaudit/rules"
@@ -271,30 +274,30 @@ func audit(ctx context.Context, e *env, cfg *config.Config, col collect.Collecto
 
 // collectFleet collects every inventory host (each ends with evidence or a classified
 // failure) and interprets the evidence; both lists are in inventory order.
-func collectFleet(ctx context.Context, e *env, log zerolog.Logger, cfg *config.Config, col collect.Collector, hosts []config.Host) ([]*collect.Evidence, []*collect.Facts) {
-	refs := make([]collect.HostRef, len(hosts))
+func collectFleet(ctx context.Context, e *env, log zerolog.Logger, cfg *config.Config, col collect.Collector, hosts []config.Host) ([]*evidence.Evidence, []*facts.Facts) {
+	refs := make([]evidence.HostRef, len(hosts))
 	order := make(map[string]int, len(hosts))
 	for i, h := range hosts {
 		refs[i] = h.Ref()
 		order[strings.ToLower(h.Name)] = i
 	}
 	log.Info().Int("hosts", len(refs)).Str("source", cfg.Collection.Source).Msg("collecting")
-	evidence := make([]*collect.Evidence, 0, len(refs))
+	evs := make([]*evidence.Evidence, 0, len(refs))
 	collect.RunFleet(ctx, col, refs, collect.FleetOptions{
 		Concurrency: cfg.Collection.Concurrency,
 		Logger:      log,
 		Progress:    progressWriter(e.stderr),
 		Now:         e.now,
 		Collector:   collectorName(cfg),
-	}, func(ev *collect.Evidence) { evidence = append(evidence, ev) })
-	sort.Slice(evidence, func(i, j int) bool {
-		return order[strings.ToLower(evidence[i].Host.Name)] < order[strings.ToLower(evidence[j].Host.Name)]
+	}, func(ev *evidence.Evidence) { evs = append(evs, ev) })
+	sort.Slice(evs, func(i, j int) bool {
+		return order[strings.ToLower(evs[i].Host.Name)] < order[strings.ToLower(evs[j].Host.Name)]
 	})
-	facts := make([]*collect.Facts, len(evidence))
-	for i, ev := range evidence {
-		facts[i] = collect.Interpret(ev)
+	fs := make([]*facts.Facts, len(evs))
+	for i, ev := range evs {
+		fs[i] = facts.Interpret(ev)
 	}
-	return evidence, facts
+	return evs, fs
 }
 
 // logRuleCounts logs each rule's outcome counts at debug level (field rule).
@@ -378,7 +381,7 @@ func collectorName(cfg *config.Config) string {
 	if cfg.Collection.Source == config.SourceOffline {
 		return "offline"
 	}
-	return collect.CollectorWinRM
+	return winrm.CollectorWinRM
 }
 
 // printSummary writes the human summary of a run to w.

@@ -15,7 +15,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/collect/winrm"
+	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader at a time.
@@ -71,21 +72,21 @@ func TestSimulateStandalone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	col, err := collect.NewWinRMCollector(collect.WinRMOptions{Auth: collect.AuthNTLM, CAPEM: pem, Retries: -1},
-		collect.CredentialMap{"*": {Name: "t", Username: `LAB\auditor`, Password: "s3cret-for-test"}}, zerolog.Nop())
+	col, err := winrm.NewWinRMCollector(winrm.WinRMOptions{Auth: winrm.AuthNTLM, CAPEM: pem, Retries: -1},
+		winrm.CredentialMap{"*": {Name: "t", Username: `LAB\auditor`, Password: "s3cret-for-test"}}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := col.Collect(ctx, collect.HostRef{Name: "RDSH-A01", Address: host, Port: port, Roles: []string{collect.RoleSessionHost}})
-	if ev.Status != collect.StatusCollected {
+	ev := col.Collect(ctx, evidence.HostRef{Name: "RDSH-A01", Address: host, Port: port, Roles: []string{evidence.RoleSessionHost}})
+	if ev.Status != evidence.StatusCollected {
 		t.Fatalf("RDSH-A01 over the standalone simulator: %s %+v", ev.Status, ev.Failure)
 	}
-	if ev.OS == nil || ev.Key(collect.KeyPolicy) == nil {
+	if ev.OS == nil || ev.Key(evidence.KeyPolicy) == nil {
 		t.Errorf("evidence lacks OS or the policy key: %+v", ev)
 	}
-	wrong, _ := collect.NewWinRMCollector(collect.WinRMOptions{Auth: collect.AuthNTLM, CAPEM: pem, Retries: -1},
-		collect.CredentialMap{"*": {Name: "t", Username: `LAB\auditor`, Password: "wrong"}}, zerolog.Nop())
-	if ev := wrong.Collect(ctx, collect.HostRef{Name: "RDSH-A01", Address: host, Port: port, Roles: []string{collect.RoleSessionHost}}); ev.Failure == nil || ev.Failure.Class != collect.FailAuth {
+	wrong, _ := winrm.NewWinRMCollector(winrm.WinRMOptions{Auth: winrm.AuthNTLM, CAPEM: pem, Retries: -1},
+		winrm.CredentialMap{"*": {Name: "t", Username: `LAB\auditor`, Password: "wrong"}}, zerolog.Nop())
+	if ev := wrong.Collect(ctx, evidence.HostRef{Name: "RDSH-A01", Address: host, Port: port, Roles: []string{evidence.RoleSessionHost}}); ev.Failure == nil || ev.Failure.Class != evidence.FailAuth {
 		t.Errorf("wrong password: %+v", ev.Failure)
 	}
 	cancel()

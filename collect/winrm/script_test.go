@@ -1,0 +1,340 @@
+package winrm
+
+import (
+	"errors"
+	goflag "flag"
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The -update flag rewrites golden files. It is registered in init, after every
+// package-level flag.Bool, and only if no other test file of the package declared it.
+func init() {
+	if goflag.Lookup("update") == nil {
+		goflag.Bool("update", false, "rewrite golden files in testdata/")
+	}
+}
+
+func updateGolden() bool {
+	f := goflag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
+
+// writeVerbs are patterns the read-only collection script must never contain
+// (domain.md: no Set-, New-Item, Remove-, reg add/delete, state-changing WMI methods,
+// Generate*). Matched case-insensitively against the source, comments included.
+var writeVerbs = []*regexp.Regexp{
+	regexp.MustCompile(`(?i)\b(Set|Remove|Clear|Rename|Move|Copy|Stop|Start|Restart|Suspend|Resume|Register|Unregister|Enable|Disable|Install|Uninstall|Grant|Revoke|Reset|Write|Export|Update|Invoke)-[A-Za-z]`),
+	regexp.MustCompile(`(?i)\bNew-(Item|ItemProperty|PSDrive|Service|CimInstance|WmiObject|EventLog|ScheduledTask)`),
+	regexp.MustCompile(`(?i)\b(Out-File|Tee-Object|Add-Content|Set-Content|Set-ItemProperty|Set-Acl|Set-WmiInstance|Invoke-WmiMethod|Invoke-CimMethod|Invoke-Expression|iex)\b`),
+	regexp.MustCompile(`(?i)\breg(\.exe)?\s+(add|delete|import|restore|load|unload|copy|save)\b`),
+	regexp.MustCompile(`(?i)\bGenerate(Report\w*|\w*\s*\()`),
+	regexp.MustCompile(`(?i)\.(Put|Delete|DeleteValue|DeleteSubKey\w*|SetValue|CreateSubKey|SetAccessControl|Set\w*|Create\w*|Activate\w*|Install\w*|Uninstall\w*|Revoke\w*|Remove\w*|Flush)\s*\(`),
+	regexp.MustCompile(`(?i)OpenSubKey\([^)]*\$true`), // writable registry handle
+	// Registry handles opened with explicit rights (OpenWith) get read rights only.
+	regexp.MustCompile(`(?i)'(SetValue|CreateSubKey|CreateLink|WriteKey|FullControl|ChangePermissions|TakeOwnership|Delete)'|RegistryRights\]::(SetValue|CreateSubKey|CreateLink|WriteKey|FullControl|ChangePermissions|TakeOwnership|Delete)|RegistryKeyPermissionCheck\]::ReadWriteSubTree`),
+	regexp.MustCompile(`(?i)\b(sc|schtasks|net|wmic|bcdedit|takeown|icacls|shutdown)(\.exe)?\s`),
+	regexp.MustCompile(`>\s*[^\s$&]`), // redirection to a file (only >$null and 2>&1 are fine)
+	// No compilation on the target: Add-Type (and anything else that compiles source)
+	// runs csc.exe, which writes the generated source, the assembly and its temporary
+	// files to %TEMP% on the audited host. P/Invoke goes through an in-memory
+	// Reflection.Emit stub instead (AssemblyBuilderAccess Run, never Save).
+	regexp.MustCompile(`(?i)\bAdd-Type\b|-TypeDefinition\b|-MemberDefinition\b|-OutputAssembly\b|-ReferencedAssemblies\b`),
+	regexp.MustCompile(`(?i)\b(csc|vbc|jsc|ilasm|cvtres|al)\.exe\b|\bcsc\b|CodeDomProvider|CSharpCodeProvider|VBCodeProvider|CompileAssemblyFrom\w*|CompilerParameters`),
+	regexp.MustCompile(`(?i)AssemblyBuilderAccess\]::\w*Save|\.Save\s*\(`),
+	// No file writes through .NET either.
+	regexp.MustCompile(`(?i)\[(System\.)?IO\.(File|Directory|FileInfo|DirectoryInfo)\]::(Write|Append|Create|Copy|Move|Delete|Replace|Open|Encrypt|Decrypt|Set)\w*`),
+	regexp.MustCompile(`(?i)\[(System\.)?IO\.Path\]::GetTemp(File)?Name|\b(System\.)?IO\.(StreamWriter|FileStream|BinaryWriter|FileInfo|DirectoryInfo)\b|\bStart-Transcript\b|\b(Export|ConvertTo)-(Csv|Clixml)\b.*-Path`),
+}
+
+// allowed are exact substrings that match a pattern above but are read-only.
+var allowed = []string{
+	"[ScriptBlock]::Create(", // compiles the script in memory (bootstrap only)
+	"SHA256]::Create(",       // hash object
+	// The in-memory P/Invoke stub (Reflection.Emit, AssemblyBuilderAccess Run): these
+	// build a type in the PowerShell process and touch nothing outside it.
+	".SetImplementationFlags(", // marks the stub PreserveSig
+	".CreateType()",            // bakes the in-memory type
+}
+
+func lintReadOnly(src string) []string {
+	var bad []string
+	for _, line := range strings.Split(src, "\n") {
+		l := line
+		for _, a := range allowed {
+			l = strings.ReplaceAll(l, a, "")
+		}
+		for _, re := range writeVerbs {
+			if m := re.FindString(l); m != "" {
+				bad = append(bad, m+" in: "+strings.TrimSpace(line))
+			}
+		}
+	}
+	return bad
+}
+
+func TestScriptIsReadOnly(t *testing.T) {
+	for name, src := range map[string]string{"collect.ps1": collectScriptSource, "bootstrap": bootstrapHead + bootstrapMid + bootstrapTail} {
+		for _, b := range lintReadOnly(src) {
+			t.Errorf("%s: write verb %s", name, b)
+		}
+	}
+}
+
+func TestLintCatchesWriteVerbs(t *testing.T) {
+	for _, src := range []string{
+		`Set-ItemProperty -Path x -Name y -Value 1`,
+		`New-ItemProperty HKLM:\x`,
+		`New-Item -Path HKLM:\x`,
+		`Remove-Item HKLM:\x`,
+		`reg add HKLM\x /v y`,
+		`reg.exe delete HKLM\x`,
+		`Invoke-WmiMethod -Class Win32_TSLicenseReport -Name GenerateReportEx`,
+		`$r.GenerateReportEx(0)`,
+		`$k.SetValue('a', 1)`,
+		`$k.DeleteValue('a')`,
+		`[Microsoft.Win32.Registry]::LocalMachine.OpenSubKey('x', $true)`,
+		`$k = OpenWith $sub 'FullControl'`,
+		`$k = OpenWith $sub 'SetValue'`,
+		`OpenSubKey($s, [Microsoft.Win32.RegistryKeyPermissionCheck]::ReadWriteSubTree)`,
+		`OpenSubKey($s, [Microsoft.Win32.RegistryKeyPermissionCheck]::Default, [Security.AccessControl.RegistryRights]::TakeOwnership)`,
+		`$o | Out-File c:\x.txt`,
+		`"a" > c:\x.txt`,
+		`$ts.SetSpecifiedLicenseServerList(@('a'))`,
+		`$ts.ChangeMode(4); $ts.Put()`,
+		// Compilation writes temporary files on the target.
+		`Add-Type -TypeDefinition $src`,
+		`Add-Type -PassThru -Namespace X -Name Y -MemberDefinition $sig`,
+		`add-type -AssemblyName System.Web`,
+		`& "$env:windir\Microsoft.NET\Framework64\v4.0.30319\csc.exe" /out:x.dll x.cs`,
+		`$p = New-Object Microsoft.CSharp.CSharpCodeProvider`,
+		`$ab = [AppDomain]::CurrentDomain.DefineDynamicAssembly($n, [Reflection.Emit.AssemblyBuilderAccess]::RunAndSave)`,
+		`$ab.Save('x.dll')`,
+		`[System.IO.File]::WriteAllText('c:\x.txt', $s)`,
+		`[IO.File]::AppendAllText('c:\x.txt', $s)`,
+		`[IO.Directory]::CreateDirectory('c:\x')`,
+		`$t = [IO.Path]::GetTempFileName()`,
+		`$w = New-Object IO.StreamWriter('c:\x.txt')`,
+		`$o | Export-Csv -Path c:\x.csv`,
+		`$o | Export-Clixml c:\x.xml`,
+		`Set-Content -Path c:\x.txt -Value 1`,
+		`Start-Transcript -Path c:\x.txt`,
+	} {
+		if len(lintReadOnly(src)) == 0 {
+			t.Errorf("lint missed %q", src)
+		}
+	}
+	for _, src := range []string{
+		`$x = 1 2>$null`, `$k = OpenSubKey('x', $false)`, `Get-WmiObject -Class Win32_TSIssuedLicense`,
+		`[Console]::Out.Write($s)`, `$m.WriteByte(1)`, `New-Object IO.StreamReader($m)`, `New-Object IO.MemoryStream`,
+		`$ab = [AppDomain]::CurrentDomain.DefineDynamicAssembly($an, [Reflection.Emit.AssemblyBuilderAccess]::Run)`,
+		`$pm.SetImplementationFlags([Reflection.MethodImplAttributes]::PreserveSig); $RegQ = $tb.CreateType()`,
+		`$q = OpenWith $sub 'QueryValues'`, `$o = OpenWith $sub 'ReadPermissions'`,
+	} {
+		if b := lintReadOnly(src); len(b) != 0 {
+			t.Errorf("lint flags read-only %q: %v", src, b)
+		}
+	}
+}
+
+func TestScriptTargetsPowerShell3(t *testing.T) {
+	// Features newer than PowerShell 3.0 that must not creep in.
+	for _, re := range []*regexp.Regexp{
+		regexp.MustCompile(`(?i)\bclass\s+\w+\s*\{`), regexp.MustCompile(`\?\?`), regexp.MustCompile(`(?i)::new\(`),
+		regexp.MustCompile(`(?i)-AsHashtable|Get-CimInstance|ConvertTo-Json\s[^\n]*-EnumsAsStrings`),
+	} {
+		if m := re.FindString(collectScriptSource); m != "" {
+			t.Errorf("script uses %q (not in PowerShell 3.0)", m)
+		}
+	}
+	for _, want := range []string{"$ProgressPreference = 'SilentlyContinue'", "ConvertTo-Json", "RegQueryInfoKey", "FromFileTimeUtc", "AssemblyBuilderAccess]::Run)"} {
+		if !strings.Contains(collectScriptSource, want) {
+			t.Errorf("script lacks %q", want)
+		}
+	}
+	if !strings.HasPrefix(bootstrapHead, "$ProgressPreference='SilentlyContinue';") {
+		t.Error("bootstrap must silence progress records before anything else")
+	}
+}
+
+func goldenParams() ScriptParams {
+	return ParamsFor(evidence.HostRef{Name: "rdsh01", Roles: []string{evidence.RoleSessionHost, evidence.RoleLicenseServer}}, 5000)
+}
+
+func TestCommandGolden(t *testing.T) {
+	cmd, err := BuildCommand(goldenParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "command.golden")
+	if updateGolden() {
+		if err := os.WriteFile(path, []byte(cmd+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./collect -run TestCommandGolden -update)", err)
+	}
+	if cmd+"\n" != string(want) {
+		t.Errorf("encoded command changed; review and regenerate with -update")
+	}
+	script, err := DecodeEncodedCommand(strings.TrimSpace(string(want)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(script, bootstrapHead) {
+		t.Error("golden does not start with the bootstrap")
+	}
+}
+
+func TestCommandLength(t *testing.T) {
+	all := []string{evidence.RoleSessionHost, evidence.RoleLicenseServer, evidence.RoleClient}
+	cmd, err := BuildCommand(ParamsFor(evidence.HostRef{Roles: all}, 1<<30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cmd) >= MaxCommandLine {
+		t.Fatalf("command line %d >= %d", len(cmd), MaxCommandLine)
+	}
+	t.Logf("command line: %d characters (limit %d)", len(cmd), MaxCommandLine)
+	// Far too many keys must be an error, not a truncated command.
+	p := ParamsFor(evidence.HostRef{Roles: all}, 1)
+	for i := 0; i < 400; i++ {
+		p.Keys = append(p.Keys, evidence.KeyRequest{Path: `HKLM\SOFTWARE\` + strings.Repeat(string(rune('A'+i%26)), i%50+1) + string(rune(0x4e00+i*37))})
+	}
+	if _, err := BuildCommand(p); err == nil {
+		t.Error("oversized command accepted")
+	}
+}
+
+func TestParseCollectionCommandRejects(t *testing.T) {
+	good, err := BuildCommand(goldenParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := commandPrefix + EncodePowerShell(strings.Replace(bootstrapHead, "SilentlyContinue", "Continue", 1)+packedScript+bootstrapMid+"x"+bootstrapTail)
+	other, _ := pack([]byte("Remove-Item C:\\ -Recurse"))
+	swapped := commandPrefix + EncodePowerShell(bootstrapHead+other+bootstrapMid+other+bootstrapTail)
+	for name, c := range map[string]string{
+		"whoami":            "whoami",
+		"plain ps":          commandPrefix + EncodePowerShell("Get-Process"),
+		"bootstrap changed": evil,
+		"other script":      swapped,
+		"not base64":        commandPrefix + "!!!",
+		"truncated":         good[:len(good)-40],
+	} {
+		if _, err := ParseCollectionCommand(c); !errors.Is(err, ErrNotCollectionScript) {
+			t.Errorf("%s: err = %v, want ErrNotCollectionScript", name, err)
+		}
+	}
+	p, err := ParseCollectionCommand(good)
+	if err != nil || !reflect.DeepEqual(p, goldenParams()) {
+		t.Errorf("round trip: %+v, %v", p, err)
+	}
+}
+
+func FuzzCommandRoundTrip(f *testing.F) {
+	f.Add("rdsh01", `HKLM\SOFTWARE\x`, "X509 Certificate", 100, true)
+	f.Add("", "", "", 0, false)
+	f.Add("a'b\"c$(x)`n", "HKLM\\‘quoted’\u2019\x00", "\uffff\U0001F600", -5, true)
+	f.Fuzz(func(t *testing.T, role, path, value string, max int, redact bool) {
+		p := ScriptParams{Roles: []string{role}, Keys: []evidence.KeyRequest{{Path: path, Redact: redact, OnlyValues: []string{value}}}, MaxIssued: max}
+		cmd, err := BuildCommand(p)
+		if err != nil {
+			return // only the length limit may refuse
+		}
+		if len(cmd) > MaxCommandLine {
+			t.Fatalf("length %d", len(cmd))
+		}
+		got, err := ParseCollectionCommand(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// JSON replaces invalid UTF-8; compare what JSON can carry.
+		want := p
+		want.Roles = []string{jsonString(role)}
+		want.Keys[0].Path = jsonString(path)
+		want.Keys[0].OnlyValues = []string{jsonString(value)}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
+		}
+		ps, _ := DecodeEncodedCommand(cmd)
+		// The data literal never contains a quote that could end it early.
+		_, rest, _ := strings.Cut(strings.TrimPrefix(ps, bootstrapHead), bootstrapMid)
+		if strings.ContainsAny(strings.TrimSuffix(rest, bootstrapTail), "'\u2018\u2019\u201a\u201b") {
+			t.Fatal("quote inside the data literal")
+		}
+	})
+}
+
+func TestPackRoundTrip(t *testing.T) {
+	for n := 0; n < 64; n++ {
+		b := []byte(strings.Repeat("xy\x00\xff", n)[:n])
+		s, err := pack(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := unpack(s)
+		if err != nil || string(got) != string(b) {
+			t.Fatalf("n=%d: %q %v", n, got, err)
+		}
+	}
+}
+
+// jsonString is what encoding/json makes of s: each invalid UTF-8 byte becomes U+FFFD.
+func jsonString(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		b.WriteRune(r) // range yields U+FFFD per invalid byte
+	}
+	return b.String()
+}
+
+// TestScriptWMIAbsenceByStatusCode: a missing WMI class or namespace is not an error,
+// every other WMI failure is (access denied, provider failure). The script must tell
+// them apart by WMI's status code (ManagementException.ErrorCode), never by a word in
+// the message: "-notmatch 'class'" swallowed any failure whose text mentioned a class.
+func TestScriptWMIAbsenceByStatusCode(t *testing.T) {
+	loose := regexp.MustCompile(`(?i)Exception\.Message[^\n]*-(not)?(i|c)?(match|like)\s+['"][^'"]*(class|namespace)`)
+	if m := loose.FindString(collectScriptSource); m != "" {
+		t.Errorf("WMI absence decided by message text: %s", m)
+	}
+	for _, want := range []string{
+		"function Absent($err, $codes)",
+		"'System.Management.ManagementException'",
+		"$x.ErrorCode",
+		"catch { if (-not (Absent $_ 'InvalidNamespace')) { throw } }",
+		"catch { if (-not (Absent $_ @('InvalidClass', 'InvalidNamespace', 'NotFound'))) { AddErr 'wmi:Win32_TSDeploymentLicensing'",
+	} {
+		if !strings.Contains(collectScriptSource, want) {
+			t.Errorf("script lacks %q", want)
+		}
+	}
+}
+
+// TestScriptKeyMetadataWhenValuesUnreadable: GracePeriod's ACL (domain.md §3) may
+// refuse reading its values; its LastWriteTime and owner (RDS-GRACE-005/006) must
+// still be collected, with exists true and error saying the values are unknown.
+// Without a Windows host this checks the script's shape: the denied case is caught on
+// its own, and the metadata come from handles with read rights only.
+func TestScriptKeyMetadataWhenValuesUnreadable(t *testing.T) {
+	for _, want := range []string{
+		"if (-not (Denied $_)) { throw }",
+		"$e.exists = $true\n$e.error = \"values not readable (access denied; the key exists): ",
+		"Unreadable $sub $e",
+		"[Security.AccessControl.RegistryRights]$rights",
+		"OpenWith $sub 'QueryValues'", "OpenWith $sub 'ReadPermissions'", "'EnumerateSubKeys'",
+		"DefinePInvokeMethod('RegEnumKeyEx'", "$RegQ::RegEnumKeyEx(",
+		"GetAccessControl([Security.AccessControl.AccessControlSections]::Owner)",
+	} {
+		if !strings.Contains(minifiedScript, want) {
+			t.Errorf("script lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,275 @@
+package winrmtest_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	masterzen "github.com/masterzen/winrm"
+
+	"github.com/rdsaudit/rdsaudit/collect/winrm"
+	"github.com/rdsaudit/rdsaudit/collect/winrm/winrmtest"
+	"github.com/rdsaudit/rdsaudit/evidence"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func sampleHost() *evidence.Evidence {
+	return &evidence.Evidence{
+		Schema: evidence.EvidenceSchema, Status: evidence.StatusCollected,
+		OS: &evidence.OSInfo{ComputerName: "LIC01"},
+		Registry: []evidence.RegKey{
+			{Path: evidence.KeyGracePeriod, Exists: true, Values: []evidence.RegValue{{Name: evidence.ValTimebomb, Type: evidence.RegBinary, Hex: "00ff", Length: 2}}},
+			{Path: evidence.KeyClientStore, Exists: true, Subkeys: []string{"LICENSE000"}},
+			{Path: evidence.KeyClientStore + `\LICENSE000`, Exists: true, Values: []evidence.RegValue{{Name: "ClientLicense", Type: evidence.RegBinary, Hex: "abcd", Length: 2}}},
+			{Path: `HKLM\SOFTWARE\Unrelated`, Exists: true},
+		},
+		Errors: []evidence.SectionError{{Section: `registry:HKLM\SOFTWARE\Unrelated`, Message: "x"}, {Section: "os:features", Message: "y"}},
+		LicenseServer: &evidence.LicenseServerEvidence{
+			IssuedLicenses: []evidence.IssuedLicense{{LicenseID: 1}, {LicenseID: 2}, {LicenseID: 3}},
+			IssuedTotal:    3,
+		},
+	}
+}
+
+func TestAnswerFiltersToRequest(t *testing.T) {
+	ev := sampleHost()
+	a := winrmtest.Answer(ev, "lic01", winrm.ParamsFor(evidence.HostRef{Roles: []string{evidence.RoleClient}}, 10))
+	if a.LicenseServer != nil {
+		t.Error("license-server section without the role")
+	}
+	if a.Key(`HKLM\SOFTWARE\Unrelated`) != nil || a.Key(evidence.KeyGracePeriod) != nil {
+		t.Error("keys not requested were answered")
+	}
+	sub := a.Key(evidence.KeyClientStore + `\LICENSE000`)
+	if sub == nil || sub.Values[0].Hex != "" || !sub.Values[0].Redacted || sub.Values[0].SHA256 == "" {
+		t.Errorf("subkey not read or not redacted: %+v", sub)
+	}
+	if len(a.Errors) != 1 || a.Errors[0].Section != "os:features" {
+		t.Errorf("errors not filtered: %+v", a.Errors)
+	}
+	a = winrmtest.Answer(ev, "lic01", winrm.ParamsFor(evidence.HostRef{Roles: []string{evidence.RoleLicenseServer}}, 2))
+	if ls := a.LicenseServer; ls == nil || len(ls.IssuedLicenses) != 2 || ls.IssuedTotal != 3 || !ls.IssuedTruncated {
+		t.Errorf("issued list not bounded: %+v", a.LicenseServer)
+	}
+	if ev.Registry[0].Values[0].Hex != "00ff" || len(ev.LicenseServer.IssuedLicenses) != 3 {
+		t.Error("Answer modified its input")
+	}
+}
+
+func TestRejectsAnythingButTheCollectionScript(t *testing.T) {
+	s := winrmtest.NewServer("h1", sampleHost(), winrmtest.ServerOptions{Users: map[string]string{"u": "p"}})
+	defer s.Close()
+	ep := masterzen.NewEndpoint("127.0.0.1", s.Port, false, false, nil, nil, nil, 10*time.Second)
+	params := *masterzen.DefaultParameters
+	params.TransportDecorator = func() masterzen.Transporter {
+		return masterzen.NewClientWithProxyFunc(func(*http.Request) (*url.URL, error) { return nil, nil })
+	}
+	c, err := masterzen.NewClientWithParameters(ep, "u", "p", &params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"whoami", masterzen.Powershell("Remove-Item C:\\ -Recurse")} {
+		out, stderr, code, err := c.RunCmdWithContext(context.Background(), cmd)
+		if err != nil || code == 0 || out != "" || !strings.Contains(stderr, "rejected") {
+			t.Errorf("%q: out %q stderr %q code %d err %v", cmd, out, stderr, code, err)
+		}
+	}
+	if r := s.Rejected(); len(r) != 2 || r[0].Command != "whoami" || r[0].Host != "h1" {
+		t.Errorf("rejections not recorded: %+v", r)
+	}
+	if n := s.OpenShells(); n != 0 {
+		t.Errorf("%d shells open", n)
+	}
+}
+
+func TestFaultAndAuthShapes(t *testing.T) {
+	s := winrmtest.NewServer("h1", sampleHost(), winrmtest.ServerOptions{Users: map[string]string{"u": "p"}, Faults: winrmtest.Faults{QuotaExceeded: true}})
+	defer s.Close()
+	create := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing"><s:Header>` +
+		`<a:To>http://windows-host:5985/wsman</a:To><a:MessageID>uuid:11111111-2222-3333-4444-555555555555</a:MessageID>` +
+		`<a:Action>http://schemas.xmlsoap.org/ws/2004/09/transfer/Create</a:Action></s:Header><s:Body/></s:Envelope>`
+	post := func(user string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, s.URL, strings.NewReader(create))
+		req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
+		req.SetBasicAuth(user, "p")
+		resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := post("nobody")
+	resp.Body.Close()
+	if resp.StatusCode != 401 || resp.Header.Get("Content-Type") != "" || len(resp.Header.Values("WWW-Authenticate")) != 4 {
+		t.Errorf("401 shape: %d %v", resp.StatusCode, resp.Header)
+	}
+	resp = post("u")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	for _, want := range []string{"<a:RelatesTo>uuid:11111111-2222-3333-4444-555555555555</a:RelatesTo>", "<s:Value>w:QuotaLimit</s:Value>", `Code="2150859173"`, "exceeded. Close existing shells or raise the quota for this user. </s:Text>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("fault lacks %q:\n%s", want, body)
+		}
+	}
+	if resp.StatusCode != 500 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/soap+xml") {
+		t.Errorf("fault status %d content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+const pyClient = `
+import json, sys
+import winrm
+url, user, password, cmd, other = sys.argv[1:6]
+s = winrm.Session(url, auth=(user, password), transport='basic', operation_timeout_sec=1, read_timeout_sec=10)
+exe, rest = cmd.split(' ', 1)
+r = s.run_cmd(exe, rest.split(' '))
+o = s.run_cmd(other)
+print(json.dumps({"code": r.status_code, "out": r.std_out.decode('utf-8'), "err": r.std_err.decode('utf-8'),
+                  "other_code": o.status_code, "other_err": o.std_err.decode('utf-8')}))
+`
+
+// TestPywinrmInterop drives the simulator with Debian's python3-winrm (pywinrm 0.3.0),
+// a client we did not write. CI installs it; elsewhere the test skips when missing.
+func TestPywinrmInterop(t *testing.T) {
+	py := "/usr/bin/python3"
+	if out, err := exec.Command(py, "-c", "import winrm").CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("%s cannot import winrm (apt install python3-winrm): %v %s", py, err, out)
+		}
+		t.Fatalf("CI: %s cannot import winrm: %v %s", py, err, out)
+	}
+	ev := sampleHost()
+	s := winrmtest.NewServer("lic01", ev, winrmtest.ServerOptions{Users: map[string]string{"auditor": "pw"}, Faults: winrmtest.Faults{ScriptDelay: 1500 * time.Millisecond, ChunkSize: 200}})
+	defer s.Close()
+	dir := t.TempDir()
+	script := filepath.Join(dir, "client.py")
+	if err := os.WriteFile(script, []byte(pyClient), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host := evidence.HostRef{Name: "lic01", Roles: []string{evidence.RoleSessionHost, evidence.RoleLicenseServer}}
+	cmd, err := winrm.BuildCommand(winrm.ParamsFor(host, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	py3 := exec.CommandContext(ctx, py, script, s.URL, "auditor", "pw", cmd, "ipconfig /all")
+	py3.Env = append(os.Environ(), "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
+	out, err := py3.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("pywinrm: %v\n%s", err, stderr)
+	}
+	var res struct {
+		Code      int    `json:"code"`
+		Out       string `json:"out"`
+		Err       string `json:"err"`
+		OtherCode int    `json:"other_code"`
+		OtherErr  string `json:"other_err"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if res.Code != 0 || res.Err != "" {
+		t.Fatalf("collection script via pywinrm: code %d stderr %q", res.Code, res.Err)
+	}
+	got, err := evidence.DecodeEvidence(strings.NewReader(res.Out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LicenseServer == nil || len(got.LicenseServer.IssuedLicenses) != 2 || got.Key(evidence.KeyGracePeriod) == nil {
+		t.Errorf("answer: %+v", got)
+	}
+	if res.OtherCode == 0 || !strings.Contains(res.OtherErr, "rejected") {
+		t.Errorf("other command: code %d stderr %q", res.OtherCode, res.OtherErr)
+	}
+	if r := s.Rejected(); len(r) != 1 || r[0].Command != "ipconfig /all" {
+		t.Errorf("rejections: %+v", r)
+	}
+	if st := s.Stats(); st["Receive"] < 3 {
+		t.Errorf("expected repeated Receives (timeout + chunks): %v", st)
+	}
+	if n := s.OpenShells(); n != 0 {
+		t.Errorf("%d shells open", n)
+	}
+}
+
+// TestReceiveHeldForOperationTimeout: like Windows, a Receive with no output is held
+// for the OperationTimeout the request asks for (w:OperationTimeout) and then answered
+// with the w:TimedOut fault. Only a lower bound is checked: it cannot answer earlier.
+func TestReceiveHeldForOperationTimeout(t *testing.T) {
+	s := winrmtest.NewServer("h1", sampleHost(), winrmtest.ServerOptions{Faults: winrmtest.Faults{ScriptDelay: time.Minute}})
+	defer s.Close()
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	post := func(action, timeout, selector, body string) string {
+		t.Helper()
+		env := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" ` +
+			`xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header>` +
+			`<a:MessageID>uuid:11111111-2222-3333-4444-555555555555</a:MessageID><a:Action>` + action + `</a:Action>` +
+			`<w:OperationTimeout>` + timeout + `</w:OperationTimeout>`
+		if selector != "" {
+			env += `<w:SelectorSet><w:Selector Name="ShellId">` + selector + `</w:Selector></w:SelectorSet>`
+		}
+		env += `</s:Header><s:Body>` + body + `</s:Body></s:Envelope>`
+		req, _ := http.NewRequest(http.MethodPost, s.URL, strings.NewReader(env))
+		req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	between := func(s, a, b string) string {
+		_, rest, _ := strings.Cut(s, a)
+		v, _, _ := strings.Cut(rest, b)
+		return v
+	}
+	const shellNS = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"
+	created := post("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", "PT60S", "", `<rsp:Shell><rsp:InputStreams>stdin</rsp:InputStreams><rsp:OutputStreams>stdout stderr</rsp:OutputStreams></rsp:Shell>`)
+	shell := between(created, `<w:Selector Name="ShellId">`, `<`)
+	cmdline, err := winrm.BuildCommand(winrm.ParamsFor(evidence.HostRef{Roles: []string{evidence.RoleSessionHost}}, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, args, _ := strings.Cut(cmdline, " ")
+	commanded := post(shellNS+"Command", "PT60S", shell, `<rsp:CommandLine><rsp:Command>`+exe+`</rsp:Command><rsp:Arguments>`+args+`</rsp:Arguments></rsp:CommandLine>`)
+	cid := between(commanded, `<rsp:CommandId>`, `<`)
+	if shell == "" || cid == "" {
+		t.Fatalf("no shell or command:\n%s\n%s", created, commanded)
+	}
+	for _, tc := range []struct {
+		header string
+		min    time.Duration
+	}{{"PT1S", time.Second}, {"PT0.300S", 300 * time.Millisecond}} {
+		start := time.Now()
+		got := post(shellNS+"Receive", tc.header, shell, `<rsp:Receive><rsp:DesiredStream CommandId="`+cid+`">stdout stderr</rsp:DesiredStream></rsp:Receive>`)
+		if d := time.Since(start); d < tc.min {
+			t.Errorf("%s: answered after %v, before the requested OperationTimeout", tc.header, d)
+		}
+		if !strings.Contains(got, "<s:Value>w:TimedOut</s:Value>") || !strings.Contains(got, `Code="2150858793"`) {
+			t.Errorf("%s: want the w:TimedOut fault, got\n%s", tc.header, got)
+		}
+	}
+	if st := s.Stats(); st["TimedOut"] != 2 {
+		t.Errorf("stats %v: want 2 TimedOut", st)
+	}
+	post("http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete", "PT60S", shell, "")
+	if n := s.OpenShells(); n != 0 {
+		t.Errorf("%d shells open", n)
+	}
+}
