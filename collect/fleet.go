@@ -22,7 +22,7 @@ import (
 // The bound is about our side: open sockets, memory (a license server's output can be
 // tens of MiB, held until decoded). The account-lockout window does not depend on it:
 // the WinRM collector lets one host at a time try a credential until it has
-// authenticated once (WinRMCollector.Collect), so a wrong password costs exactly
+// authenticated once (winrm.Collector.Collect), so a wrong password costs exactly
 // LockoutThreshold failed logons at any concurrency.
 const DefaultConcurrency = 16
 

@@ -46,7 +46,7 @@ func TestRunFleetEveryHostOnceAndBounded(t *testing.T) {
 		case "h014":
 			return nil
 		}
-		return &evidence.Evidence{Schema: evidence.EvidenceSchema, Host: h, Status: evidence.StatusCollected}
+		return &evidence.Evidence{Schema: evidence.Schema, Host: h, Status: evidence.StatusCollected}
 	})
 	seen := map[string]int{}
 	var order []string

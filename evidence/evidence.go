@@ -14,9 +14,9 @@ import (
 	"time"
 )
 
-// EvidenceSchema is the version tag of the evidence document. Bump it on any change that
+// Schema is the version tag of the evidence document. Bump it on any change that
 // an older reader would misread.
-const EvidenceSchema = "rdsaudit.evidence/v1"
+const Schema = "rdsaudit.evidence/v1"
 
 // Roles a host can have in the inventory (domain.md §1, §4, §7).
 const (
@@ -311,7 +311,7 @@ type LicenseReportEntry struct {
 // NewFailure returns the record of a host that could not be collected.
 func NewFailure(host HostRef, collector string, at time.Time, status Status, class FailureClass, msg string) *Evidence {
 	return &Evidence{
-		Schema:      EvidenceSchema,
+		Schema:      Schema,
 		Host:        host,
 		Collector:   collector,
 		CollectedAt: at.UTC(),
@@ -320,9 +320,9 @@ func NewFailure(host HostRef, collector string, at time.Time, status Status, cla
 	}
 }
 
-// DecodeEvidence reads one evidence document strictly: unknown fields, a wrong schema
+// Decode reads one evidence document strictly: unknown fields, a wrong schema
 // tag or trailing data are errors.
-func DecodeEvidence(r io.Reader) (*Evidence, error) {
+func Decode(r io.Reader) (*Evidence, error) {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	var ev Evidence
@@ -335,14 +335,14 @@ func DecodeEvidence(r io.Reader) (*Evidence, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("decode evidence: trailing data after document")
 	}
-	if ev.Schema != EvidenceSchema {
-		return nil, fmt.Errorf("decode evidence: schema %q, want %q", ev.Schema, EvidenceSchema)
+	if ev.Schema != Schema {
+		return nil, fmt.Errorf("decode evidence: schema %q, want %q", ev.Schema, Schema)
 	}
 	return &ev, nil
 }
 
-// EncodeEvidence writes the document as indented JSON.
-func EncodeEvidence(w io.Writer, ev *Evidence) error {
+// Encode writes the document as indented JSON.
+func Encode(w io.Writer, ev *Evidence) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

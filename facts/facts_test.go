@@ -16,7 +16,7 @@ func szv(name, s string) evidence.RegValue {
 }
 
 func collected(keys ...evidence.RegKey) *evidence.Evidence {
-	return &evidence.Evidence{Schema: evidence.EvidenceSchema, Status: evidence.StatusCollected, Host: evidence.HostRef{Name: "H", Roles: []string{evidence.RoleSessionHost}}, Registry: keys}
+	return &evidence.Evidence{Schema: evidence.Schema, Status: evidence.StatusCollected, Host: evidence.HostRef{Name: "H", Roles: []string{evidence.RoleSessionHost}}, Registry: keys}
 }
 
 func TestInterpretModePrecedence(t *testing.T) {
@@ -151,7 +151,7 @@ func TestCounts(t *testing.T) {
 
 func TestInterpretKeyPacks(t *testing.T) {
 	// domain.md §4: real rows.
-	ev := &evidence.Evidence{Schema: evidence.EvidenceSchema, Status: evidence.StatusCollected, Host: evidence.HostRef{Name: "LS", Roles: []string{evidence.RoleLicenseServer}},
+	ev := &evidence.Evidence{Schema: evidence.Schema, Status: evidence.StatusCollected, Host: evidence.HostRef{Name: "LS", Roles: []string{evidence.RoleLicenseServer}},
 		OS: &evidence.OSInfo{Locale: "de-DE"},
 		LicenseServer: &evidence.LicenseServerEvidence{KeyPacks: []evidence.KeyPack{
 			{KeyPackID: 2, Description: "A02-5.00-EX", KeyPackType: p64(6), ProductType: p64(3), ProductVersionID: p64(0), TotalLicenses: p64(4294967295), IssuedLicenses: p64(0), AvailableLicenses: p64(4294967295), TypeAndModel: "Built-in TS Per Device CAL"},

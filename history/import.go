@@ -104,7 +104,7 @@ func evidenceFacts(runDir string, ref report.EvidenceRef) *facts.Facts {
 	if sum := sha256.Sum256(b); ref.SHA256 != "" && !strings.EqualFold(hex.EncodeToString(sum[:]), ref.SHA256) {
 		return nil
 	}
-	ev, err := evidence.DecodeEvidence(bytes.NewReader(b))
+	ev, err := evidence.Decode(bytes.NewReader(b))
 	if err != nil {
 		return nil
 	}

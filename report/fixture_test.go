@@ -39,7 +39,7 @@ func sz(name, v string) evidence.RegValue {
 }
 
 func sessionHost(name, group string, policyMode, localMode int64, ls string, days int64) *evidence.Evidence {
-	ev := &evidence.Evidence{Schema: evidence.EvidenceSchema, Collector: "snapshot", CollectedAt: t0.Add(10 * time.Second),
+	ev := &evidence.Evidence{Schema: evidence.Schema, Collector: "snapshot", CollectedAt: t0.Add(10 * time.Second),
 		Host:   evidence.HostRef{Name: name, Group: group, Roles: []string{evidence.RoleSessionHost}},
 		Status: evidence.StatusCollected,
 		OS: &evidence.OSInfo{ComputerName: name, Caption: "Microsoft Windows Server 2022 Datacenter", Version: "10.0.20348",
@@ -75,7 +75,7 @@ func fixtureEvidence() []*evidence.Evidence {
 	b := sessionHost("rdsh-02", injections[3], -1, 2, injections[2], 140)
 	b.OS.Caption = injections[1]
 	b.OS.Domain = injections[0]
-	ls := &evidence.Evidence{Schema: evidence.EvidenceSchema, Collector: "snapshot", CollectedAt: t0.Add(20 * time.Second),
+	ls := &evidence.Evidence{Schema: evidence.Schema, Collector: "snapshot", CollectedAt: t0.Add(20 * time.Second),
 		Host: evidence.HostRef{Name: "LS-01", Roles: []string{evidence.RoleLicenseServer}}, Status: evidence.StatusCollected,
 		OS: &evidence.OSInfo{Caption: "Microsoft Windows Server 2022 Standard", Version: "10.0.20348", BuildNumber: "20348", Locale: "en-US"},
 		LicenseServer: &evidence.LicenseServerEvidence{

@@ -132,7 +132,7 @@ func Publish(ctx context.Context, outDir string, rep *Report, evs []*evidence.Ev
 		}
 		seen[name] = ev.Host.Name
 		rel := EvidenceDir + "/" + name
-		if err := add(rel, func(w io.Writer) error { return evidence.EncodeEvidence(w, ev) }); err != nil {
+		if err := add(rel, func(w io.Writer) error { return evidence.Encode(w, ev) }); err != nil {
 			return "", err
 		}
 		// report.json names this file with a hash: they must agree, or the report would

@@ -55,7 +55,7 @@ func TestPublish(t *testing.T) {
 			t.Errorf("%s: %+v %v, report says %+v", ref.Path, got, err, ref)
 		}
 		f, _ := os.Open(filepath.Join(dir, filepath.FromSlash(ref.Path)))
-		ev, err := evidence.DecodeEvidence(f)
+		ev, err := evidence.Decode(f)
 		f.Close()
 		if err != nil || ev.Host.Name != ref.Host {
 			t.Errorf("%s: %v", ref.Path, err)

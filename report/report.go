@@ -538,7 +538,7 @@ func (r *Report) addLicenseServer(f *facts.Facts) {
 func evidenceRef(ev *evidence.Evidence, file string) EvidenceRef {
 	var buf bytes.Buffer
 	ref := EvidenceRef{Host: ev.Host.Name, Path: "evidence/" + file}
-	if err := evidence.EncodeEvidence(&buf, ev); err == nil {
+	if err := evidence.Encode(&buf, ev); err == nil {
 		sum := sha256.Sum256(buf.Bytes())
 		ref.SHA256, ref.Size = hex.EncodeToString(sum[:]), int64(buf.Len())
 	}

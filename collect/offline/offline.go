@@ -3,8 +3,8 @@ package offline
 // Offline collectors read evidence from files instead of hosts, for air-gapped sites and
 // for replaying recorded fleets:
 //
-//   - <dir>/<host>.json: an evidence document (EncodeEvidence output, e.g. a previous
-//     run's raw evidence), read with DecodeEvidence. Collector "snapshot".
+//   - <dir>/<host>.json: an evidence document (evidence.Encode output, e.g. a previous
+//     run's raw evidence), read with evidence.Decode. Collector "snapshot".
 //   - <dir>/<host>.reg + <dir>/<host>.host.yaml: a regedit export plus the host file
 //     (hostfile.go). Collector "regfile". The registry keys reported are exactly those
 //     KeysFor(host roles) requests, as the WinRM script would report them.
@@ -41,9 +41,9 @@ const (
 	SuffixHostFile = ".host.yaml"
 )
 
-// OfflineCollector reads host evidence from files in Dir. It implements Collector and is
+// Collector reads host evidence from files in Dir. It implements Collector and is
 // safe for concurrent use (it only reads).
-type OfflineCollector struct {
+type Collector struct {
 	Dir string
 	// Snapshots and RegFiles select the sources; with both, <host>.json wins over
 	// <host>.reg + <host>.host.yaml.
@@ -54,29 +54,29 @@ type OfflineCollector struct {
 	Now func() time.Time
 }
 
-// NewSnapshotCollector reads <dir>/<host>.json evidence documents.
-func NewSnapshotCollector(dir string) *OfflineCollector {
-	return &OfflineCollector{Dir: dir, Snapshots: true}
+// NewSnapshot reads <dir>/<host>.json evidence documents.
+func NewSnapshot(dir string) *Collector {
+	return &Collector{Dir: dir, Snapshots: true}
 }
 
-// NewRegFileCollector reads <dir>/<host>.reg + <dir>/<host>.host.yaml.
-func NewRegFileCollector(dir string) *OfflineCollector {
-	return &OfflineCollector{Dir: dir, RegFiles: true}
+// NewRegFile reads <dir>/<host>.reg + <dir>/<host>.host.yaml.
+func NewRegFile(dir string) *Collector {
+	return &Collector{Dir: dir, RegFiles: true}
 }
 
-// NewOfflineCollector reads <host>.json if present, else <host>.reg + <host>.host.yaml.
-func NewOfflineCollector(dir string) *OfflineCollector {
-	return &OfflineCollector{Dir: dir, Snapshots: true, RegFiles: true}
+// New reads <host>.json if present, else <host>.reg + <host>.host.yaml.
+func New(dir string) *Collector {
+	return &Collector{Dir: dir, Snapshots: true, RegFiles: true}
 }
 
-func (c *OfflineCollector) now() time.Time {
+func (c *Collector) now() time.Time {
 	if c.Now != nil {
 		return c.Now().UTC()
 	}
 	return time.Now().UTC()
 }
 
-func (c *OfflineCollector) name() string {
+func (c *Collector) name() string {
 	if c.Snapshots && !c.RegFiles {
 		return CollectorSnapshot
 	}
@@ -84,7 +84,7 @@ func (c *OfflineCollector) name() string {
 }
 
 // Collect implements Collector.
-func (c *OfflineCollector) Collect(ctx context.Context, host evidence.HostRef) *evidence.Evidence {
+func (c *Collector) Collect(ctx context.Context, host evidence.HostRef) *evidence.Evidence {
 	if err := ctx.Err(); err != nil {
 		return evidence.NewFailure(host, c.name(), c.now(), evidence.StatusSkipped, evidence.FailCanceled, err.Error())
 	}
@@ -171,7 +171,7 @@ func readSnapshot(path string) (*evidence.Evidence, error) {
 	if err != nil {
 		return nil, err
 	}
-	ev, err := evidence.DecodeEvidence(strings.NewReader(string(data)))
+	ev, err := evidence.Decode(strings.NewReader(string(data)))
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: %w", filepath.Base(path), jsonErrorLine(data, err), err)
 	}
@@ -231,7 +231,7 @@ func readRegEvidence(host evidence.HostRef, regPath, hfPath string, now time.Tim
 // the host file has no collected_at.
 func RegEvidence(host evidence.HostRef, rf *RegFile, hf *HostFile, hfName string, now time.Time) (*evidence.Evidence, error) {
 	ev := &evidence.Evidence{
-		Schema:           evidence.EvidenceSchema,
+		Schema:           evidence.Schema,
 		Host:             host,
 		Collector:        CollectorRegFile,
 		CollectedAt:      now.UTC(),

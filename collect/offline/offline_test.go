@@ -140,7 +140,7 @@ func TestLoadFleetSamples(t *testing.T) {
 }
 
 func TestOfflineCollectorSamples(t *testing.T) {
-	c := NewOfflineCollector(sampleFleet)
+	c := New(sampleFleet)
 	c.Now = func() time.Time { return sampleNow }
 	for _, h := range sampleInventory(t) {
 		t.Run(h.Name, func(t *testing.T) {
@@ -181,15 +181,15 @@ func TestSnapshotEqualsRegFile(t *testing.T) {
 	}
 	for name, ev := range fleet {
 		var buf bytes.Buffer
-		if err := evidence.EncodeEvidence(&buf, ev); err != nil {
+		if err := evidence.Encode(&buf, ev); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, strings.ToUpper(name)+".JSON"), buf.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	snap := NewSnapshotCollector(dir)
-	reg := NewRegFileCollector(sampleFleet)
+	snap := NewSnapshot(dir)
+	reg := NewRegFile(sampleFleet)
 	for _, h := range sampleInventory(t) {
 		a := snap.Collect(context.Background(), h)
 		b := reg.Collect(context.Background(), h)
@@ -226,17 +226,17 @@ func TestEvidenceRoundTrip(t *testing.T) {
 	}
 	for name, ev := range fleet {
 		var b1, b2 bytes.Buffer
-		if err := evidence.EncodeEvidence(&b1, ev); err != nil {
+		if err := evidence.Encode(&b1, ev); err != nil {
 			t.Fatal(err)
 		}
-		got, err := evidence.DecodeEvidence(bytes.NewReader(b1.Bytes()))
+		got, err := evidence.Decode(bytes.NewReader(b1.Bytes()))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		if !reflect.DeepEqual(got, ev) {
 			t.Errorf("%s: decoded evidence differs", name)
 		}
-		if err := evidence.EncodeEvidence(&b2, got); err != nil {
+		if err := evidence.Encode(&b2, got); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(b1.Bytes(), b2.Bytes()) {
@@ -278,19 +278,19 @@ func TestOfflineCollectorFailures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := NewOfflineCollector(writeFiles(t, tc.files))
+			c := New(writeFiles(t, tc.files))
 			ev := c.Collect(context.Background(), host)
 			if ev.Status != evidence.StatusFailed || ev.Failure == nil || ev.Failure.Class != tc.class || !strings.Contains(ev.Failure.Message, tc.msg) {
 				t.Errorf("got %s %+v, want %s containing %q", ev.Status, ev.Failure, tc.class, tc.msg)
 			}
-			if ev.Schema != evidence.EvidenceSchema || ev.Host.Name != host.Name {
+			if ev.Schema != evidence.Schema || ev.Host.Name != host.Name {
 				t.Errorf("failure record: %+v", ev)
 			}
 		})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if ev := NewOfflineCollector(t.TempDir()).Collect(ctx, host); ev.Failure.Class != evidence.FailCanceled {
+	if ev := New(t.TempDir()).Collect(ctx, host); ev.Failure.Class != evidence.FailCanceled {
 		t.Errorf("canceled: %+v", ev.Failure)
 	}
 }
@@ -301,15 +301,15 @@ func TestOfflineCollectorShortNameAndPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	var js bytes.Buffer
-	if err := evidence.EncodeEvidence(&js, fleet["rdsh-a01"]); err != nil {
+	if err := evidence.Encode(&js, fleet["rdsh-a01"]); err != nil {
 		t.Fatal(err)
 	}
 	dir := writeFiles(t, map[string]string{"h1.json": js.String(), "h1.reg": okReg, "h1.host.yaml": okHostFile})
 	host := evidence.HostRef{Name: "H1.corp.example", Roles: []string{evidence.RoleSessionHost}}
-	if ev := NewOfflineCollector(dir).Collect(context.Background(), host); ev.Collector != CollectorSnapshot || ev.Host.Name != host.Name {
+	if ev := New(dir).Collect(context.Background(), host); ev.Collector != CollectorSnapshot || ev.Host.Name != host.Name {
 		t.Errorf("json should win: %s %+v", ev.Collector, ev.Failure)
 	}
-	ev := NewRegFileCollector(dir).Collect(context.Background(), host)
+	ev := NewRegFile(dir).Collect(context.Background(), host)
 	if ev.Collector != CollectorRegFile || ev.Status != evidence.StatusCollected {
 		t.Fatalf("regfile: %+v", ev.Failure)
 	}
@@ -421,7 +421,7 @@ func FuzzDecodeEvidence(f *testing.F) {
 	}
 	for _, n := range []string{"old-2008r2", "rdsh-a05"} {
 		var b bytes.Buffer
-		if err := evidence.EncodeEvidence(&b, fleet[n]); err != nil {
+		if err := evidence.Encode(&b, fleet[n]); err != nil {
 			f.Fatal(err)
 		}
 		f.Add(b.Bytes())
@@ -430,20 +430,20 @@ func FuzzDecodeEvidence(f *testing.F) {
 	f.Add([]byte(`{"schema":"rdsaudit.evidence/v1","host":{"name":"LS"},"status":"collected","license_server":{"activation_status":{"called":true,"return_value":0,"status":1},"key_packs":[{"key_pack_id":2,"total_licenses":-1,"expiration_date":"01.01.2036 00:00:00"}],"issued_licenses":[{"license_id":1,"key_pack_id":2,"license_status":1}],"issued_total":1,"reports":[{"summary":[{"cal_type":1}]}]},"errors":[{"section":"s","message":"m"}]}`))
 	f.Add([]byte(`{"schema":"rdsaudit.evidence/v1","collected_at":"2026-01-01T00:00:00+01:00","registry":[{"path":"x","exists":true,"values":[{"name":"","type":"REG_DWORD","number":18446744073709551615,"length":4}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ev, err := evidence.DecodeEvidence(bytes.NewReader(data))
+		ev, err := evidence.Decode(bytes.NewReader(data))
 		if err != nil {
 			return
 		}
 		// Decoding is lossless: what was decoded encodes and decodes to the same document.
 		var b1, b2 bytes.Buffer
-		if err := evidence.EncodeEvidence(&b1, ev); err != nil {
+		if err := evidence.Encode(&b1, ev); err != nil {
 			return // e.g. a time outside what JSON can encode
 		}
-		ev2, err := evidence.DecodeEvidence(bytes.NewReader(b1.Bytes()))
+		ev2, err := evidence.Decode(bytes.NewReader(b1.Bytes()))
 		if err != nil {
 			t.Fatalf("re-decode: %v\n%s", err, b1.Bytes())
 		}
-		if err := evidence.EncodeEvidence(&b2, ev2); err != nil {
+		if err := evidence.Encode(&b2, ev2); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(b1.Bytes(), b2.Bytes()) {

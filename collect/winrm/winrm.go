@@ -32,7 +32,7 @@ const (
 	AuthKerberos = "kerberos"
 )
 
-// Defaults of WinRMOptions.
+// Defaults of Options.
 const (
 	DefaultHostTimeout      = 10 * time.Minute
 	DefaultOperationTimeout = 60 * time.Second
@@ -45,9 +45,9 @@ const (
 	HTTPTimeoutMargin = 15 * time.Second
 )
 
-// WinRMOptions configure the WinRM collector. They are plain values: config decoding
-// and validation of the file live in config; NewWinRMCollector checks consistency.
-type WinRMOptions struct {
+// Options configure the WinRM collector. They are plain values: config decoding
+// and validation of the file live in config; New checks consistency.
+type Options struct {
 	Scheme             string // "https" (default) or "http"
 	Port               int    // default 5986 for https, 5985 for http; HostRef.Port wins
 	Auth               string // "ntlm" (default), "basic", "kerberos"
@@ -122,10 +122,10 @@ func (m CredentialMap) CredentialFor(h evidence.HostRef) (Credential, error) {
 	return Credential{}, fmt.Errorf("no credential for host %s", h.Name)
 }
 
-// WinRMCollector collects hosts over WinRM with the collection script. It is safe for
+// Collector collects hosts over WinRM with the collection script. It is safe for
 // concurrent use; one collector is meant for one run (it remembers locked credentials).
-type WinRMCollector struct {
-	opts  WinRMOptions
+type Collector struct {
+	opts  Options
 	creds CredentialSource
 	log   zerolog.Logger
 	ca    []byte
@@ -148,7 +148,7 @@ type credGate struct {
 	retired    chan struct{} // closed when LockoutThreshold hosts failed authentication
 	openOnce   sync.Once
 	retireOnce sync.Once
-	failed     map[string]bool // hosts that failed authentication (under WinRMCollector.mu)
+	failed     map[string]bool // hosts that failed authentication (under Collector.mu)
 }
 
 func newCredGate() *credGate {
@@ -202,8 +202,8 @@ func (g *credGate) enter(ctx context.Context) (release func(), err error) {
 	}
 }
 
-// NewWinRMCollector checks the options and returns a collector.
-func NewWinRMCollector(opts WinRMOptions, creds CredentialSource, log zerolog.Logger) (*WinRMCollector, error) {
+// New checks the options and returns a collector.
+func New(opts Options, creds CredentialSource, log zerolog.Logger) (*Collector, error) {
 	if creds == nil {
 		return nil, errors.New("winrm collector: no credential source")
 	}
@@ -283,14 +283,14 @@ func NewWinRMCollector(opts WinRMOptions, creds CredentialSource, log zerolog.Lo
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &WinRMCollector{opts: opts, creds: creds, log: log, ca: ca, gates: map[string]*credGate{}}, nil
+	return &Collector{opts: opts, creds: creds, log: log, ca: ca, gates: map[string]*credGate{}}, nil
 }
 
 // Options returns the effective options (defaults applied).
-func (c *WinRMCollector) Options() WinRMOptions { return c.opts }
+func (c *Collector) Options() Options { return c.opts }
 
 // gate returns the credential's gate, created on first use.
-func (c *WinRMCollector) gate(cred Credential) *credGate {
+func (c *Collector) gate(cred Credential) *credGate {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	g := c.gates[cred.key()]
@@ -303,7 +303,7 @@ func (c *WinRMCollector) gate(cred Credential) *credGate {
 
 // recordAuthFailure counts a host that failed authentication with the credential and
 // retires the credential at LockoutThreshold hosts. It returns the count.
-func (c *WinRMCollector) recordAuthFailure(g *credGate, host string) int {
+func (c *Collector) recordAuthFailure(g *credGate, host string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	g.failed[host] = true
@@ -326,7 +326,7 @@ func (c *WinRMCollector) recordAuthFailure(g *credGate, host string) int {
 // wrong password therefore costs exactly LockoutThreshold failed logons, whatever the
 // concurrency. A host whose attempt fails before authentication (connect, DNS, TLS,
 // timeout) gives its turn back before its retry backoff.
-func (c *WinRMCollector) Collect(ctx context.Context, host evidence.HostRef) *evidence.Evidence {
+func (c *Collector) Collect(ctx context.Context, host evidence.HostRef) *evidence.Evidence {
 	start := c.opts.Now()
 	log := c.log.With().Str("host", host.Name).Logger()
 	cred, err := c.creds.CredentialFor(host)
@@ -360,7 +360,7 @@ func (c *WinRMCollector) Collect(ctx context.Context, host evidence.HostRef) *ev
 		var out []byte
 		out, lastErr = c.attempt(hctx, host, cred, g.markOpen, log)
 		if lastErr == nil {
-			ev, err := evidence.DecodeEvidence(bytes.NewReader(out))
+			ev, err := evidence.Decode(bytes.NewReader(out))
 			if err == nil {
 				ev.Host = host
 				ev.Collector = CollectorWinRM
@@ -411,7 +411,7 @@ func (c *WinRMCollector) Collect(ctx context.Context, host evidence.HostRef) *ev
 }
 
 // gateRefused is the evidence of a host that did not get to try its credential.
-func (c *WinRMCollector) gateRefused(host evidence.HostRef, cred Credential, start time.Time, err error, attempts int, log zerolog.Logger) *evidence.Evidence {
+func (c *Collector) gateRefused(host evidence.HostRef, cred Credential, start time.Time, err error, attempts int, log zerolog.Logger) *evidence.Evidence {
 	var ev *evidence.Evidence
 	if errors.Is(err, errCredentialRetired) {
 		msg := fmt.Sprintf("skipped: %s failed authentication on %d hosts; not used again in this run (account lockout protection)", cred, c.opts.LockoutThreshold)
@@ -425,7 +425,7 @@ func (c *WinRMCollector) gateRefused(host evidence.HostRef, cred Credential, sta
 	return c.finish(ev, start, attempts, log)
 }
 
-func (c *WinRMCollector) finish(ev *evidence.Evidence, start time.Time, attempts int, log zerolog.Logger) *evidence.Evidence {
+func (c *Collector) finish(ev *evidence.Evidence, start time.Time, attempts int, log zerolog.Logger) *evidence.Evidence {
 	d := c.opts.Now().Sub(start)
 	ev.DurationMS = d.Milliseconds()
 	if ev.Failure != nil {
@@ -483,7 +483,7 @@ func stderrText(b []byte) string {
 
 // attempt runs the collection script once: one shell, always deleted.
 // onAuth is called at the first response that proves the credential authenticated.
-func (c *WinRMCollector) attempt(ctx context.Context, host evidence.HostRef, cred Credential, onAuth func(), log zerolog.Logger) (out []byte, err error) {
+func (c *Collector) attempt(ctx context.Context, host evidence.HostRef, cred Credential, onAuth func(), log zerolog.Logger) (out []byte, err error) {
 	addr := host.Address
 	if addr == "" {
 		addr = host.Name

@@ -30,7 +30,7 @@ func BenchmarkBuildCommand(b *testing.B) {
 func BenchmarkCollectLicenseServer(b *testing.B) {
 	lic := realisticLicenseServer(winrm.DefaultMaxIssued)
 	env := newEnv(b, true, map[string]*evidence.Evidence{"lic": lic}, nil)
-	c := newCollector(b, env, winrm.WinRMOptions{}, zerolog.Nop())
+	c := newCollector(b, env, winrm.Options{}, zerolog.Nop())
 	var ev *evidence.Evidence
 	for b.Loop() {
 		if ev = c.Collect(context.Background(), env.hosts["lic"]); ev.Status != evidence.StatusCollected {
@@ -54,7 +54,7 @@ func BenchmarkRunFleet(b *testing.B) {
 		faults[n] = winrmtest.Faults{Latency: 5 * time.Millisecond}
 	}
 	env := newEnv(b, false, evs, faults)
-	c := newCollector(b, env, winrm.WinRMOptions{}, zerolog.Nop())
+	c := newCollector(b, env, winrm.Options{}, zerolog.Nop())
 	var hosts []evidence.HostRef
 	for _, h := range env.hosts {
 		hosts = append(hosts, h)

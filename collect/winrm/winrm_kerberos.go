@@ -86,7 +86,7 @@ type krbTicket struct {
 }
 
 // krbLogin returns the run's logon of the credential, created on first use.
-func (c *WinRMCollector) krbLogin(cred Credential) *krbLogin {
+func (c *Collector) krbLogin(cred Credential) *krbLogin {
 	user, realm := krbPrincipal(cred.Username, c.opts.KrbRealm)
 	sum := sha256.Sum256([]byte(cred.key() + "\x00" + cred.Username + "\x00" + realm + "\x00" + cred.Password))
 	key := string(sum[:])

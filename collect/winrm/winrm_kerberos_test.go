@@ -79,7 +79,7 @@ func newKerberosEnvTLS(t testing.TB, tls bool, evs map[string]*evidence.Evidence
 
 // kerberosCollector: auth kerberos over HTTPS to 127.0.0.1 (the address in the
 // certificate), trusting the fleet's CA, with the test realm's krb5.conf and SPN.
-func kerberosCollector(t testing.TB, env *krbEnv, user, password string, opts winrm.WinRMOptions) *winrm.WinRMCollector {
+func kerberosCollector(t testing.TB, env *krbEnv, user, password string, opts winrm.Options) *winrm.Collector {
 	t.Helper()
 	opts.Auth = winrm.AuthKerberos
 	opts.Scheme = "https"
@@ -98,7 +98,7 @@ func kerberosCollector(t testing.TB, env *krbEnv, user, password string, opts wi
 // ticket for HTTP/localhost and collects the host; the listener verified the tickets.
 func TestWinRMKerberosCollected(t *testing.T) {
 	env := newKerberosEnv(t, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
-	c := kerberosCollector(t, env, "auditor", env.password, winrm.WinRMOptions{})
+	c := kerberosCollector(t, env, "auditor", env.password, winrm.Options{})
 	ev := c.Collect(context.Background(), env.hosts["h"])
 	if ev.Status != evidence.StatusCollected {
 		t.Fatalf("%s %+v\nKDC log:\n%s", ev.Status, ev.Failure, env.kdc.Log())
@@ -137,7 +137,7 @@ func TestWinRMKerberosCollected(t *testing.T) {
 // reaches the listener; class auth after one attempt; the password is not printed.
 func TestWinRMKerberosWrongPassword(t *testing.T) {
 	env := newKerberosEnv(t, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
-	c := kerberosCollector(t, env, "auditor", "wrong-"+env.password, winrm.WinRMOptions{})
+	c := kerberosCollector(t, env, "auditor", "wrong-"+env.password, winrm.Options{})
 	ev := c.Collect(context.Background(), env.hosts["h"])
 	if ev.Failure == nil || ev.Failure.Class != evidence.FailAuth || ev.Failure.Attempts != 1 {
 		t.Fatalf("want auth after one attempt, got %s %+v", ev.Status, ev.Failure)
@@ -162,7 +162,7 @@ func TestWinRMKerberosWrongPassword(t *testing.T) {
 func TestWinRMKerberosWrongSPN(t *testing.T) {
 	env := newKerberosEnv(t, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
 	env.kdc.AddService("HTTP/other.rdsaudit.test")
-	c := kerberosCollector(t, env, "auditor", env.password, winrm.WinRMOptions{KrbSPN: "HTTP/other.rdsaudit.test"})
+	c := kerberosCollector(t, env, "auditor", env.password, winrm.Options{KrbSPN: "HTTP/other.rdsaudit.test"})
 	ev := c.Collect(context.Background(), env.hosts["h"])
 	if ev.Failure == nil || ev.Failure.Class != evidence.FailAuth || ev.Failure.Attempts != 1 {
 		t.Fatalf("want auth after one attempt, got %s %+v", ev.Status, ev.Failure)
@@ -190,7 +190,7 @@ func TestWinRMKerberosLockout(t *testing.T) {
 		evs[name] = virtualHost(name, false, 0)
 	}
 	env := newKerberosEnv(t, evs, nil)
-	c := kerberosCollector(t, env, "auditor", "wrong-"+env.password, winrm.WinRMOptions{})
+	c := kerberosCollector(t, env, "auditor", "wrong-"+env.password, winrm.Options{})
 	var hosts []evidence.HostRef
 	for name := range evs {
 		hosts = append(hosts, env.hosts[name])
@@ -228,13 +228,13 @@ func TestWinRMKerberosUserForms(t *testing.T) {
 		{"auditor@" + krbRealm, krbRealm},
 		{"auditor@rdsaudit.test", "-"},
 	} {
-		opts := winrm.WinRMOptions{KrbRealm: tc.realm}
+		opts := winrm.Options{KrbRealm: tc.realm}
 		c := kerberosCollector(t, env, tc.user, env.password, opts)
 		if tc.realm == "-" {
 			// kerberosCollector fills an empty KrbRealm; build this one without it.
 			opts.Auth, opts.Scheme, opts.CAPEM, opts.Krb5ConfPath, opts.KrbRealm, opts.KrbSPN = winrm.AuthKerberos, "https", env.fleet.CACertPEM(), env.kdc.Krb5Conf, "", krbSPN
 			var err error
-			if c, err = winrm.NewWinRMCollector(opts, winrm.CredentialMap{"*": {Name: "lab", Username: tc.user, Password: env.password}}, zerolog.Nop()); err != nil {
+			if c, err = winrm.New(opts, winrm.CredentialMap{"*": {Name: "lab", Username: tc.user, Password: env.password}}, zerolog.Nop()); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -301,7 +301,7 @@ func krbFleet(t *testing.T, n int, faults map[string]winrmtest.Faults) (*krbEnv,
 func TestWinRMKerberosOneLogonPerRun(t *testing.T) {
 	const n = 5
 	env, hosts := krbFleet(t, n, nil)
-	c := kerberosCollector(t, env, "auditor", env.password, winrm.WinRMOptions{})
+	c := kerberosCollector(t, env, "auditor", env.password, winrm.Options{})
 	collected := 0
 	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: n}, func(ev *evidence.Evidence) {
 		if ev.Status != evidence.StatusCollected {
@@ -326,7 +326,7 @@ func TestWinRMKerberosOneLogonPerRun(t *testing.T) {
 	}
 }
 
-// TestWinRMKerberosUsesDialer: the Kerberos HTTP dials through WinRMOptions.DialContext
+// TestWinRMKerberosUsesDialer: the Kerberos HTTP dials through Options.DialContext
 // (masterzen's ClientKerberos used its own http.Transport): the host's address does
 // not resolve, only the dialer knows where it is; TLS checks the configured name.
 func TestWinRMKerberosUsesDialer(t *testing.T) {
@@ -341,7 +341,7 @@ func TestWinRMKerberosUsesDialer(t *testing.T) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, target)
 	}
-	c := kerberosCollector(t, env, "auditor", env.password, winrm.WinRMOptions{DialContext: dial, TLSServerName: "localhost"})
+	c := kerberosCollector(t, env, "auditor", env.password, winrm.Options{DialContext: dial, TLSServerName: "localhost"})
 	ev := c.Collect(context.Background(), evidence.HostRef{Name: "h", Address: "rdsh.invalid", Port: 5986, Roles: []string{evidence.RoleSessionHost}})
 	if ev.Status != evidence.StatusCollected {
 		t.Fatalf("%s %+v", ev.Status, ev.Failure)
@@ -355,7 +355,7 @@ func TestWinRMKerberosUsesDialer(t *testing.T) {
 // deadline, and a cancelled run ends at once.
 func TestWinRMKerberosHonoursContext(t *testing.T) {
 	env := newKerberosEnv(t, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {Hang: true}})
-	c := kerberosCollector(t, env, "auditor", env.password, winrm.WinRMOptions{HostTimeout: 700 * time.Millisecond, Retries: -1})
+	c := kerberosCollector(t, env, "auditor", env.password, winrm.Options{HostTimeout: 700 * time.Millisecond, Retries: -1})
 	start := time.Now()
 	ev := c.Collect(context.Background(), env.hosts["h"])
 	if ev.Failure == nil || ev.Failure.Class != evidence.FailTimeout || time.Since(start) > 5*time.Second {
@@ -363,7 +363,7 @@ func TestWinRMKerberosHonoursContext(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
-	c = kerberosCollector(t, env, "auditor", env.password, winrm.WinRMOptions{Retries: -1})
+	c = kerberosCollector(t, env, "auditor", env.password, winrm.Options{Retries: -1})
 	start = time.Now()
 	ev = c.Collect(ctx, env.hosts["h"])
 	if ev.Failure == nil || ev.Failure.Class != evidence.FailCanceled || time.Since(start) > 5*time.Second {
@@ -391,7 +391,7 @@ func TestWinRMKerberosCCache(t *testing.T) {
 		t.Fatalf("kinit: %v\n%s", err, out)
 	}
 	before := kdcIssued(env.kdc.Log(), "AS_REQ")
-	c := kerberosCollector(t, env, "auditor", "wrong-"+env.password, winrm.WinRMOptions{KrbCCachePath: cc})
+	c := kerberosCollector(t, env, "auditor", "wrong-"+env.password, winrm.Options{KrbCCachePath: cc})
 	ev := c.Collect(context.Background(), env.hosts["h"])
 	if ev.Status != evidence.StatusCollected {
 		t.Fatalf("%s %+v\nKDC log:\n%s", ev.Status, ev.Failure, env.kdc.Log())
@@ -409,11 +409,11 @@ func TestWinRMKerberosCCache(t *testing.T) {
 // (without TLS) to a listener that serves unencrypted SOAP (AllowUnencrypted).
 func TestWinRMKerberosPlainHTTP(t *testing.T) {
 	env := newKerberosEnvTLS(t, false, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
-	opts := winrm.WinRMOptions{
+	opts := winrm.Options{
 		Auth: winrm.AuthKerberos, Scheme: "http", Krb5ConfPath: env.kdc.Krb5Conf, KrbRealm: krbRealm, KrbSPN: krbSPN,
 		HostTimeout: 20 * time.Second,
 	}
-	c, err := winrm.NewWinRMCollector(opts, winrm.CredentialMap{"*": {Name: "lab", Username: "auditor", Password: env.password}}, zerolog.Nop())
+	c, err := winrm.New(opts, winrm.CredentialMap{"*": {Name: "lab", Username: "auditor", Password: env.password}}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

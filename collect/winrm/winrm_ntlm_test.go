@@ -56,7 +56,7 @@ func newNTLMEnv(t testing.TB, tls bool, evs map[string]*evidence.Evidence, fault
 	return env
 }
 
-func ntlmCollector(t testing.TB, env *testEnv, user, password string, opts winrm.WinRMOptions) *winrm.WinRMCollector {
+func ntlmCollector(t testing.TB, env *testEnv, user, password string, opts winrm.Options) *winrm.Collector {
 	t.Helper()
 	opts.Auth = winrm.AuthNTLM
 	opts.Scheme = "https"
@@ -70,7 +70,7 @@ func ntlmCollector(t testing.TB, env *testEnv, user, password string, opts winrm
 func TestWinRMNTLMCollected(t *testing.T) {
 	for _, offerNTLM := range []bool{false, true} {
 		env := newNTLMEnv(t, true, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {OfferNTLM: offerNTLM}})
-		c := ntlmCollector(t, env, testUser, testPassword, winrm.WinRMOptions{})
+		c := ntlmCollector(t, env, testUser, testPassword, winrm.Options{})
 		ev := c.Collect(context.Background(), env.hosts["h"])
 		if ev.Status != evidence.StatusCollected {
 			t.Fatalf("offerNTLM=%v: %s %+v", offerNTLM, ev.Status, ev.Failure)
@@ -101,7 +101,7 @@ func TestWinRMNTLMCollected(t *testing.T) {
 // verified the NTLMv2 response and refused it), class auth, no retry, no shell.
 func TestWinRMNTLMWrongPassword(t *testing.T) {
 	env := newNTLMEnv(t, true, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
-	c := ntlmCollector(t, env, testUser, "wrong-"+testPassword, winrm.WinRMOptions{})
+	c := ntlmCollector(t, env, testUser, "wrong-"+testPassword, winrm.Options{})
 	ev := c.Collect(context.Background(), env.hosts["h"])
 	if ev.Failure == nil || ev.Failure.Class != evidence.FailAuth || ev.Failure.Attempts != 1 {
 		t.Fatalf("want auth after one attempt, got %s %+v", ev.Status, ev.Failure)
@@ -126,13 +126,13 @@ func TestWinRMNTLMWrongPassword(t *testing.T) {
 func TestWinRMNTLMUserForms(t *testing.T) {
 	for _, user := range []string{`LAB\auditor`, `lab\AUDITOR`, "auditor@lab.test", "auditor@LAB", "auditor"} {
 		env := newNTLMEnv(t, true, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
-		c := ntlmCollector(t, env, user, testPassword, winrm.WinRMOptions{})
+		c := ntlmCollector(t, env, user, testPassword, winrm.Options{})
 		if ev := c.Collect(context.Background(), env.hosts["h"]); ev.Status != evidence.StatusCollected {
 			t.Errorf("user %q: %s %+v (server: %+v)", user, ev.Status, ev.Failure, env.fleet.NTLMFailures())
 		}
 		// And the same form with a wrong password fails, with the names as sent.
 		env = newNTLMEnv(t, true, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
-		c = ntlmCollector(t, env, user, "wrong", winrm.WinRMOptions{})
+		c = ntlmCollector(t, env, user, "wrong", winrm.Options{})
 		if ev := c.Collect(context.Background(), env.hosts["h"]); ev.Failure == nil || ev.Failure.Class != evidence.FailAuth {
 			t.Errorf("user %q, wrong password: %s %+v", user, ev.Status, ev.Failure)
 		}
@@ -167,7 +167,7 @@ func TestWinRMNTLMOtherDomain(t *testing.T) {
 	defer f.Close()
 	h, _ := f.HostRef("h", evidence.RoleSessionHost)
 	env := &testEnv{fleet: f, hosts: map[string]evidence.HostRef{"h": h}}
-	c := ntlmCollector(t, env, `OTHER\auditor`, testPassword, winrm.WinRMOptions{})
+	c := ntlmCollector(t, env, `OTHER\auditor`, testPassword, winrm.Options{})
 	if ev := c.Collect(context.Background(), h); ev.Failure == nil || ev.Failure.Class != evidence.FailAuth {
 		t.Fatalf("want auth, got %s %+v", ev.Status, ev.Failure)
 	}
@@ -186,7 +186,7 @@ func TestWinRMNTLMLockout(t *testing.T) {
 		evs[name] = virtualHost(name, false, 0)
 	}
 	env := newNTLMEnv(t, true, evs, nil)
-	c := ntlmCollector(t, env, testUser, "wrong-"+testPassword, winrm.WinRMOptions{})
+	c := ntlmCollector(t, env, testUser, "wrong-"+testPassword, winrm.Options{})
 	var hosts []evidence.HostRef
 	for name := range evs {
 		hosts = append(hosts, env.hosts[name])
@@ -215,7 +215,7 @@ func TestWinRMNTLMLockout(t *testing.T) {
 // its 401s do not offer Basic.
 func TestWinRMNTLMHostRefusesBasic(t *testing.T) {
 	env := newNTLMEnv(t, true, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
-	c := newCollector(t, env, winrm.WinRMOptions{Auth: winrm.AuthBasic, HostTimeout: 10 * time.Second}, zerolog.Nop())
+	c := newCollector(t, env, winrm.Options{Auth: winrm.AuthBasic, HostTimeout: 10 * time.Second}, zerolog.Nop())
 	ev := c.Collect(context.Background(), env.hosts["h"])
 	if ev.Failure == nil || ev.Failure.Class != evidence.FailAuth {
 		t.Fatalf("want auth, got %s %+v", ev.Status, ev.Failure)
@@ -228,12 +228,12 @@ func TestWinRMNTLMHostRefusesBasic(t *testing.T) {
 	}
 }
 
-func ntlmHTTPCollector(t testing.TB, user, password string) *winrm.WinRMCollector {
+func ntlmHTTPCollector(t testing.TB, user, password string) *winrm.Collector {
 	t.Helper()
-	return ntlmHTTPCollectorOpts(t, user, password, winrm.WinRMOptions{})
+	return ntlmHTTPCollectorOpts(t, user, password, winrm.Options{})
 }
 
-func ntlmHTTPCollectorOpts(t testing.TB, user, password string, opts winrm.WinRMOptions) *winrm.WinRMCollector {
+func ntlmHTTPCollectorOpts(t testing.TB, user, password string, opts winrm.Options) *winrm.Collector {
 	t.Helper()
 	opts.Scheme, opts.Auth = "http", winrm.AuthNTLM
 	return labCollector(t, user, password, opts)
@@ -433,7 +433,7 @@ func TestWinRMNTLMEncryptedHTTPNeverUnencrypted(t *testing.T) {
 			if tc.drop > 0 || tc.dropAuth > 0 {
 				h.Port = flakyForwarder(t, net.JoinHostPort(h.Address, strconv.Itoa(h.Port)), tc.drop, tc.dropAuth)
 			}
-			c := ntlmHTTPCollectorOpts(t, testUser, tc.password, winrm.WinRMOptions{Retries: 1})
+			c := ntlmHTTPCollectorOpts(t, testUser, tc.password, winrm.Options{Retries: 1})
 			ev := c.Collect(context.Background(), h)
 			switch {
 			case tc.want == "" && ev.Status != evidence.StatusCollected:
@@ -456,7 +456,7 @@ func TestWinRMNTLMEncryptedHTTPNeverUnencrypted(t *testing.T) {
 }
 
 // TestWinRMNTLMEncryptedHTTPUsesDialer: NTLM over HTTP dials through
-// WinRMOptions.DialContext (masterzen's Encryption used its own HTTP client): the
+// Options.DialContext (masterzen's Encryption used its own HTTP client): the
 // host's address does not resolve, only the dialer knows where it is.
 func TestWinRMNTLMEncryptedHTTPUsesDialer(t *testing.T) {
 	env := newNTLMEnv(t, false, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
@@ -470,7 +470,7 @@ func TestWinRMNTLMEncryptedHTTPUsesDialer(t *testing.T) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, target)
 	}
-	c := ntlmHTTPCollectorOpts(t, testUser, testPassword, winrm.WinRMOptions{DialContext: dial})
+	c := ntlmHTTPCollectorOpts(t, testUser, testPassword, winrm.Options{DialContext: dial})
 	ev := c.Collect(context.Background(), evidence.HostRef{Name: "h", Address: "rdsh.invalid", Port: 5985, Roles: []string{evidence.RoleSessionHost}})
 	if ev.Status != evidence.StatusCollected {
 		t.Fatalf("%s %+v", ev.Status, ev.Failure)
@@ -484,7 +484,7 @@ func TestWinRMNTLMEncryptedHTTPUsesDialer(t *testing.T) {
 // the host deadline, and a cancelled run ends at once.
 func TestWinRMNTLMEncryptedHTTPHonoursContext(t *testing.T) {
 	env := newNTLMEnv(t, false, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {Hang: true}})
-	c := ntlmHTTPCollectorOpts(t, testUser, testPassword, winrm.WinRMOptions{HostTimeout: 700 * time.Millisecond, Retries: -1})
+	c := ntlmHTTPCollectorOpts(t, testUser, testPassword, winrm.Options{HostTimeout: 700 * time.Millisecond, Retries: -1})
 	start := time.Now()
 	ev := c.Collect(context.Background(), env.hosts["h"])
 	if ev.Failure == nil || ev.Failure.Class != evidence.FailTimeout || time.Since(start) > 5*time.Second {
@@ -492,7 +492,7 @@ func TestWinRMNTLMEncryptedHTTPHonoursContext(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
-	c = ntlmHTTPCollectorOpts(t, testUser, testPassword, winrm.WinRMOptions{Retries: -1})
+	c = ntlmHTTPCollectorOpts(t, testUser, testPassword, winrm.Options{Retries: -1})
 	start = time.Now()
 	ev = c.Collect(ctx, env.hosts["h"])
 	if ev.Failure == nil || ev.Failure.Class != evidence.FailCanceled || time.Since(start) > 5*time.Second {
@@ -556,7 +556,7 @@ func TestNTLMHTTPConcurrentRequests(t *testing.T) {
 
 // labCollector is a collector with the test credential "lab" (user, password), quick
 // retries and a host deadline that a hung test host reaches in bounded time.
-func labCollector(t testing.TB, user, password string, opts winrm.WinRMOptions) *winrm.WinRMCollector {
+func labCollector(t testing.TB, user, password string, opts winrm.Options) *winrm.Collector {
 	t.Helper()
 	if opts.RetryBackoff == 0 {
 		opts.RetryBackoff = 5 * time.Millisecond
@@ -564,7 +564,7 @@ func labCollector(t testing.TB, user, password string, opts winrm.WinRMOptions) 
 	if opts.HostTimeout == 0 {
 		opts.HostTimeout = 20 * time.Second
 	}
-	c, err := winrm.NewWinRMCollector(opts, winrm.CredentialMap{"*": {Name: "lab", Username: user, Password: password}}, zerolog.Nop())
+	c, err := winrm.New(opts, winrm.CredentialMap{"*": {Name: "lab", Username: user, Password: password}}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func TestWinRMMatchesOfflineSamples(t *testing.T) {
 		t.Fatalf("load samples/fleet: %v", err)
 	}
 	env := newEnv(t, true, fleet, nil)
-	c := newCollector(t, env, winrm.WinRMOptions{Retries: -1}, zerolog.Nop())
+	c := newCollector(t, env, winrm.Options{Retries: -1}, zerolog.Nop())
 	var hosts []evidence.HostRef
 	for name, off := range fleet {
 		h := env.hosts[name]

@@ -33,7 +33,7 @@ func ptr[T any](v T) *T { return &v }
 // tests can check the simulator answers only what was requested.
 func virtualHost(name string, licenseServer bool, issued int) *evidence.Evidence {
 	ev := &evidence.Evidence{
-		Schema: evidence.EvidenceSchema, Host: evidence.HostRef{Name: name}, Collector: "snapshot", Status: evidence.StatusCollected,
+		Schema: evidence.Schema, Host: evidence.HostRef{Name: name}, Collector: "snapshot", Status: evidence.StatusCollected,
 		OS: &evidence.OSInfo{ComputerName: strings.ToUpper(name), Caption: "Microsoft Windows Server 2022 Standard", Version: "10.0.20348", BuildNumber: "20348"},
 		Registry: []evidence.RegKey{
 			{Path: evidence.KeyLicensingCore, Exists: true, Values: []evidence.RegValue{{Name: evidence.ValLicensingMode, Type: evidence.RegDWord, Number: ptr(uint64(4)), Length: 4}}},
@@ -93,7 +93,7 @@ func newEnv(t testing.TB, tls bool, evs map[string]*evidence.Evidence, faults ma
 	return env
 }
 
-func newCollector(t testing.TB, env *testEnv, opts winrm.WinRMOptions, log zerolog.Logger) *winrm.WinRMCollector {
+func newCollector(t testing.TB, env *testEnv, opts winrm.Options, log zerolog.Logger) *winrm.Collector {
 	t.Helper()
 	if opts.Auth == "" {
 		opts.Auth = winrm.AuthBasic
@@ -113,7 +113,7 @@ func newCollector(t testing.TB, env *testEnv, opts winrm.WinRMOptions, log zerol
 	if opts.HostTimeout == 0 {
 		opts.HostTimeout = 20 * time.Second
 	}
-	c, err := winrm.NewWinRMCollector(opts, winrm.CredentialMap{"*": {Name: "lab", Username: testUser, Password: testPassword}}, log)
+	c, err := winrm.New(opts, winrm.CredentialMap{"*": {Name: "lab", Username: testUser, Password: testPassword}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestWinRMCollectHealthyTLS(t *testing.T) {
 		"rdsh01": virtualHost("rdsh01", false, 0),
 		"lic01":  virtualHost("lic01", true, 5),
 	}, nil)
-	c := newCollector(t, env, winrm.WinRMOptions{MaxIssuedLicenses: 2}, zerolog.Nop())
+	c := newCollector(t, env, winrm.Options{MaxIssuedLicenses: 2}, zerolog.Nop())
 	for _, name := range []string{"rdsh01", "lic01"} {
 		h := env.hosts[name]
 		ev := c.Collect(context.Background(), h)
@@ -218,7 +218,7 @@ func TestWinRMFailureClasses(t *testing.T) {
 	env := newEnv(t, false, evs, faults)
 	var logs bytes.Buffer
 	logw := zerolog.SyncWriter(&logs) // hosts log concurrently
-	c := newCollector(t, env, winrm.WinRMOptions{
+	c := newCollector(t, env, winrm.Options{
 		OperationTimeout: time.Second, HostTimeout: 4 * time.Second, MaxOutputBytes: 256 << 10,
 	}, zerolog.New(logw).Level(zerolog.DebugLevel))
 	var hosts []evidence.HostRef
@@ -275,13 +275,13 @@ func TestWinRMTLSFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	c := newCollector(t, env, winrm.WinRMOptions{CAPEM: other.CACertPEM()}, zerolog.Nop()) // trusts the wrong CA
+	c := newCollector(t, env, winrm.Options{CAPEM: other.CACertPEM()}, zerolog.Nop()) // trusts the wrong CA
 	ev := c.Collect(context.Background(), env.hosts["h"])
 	if ev.Failure == nil || ev.Failure.Class != evidence.FailTLS {
 		t.Fatalf("want tls, got %+v", ev.Failure)
 	}
 	// The right CA but the wrong server name.
-	c = newCollector(t, env, winrm.WinRMOptions{TLSServerName: "wrong.example"}, zerolog.Nop())
+	c = newCollector(t, env, winrm.Options{TLSServerName: "wrong.example"}, zerolog.Nop())
 	if ev := c.Collect(context.Background(), env.hosts["h"]); ev.Failure == nil || ev.Failure.Class != evidence.FailTLS {
 		t.Fatalf("want tls, got %+v", ev.Failure)
 	}
@@ -303,7 +303,7 @@ func TestWinRMLockout(t *testing.T) {
 		}
 		return winrm.Credential{Name: "lab", Username: testUser, Password: "wrong-" + testPassword}, nil
 	})
-	c, err := winrm.NewWinRMCollector(winrm.WinRMOptions{Scheme: "http", Auth: winrm.AuthBasic, AllowBasicOverHTTP: true, RetryBackoff: time.Millisecond}, creds, zerolog.Nop())
+	c, err := winrm.New(winrm.Options{Scheme: "http", Auth: winrm.AuthBasic, AllowBasicOverHTTP: true, RetryBackoff: time.Millisecond}, creds, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,19 +351,19 @@ func TestCredentialNeverPrinted(t *testing.T) {
 
 func TestNewWinRMCollectorRefusesBasicOverHTTP(t *testing.T) {
 	creds := winrm.CredentialMap{}
-	if _, err := winrm.NewWinRMCollector(winrm.WinRMOptions{Scheme: "http", Auth: winrm.AuthBasic}, creds, zerolog.Nop()); err == nil {
+	if _, err := winrm.New(winrm.Options{Scheme: "http", Auth: winrm.AuthBasic}, creds, zerolog.Nop()); err == nil {
 		t.Error("basic over http accepted without AllowBasicOverHTTP")
 	}
 	var logs bytes.Buffer
-	if _, err := winrm.NewWinRMCollector(winrm.WinRMOptions{Scheme: "http", Auth: winrm.AuthBasic, AllowBasicOverHTTP: true}, creds, zerolog.New(&logs)); err != nil || !strings.Contains(logs.String(), "warn") {
+	if _, err := winrm.New(winrm.Options{Scheme: "http", Auth: winrm.AuthBasic, AllowBasicOverHTTP: true}, creds, zerolog.New(&logs)); err != nil || !strings.Contains(logs.String(), "warn") {
 		t.Errorf("allowed basic over http: err %v, log %q (want a warning)", err, logs.String())
 	}
-	for _, o := range []winrm.WinRMOptions{{Scheme: "ftp"}, {Auth: "digest"}, {Auth: winrm.AuthKerberos}, {CAPEM: []byte("not pem")}} {
-		if _, err := winrm.NewWinRMCollector(o, creds, zerolog.Nop()); err == nil {
+	for _, o := range []winrm.Options{{Scheme: "ftp"}, {Auth: "digest"}, {Auth: winrm.AuthKerberos}, {CAPEM: []byte("not pem")}} {
+		if _, err := winrm.New(o, creds, zerolog.Nop()); err == nil {
 			t.Errorf("%+v accepted", o)
 		}
 	}
-	c, err := winrm.NewWinRMCollector(winrm.WinRMOptions{}, creds, zerolog.Nop())
+	c, err := winrm.New(winrm.Options{}, creds, zerolog.Nop())
 	if err != nil || c.Options().Scheme != "https" || c.Options().Port != 5986 || c.Options().Auth != winrm.AuthNTLM {
 		t.Errorf("defaults: %+v %v", c.Options(), err)
 	}
@@ -403,7 +403,7 @@ func TestClassify(t *testing.T) {
 func TestWinRMNTLMRejectedIsAuth(t *testing.T) {
 	for _, tls := range []bool{true, false} {
 		env := newEnv(t, tls, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {Unauthorized: true}})
-		opts := winrm.WinRMOptions{Auth: winrm.AuthNTLM, HostTimeout: 10 * time.Second}
+		opts := winrm.Options{Auth: winrm.AuthNTLM, HostTimeout: 10 * time.Second}
 		c := newCollector(t, env, opts, zerolog.Nop())
 		ev := c.Collect(context.Background(), env.hosts["h"])
 		if ev.Failure == nil || ev.Failure.Class != evidence.FailAuth || ev.Failure.Attempts != 1 {
@@ -417,7 +417,7 @@ func TestWinRMNTLMRejectedIsAuth(t *testing.T) {
 
 // gateFleet starts n healthy session hosts with the given faults and a collector whose
 // one credential uses password.
-func gateFleet(t *testing.T, n int, faults winrmtest.Faults, password string, opts winrm.WinRMOptions) (*testEnv, *winrm.WinRMCollector, []evidence.HostRef) {
+func gateFleet(t *testing.T, n int, faults winrmtest.Faults, password string, opts winrm.Options) (*testEnv, *winrm.Collector, []evidence.HostRef) {
 	t.Helper()
 	evs := map[string]*evidence.Evidence{}
 	fs := map[string]winrmtest.Faults{}
@@ -431,7 +431,7 @@ func gateFleet(t *testing.T, n int, faults winrmtest.Faults, password string, op
 	if opts.RetryBackoff == 0 {
 		opts.RetryBackoff = time.Millisecond
 	}
-	c, err := winrm.NewWinRMCollector(opts, winrm.CredentialMap{"*": {Name: "lab", Username: testUser, Password: password}}, zerolog.Nop())
+	c, err := winrm.New(opts, winrm.CredentialMap{"*": {Name: "lab", Username: testUser, Password: password}}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +446,7 @@ func gateFleet(t *testing.T, n int, faults winrmtest.Faults, password string, op
 // password still reaches only LockoutThreshold hosts. Without the per-credential gate
 // all ten try it (ten failed logons, enough to lock a domain account).
 func TestWinRMLockoutGateWrongPassword(t *testing.T) {
-	env, c, hosts := gateFleet(t, 10, winrmtest.Faults{}, "wrong-"+testPassword, winrm.WinRMOptions{})
+	env, c, hosts := gateFleet(t, 10, winrmtest.Faults{}, "wrong-"+testPassword, winrm.Options{})
 	got := map[evidence.FailureClass]int{}
 	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: 10}, func(ev *evidence.Evidence) {
 		switch {
@@ -472,7 +472,7 @@ func TestWinRMLockoutGateWrongPassword(t *testing.T) {
 // (WaitForShells), so the run completes only if the gate opened; no timing involved.
 func TestWinRMLockoutGateOpens(t *testing.T) {
 	const n = 10
-	env, c, hosts := gateFleet(t, n, winrmtest.Faults{WaitForShells: n}, testPassword, winrm.WinRMOptions{HostTimeout: 10 * time.Second})
+	env, c, hosts := gateFleet(t, n, winrmtest.Faults{WaitForShells: n}, testPassword, winrm.Options{HostTimeout: 10 * time.Second})
 	collected := 0
 	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: n}, func(ev *evidence.Evidence) {
 		if ev.Status != evidence.StatusCollected {
@@ -506,7 +506,7 @@ func TestWinRMLockoutGateOpens(t *testing.T) {
 func TestWinRMHTTPTimeoutOutlastsOperationTimeout(t *testing.T) {
 	env := newEnv(t, false, map[string]*evidence.Evidence{"slow": virtualHost("slow", false, 0)},
 		map[string]winrmtest.Faults{"slow": {ScriptDelay: 2500 * time.Millisecond, Latency: 300 * time.Millisecond}})
-	c := newCollector(t, env, winrm.WinRMOptions{OperationTimeout: time.Second, HostTimeout: 30 * time.Second, Retries: -1}, zerolog.Nop())
+	c := newCollector(t, env, winrm.Options{OperationTimeout: time.Second, HostTimeout: 30 * time.Second, Retries: -1}, zerolog.Nop())
 	if ev := c.Collect(context.Background(), env.hosts["slow"]); ev.Status != evidence.StatusCollected {
 		t.Fatalf("want collected, got %s %+v", ev.Status, ev.Failure)
 	}
@@ -531,7 +531,7 @@ func TestWinRMHTTPTimeoutOutlastsOperationTimeout(t *testing.T) {
 func TestWinRMNTLMNeverSendsBasic(t *testing.T) {
 	for _, tls := range []bool{true, false} {
 		env := newEnv(t, tls, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {BasicOnly: true}})
-		c := newCollector(t, env, winrm.WinRMOptions{Auth: winrm.AuthNTLM, HostTimeout: 10 * time.Second}, zerolog.Nop())
+		c := newCollector(t, env, winrm.Options{Auth: winrm.AuthNTLM, HostTimeout: 10 * time.Second}, zerolog.Nop())
 		ev := c.Collect(context.Background(), env.hosts["h"])
 		if ev.Failure == nil || ev.Failure.Class != evidence.FailAuth || ev.Failure.Attempts != 1 {
 			t.Errorf("tls=%v: want auth after one attempt, got %s %+v", tls, ev.Status, ev.Failure)
@@ -553,7 +553,7 @@ func TestWinRMNTLMNeverSendsBasic(t *testing.T) {
 	}
 	// Control: with auth basic the same listener does get (and accept) Basic.
 	env := newEnv(t, true, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {BasicOnly: true}})
-	c := newCollector(t, env, winrm.WinRMOptions{Auth: winrm.AuthBasic}, zerolog.Nop())
+	c := newCollector(t, env, winrm.Options{Auth: winrm.AuthBasic}, zerolog.Nop())
 	if ev := c.Collect(context.Background(), env.hosts["h"]); ev.Status != evidence.StatusCollected || env.fleet.BasicAuthRequests() == 0 {
 		t.Errorf("basic control: %s %+v, %d Basic requests", ev.Status, ev.Failure, env.fleet.BasicAuthRequests())
 	}
@@ -573,7 +573,7 @@ func TestWinRMGraceKeyValuesUnreadable(t *testing.T) {
 	}
 	ev.Errors = []evidence.SectionError{{Section: "registry:" + evidence.KeyGracePeriod, Message: msg}}
 	env := newEnv(t, true, map[string]*evidence.Evidence{"h": ev}, nil)
-	c := newCollector(t, env, winrm.WinRMOptions{}, zerolog.Nop())
+	c := newCollector(t, env, winrm.Options{}, zerolog.Nop())
 	got := c.Collect(context.Background(), env.hosts["h"])
 	if got.Status != evidence.StatusCollected {
 		t.Fatalf("%s %+v", got.Status, got.Failure)

@@ -15,7 +15,7 @@ import (
 func collectorFor(e *env, cfg *config.Config) (collect.Collector, error) {
 	switch cfg.Collection.Source {
 	case config.SourceOffline:
-		c := offline.NewOfflineCollector(cfg.Collection.EvidenceDir)
+		c := offline.New(cfg.Collection.EvidenceDir)
 		c.Now = e.now
 		return c, nil
 	case config.SourceWinRM:
@@ -29,7 +29,7 @@ func collectorFor(e *env, cfg *config.Config) (collect.Collector, error) {
 		if err != nil {
 			return nil, usageErr(err)
 		}
-		c, err := winrm.NewWinRMCollector(winrmOptions(cfg), creds, e.log)
+		c, err := winrm.New(winrmOptions(cfg), creds, e.log)
 		if err != nil {
 			return nil, usageErr(err)
 		}
@@ -39,13 +39,13 @@ func collectorFor(e *env, cfg *config.Config) (collect.Collector, error) {
 }
 
 // winrmOptions maps the configuration to the collector's plain option values.
-func winrmOptions(cfg *config.Config) winrm.WinRMOptions {
+func winrmOptions(cfg *config.Config) winrm.Options {
 	t, c := cfg.Transport, cfg.Collection
 	retries := c.Retries
 	if retries == 0 {
 		retries = -1 // the collector reads 0 as "default"; the configuration means none
 	}
-	return winrm.WinRMOptions{
+	return winrm.Options{
 		Scheme:             t.Scheme,
 		Port:               t.EffectivePort(),
 		Auth:               t.Auth,

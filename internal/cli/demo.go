@@ -93,7 +93,7 @@ client, writes the reports and prints where. The findings equal those of
 			cfg.Transport.CABundle, cfg.Transport.InsecureSkipVerify = caPath, false
 			cfg.Collection.Retries = 0
 			opts := winrmOptions(cfg)
-			col, err := winrm.NewWinRMCollector(opts, winrm.CredentialMap{
+			col, err := winrm.New(opts, winrm.CredentialMap{
 				"*": {Name: "demo", Username: demoUser, Password: password},
 			}, e.log)
 			if err != nil {

@@ -72,7 +72,7 @@ func TestSimulateStandalone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	col, err := winrm.NewWinRMCollector(winrm.WinRMOptions{Auth: winrm.AuthNTLM, CAPEM: pem, Retries: -1},
+	col, err := winrm.New(winrm.Options{Auth: winrm.AuthNTLM, CAPEM: pem, Retries: -1},
 		winrm.CredentialMap{"*": {Name: "t", Username: `LAB\auditor`, Password: "s3cret-for-test"}}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +84,7 @@ func TestSimulateStandalone(t *testing.T) {
 	if ev.OS == nil || ev.Key(evidence.KeyPolicy) == nil {
 		t.Errorf("evidence lacks OS or the policy key: %+v", ev)
 	}
-	wrong, _ := winrm.NewWinRMCollector(winrm.WinRMOptions{Auth: winrm.AuthNTLM, CAPEM: pem, Retries: -1},
+	wrong, _ := winrm.New(winrm.Options{Auth: winrm.AuthNTLM, CAPEM: pem, Retries: -1},
 		winrm.CredentialMap{"*": {Name: "t", Username: `LAB\auditor`, Password: "wrong"}}, zerolog.Nop())
 	if ev := wrong.Collect(ctx, evidence.HostRef{Name: "RDSH-A01", Address: host, Port: port, Roles: []string{evidence.RoleSessionHost}}); ev.Failure == nil || ev.Failure.Class != evidence.FailAuth {
 		t.Errorf("wrong password: %+v", ev.Failure)

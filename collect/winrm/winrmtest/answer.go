@@ -20,7 +20,7 @@ import (
 func Answer(ev *evidence.Evidence, host string, p winrm.ScriptParams) *evidence.Evidence {
 	src := deepCopy(ev)
 	out := &evidence.Evidence{
-		Schema:      evidence.EvidenceSchema,
+		Schema:      evidence.Schema,
 		Host:        evidence.HostRef{Name: host},
 		Collector:   "winrm",
 		CollectedAt: time.Now().UTC(),

@@ -24,7 +24,7 @@ func ptr[T any](v T) *T { return &v }
 
 func sampleHost() *evidence.Evidence {
 	return &evidence.Evidence{
-		Schema: evidence.EvidenceSchema, Status: evidence.StatusCollected,
+		Schema: evidence.Schema, Status: evidence.StatusCollected,
 		OS: &evidence.OSInfo{ComputerName: "LIC01"},
 		Registry: []evidence.RegKey{
 			{Path: evidence.KeyGracePeriod, Exists: true, Values: []evidence.RegValue{{Name: evidence.ValTimebomb, Type: evidence.RegBinary, Hex: "00ff", Length: 2}}},
@@ -186,7 +186,7 @@ func TestPywinrmInterop(t *testing.T) {
 	if res.Code != 0 || res.Err != "" {
 		t.Fatalf("collection script via pywinrm: code %d stderr %q", res.Code, res.Err)
 	}
-	got, err := evidence.DecodeEvidence(strings.NewReader(res.Out))
+	got, err := evidence.Decode(strings.NewReader(res.Out))
 	if err != nil {
 		t.Fatal(err)
 	}
