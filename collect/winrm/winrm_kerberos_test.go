@@ -18,12 +18,13 @@ import (
 	"github.com/rdsaudit/rdsaudit/collect"
 	"github.com/rdsaudit/rdsaudit/collect/winrm"
 	"github.com/rdsaudit/rdsaudit/collect/winrm/winrmtest"
+	"github.com/rdsaudit/rdsaudit/collect/winrm/winrmtest/kdctest"
 	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
 // Kerberos end to end: the real collector (auth kerberos: our SPNEGO client,
 // winrm_kerberos.go, with gokrb5) gets its tickets from a real MIT KDC
-// (winrmtest.StartKDC, a throwaway realm) and presents them over HTTPS to simulated
+// (kdctest.Start, a throwaway realm) and presents them over HTTPS to simulated
 // hosts that verify them with the service keytab exported from that KDC
 // (winrmtest/kerberos.go). The KDC's log tells what happened at the KDC.
 
@@ -34,7 +35,7 @@ const (
 
 type krbEnv struct {
 	*testEnv
-	kdc      *winrmtest.KDC
+	kdc      *kdctest.KDC
 	password string // auditor's password at the KDC
 }
 
@@ -48,8 +49,8 @@ func newKerberosEnv(t testing.TB, evs map[string]*evidence.Evidence, faults map[
 // newKerberosEnvTLS is newKerberosEnv with HTTPS (tls) or plain HTTP listeners.
 func newKerberosEnvTLS(t testing.TB, tls bool, evs map[string]*evidence.Evidence, faults map[string]winrmtest.Faults) *krbEnv {
 	t.Helper()
-	kdc := winrmtest.StartKDC(t, krbRealm)
-	pw := winrmtest.RandomPassword()
+	kdc := kdctest.Start(t, krbRealm)
+	pw := kdctest.RandomPassword()
 	kdc.AddUser("auditor", pw)
 	kt := kdc.AddService(krbSPN)
 	t.Logf("KDC %s ready in %v", kdc.Addr, kdc.Setup)

@@ -27,7 +27,7 @@ import (
 // Over plain HTTP the SOAP messages are served unencrypted (a listener with
 // AllowUnencrypted=true); Windows' default would require Kerberos message encryption.
 type KerberosOptions struct {
-	KeytabPath string // keytab holding SPN's key (KDC.AddService); empty: Kerberos off
+	KeytabPath string // keytab holding SPN's key (kdctest.KDC.AddService); empty: Kerberos off
 	SPN        string // service principal, e.g. "HTTP/localhost"
 }
 

@@ -14,14 +14,15 @@ import (
 	"github.com/jcmturner/gokrb5/v8/spnego"
 
 	"github.com/rdsaudit/rdsaudit/collect/winrm/winrmtest"
+	"github.com/rdsaudit/rdsaudit/collect/winrm/winrmtest/kdctest"
 )
 
 // krbServer starts a realm (user auditor, services HTTP/localhost and HTTP/other) and
 // an HTTPS host verifying tickets for HTTP/localhost.
-func krbServer(t *testing.T) (*winrmtest.KDC, *winrmtest.Server, string) {
+func krbServer(t *testing.T) (*kdctest.KDC, *winrmtest.Server, string) {
 	t.Helper()
-	kdc := winrmtest.StartKDC(t, "RDSAUDIT.TEST")
-	pw := winrmtest.RandomPassword()
+	kdc := kdctest.Start(t, "RDSAUDIT.TEST")
+	pw := kdctest.RandomPassword()
 	kdc.AddUser("auditor", pw)
 	kt := kdc.AddService("HTTP/localhost")
 	kdc.AddService("HTTP/other")
@@ -30,7 +31,7 @@ func krbServer(t *testing.T) (*winrmtest.KDC, *winrmtest.Server, string) {
 	return kdc, s, pw
 }
 
-func krbClient(t *testing.T, kdc *winrmtest.KDC, user, pw string) *client.Client {
+func krbClient(t *testing.T, kdc *kdctest.KDC, user, pw string) *client.Client {
 	t.Helper()
 	cfg, err := config.Load(kdc.Krb5Conf)
 	if err != nil {

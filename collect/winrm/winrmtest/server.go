@@ -1,5 +1,6 @@
-// Package winrmtest is a WinRM (WS-Management shell) simulator for tests, demos and
-// benchmarks, modelled on net/http/httptest.
+// Package winrmtest is a WinRM (WS-Management shell) simulator: virtual Windows hosts
+// that answer rdsaudit's collection script from recorded evidence, for tests, the demo
+// and benchmarks, modelled on net/http/httptest.
 //
 // A Server answers as one virtual Windows host: it speaks the shell protocol of
 // ../../../shared/wsman.md (Create, Command, Send, Receive, Signal, Delete, SOAP 1.2
@@ -11,7 +12,9 @@
 // With the NTLM option a host authenticates like a Windows listener with Basic off
 // (its default): NTLMv2 over Negotiate or NTLM, verified against the account's
 // password, per TCP connection (ntlm.go). With the Kerberos option it verifies SPNEGO
-// Kerberos tokens against a service keytab from a real KDC (kerberos.go, kdc.go).
+// Kerberos tokens against a service keytab from a real KDC (kerberos.go; tests start
+// the KDC with package kdctest, which the simulator itself does not import: the demo
+// links this package, and the shipped binary carries no KDC launcher).
 package winrmtest
 
 import (

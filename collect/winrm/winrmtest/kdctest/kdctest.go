@@ -1,4 +1,7 @@
-package winrmtest
+// Package kdctest runs a throwaway MIT Kerberos realm for tests: the KDC that issues the
+// tickets winrmtest's Kerberos hosts verify. Only tests import it, so the shipped binary
+// never contains its launcher of krb5kdc, kdb5_util and kadmin.local.
+package kdctest
 
 import (
 	"bytes"
@@ -12,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -28,21 +32,11 @@ type KDC struct {
 	Setup    time.Duration
 
 	env []string
-	t   TB
+	t   testing.TB
 }
 
-// TB is the part of testing.TB that StartKDC uses (this package does not import
-// testing: the demo command links it).
-type TB interface {
-	Helper()
-	Skipf(format string, args ...any)
-	Fatalf(format string, args ...any)
-	TempDir() string
-	Cleanup(func())
-}
-
-// KDCTools are the MIT programs StartKDC needs.
-var KDCTools = []string{"kdb5_util", "kadmin.local", "krb5kdc"}
+// Tools returns the MIT programs Start needs.
+func Tools() []string { return []string{"kdb5_util", "kadmin.local", "krb5kdc"} }
 
 // lookKDCTool finds an MIT program on PATH or in /usr/sbin (not on a user's PATH).
 func lookKDCTool(name string) (string, error) {
@@ -58,11 +52,11 @@ func lookKDCTool(name string) (string, error) {
 	return "", fmt.Errorf("%s not found", name)
 }
 
-// StartKDC creates the realm and starts its KDC. Without the MIT tools the test is
+// Start creates the realm and starts its KDC. Without the MIT tools the test is
 // skipped, unless env CI is set (then it fails: CI installs them, see .ci/run).
-func StartKDC(t TB, realm string) *KDC {
+func Start(t testing.TB, realm string) *KDC {
 	t.Helper()
-	for _, tool := range KDCTools {
+	for _, tool := range Tools() {
 		if _, err := lookKDCTool(tool); err != nil {
 			if os.Getenv("CI") == "" {
 				t.Skipf("MIT Kerberos KDC not installed (%v): apt-get install krb5-kdc krb5-admin-server krb5-user", err)
