@@ -38,6 +38,12 @@ type RuleInfo struct {
 	Params       []Param  `json:"params,omitempty"`
 }
 
+// The inventory roles rules target (RuleInfo.Roles); each call returns a new slice, so
+// no two RuleInfo values share one.
+func sessionHost() []string   { return []string{evidence.RoleSessionHost} }
+func licenseServer() []string { return []string{evidence.RoleLicenseServer} }
+func clientRole() []string    { return []string{evidence.RoleClient} }
+
 // Rule is one catalogue entry. The check methods are unexported: the catalogue below is
 // the only list of rules.
 type Rule interface {
@@ -65,35 +71,43 @@ type fleetRule interface {
 	checkFleet(c *evalCtx, s *sink)
 }
 
-// catalogue is the rule list, in report order. Adding a rule means adding it here.
-var catalogue = []Rule{
-	mode001{}, mode002{}, mode003{}, mode004{}, mode005{}, mode006{}, mode007{},
-	ls001{}, ls002{}, ls003{}, ls004{}, ls005{}, ls006{}, ls007{},
-	grace001{}, grace002{}, grace003{}, grace004{}, grace005{}, grace006{}, grace007{}, grace008{}, grace009{},
-	cal001{}, cal002{}, cal003{}, cal004{}, cal005{}, cal006{}, cal007{},
-	client001{}, client002{},
-	collect001{}, collect002{},
+// catalogue returns the rule list, in report order. Adding a rule means adding it here.
+func catalogue() []Rule {
+	return []Rule{
+		mode001{}, mode002{}, mode003{}, mode004{}, mode005{}, mode006{}, mode007{},
+		ls001{}, ls002{}, ls003{}, ls004{}, ls005{}, ls006{}, ls007{},
+		grace001{}, grace002{}, grace003{}, grace004{}, grace005{}, grace006{}, grace007{}, grace008{}, grace009{},
+		cal001{}, cal002{}, cal003{}, cal004{}, cal005{}, cal006{}, cal007{},
+		client001{}, client002{},
+		collect001{}, collect002{},
+	}
 }
 
 // WaiverRuleID is the rule raised by an expired waiver. The engine evaluates it after
 // the waivers were applied.
 const WaiverRuleID = "RDS-WAIVER-001"
 
-var waiverRuleInfo = RuleInfo{
-	ID: WaiverRuleID, Severity: SevMedium, Scope: ScopeFleet,
-	Title:       "Waiver expired",
-	Rationale:   "A waiver accepts a known failure for a limited time. Once it expires it stops applying: the failures it covered count again, and the lapse itself needs a decision.",
-	Remediation: "Fix the waived failures, or renew the waiver with a new expiry, approver and ticket.",
-	Evidence:    []string{"ruleset:waivers[].expires"},
+// waiverRuleInfo describes RDS-WAIVER-001, which is not in the catalogue: the engine
+// raises it itself.
+func waiverRuleInfo() RuleInfo {
+	return RuleInfo{
+		ID: WaiverRuleID, Severity: SevMedium, Scope: ScopeFleet,
+		Title:       "Waiver expired",
+		Rationale:   "A waiver accepts a known failure for a limited time. Once it expires it stops applying: the failures it covered count again, and the lapse itself needs a decision.",
+		Remediation: "Fix the waived failures, or renew the waiver with a new expiry, approver and ticket.",
+		Evidence:    []string{"ruleset:waivers[].expires"},
+	}
 }
 
-// Rules returns every rule's description in catalogue order (RDS-WAIVER-001 last).
+// Rules returns every rule's description in catalogue order (RDS-WAIVER-001 last),
+// built afresh on each call: the caller may change it.
 func Rules() []RuleInfo {
-	out := make([]RuleInfo, 0, len(catalogue)+1)
-	for _, r := range catalogue {
+	cat := catalogue()
+	out := make([]RuleInfo, 0, len(cat)+1)
+	for _, r := range cat {
 		out = append(out, r.Info())
 	}
-	return append(out, waiverRuleInfo)
+	return append(out, waiverRuleInfo())
 }
 
 // Lookup returns one rule's description by ID (case-sensitive, as printed).
@@ -136,9 +150,12 @@ const (
 	fieldCollection   = `collection:status/failure`
 )
 
-var refModes = "https://learn.microsoft.com/en-us/troubleshoot/windows-server/remote/licensing-mode-change-rds"
-var refLicensing = "https://learn.microsoft.com/en-us/windows-server/remote/remote-desktop-services/rds-client-access-license"
-var refCALVersions = "https://learn.microsoft.com/en-us/windows-server/remote/remote-desktop-services/rds-client-access-license#cal-compatibility"
-var refTrack = "https://learn.microsoft.com/en-us/windows-server/remote/remote-desktop-services/rds-track-cals"
-var refWMI = "https://learn.microsoft.com/en-us/windows/win32/termserv/win32-terminalservicesetting"
-var refDomain = "docs: shared/domain.md"
+// Reference links (RuleInfo.References).
+const (
+	refModes       = "https://learn.microsoft.com/en-us/troubleshoot/windows-server/remote/licensing-mode-change-rds"
+	refLicensing   = "https://learn.microsoft.com/en-us/windows-server/remote/remote-desktop-services/rds-client-access-license"
+	refCALVersions = "https://learn.microsoft.com/en-us/windows-server/remote/remote-desktop-services/rds-client-access-license#cal-compatibility"
+	refTrack       = "https://learn.microsoft.com/en-us/windows-server/remote/remote-desktop-services/rds-track-cals"
+	refWMI         = "https://learn.microsoft.com/en-us/windows/win32/termserv/win32-terminalservicesetting"
+	refDomain      = "docs: shared/domain.md"
+)

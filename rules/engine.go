@@ -134,9 +134,10 @@ func Evaluate(in Input) *Evaluation {
 	c := newContext(in, rs)
 	ev := &Evaluation{Now: in.Now.UTC(), RuleSetVersion: rs.Version, RuleSetHash: rs.Hash,
 		RuleSetSource: rs.Source, FailOn: rs.FailOn}
-	ev.Results = make([]Result, 0, len(c.hosts)*len(catalogue)/2+len(c.groups)*2+len(c.position)*2+len(rs.Waivers))
+	cat := catalogue()
+	ev.Results = make([]Result, 0, len(c.hosts)*len(cat)/2+len(c.groups)*2+len(c.position)*2+len(rs.Waivers))
 	s := &sink{}
-	for _, rule := range catalogue {
+	for _, rule := range cat {
 		info := rule.Info()
 		if !rs.Enabled(info.ID) {
 			ev.Disabled = append(ev.Disabled, info.ID)
@@ -179,9 +180,10 @@ func Evaluate(in Input) *Evaluation {
 	}
 	ev.Waivers = applyWaivers(c, ev.Results)
 	if rs.Enabled(WaiverRuleID) {
-		s.info, s.out = waiverRuleInfo, s.out[:0]
+		info := waiverRuleInfo()
+		s.info, s.out = info, s.out[:0]
 		checkWaivers(c, ev.Waivers, s)
-		sev, _ := rs.severity(waiverRuleInfo)
+		sev, _ := rs.severity(info)
 		for _, res := range s.out {
 			res.Severity = sev
 			res.ID = FindingID(res.RuleID, res.Subject, res.Key)
@@ -197,11 +199,12 @@ func Evaluate(in Input) *Evaluation {
 
 // ruleOrder is each rule's position in the catalogue (RDS-WAIVER-001 last).
 func ruleOrder() map[string]int {
-	m := make(map[string]int, len(catalogue)+1)
-	for i, r := range catalogue {
+	cat := catalogue()
+	m := make(map[string]int, len(cat)+1)
+	for i, r := range cat {
 		m[r.Info().ID] = i
 	}
-	m[WaiverRuleID] = len(catalogue)
+	m[WaiverRuleID] = len(cat)
 	return m
 }
 
@@ -440,7 +443,7 @@ func (c *evalCtx) strParam(ruleID, name string) string {
 // default.
 func resolveParams(rs *RuleSet) map[string]any {
 	out := map[string]any{}
-	for _, r := range catalogue {
+	for _, r := range catalogue() {
 		info := r.Info()
 		for _, p := range info.Params {
 			v := p.Default

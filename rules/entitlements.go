@@ -102,10 +102,15 @@ func LoadEntitlements(file string) ([]Entitlement, error) {
 	return nil, fmt.Errorf("%s: unknown ledger format (want .csv, .yaml or .yml)", file)
 }
 
-var ledgerColumns = []string{"cal_type", "version", "quantity", "agreement", "unit_price", "currency"}
+// ledgerColumns returns a ledger's columns (CSV) or fields (YAML); the first four are
+// required.
+func ledgerColumns() []string {
+	return []string{"cal_type", "version", "quantity", "agreement", "unit_price", "currency"}
+}
 
 // ParseEntitlementsCSV parses a CSV ledger; errors name the file and line.
 func ParseEntitlementsCSV(name string, data []byte) ([]Entitlement, error) {
+	columns := ledgerColumns()
 	r := csv.NewReader(bytes.NewReader(data))
 	r.Comment = '#'
 	r.TrimLeadingSpace = true
@@ -113,7 +118,7 @@ func ParseEntitlementsCSV(name string, data []byte) ([]Entitlement, error) {
 	header, err := r.Read()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: empty ledger (want a header %s)", name, strings.Join(ledgerColumns, ","))
+			return nil, fmt.Errorf("%s: empty ledger (want a header %s)", name, strings.Join(columns, ","))
 		}
 		return nil, fmt.Errorf("%s: %v", name, err)
 	}
@@ -122,18 +127,18 @@ func ParseEntitlementsCSV(name string, data []byte) ([]Entitlement, error) {
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
 		known := false
-		for _, c := range ledgerColumns {
+		for _, c := range columns {
 			known = known || c == h
 		}
 		if !known {
-			return nil, fmt.Errorf("%s:%d: unknown column %q (want %s)", name, hl, h, strings.Join(ledgerColumns, ","))
+			return nil, fmt.Errorf("%s:%d: unknown column %q (want %s)", name, hl, h, strings.Join(columns, ","))
 		}
 		if _, dup := col[h]; dup {
 			return nil, fmt.Errorf("%s:%d: duplicate column %q", name, hl, h)
 		}
 		col[h] = i
 	}
-	for _, req := range ledgerColumns[:4] {
+	for _, req := range columns[:4] {
 		if _, ok := col[req]; !ok {
 			return nil, fmt.Errorf("%s:%d: missing column %q", name, hl, req)
 		}
@@ -213,7 +218,7 @@ func ParseEntitlementsYAML(name string, data []byte) ([]Entitlement, error) {
 			case "currency":
 				row.Currency = v.Value
 			default:
-				return nil, fmt.Errorf("%s:%d: unknown field %q (want %s)", name, k.Line, k.Value, strings.Join(ledgerColumns, ", "))
+				return nil, fmt.Errorf("%s:%d: unknown field %q (want %s)", name, k.Line, k.Value, strings.Join(ledgerColumns(), ", "))
 			}
 		}
 		e, err := makeEntitlement(row.CALType, row.Version, row.Quantity, row.Agreement, row.UnitPrice, row.Currency)

@@ -22,23 +22,32 @@ const (
 	SevCritical
 )
 
-var severityNames = []string{"info", "low", "medium", "high", "critical"}
-
 func (s Severity) String() string {
-	if s < 0 || int(s) >= len(severityNames) {
-		return fmt.Sprintf("severity(%d)", int(s))
+	switch s {
+	case SevInfo:
+		return "info"
+	case SevLow:
+		return "low"
+	case SevMedium:
+		return "medium"
+	case SevHigh:
+		return "high"
+	case SevCritical:
+		return "critical"
 	}
-	return severityNames[s]
+	return fmt.Sprintf("severity(%d)", int(s))
 }
 
 // ParseSeverity parses a severity name (case-insensitive).
 func ParseSeverity(s string) (Severity, error) {
-	for i, n := range severityNames {
-		if strings.EqualFold(s, n) {
-			return Severity(i), nil
+	var names []string
+	for sev := SevInfo; sev <= SevCritical; sev++ {
+		if strings.EqualFold(s, sev.String()) {
+			return sev, nil
 		}
+		names = append(names, sev.String())
 	}
-	return 0, fmt.Errorf("unknown severity %q (want one of %s)", s, strings.Join(severityNames, ", "))
+	return 0, fmt.Errorf("unknown severity %q (want one of %s)", s, strings.Join(names, ", "))
 }
 
 // MarshalText writes the severity name.

@@ -12,7 +12,7 @@ import (
 type cal001 struct{}
 
 func (cal001) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-CAL-001", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-CAL-001", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "No CAL of a version valid for the host OS on its license servers",
 		Rationale:   "A CAL must be the same version as the session host OS or newer (MS): 2019 hosts need 2019+ CALs, 2022 hosts 2022+, 2025 hosts 2025 CALs; 2008 R2 and older CALs serve only 2008/2008 R2.",
 		Remediation: "Install CALs of the host's version (or newer) and of the mode's type on its license servers (whose OS must be at least that version).",
@@ -83,7 +83,7 @@ func (cal001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 type cal002 struct{}
 
 func (cal002) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-CAL-002", Severity: SevHigh, Scope: ScopeHost, Roles: licenseServer,
+	return RuleInfo{ID: "RDS-CAL-002", Severity: SevHigh, Scope: ScopeHost, Roles: licenseServer(),
 		Title:       "Per Device key pack exhausted",
 		Rationale:   "Per Device CALs are enforced and cannot be over-allocated: when every CAL of a pack is issued, new devices get temporary CALs (90 days) and are then refused.",
 		Remediation: "Buy and install more Per Device CALs, or revoke CALs of retired devices (up to 20%).",
@@ -141,7 +141,7 @@ func deref(p *int64) int64 {
 type cal003 struct{}
 
 func (cal003) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-CAL-003", Severity: SevMedium, Scope: ScopeHost, Roles: licenseServer,
+	return RuleInfo{ID: "RDS-CAL-003", Severity: SevMedium, Scope: ScopeHost, Roles: licenseServer(),
 		Title:       "Temporary Per Device CALs issued",
 		Rationale:   "A temporary CAL (90 days) is issued when no permanent Per Device CAL is available, or when a client lost its token. When it expires without a permanent CAL, the device is refused.",
 		Remediation: "Install enough Per Device CALs; check clients repeatedly receiving temporary CALs (RDS-CLIENT-002).",
@@ -191,7 +191,7 @@ func truncNote(h *facts.Holdings) string {
 type cal004 struct{}
 
 func (cal004) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-CAL-004", Severity: SevHigh, Scope: ScopeHost, Roles: licenseServer,
+	return RuleInfo{ID: "RDS-CAL-004", Severity: SevHigh, Scope: ScopeHost, Roles: licenseServer(),
 		Title:       "Per User usage above installed Per User CALs",
 		Rationale:   "Per User CALs are not enforced and can be over-allocated, which breaches the licence agreement. Usage is only visible in license-server reports; rdsaudit reads the newest existing report and never generates one unless asked to.",
 		Remediation: "Buy the missing Per User CALs, or reduce the number of users with access.",
@@ -348,7 +348,7 @@ func (cal006) checkFleet(c *evalCtx, s *sink) {
 type cal007 struct{}
 
 func (cal007) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-CAL-007", Severity: SevMedium, Scope: ScopeHost, Roles: licenseServer,
+	return RuleInfo{ID: "RDS-CAL-007", Severity: SevMedium, Scope: ScopeHost, Roles: licenseServer(),
 		Title:       "Key pack expired or expiring soon",
 		Rationale:   "CALs of an expired key pack (e.g. subscription or SPLA-like agreements) can no longer be issued. Parameter expiry_days sets how early to warn.",
 		Remediation: "Renew the agreement and install the new key pack before the expiry.",
@@ -401,10 +401,8 @@ func (cal007) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 // RDS-CLIENT-001
 type client001 struct{}
 
-var clientRole = []string{evidence.RoleClient}
-
 func (client001) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-CLIENT-001", Severity: SevLow, Scope: ScopeHost, Roles: clientRole,
+	return RuleInfo{ID: "RDS-CLIENT-001", Severity: SevLow, Scope: ScopeHost, Roles: clientRole(),
 		Title:       "Client CAL token store empty while the license server lists a Per Device CAL for it",
 		Rationale:   "A device that was issued a Per Device CAL keeps the token under HKLM\\SOFTWARE\\Microsoft\\MSLicensing\\Store. An empty or missing store while the license server lists a CAL for the computer means the token was deleted; the device then requests a new temporary CAL.",
 		Remediation: "Find out why the store was cleared (reimaging, cleanup scripts, licence-reset tools).",
@@ -445,7 +443,7 @@ func (client001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 type client002 struct{}
 
 func (client002) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-CLIENT-002", Severity: SevMedium, Scope: ScopeHost, Roles: clientRole,
+	return RuleInfo{ID: "RDS-CLIENT-002", Severity: SevMedium, Scope: ScopeHost, Roles: clientRole(),
 		Title:       "Client token store rewritten after its CAL was issued, and the device holds temporary CALs again",
 		Rationale:   "Deleting MSLicensing\\Store makes a device request a fresh temporary CAL: the license server then shows a new temporary CAL for the same computer name issued after its permanent one. Repeated, this evades Per Device licensing.",
 		Remediation: "Stop the store reset (scripts, tools) and license the device with a permanent Per Device CAL.",

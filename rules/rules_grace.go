@@ -58,7 +58,7 @@ func noHistory(h *facts.Facts, s *sink) {
 type grace001 struct{}
 
 func (grace001) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-GRACE-001", Severity: SevLow, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-GRACE-001", Severity: SevLow, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "Grace period active",
 		Rationale:   "During its grace period an RD Session Host accepts connections without CALs; when it ends, an unlicensed host refuses them. Severity rises as the days left fall (parameters critical_days, high_days, medium_days; low above).",
 		Remediation: "Make sure the host has a licensing mode, reachable activated license servers and CALs of the right type and version before the grace period ends.",
@@ -109,7 +109,7 @@ func (grace001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 type grace002 struct{}
 
 func (grace002) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-GRACE-002", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-GRACE-002", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "Grace days above 120",
 		Rationale:   "The grace period is 120 days and only counts down (MS, MS-ENG). A higher value is impossible without tampering; reset tools write values such as 114515.",
 		Remediation: "Investigate who altered the GracePeriod key; license the host properly.",
@@ -141,7 +141,7 @@ func (grace002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 type grace003 struct{}
 
 func (grace003) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-GRACE-003", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost, NeedsHistory: true,
+	return RuleInfo{ID: "RDS-GRACE-003", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(), NeedsHistory: true,
 		Title:       "Grace days increased since the previous audit",
 		Rationale:   "The grace counter only counts down; a value higher than at the previous audit (beyond a ±1 day tolerance) means the GracePeriod key was deleted or rewritten in between.",
 		Remediation: "Investigate the reset (scheduled tasks, scripts writing HKLM\\...\\RCM\\GracePeriod) and license the host.",
@@ -192,7 +192,7 @@ func (grace003) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 type grace004 struct{}
 
 func (grace004) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-GRACE-004", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-GRACE-004", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "Grace period active on a host in service for more than 120 days",
 		Rationale:   "The grace period lasts 120 days from the first start of the RD Session Host role. Days still left on a host installed more than 120 days ago suggest a reset — or a role added later than the OS install.",
 		Remediation: "Compare with the date the RD Session Host role was installed; if it is older than 120 days, investigate a grace reset.",
@@ -236,7 +236,7 @@ func (grace004) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 type grace005 struct{}
 
 func (grace005) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-GRACE-005", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost, NeedsHistory: true,
+	return RuleInfo{ID: "RDS-GRACE-005", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(), NeedsHistory: true,
 		Title:       "GracePeriod key written after the previous audit",
 		Rationale:   "The GracePeriod key is written when the grace period starts. A LastWriteTime after the previous audit means it was recreated or rewritten since — the footprint of a reset.",
 		Remediation: "Check who wrote the key (security log, scheduled tasks) and whether the grace days increased (RDS-GRACE-003).",
@@ -288,7 +288,7 @@ func (grace005) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 type grace006 struct{}
 
 func (grace006) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-GRACE-006", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-GRACE-006", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "GracePeriod key anomalies",
 		Rationale:   "Reset scripts leave traces: the timebomb value missing while GetGracePeriodDays fails (key deleted, service not restarted), values other than the timebomb in the key, a key owner other than NETWORK SERVICE or SYSTEM (Administrators after take-ownership), and artefacts such as a plain L$RTMTIMEBOMB value or a Licensing Core key outside RCM.",
 		Remediation: "Investigate who changed the key; restore its default owner; license the host.",
@@ -387,7 +387,7 @@ func standardOwner(o string) bool {
 type grace007 struct{}
 
 func (grace007) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-GRACE-007", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-GRACE-007", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "Licensing notifications hidden by policy on an unlicensed or grace host",
 		Rationale:   "fDisableTerminalServerTooltip hides the licensing warnings administrators would otherwise see. Reset scripts set it; on a host in its grace period or without a licensing certificate it hides a real problem.",
 		Remediation: "Remove the 'Hide notifications about RD Licensing problems' policy until the host is licensed.",
@@ -437,7 +437,7 @@ func (grace007) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 type grace008 struct{}
 
 func (grace008) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-GRACE-008", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost, NeedsHistory: true,
+	return RuleInfo{ID: "RDS-GRACE-008", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(), NeedsHistory: true,
 		Title:       "Repeated grace-period resets",
 		Rationale:   "Scheduled reset scripts delete the grace key whenever few days remain: across monthly audits the grace days form a sawtooth. Two or more increases within the window (parameter window_days) show a pattern, not an accident.",
 		Remediation: "Find and remove the reset mechanism; buy and install the CALs the host needs.",
@@ -500,7 +500,7 @@ func (grace008) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 type grace009 struct{}
 
 func (grace009) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-GRACE-009", Severity: SevCritical, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-GRACE-009", Severity: SevCritical, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "Grace period expired and no valid license server: users are refused",
 		Rationale:   "After the grace period an RD Session Host needs a licensed mode and a reachable, valid license server (status 9 or 11); otherwise it refuses user connections (event 1069 when the mode is not configured).",
 		Remediation: "Configure the licensing mode and license servers and fix connectivity (RDS-MODE-001, RDS-LS-001, RDS-LS-004) now.",

@@ -9,8 +9,6 @@ import (
 	"github.com/rdsaudit/rdsaudit/facts"
 )
 
-var licenseServer = []string{evidence.RoleLicenseServer}
-
 func lsEvidence(h *facts.Facts) []EvidenceField {
 	ev := []EvidenceField{
 		{Field: fieldPolicyLS, Value: listOrNone(h.LicenseServers.Policy)},
@@ -42,7 +40,7 @@ func lsKnown(h *facts.Facts, s *sink) bool {
 type ls001 struct{}
 
 func (ls001) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-LS-001", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-LS-001", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "No license server specified",
 		Rationale:   "Without a specified license server the host relies on discovery, which Windows Server 2012 and later no longer perform reliably; it cannot obtain CALs and refuses connections after the grace period.",
 		Remediation: "Specify the license servers by Group Policy (Use the specified Remote Desktop license servers) or in the RD Licensing configuration.",
@@ -77,7 +75,7 @@ func (ls001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 type ls002 struct{}
 
 func (ls002) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-LS-002", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-LS-002", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "A specified license server is not in the audited inventory",
 		Rationale:   "CALs held by a license server outside the audit cannot be counted, so the CAL position and the mode/version rules are incomplete for this host; it may also be a stale or unauthorised server.",
 		Remediation: "Add the license server to the inventory with the license_server role, or remove it from the host's configuration.",
@@ -148,7 +146,7 @@ func (ls003) checkGroup(c *evalCtx, g *group, s *sink) {
 type ls004 struct{}
 
 func (ls004) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-LS-004", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-LS-004", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "Host reports a license server not connectable or not valid",
 		Rationale:   "GetTStoLSConnectivityStatus tells whether the host can obtain CALs from a server; only 9 (valid, VDI) and 11 (valid) are healthy. Anything else (not connectable, not in the TS group, lower version, access denied...) means CALs cannot be issued from that server.",
 		Remediation: "Fix name resolution, firewall (RPC) and the Terminal Server License Servers group membership, or upgrade the license server to at least the host's version.",
@@ -217,7 +215,7 @@ func holdingsKnown(h *facts.Facts, s *sink) bool {
 type ls005 struct{}
 
 func (ls005) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-LS-005", Severity: SevHigh, Scope: ScopeHost, Roles: licenseServer,
+	return RuleInfo{ID: "RDS-LS-005", Severity: SevHigh, Scope: ScopeHost, Roles: licenseServer(),
 		Title:       "License server not activated",
 		Rationale:   "A license server that is not activated issues only temporary CALs; installed CAL packs cannot be used.",
 		Remediation: "Activate the license server in RD Licensing Manager (Action > Activate Server).",
@@ -249,7 +247,7 @@ func (ls005) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 type ls006 struct{}
 
 func (ls006) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-LS-006", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-LS-006", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "Host in a licensed mode has no licensing certificate",
 		Rationale:   "An RD Session Host that ever obtained CALs from a license server holds an X509 Certificate value under the RCM key. Its absence in Per Device or Per User mode means the host never reached a license server (MS-ENG).",
 		Remediation: "Check connectivity to the license servers (RDS-LS-004) and the licensing mode; once a license server answers, the certificate appears.",
@@ -292,7 +290,7 @@ func presence(b bool) string {
 type ls007 struct{}
 
 func (ls007) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-LS-007", Severity: SevHigh, Scope: ScopeHost, Roles: licenseServer,
+	return RuleInfo{ID: "RDS-LS-007", Severity: SevHigh, Scope: ScopeHost, Roles: licenseServer(),
 		Title:       "License server OS older than CAL versions it holds",
 		Rationale:   "A license server must run the same Windows Server version as the CALs it issues, or newer (MS): a 2016 license server cannot issue 2019 CALs.",
 		Remediation: "Upgrade the license server's OS, or move the newer CAL packs to a license server of that version.",

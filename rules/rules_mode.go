@@ -9,8 +9,6 @@ import (
 	"github.com/rdsaudit/rdsaudit/facts"
 )
 
-var sessionHost = []string{evidence.RoleSessionHost}
-
 func modeEvidence(h *facts.Facts) []EvidenceField {
 	return []EvidenceField{
 		{Field: fieldPolicyMode, Value: facts.ModeName(h.Mode.Policy)},
@@ -38,7 +36,7 @@ func effectiveDesc(h *facts.Facts) string {
 type mode001 struct{}
 
 func (mode001) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-MODE-001", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-MODE-001", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "Licensing mode not configured on an RD Session Host",
 		Rationale:   "An RD Session Host without a licensing mode (5 or absent) cannot request CALs; once the 120-day grace period ends it refuses connections (event 1069).",
 		Remediation: "Set the licensing mode by Group Policy (Computer Configuration > Administrative Templates > Windows Components > Remote Desktop Services > Remote Desktop Session Host > Licensing > Set the Remote Desktop licensing mode) to Per User or Per Device, matching the CALs you own.",
@@ -66,7 +64,7 @@ func (mode001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 type mode002 struct{}
 
 func (mode002) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-MODE-002", Severity: SevLow, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-MODE-002", Severity: SevLow, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "Policy and local licensing mode disagree",
 		Rationale:   "Group Policy wins over the local Licensing Core value, which is then ignored. A different local value misleads anyone reading the RDS console or the registry and shows configuration drift.",
 		Remediation: "Align the local licensing mode with the Group Policy value, or remove the policy if the local configuration is intended.",
@@ -102,7 +100,7 @@ func (mode002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 type mode003 struct{}
 
 func (mode003) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-MODE-003", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-MODE-003", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "WMI's effective licensing mode disagrees with the registry precedence",
 		Rationale:   "Win32_TerminalServiceSetting reports the mode the service runs with. When it differs from what the registry precedence gives, a policy refresh or service restart is pending, or the registry was changed behind the service's back.",
 		Remediation: "Run gpupdate /force and restart the Remote Desktop Services service in a maintenance window, then audit again; if the disagreement remains, investigate who changed the registry.",
@@ -256,7 +254,7 @@ func checkGroupConsistency(c *evalCtx, g *group, s *sink, gc groupCheck) {
 type mode005 struct{}
 
 func (mode005) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-MODE-005", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-MODE-005", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "Effective licensing mode has no matching CAL type on the host's license servers",
 		Rationale:   "A Per User host whose license servers hold only Per Device CALs (or the reverse) cannot be licensed: it runs on its grace period and then refuses connections.",
 		Remediation: "Install CALs of the type the mode needs on the host's license servers, or change the mode to the CAL type you own.",
@@ -333,7 +331,7 @@ func packEvidence(ls *facts.Facts, kp facts.KeyPackFacts) EvidenceField {
 type mode006 struct{}
 
 func (mode006) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-MODE-006", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-MODE-006", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "Per User mode on a workgroup (non-domain) host",
 		Rationale:   "Per User CALs are tracked in Active Directory; a workgroup host cannot use them and must use Per Device (MS).",
 		Remediation: "Join the host to the domain, or switch it to Per Device mode with Per Device CALs.",
@@ -375,7 +373,7 @@ func boolStr(b *bool) string {
 type mode007 struct{}
 
 func (mode007) Info() RuleInfo {
-	return RuleInfo{ID: "RDS-MODE-007", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost,
+	return RuleInfo{ID: "RDS-MODE-007", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(),
 		Title:       "Unknown or unexpected licensing mode value",
 		Rationale:   "Only Per Device (2) and Per User (4) license an RD Session Host. 0 (Personal TS) and 1 (Remote Desktop for Administration) on an AppServer host, AAD Per User (6) outside Azure Virtual Desktop, values of the wrong registry type and any other value mean misconfiguration or tampering.",
 		Remediation: "Set the licensing mode by Group Policy to Per Device or Per User. Tag Azure Virtual Desktop hosts in the inventory (parameter avd_tag) if they legitimately use AAD Per User.",
