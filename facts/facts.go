@@ -655,15 +655,29 @@ func Release(version, build, caption string) string {
 	return releaseUnknown
 }
 
-// CAL product version IDs (Win32_TSLicenseKeyPack.ProductVersionID, domain.md §4).
-var calVersionRelease = map[int64]string{2: "2008", 3: "2008 R2", 4: "2012", 5: "2016", 6: "2019", 7: "2022", 8: "2025"}
-
-// CALVersionName names a ProductVersionID as its Windows Server release, or "".
+// CALVersionName names a ProductVersionID as its Windows Server release, or "" (CAL
+// product version IDs: Win32_TSLicenseKeyPack.ProductVersionID, domain.md §4).
 func CALVersionName(id *int64) string {
 	if id == nil {
 		return ""
 	}
-	return calVersionRelease[*id]
+	switch *id {
+	case 2:
+		return "2008"
+	case 3:
+		return "2008 R2"
+	case 4:
+		return "2012"
+	case 5:
+		return "2016"
+	case 6:
+		return "2019"
+	case 7:
+		return "2022"
+	case 8:
+		return "2025"
+	}
+	return ""
 }
 
 // MinCALVersion is the lowest ProductVersionID whose CALs license a host of the release
@@ -698,15 +712,56 @@ func ReleaseCALVersion(release string) int64 {
 	return MinCALVersion(release)
 }
 
-var packTypeNames = map[int64]string{0: "unknown", 1: "retail", 2: "volume", 3: "concurrent", 4: "temporary", 5: "open license", 6: "not supported", 7: "type 7"}
+// packTypeName names a Win32_TSLicenseKeyPack.KeyPackType, or "".
+func packTypeName(t int64) string {
+	switch t {
+	case 0:
+		return "unknown"
+	case 1:
+		return "retail"
+	case 2:
+		return "volume"
+	case 3:
+		return "concurrent"
+	case 4:
+		return "temporary"
+	case 5:
+		return "open license"
+	case 6:
+		return "not supported"
+	case 7:
+		return "type 7"
+	}
+	return ""
+}
 
-var licenseStatusNames = map[int64]string{0: "unknown", 1: "temporary", 2: "active", 3: "upgrade", 4: "revoked", 5: "pending", 6: "concurrent"}
+// licenseStatusName names a Win32_TSIssuedLicense.LicenseStatus, or "".
+func licenseStatusName(s int64) string {
+	switch s {
+	case 0:
+		return "unknown"
+	case 1:
+		return "temporary"
+	case 2:
+		return "active"
+	case 3:
+		return "upgrade"
+	case 4:
+		return "revoked"
+	case 5:
+		return "pending"
+	case 6:
+		return "concurrent"
+	}
+	return ""
+}
 
-func enumName(m map[int64]string, p *int64) string {
+// enumName names *p with name: "absent" for nil, "unknown(n)" where name has none.
+func enumName(name func(int64) string, p *int64) string {
 	if p == nil {
 		return "absent"
 	}
-	if n, ok := m[*p]; ok {
+	if n := name(*p); n != "" {
 		return n
 	}
 	return fmt.Sprintf("unknown(%d)", *p)
@@ -728,7 +783,7 @@ func interpretHoldings(ls *evidence.LicenseServerEvidence, locale string) *Holdi
 	}
 	for _, kp := range ls.KeyPacks {
 		k := KeyPackFacts{ID: kp.KeyPackID, Description: kp.Description, TypeAndModel: kp.TypeAndModel,
-			PackType: kp.KeyPackType, PackTypeName: enumName(packTypeNames, kp.KeyPackType),
+			PackType: kp.KeyPackType, PackTypeName: enumName(packTypeName, kp.KeyPackType),
 			VersionID: kp.ProductVersionID, Version: CALVersionName(kp.ProductVersionID),
 			Total: countOf(kp.TotalLicenses), Issued: countOf(kp.IssuedLicenses), Available: countOf(kp.AvailableLicenses),
 			ExpiresRaw: kp.ExpirationDate}
@@ -757,7 +812,7 @@ func interpretHoldings(ls *evidence.LicenseServerEvidence, locale string) *Holdi
 	for _, il := range ls.IssuedLicenses {
 		i := IssuedFacts{LicenseID: il.LicenseID, KeyPackID: il.KeyPackID, User: il.IssuedToUser,
 			Computer: il.IssuedToComp, HardwareID: il.HardwareID, Status: il.LicenseStatus,
-			StatusName: enumName(licenseStatusNames, il.LicenseStatus)}
+			StatusName: enumName(licenseStatusName, il.LicenseStatus)}
 		i.Temporary = il.LicenseStatus != nil && *il.LicenseStatus == 1
 		var errs []string
 		if il.IssueDate != "" {
