@@ -61,11 +61,13 @@ const (
 	HistoryFileName = "history.db"
 )
 
-// Roles are the valid inventory roles, in documentation order.
-var Roles = []string{evidence.RoleSessionHost, evidence.RoleLicenseServer, evidence.RoleClient}
+// Roles returns the valid inventory roles, in documentation order.
+func Roles() []string {
+	return []string{evidence.RoleSessionHost, evidence.RoleLicenseServer, evidence.RoleClient}
+}
 
-// LogLevels are the accepted values of log.level.
-var LogLevels = []string{"trace", "debug", "info", "warn", "error"}
+// LogLevels returns the accepted values of log.level.
+func LogLevels() []string { return []string{"trace", "debug", "info", "warn", "error"} }
 
 // Config is the effective configuration after layering. Paths are resolved: relative
 // paths from the file are joined to the file's directory.

@@ -680,7 +680,7 @@ func TestDefaultsCoverSchema(t *testing.T) {
 				continue
 			}
 			switch {
-			case f.Type.Kind() == reflect.Struct && f.Type != durationType:
+			case f.Type.Kind() == reflect.Struct && f.Type != durationType():
 				walk(f.Type, join(prefix, tag))
 			case f.Type.Kind() == reflect.Slice:
 				// lists (inventory.hosts, credentials) come from the file only
@@ -700,7 +700,7 @@ func TestDefaultsCoverSchema(t *testing.T) {
 	for k := range defs {
 		t.Errorf("default for unknown key %s", k)
 	}
-	for name, key := range Flags {
+	for name, key := range Flags() {
 		if _, ok := defaults(".")[key]; !ok {
 			t.Errorf("flag --%s binds unknown key %s", name, key)
 		}

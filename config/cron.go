@@ -13,15 +13,21 @@ type cronField struct {
 	names  []string // optional names, index+lo is the value (jan=1, sun=0)
 }
 
-var cronFields = []cronField{
-	{"minute", 0, 59, nil},
-	{"hour", 0, 23, nil},
-	{"day-of-month", 1, 31, nil},
-	{"month", 1, 12, []string{"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}},
-	{"day-of-week", 0, 7, []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}},
+// cronFields returns the five fields of a cron expression, in order.
+func cronFields() []cronField {
+	return []cronField{
+		{"minute", 0, 59, nil},
+		{"hour", 0, 23, nil},
+		{"day-of-month", 1, 31, nil},
+		{"month", 1, 12, []string{"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}},
+		{"day-of-week", 0, 7, []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}},
+	}
 }
 
-var cronDescriptors = []string{"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+// cronDescriptors returns the @ shorthands accepted in place of the five fields.
+func cronDescriptors() []string {
+	return []string{"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+}
 
 // checkCron checks a standard 5-field cron expression (minute hour day-of-month month
 // day-of-week): each field a comma list of *, N, N-M, with an optional /STEP; month and
@@ -30,18 +36,19 @@ var cronDescriptors = []string{"@yearly", "@annually", "@monthly", "@weekly", "@
 func checkCron(expr string) error {
 	expr = strings.TrimSpace(expr)
 	if strings.HasPrefix(expr, "@") {
-		if contains(cronDescriptors, expr) {
+		descriptors := cronDescriptors()
+		if contains(descriptors, expr) {
 			return nil
 		}
-		return fmt.Errorf("unknown descriptor %q (valid: %s)", expr, strings.Join(cronDescriptors, ", "))
+		return fmt.Errorf("unknown descriptor %q (valid: %s)", expr, strings.Join(descriptors, ", "))
 	}
 	fields := strings.Fields(expr)
 	if len(fields) != 5 {
 		return fmt.Errorf("want 5 fields (minute hour day-of-month month day-of-week), got %d in %q", len(fields), expr)
 	}
-	for i, f := range fields {
-		if err := checkCronField(cronFields[i], f); err != nil {
-			return fmt.Errorf("%s field %q: %w", cronFields[i].name, f, err)
+	for i, cf := range cronFields() {
+		if err := checkCronField(cf, fields[i]); err != nil {
+			return fmt.Errorf("%s field %q: %w", cf.name, fields[i], err)
 		}
 	}
 	return nil

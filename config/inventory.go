@@ -13,9 +13,11 @@ import (
 	"strings"
 )
 
-// CSVColumns are the columns an inventory CSV may have, in documentation order. The
+// CSVColumns returns the columns an inventory CSV may have, in documentation order. The
 // header row is required; only name is a required column; columns may come in any order.
-var CSVColumns = []string{"name", "address", "port", "roles", "group", "tags", "credential"}
+func CSVColumns() []string {
+	return []string{"name", "address", "port", "roles", "group", "tags", "credential"}
+}
 
 // hostNameRE is what a host name may look like: a NetBIOS or DNS name. Names also become
 // evidence file names (<name>.json), so path separators and ".." are excluded.
@@ -80,8 +82,9 @@ func (c *Config) resolveHosts() ([]Host, problems) {
 		specs = append(specs, rows...)
 	}
 
+	validRoles := Roles()
 	valid := map[string]bool{}
-	for _, r := range Roles {
+	for _, r := range validRoles {
 		valid[r] = true
 	}
 	seen := map[string]string{} // lower-case name → source
@@ -128,13 +131,13 @@ func (c *Config) resolveHosts() ([]Host, problems) {
 		}
 		var roles []string
 		if len(e.Roles) == 0 {
-			at("roles", "at least one role required (%s)", strings.Join(Roles, ", "))
+			at("roles", "at least one role required (%s)", strings.Join(validRoles, ", "))
 			ok = false
 		}
 		for _, r := range e.Roles {
 			switch {
 			case !valid[r]:
-				at("roles", "unknown role %q (valid: %s)", r, strings.Join(Roles, ", "))
+				at("roles", "unknown role %q (valid: %s)", r, strings.Join(validRoles, ", "))
 				ok = false
 			case !contains(roles, r):
 				roles = append(roles, r)
@@ -203,9 +206,10 @@ func readInventoryCSV(path string) ([]hostSpec, problems) {
 	at := func(line int, col, format string, args ...any) {
 		probs.add(Problem{File: path, Line: line, Field: col, Msg: fmt.Sprintf(format, args...)})
 	}
+	columns := CSVColumns()
 	header, err := r.Read()
 	if errors.Is(err, io.EOF) {
-		at(0, "", "empty inventory: a header row (%s) is required", strings.Join(CSVColumns, ","))
+		at(0, "", "empty inventory: a header row (%s) is required", strings.Join(columns, ","))
 		return nil, probs
 	}
 	if err != nil {
@@ -217,8 +221,8 @@ func readInventoryCSV(path string) ([]hostSpec, problems) {
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(h))
 		switch {
-		case !contains(CSVColumns, h):
-			at(hline, "", "unknown column %q in header (valid: %s)", h, strings.Join(CSVColumns, ", "))
+		case !contains(columns, h):
+			at(hline, "", "unknown column %q in header (valid: %s)", h, strings.Join(columns, ", "))
 		case cols[h] != 0:
 			at(hline, "", "duplicate column %q in header", h)
 		default:
@@ -226,7 +230,7 @@ func readInventoryCSV(path string) ([]hostSpec, problems) {
 		}
 	}
 	if cols["name"] == 0 {
-		at(hline, "", "header has no name column (columns: %s)", strings.Join(CSVColumns, ","))
+		at(hline, "", "header has no name column (columns: %s)", strings.Join(columns, ","))
 	}
 	if len(probs) > 0 {
 		return nil, probs

@@ -28,21 +28,24 @@ func EnvVar(key string) string {
 	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
-// Flags maps the command-line flags Load binds, by name, to the configuration keys they
-// override. Load looks each name up in the FlagSet it is given and binds whichever exist.
-var Flags = map[string]string{
-	"output-dir":   "output_dir",
-	"concurrency":  "collection.concurrency",
-	"source":       "collection.source",
-	"evidence-dir": "collection.evidence_dir",
-	"log-level":    "log.level",
-	"log-format":   "log.format",
+// Flags returns a new map of the command-line flags Load binds, by name, to the
+// configuration keys they override. Load looks each name up in the FlagSet it is given
+// and binds whichever exist.
+func Flags() map[string]string {
+	return map[string]string{
+		"output-dir":   "output_dir",
+		"concurrency":  "collection.concurrency",
+		"source":       "collection.source",
+		"evidence-dir": "collection.evidence_dir",
+		"log-level":    "log.level",
+		"log-format":   "log.format",
+	}
 }
 
 // BindFlags defines on fs the per-command flags --output-dir, --concurrency, --source
 // and --evidence-dir. It does not define --log-level and --log-format: the CLI has them
 // as root persistent flags, and Load binds them by name from the command's merged
-// FlagSet (cobra's cmd.Flags() after parsing), like any other name in Flags; use
+// FlagSet (cobra's cmd.Flags() after parsing), like any other name in Flags(); use
 // BindLogFlags where no root defines them. A flag overrides the file and the environment
 // only when it was set on the command line.
 func BindFlags(fs *pflag.FlagSet) {
@@ -54,7 +57,7 @@ func BindFlags(fs *pflag.FlagSet) {
 
 // BindLogFlags defines --log-level and --log-format on fs.
 func BindLogFlags(fs *pflag.FlagSet) {
-	fs.String("log-level", "info", "log level: "+strings.Join(LogLevels, ", ")+" (overrides log.level)")
+	fs.String("log-level", "info", "log level: "+strings.Join(LogLevels(), ", ")+" (overrides log.level)")
 	fs.String("log-format", FormatAuto, "log format: auto, console or json (overrides log.format)")
 }
 
@@ -112,8 +115,9 @@ func Load(path string, fs *pflag.FlagSet) (*Config, error) {
 		}
 	}
 	if fs != nil {
-		names := make([]string, 0, len(Flags))
-		for name := range Flags {
+		flags := Flags()
+		names := make([]string, 0, len(flags))
+		for name := range flags {
 			names = append(names, name)
 		}
 		sort.Strings(names)
@@ -122,7 +126,7 @@ func Load(path string, fs *pflag.FlagSet) (*Config, error) {
 			if f == nil {
 				continue
 			}
-			key := Flags[name]
+			key := flags[name]
 			_ = v.BindPFlag(key, f)
 			if f.Changed {
 				cfg.origins[key] = "flag --" + name
@@ -228,7 +232,9 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-var durationType = reflect.TypeOf(time.Duration(0))
+// durationType is time.Duration's type, which the file and the environment write as
+// "30s".
+func durationType() reflect.Type { return reflect.TypeFor[time.Duration]() }
 
 // value decodes n as type t at field path; ok is false for null (unset) or invalid
 // values, which are left out of the map so the defaults apply.
@@ -317,7 +323,7 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string, sf reflect.Str
 	}
 	tag := n.ShortTag()
 	switch {
-	case t == durationType:
+	case t == durationType():
 		if tag == "!!int" && n.Value == "0" {
 			return time.Duration(0), true
 		}
@@ -370,17 +376,21 @@ func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
 	return reflect.StructField{}, false
 }
 
-// yamlParserMessages are the go.yaml.in/yaml/v3 parser (not scanner) errors. For these,
-// v3.0.4 prints a 0-based line number ("line 2" for the third line), where scanner errors
-// print 1-based ones; see parser.fail in its decode.go.
-var yamlParserMessages = []string{
-	"did not find expected <stream-start>",
-	"did not find expected <document start>",
-	"did not find expected node content",
-	"did not find expected '-' indicator",
-	"did not find expected key",
-	"did not find expected ',' or ']'",
-	"did not find expected ',' or '}'",
+// yamlParserMessage reports whether msg is a go.yaml.in/yaml/v3 parser (not scanner)
+// error. For these, v3.0.4 prints a 0-based line number ("line 2" for the third line),
+// where scanner errors print 1-based ones; see parser.fail in its decode.go.
+func yamlParserMessage(msg string) bool {
+	switch msg {
+	case "did not find expected <stream-start>",
+		"did not find expected <document start>",
+		"did not find expected node content",
+		"did not find expected '-' indicator",
+		"did not find expected key",
+		"did not find expected ',' or ']'",
+		"did not find expected ',' or '}'":
+		return true
+	}
+	return false
 }
 
 // yamlSyntaxError splits a YAML syntax error ("yaml: line 3: msg") into a 1-based line
@@ -395,7 +405,7 @@ func yamlSyntaxError(err error) (int, string) {
 			}
 		}
 	}
-	if contains(yamlParserMessages, msg) {
+	if yamlParserMessage(msg) {
 		line++
 	}
 	return line, msg

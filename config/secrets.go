@@ -218,7 +218,7 @@ func strs(s []string) []any {
 // toMap converts a config value to plain JSON-able data using the mapstructure tags.
 func toMap(v reflect.Value, path func(string) string) any {
 	switch {
-	case v.Type() == durationType:
+	case v.Type() == durationType():
 		return time.Duration(v.Int()).String()
 	case v.Kind() == reflect.Struct:
 		m := map[string]any{}

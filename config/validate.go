@@ -155,7 +155,7 @@ func (c *Config) Validate() error {
 	}
 
 	// Logging.
-	oneOf("log.level", c.Log.Level, LogLevels...)
+	oneOf("log.level", c.Log.Level, LogLevels()...)
 	oneOf("log.format", c.Log.Format, FormatAuto, FormatConsole, FormatJSON)
 
 	if err := c.sorted(probs).err(); err != nil {
