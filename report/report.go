@@ -501,7 +501,18 @@ func utcp(t *time.Time) *time.Time {
 	return &u
 }
 
-var activationNames = map[int64]string{0: "activated", 1: "not activated", 2: "unknown"}
+// activationName names a license server's GetActivationStatus value, or "".
+func activationName(status int64) string {
+	switch status {
+	case 0:
+		return "activated"
+	case 1:
+		return "not activated"
+	case 2:
+		return "unknown"
+	}
+	return ""
+}
 
 func (r *Report) addLicenseServer(f *facts.Facts) {
 	ls := LicenseServer{Name: f.Host.Name, Status: f.Status, ActivationName: "unknown (not collected)"}
@@ -513,7 +524,7 @@ func (r *Report) addLicenseServer(f *facts.Facts) {
 		case h.Activation == nil:
 			ls.ActivationName = "unknown (not read)"
 		default:
-			ls.ActivationName = activationNames[*h.Activation]
+			ls.ActivationName = activationName(*h.Activation)
 			if ls.ActivationName == "" {
 				ls.ActivationName = fmt.Sprintf("unknown(%d)", *h.Activation)
 			}

@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite golden files in testdata/ (revi
 
 func compileSchema(t testing.TB) *jsonschema.Schema {
 	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema.ReportJSON))
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema.ReportJSON()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestDecode(t *testing.T) {
 }
 
 func TestWriterFor(t *testing.T) {
-	for _, f := range Formats {
+	for _, f := range Formats() {
 		if w, err := WriterFor(f.Name); err != nil || w == nil {
 			t.Errorf("WriterFor(%q) = %v, %v", f.Name, w, err)
 		}

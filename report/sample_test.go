@@ -83,14 +83,14 @@ func TestSampleFleetWorkbook(t *testing.T) {
 		header []string
 		rows   int
 	}{
-		SheetFindings:       {FindingsHeader, len(r.Findings())},
-		SheetHosts:          {HostsHeader, sessionHosts},
-		SheetLicenseServers: {LicenseServersHeader, packs},
-		SheetPosition:       {PositionHeader, len(r.Position) + 1},
-		SheetIssued:         {IssuedHeader, len(r.IssuedCALs)},
-		SheetDrift:          {DriftHeader, 1},
-		SheetWaivers:        {WaiversHeader, len(r.Waivers)},
-		SheetCoverage:       {CoverageHeader, len(evs)},
+		SheetFindings:       {FindingsHeader(), len(r.Findings())},
+		SheetHosts:          {HostsHeader(), sessionHosts},
+		SheetLicenseServers: {LicenseServersHeader(), packs},
+		SheetPosition:       {PositionHeader(), len(r.Position) + 1},
+		SheetIssued:         {IssuedHeader(), len(r.IssuedCALs)},
+		SheetDrift:          {DriftHeader(), 1},
+		SheetWaivers:        {WaiversHeader(), len(r.Waivers)},
+		SheetCoverage:       {CoverageHeader(), len(evs)},
 	}
 	for sheet, w := range want {
 		rs := rows(t, f, sheet)

@@ -11,8 +11,10 @@ type Writer interface {
 	Write(ctx context.Context, w io.Writer, r *Report) error
 }
 
-// Formats lists the formats WriterFor knows, with their file names in a run directory.
-var Formats = []struct{ Name, File string }{{"json", "report.json"}, {"xlsx", "report.xlsx"}}
+// Formats returns the formats WriterFor knows, with their file names in a run directory.
+func Formats() []struct{ Name, File string } {
+	return []struct{ Name, File string }{{"json", "report.json"}, {"xlsx", "report.xlsx"}}
+}
 
 // WriterFor returns the writer for a format name ("json", "xlsx").
 func WriterFor(format string) (Writer, error) {

@@ -29,30 +29,60 @@ const (
 	SheetAbout          = "About"
 )
 
-// Sheets lists the workbook's sheets in order.
-var Sheets = []string{SheetSummary, SheetFindings, SheetHosts, SheetLicenseServers, SheetPosition,
-	SheetIssued, SheetDrift, SheetWaivers, SheetCoverage, SheetAbout}
+// Sheets returns the workbook's sheets in order.
+func Sheets() []string {
+	return []string{SheetSummary, SheetFindings, SheetHosts, SheetLicenseServers, SheetPosition,
+		SheetIssued, SheetDrift, SheetWaivers, SheetCoverage, SheetAbout}
+}
 
-// Column headers of the tabular sheets (row 1).
-var (
-	FindingsHeader = []string{"Finding ID", "Rule ID", "Severity", "Status", "Outcome", "Subject", "Host", "Group",
+// FindingsHeader returns the column headers (row 1) of the Findings sheet.
+func FindingsHeader() []string {
+	return []string{"Finding ID", "Rule ID", "Severity", "Status", "Outcome", "Subject", "Host", "Group",
 		"Message", "Observed", "Expected", "Evidence source", "Strength", "Remediation", "First seen", "Last seen"}
-	HostsHeader = []string{"Host", "Group", "Roles", "Collection status", "Effective mode", "Mode source", "Policy mode",
+}
+
+// HostsHeader returns the column headers (row 1) of the Hosts sheet.
+func HostsHeader() []string {
+	return []string{"Host", "Group", "Roles", "Collection status", "Effective mode", "Mode source", "Policy mode",
 		"Local mode", "WMI mode", "License servers", "License server source", "Policy license servers",
 		"Local license servers", "WMI license servers", "Grace days", "Grace error", "GracePeriod key written",
 		"OS", "OS version", "OS build", "Release", "Install date", "Domain"}
-	LicenseServersHeader = []string{"Server", "Collection status", "Activation", "Key pack ID", "Description", "Type and model",
+}
+
+// LicenseServersHeader returns the column headers (row 1) of the License Servers sheet.
+func LicenseServersHeader() []string {
+	return []string{"Server", "Collection status", "Activation", "Key pack ID", "Description", "Type and model",
 		"Pack type", "CAL type", "CAL version", "Total", "Issued", "Available", "Expires", "Built-in", "Temporary",
 		"Issued CALs reported", "Issued list truncated"}
-	PositionHeader = []string{"CAL type", "CAL version", "Entitled (ledger)", "Installed", "Issued", "Used (reports)",
+}
+
+// PositionHeader returns the column headers (row 1) of the CAL Position sheet.
+func PositionHeader() []string {
+	return []string{"CAL type", "CAL version", "Entitled (ledger)", "Installed", "Issued", "Used (reports)",
 		"Usage", "Usage source", "Shortfall (+) / surplus (-)", "Unit cost", "Estimated cost", "Currency", "Complete", "Note"}
-	IssuedHeader  = []string{"Server", "License ID", "Key pack ID", "Computer", "User", "Status", "Temporary", "Issued", "Expires"}
-	DriftHeader   = []string{"Change", "Finding ID", "Rule ID", "Severity", "Subject", "Group", "Message"}
-	WaiversHeader = []string{"Waiver ID", "Rule ID", "Scope", "Owner", "Approver", "Ticket", "Reason", "Expires", "Expired",
+}
+
+// IssuedHeader returns the column headers (row 1) of the Issued CALs sheet.
+func IssuedHeader() []string {
+	return []string{"Server", "License ID", "Key pack ID", "Computer", "User", "Status", "Temporary", "Issued", "Expires"}
+}
+
+// DriftHeader returns the column headers (row 1) of the Drift sheet.
+func DriftHeader() []string {
+	return []string{"Change", "Finding ID", "Rule ID", "Severity", "Subject", "Group", "Message"}
+}
+
+// WaiversHeader returns the column headers (row 1) of the Waivers sheet.
+func WaiversHeader() []string {
+	return []string{"Waiver ID", "Rule ID", "Scope", "Owner", "Approver", "Ticket", "Reason", "Expires", "Expired",
 		"Applied", "Results waived", "Results in scope"}
-	CoverageHeader = []string{"Host", "Group", "Roles", "Status", "Failure class", "Message", "Attempts", "Collector",
+}
+
+// CoverageHeader returns the column headers (row 1) of the Coverage sheet.
+func CoverageHeader() []string {
+	return []string{"Host", "Group", "Roles", "Status", "Failure class", "Message", "Attempts", "Collector",
 		"Collected at", "Section errors"}
-)
+}
 
 // XLSX writes report.xlsx with excelize. Sheets that grow with the fleet are streamed;
 // the zip is written straight to the io.Writer, never held in memory.
@@ -110,7 +140,7 @@ func (x *xlsxWriter) build() error {
 	if err := f.SetSheetName("Sheet1", SheetSummary); err != nil {
 		return err
 	}
-	for _, s := range Sheets[1:] {
+	for _, s := range Sheets()[1:] {
 		if _, err := f.NewSheet(s); err != nil {
 			return err
 		}
@@ -166,10 +196,10 @@ func txt(s string) any {
 	return s
 }
 
-var excelEpoch = time.Date(1899, 12, 30, 0, 0, 0, 0, time.UTC)
-
-// serial converts a time to an Excel date serial number (1900 date system, UTC).
+// serial converts a time to an Excel date serial number (1900 date system, UTC: day 0 is
+// 1899-12-30).
 func serial(t time.Time) float64 {
+	excelEpoch := time.Date(1899, 12, 30, 0, 0, 0, 0, time.UTC)
 	return float64(t.UTC().Sub(excelEpoch)) / float64(24*time.Hour)
 }
 
@@ -281,13 +311,27 @@ func subjectCols(sub rules.Subject) (host, group string) {
 	return "", sub.Group
 }
 
-var severityColours = map[rules.Severity]string{
-	rules.SevCritical: "C00000", rules.SevHigh: "FF6A00", rules.SevMedium: "FFC000", rules.SevLow: "9BC2E6", rules.SevInfo: "D9D9D9",
+// severityColour is the fill of a severity's cell on the Findings sheet.
+func severityColour(sev rules.Severity) string {
+	switch sev {
+	case rules.SevCritical:
+		return "C00000"
+	case rules.SevHigh:
+		return "FF6A00"
+	case rules.SevMedium:
+		return "FFC000"
+	case rules.SevLow:
+		return "9BC2E6"
+	case rules.SevInfo:
+		return "D9D9D9"
+	}
+	return ""
 }
 
 func (x *xlsxWriter) findings() error {
 	fs := x.r.Findings()
-	s, err := x.stream(SheetFindings, FindingsHeader,
+	header := FindingsHeader()
+	s, err := x.stream(SheetFindings, header,
 		[]float64{14, 16, 10, 14, 9, 26, 22, 16, 60, 30, 30, 14, 14, 50, 19, 19}, len(fs))
 	if err != nil {
 		return err
@@ -304,7 +348,7 @@ func (x *xlsxWriter) findings() error {
 			txt(res.Source), txt(res.Strength), txt(remediation[res.RuleID]), x.date(res.FirstSeen), x.date(res.LastSeen))
 	}
 	if s.err == nil && len(fs) > 0 {
-		last, _ := excelize.ColumnNumberToName(len(FindingsHeader))
+		last, _ := excelize.ColumnNumberToName(len(header))
 		s.err = s.sw.AddTable(&excelize.Table{Range: fmt.Sprintf("A1:%s%d", last, len(fs)+1), Name: "Findings",
 			StyleName: "TableStyleMedium2"})
 	}
@@ -316,7 +360,7 @@ func (x *xlsxWriter) findings() error {
 				font = "FFFFFF"
 			}
 			id, err := x.f.NewConditionalStyle(&excelize.Style{Font: &excelize.Font{Color: font, Bold: sev >= rules.SevHigh},
-				Fill: excelize.Fill{Type: "pattern", Pattern: 1, Color: []string{severityColours[sev]}}})
+				Fill: excelize.Fill{Type: "pattern", Pattern: 1, Color: []string{severityColour(sev)}}})
 			if err != nil {
 				return err
 			}
@@ -329,7 +373,7 @@ func (x *xlsxWriter) findings() error {
 }
 
 func (x *xlsxWriter) hosts() error {
-	s, err := x.stream(SheetHosts, HostsHeader,
+	s, err := x.stream(SheetHosts, HostsHeader(),
 		[]float64{22, 16, 20, 12, 28, 10, 22, 22, 22, 30, 10, 30, 30, 30, 8, 30, 19, 36, 12, 8, 9, 19, 20}, len(x.r.Hosts))
 	if err != nil {
 		return err
@@ -351,7 +395,7 @@ func (x *xlsxWriter) licenseServers() error {
 	for _, ls := range x.r.LicenseServers {
 		n += max(1, len(ls.KeyPacks))
 	}
-	s, err := x.stream(SheetLicenseServers, LicenseServersHeader,
+	s, err := x.stream(SheetLicenseServers, LicenseServersHeader(),
 		[]float64{22, 12, 16, 10, 16, 30, 14, 11, 10, 10, 10, 10, 19, 8, 9, 10, 10}, n)
 	if err != nil {
 		return err
@@ -410,8 +454,8 @@ func positionTotals(rows []PositionRow) (entitled, used, usage, shortfall int64,
 }
 
 func (x *xlsxWriter) position() error {
-	f, sh := x.f, SheetPosition
-	if err := x.header(sh, PositionHeader, []float64{12, 12, 16, 12, 10, 14, 10, 14, 22, 10, 14, 9, 10, 50}); err != nil {
+	f, sh, header := x.f, SheetPosition, PositionHeader()
+	if err := x.header(sh, header, []float64{12, 12, 16, 12, 10, 14, 10, 14, 22, 10, 14, 9, 10, 50}); err != nil {
 		return err
 	}
 	row := 2
@@ -435,7 +479,7 @@ func (x *xlsxWriter) position() error {
 	if err := f.SetRowStyle(sh, row, row, x.styles.bold); err != nil {
 		return err
 	}
-	if err := x.dimension(sh, len(PositionHeader), row); err != nil {
+	if err := x.dimension(sh, len(header), row); err != nil {
 		return err
 	}
 	return f.SetPanes(sh, &excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"})
@@ -507,7 +551,7 @@ func (x *xlsxWriter) setRow(sheet string, row int, vals []any) error {
 }
 
 func (x *xlsxWriter) issued() error {
-	s, err := x.stream(SheetIssued, IssuedHeader, []float64{22, 10, 10, 24, 24, 11, 10, 19, 19}, len(x.r.IssuedCALs))
+	s, err := x.stream(SheetIssued, IssuedHeader(), []float64{22, 10, 10, 24, 24, 11, 10, 19, 19}, len(x.r.IssuedCALs))
 	if err != nil {
 		return err
 	}
@@ -525,7 +569,7 @@ func (x *xlsxWriter) drift() error {
 	if d != nil {
 		n = len(d.New) + len(d.Persisting) + len(d.Resolved)
 	}
-	s, err := x.stream(SheetDrift, DriftHeader, []float64{11, 14, 16, 10, 30, 16, 70}, n)
+	s, err := x.stream(SheetDrift, DriftHeader(), []float64{11, 14, 16, 10, 30, 16, 70}, n)
 	if err != nil {
 		return err
 	}
@@ -558,8 +602,8 @@ func (x *xlsxWriter) drift() error {
 }
 
 func (x *xlsxWriter) waivers() error {
-	sh := SheetWaivers
-	if err := x.header(sh, WaiversHeader, []float64{14, 16, 30, 18, 18, 14, 50, 19, 9, 9, 14, 14}); err != nil {
+	sh, header := SheetWaivers, WaiversHeader()
+	if err := x.header(sh, header, []float64{14, 16, 30, 18, 18, 14, 50, 19, 9, 9, 14, 14}); err != nil {
 		return err
 	}
 	for i, w := range x.r.Waivers {
@@ -568,7 +612,7 @@ func (x *xlsxWriter) waivers() error {
 			return err
 		}
 	}
-	if err := x.dimension(sh, len(WaiversHeader), len(x.r.Waivers)+1); err != nil {
+	if err := x.dimension(sh, len(header), len(x.r.Waivers)+1); err != nil {
 		return err
 	}
 	return x.f.SetPanes(sh, &excelize.Panes{Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft"})
@@ -576,7 +620,7 @@ func (x *xlsxWriter) waivers() error {
 
 func (x *xlsxWriter) coverage() error {
 	c := x.r.Coverage
-	s, err := x.stream(SheetCoverage, CoverageHeader, []float64{22, 16, 20, 10, 16, 60, 9, 10, 19, 60}, len(c.Hosts))
+	s, err := x.stream(SheetCoverage, CoverageHeader(), []float64{22, 16, 20, 10, 16, 60, 9, 10, 19, 60}, len(c.Hosts))
 	if err != nil {
 		return err
 	}
@@ -595,29 +639,31 @@ func (x *xlsxWriter) coverage() error {
 	return s.flush()
 }
 
-// AboutText is the "how to read" block at the top of the About sheet.
-var AboutText = []string{
-	"How to read this workbook",
-	"Summary: the run, coverage, compliance score (formula stated), findings by severity and by rule, CAL position chart, top findings.",
-	"Findings: one row per rule × subject that did not pass (fail, or error = evidence missing). Status: new, persisting, waived, expired_waiver.",
-	"Hosts: each session host's licensing configuration in all three views (Group Policy, local registry, WMI) and the effective one.",
-	"License Servers: key packs per server. 'unlimited' marks counts read as 4294967295 or -1; 'unknown' marks counts not read.",
-	"CAL Position: per CAL type × version: entitled (ledger), installed, issued/used, shortfall (+) or surplus (-), estimated cost.",
-	"Issued CALs: Per Device CALs issued by the license servers. Drift: changes against the previous run. Waivers: every waiver and whether it applied.",
-	"Coverage: every targeted host, collected or the failure class. A host that was not collected is never counted as compliant.",
-	"All times are UTC. Text read from hosts is stored as text and never evaluated.",
-	"Integrity: manifest.json in the run directory holds the SHA-256 of report.json, report.xlsx and every evidence file (optionally signed: manifest.sig); check it with `rdsaudit verify RUN_DIR`. A workbook cannot hold its own hash, so the evidence files' hashes are listed below.",
+// AboutText returns the "how to read" block at the top of the About sheet.
+func AboutText() []string {
+	return []string{
+		"How to read this workbook",
+		"Summary: the run, coverage, compliance score (formula stated), findings by severity and by rule, CAL position chart, top findings.",
+		"Findings: one row per rule × subject that did not pass (fail, or error = evidence missing). Status: new, persisting, waived, expired_waiver.",
+		"Hosts: each session host's licensing configuration in all three views (Group Policy, local registry, WMI) and the effective one.",
+		"License Servers: key packs per server. 'unlimited' marks counts read as 4294967295 or -1; 'unknown' marks counts not read.",
+		"CAL Position: per CAL type × version: entitled (ledger), installed, issued/used, shortfall (+) or surplus (-), estimated cost.",
+		"Issued CALs: Per Device CALs issued by the license servers. Drift: changes against the previous run. Waivers: every waiver and whether it applied.",
+		"Coverage: every targeted host, collected or the failure class. A host that was not collected is never counted as compliant.",
+		"All times are UTC. Text read from hosts is stored as text and never evaluated.",
+		"Integrity: manifest.json in the run directory holds the SHA-256 of report.json, report.xlsx and every evidence file (optionally signed: manifest.sig); check it with `rdsaudit verify RUN_DIR`. A workbook cannot hold its own hash, so the evidence files' hashes are listed below.",
+	}
 }
 
 func (x *xlsxWriter) about() error {
-	r := x.r
-	rows := len(AboutText) + 3 + len(r.Catalogue) + 3 + len(r.Evidence)
+	r, about := x.r, AboutText()
+	rows := len(about) + 3 + len(r.Catalogue) + 3 + len(r.Evidence)
 	s, err := x.stream(SheetAbout, []string{"rdsaudit report " + r.Run.ID, "", "", "", "", ""},
 		[]float64{24, 12, 40, 60, 60, 40}, rows)
 	if err != nil {
 		return err
 	}
-	for _, t := range AboutText {
+	for _, t := range about {
 		s.add(t)
 	}
 	s.add()

@@ -78,22 +78,22 @@ func find(t testing.TB, f *excelize.File, sheet, v string) string {
 func TestXLSXSheets(t *testing.T) {
 	r := Build(fixtureInput())
 	f := openXLSX(t, writeXLSX(t, r))
-	if got := f.GetSheetList(); !reflect.DeepEqual(got, Sheets) {
-		t.Fatalf("sheets %v, want %v", got, Sheets)
+	if got := f.GetSheetList(); !reflect.DeepEqual(got, Sheets()) {
+		t.Fatalf("sheets %v, want %v", got, Sheets())
 	}
 	tables := []struct {
 		sheet  string
 		header []string
 		rows   int // data rows
 	}{
-		{SheetFindings, FindingsHeader, 5},
-		{SheetHosts, HostsHeader, 3},
-		{SheetLicenseServers, LicenseServersHeader, 2},
-		{SheetPosition, PositionHeader, 3}, // 2 rows + totals
-		{SheetIssued, IssuedHeader, 2},
-		{SheetDrift, DriftHeader, 3},
-		{SheetWaivers, WaiversHeader, 2},
-		{SheetCoverage, CoverageHeader, 4},
+		{SheetFindings, FindingsHeader(), 5},
+		{SheetHosts, HostsHeader(), 3},
+		{SheetLicenseServers, LicenseServersHeader(), 2},
+		{SheetPosition, PositionHeader(), 3}, // 2 rows + totals
+		{SheetIssued, IssuedHeader(), 2},
+		{SheetDrift, DriftHeader(), 3},
+		{SheetWaivers, WaiversHeader(), 2},
+		{SheetCoverage, CoverageHeader(), 4},
 	}
 	for _, tc := range tables {
 		rs := rows(t, f, tc.sheet)
@@ -340,7 +340,7 @@ func TestXLSXOpenpyxl(t *testing.T) {
 		case "TEXT":
 			texts++
 		case "SHEETS":
-			if !reflect.DeepEqual(f[1:], Sheets) {
+			if !reflect.DeepEqual(f[1:], Sheets()) {
 				t.Errorf("openpyxl sheets %v", f[1:])
 			}
 		default:
@@ -391,7 +391,7 @@ func TestXLSXLibreOffice(t *testing.T) {
 	if err != nil {
 		t.Fatalf("csv: %v\n%s", err, data)
 	}
-	if len(recs) != 6 || !reflect.DeepEqual(recs[0], FindingsHeader) {
+	if len(recs) != 6 || !reflect.DeepEqual(recs[0], FindingsHeader()) {
 		t.Fatalf("LibreOffice Findings: %d rows, header %q", len(recs), recs[0])
 	}
 	all := string(data)

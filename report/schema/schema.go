@@ -4,10 +4,11 @@ package schema
 
 import _ "embed"
 
-// ReportJSON is report.schema.json.
-//
 //go:embed report.schema.json
-var ReportJSON []byte
+var reportJSON string
+
+// ReportJSON returns report.schema.json (a new copy on each call).
+func ReportJSON() []byte { return []byte(reportJSON) }
 
 // ReportID is the schema's $id.
 const ReportID = "https://github.com/rdsaudit/rdsaudit/report/schema/report.schema.json"
