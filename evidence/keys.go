@@ -1,5 +1,12 @@
 package evidence
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strings"
+)
+
 // Registry keys and values rdsaudit reads (domain.md §1, §7). Paths carry the hive as
 // "HKLM\" and are matched case-insensitively. Every collector reads the same list, and
 // the WinRM collector sends it to the collection script as data, never as code.
@@ -65,4 +72,60 @@ func KeysFor(roles []string) []KeyRequest {
 		)
 	}
 	return ks
+}
+
+// SelectKeys returns the registry keys reqs ask for, in request order, as the collection
+// script reports them. read returns the key at a path as the host holds it, with all
+// its values (Exists false when the host has no such key). Each key is reported at the
+// requested path, its values limited to OnlyValues (compared case-insensitively) and
+// redacted (RegValue.Redact) when the request says Redact; a Subkeys request adds each
+// direct subkey of an existing key after it, read with the same request. Keys nobody
+// requested are never read.
+func SelectKeys(reqs []KeyRequest, read func(path string) RegKey) []RegKey {
+	var out []RegKey
+	for _, r := range reqs {
+		k := r.selectKey(r.Path, read)
+		out = append(out, k)
+		if r.Subkeys && k.Exists {
+			for _, sub := range k.Subkeys {
+				out = append(out, r.selectKey(r.Path+`\`+sub, read))
+			}
+		}
+	}
+	return out
+}
+
+// selectKey reads the key at path and keeps the values r asks for, redacted as r says.
+func (r KeyRequest) selectKey(path string, read func(path string) RegKey) RegKey {
+	k := read(path)
+	k.Path = path
+	values := k.Values
+	k.Values = nil
+	for _, v := range values {
+		if len(r.OnlyValues) > 0 && !slices.ContainsFunc(r.OnlyValues, func(n string) bool { return strings.EqualFold(n, v.Name) }) {
+			continue
+		}
+		if r.Redact {
+			v = v.Redact()
+		}
+		k.Values = append(k.Values, v)
+	}
+	return k
+}
+
+// Redact returns v as a Redact request reports it: binary data (a value carrying Hex or
+// SHA256) is reduced to its Length and SHA256, with Hex empty and Redacted set; strings
+// and numbers are returned unchanged. This is the one place that redacts registry data.
+func (v RegValue) Redact() RegValue {
+	if v.Hex == "" && v.SHA256 == "" {
+		return v
+	}
+	if raw, err := hex.DecodeString(v.Hex); err == nil && v.Hex != "" {
+		sum := sha256.Sum256(raw)
+		v.Length = len(raw)
+		v.SHA256 = hex.EncodeToString(sum[:])
+	}
+	v.Hex = ""
+	v.Redacted = true
+	return v
 }

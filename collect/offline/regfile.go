@@ -578,60 +578,42 @@ func (f *RegFile) subkeys(path string) []string {
 }
 
 // RegKeys returns the requested keys as the evidence model holds them, in request order:
-// the same keys, values and redaction the WinRM collection script reports. Keys absent
-// from the file have Exists false; Subkeys requests add each direct subkey after its
-// parent. Keys the file holds but nobody requested are not reported.
+// the same keys, values and redaction the WinRM collection script reports
+// (evidence.SelectKeys). Keys absent from the file have Exists false; Subkeys requests
+// add each direct subkey after its parent. Keys the file holds but nobody requested are
+// not reported.
 func (f *RegFile) RegKeys(reqs []evidence.KeyRequest) []evidence.RegKey {
-	var out []evidence.RegKey
-	for _, r := range reqs {
-		path, err := normaliseKeyPath(r.Path)
-		if err != nil {
-			path = r.Path
+	norm := make([]evidence.KeyRequest, len(reqs))
+	for i, r := range reqs {
+		if path, err := normaliseKeyPath(r.Path); err == nil {
+			r.Path = path
 		}
-		out = append(out, f.regKey(path, r))
-		if r.Subkeys {
-			for _, sk := range f.subkeys(path) {
-				out = append(out, f.regKey(path+`\`+sk, evidence.KeyRequest{Path: path + `\` + sk, Redact: r.Redact}))
-			}
-		}
+		norm[i] = r
 	}
-	return out
+	return evidence.SelectKeys(norm, f.regKey)
 }
 
-func (f *RegFile) regKey(path string, r evidence.KeyRequest) evidence.RegKey {
+// regKey returns the key at path with all its values.
+func (f *RegFile) regKey(path string) evidence.RegKey {
 	rk := evidence.RegKey{Path: path}
 	if !f.exists(path) {
 		return rk
 	}
 	rk.Exists = true
 	rk.Subkeys = f.subkeys(path)
-	k := f.keys[strings.ToLower(path)]
-	if k == nil {
-		return rk
-	}
-	for _, v := range k.values {
-		if len(r.OnlyValues) > 0 && !containsFold(r.OnlyValues, v.name) {
-			continue
+	if k := f.keys[strings.ToLower(path)]; k != nil {
+		for _, v := range k.values {
+			rk.Values = append(rk.Values, v.evidence())
 		}
-		rk.Values = append(rk.Values, v.evidence(r.Redact))
 	}
 	return rk
 }
 
-func containsFold(list []string, s string) bool {
-	for _, x := range list {
-		if strings.EqualFold(x, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // evidence converts a raw value to the evidence model exactly as the collection script
-// (script/collect.ps1) reports it: strings and numbers are always shown, with Length and
-// no SHA256; binary data (REG_BINARY, REG_NONE, unknown types) carries Length and SHA256,
-// and Hex unless redact is set.
-func (v regFileValue) evidence(redact bool) evidence.RegValue {
+// (collect/winrm/script/collect.ps1) reports it unredacted: strings and numbers are
+// always shown, with Length and no SHA256; binary data (REG_BINARY, REG_NONE, unknown
+// types) carries Length, SHA256 and Hex (RegKeys redacts it where requested).
+func (v regFileValue) evidence() evidence.RegValue {
 	rv := evidence.RegValue{
 		Name:   v.name,
 		Type:   RegTypeName(v.typ),
@@ -665,11 +647,7 @@ func (v regFileValue) evidence(redact bool) evidence.RegValue {
 	default:
 		sum := sha256.Sum256(v.data)
 		rv.SHA256 = hex.EncodeToString(sum[:])
-		if redact {
-			rv.Redacted = true
-		} else {
-			rv.Hex = hex.EncodeToString(v.data)
-		}
+		rv.Hex = hex.EncodeToString(v.data)
 	}
 	return rv
 }

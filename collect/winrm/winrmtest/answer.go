@@ -1,9 +1,8 @@
 package winrmtest
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,21 +36,17 @@ func Answer(ev *evidence.Evidence, host string, p winrm.ScriptParams) *evidence.
 	if src.TerminalServices != nil && src.TerminalServices.NamespacePresent {
 		out.Deployment = src.Deployment
 	}
-	requested := map[string]bool{}
-	for _, kr := range p.Keys {
-		requested[strings.ToLower(kr.Path)] = true
-		out.Registry = append(out.Registry, readKey(src, kr.Path, kr))
-		if kr.Subkeys {
-			if k := src.Key(kr.Path); k != nil && k.Exists {
-				for _, sub := range k.Subkeys {
-					path := kr.Path + `\` + sub
-					requested[strings.ToLower(path)] = true
-					out.Registry = append(out.Registry, readKey(src, path, kr))
-				}
-			}
+	out.Registry = evidence.SelectKeys(p.Keys, func(path string) evidence.RegKey {
+		if k := src.Key(path); k != nil {
+			return *k
 		}
+		return evidence.RegKey{Path: path}
+	})
+	requested := map[string]bool{}
+	for _, k := range out.Registry {
+		requested[strings.ToLower(k.Path)] = true
 	}
-	if hasRole(p.Roles, evidence.RoleLicenseServer) && src.LicenseServer != nil {
+	if slices.Contains(p.Roles, evidence.RoleLicenseServer) && src.LicenseServer != nil {
 		ls := src.LicenseServer
 		total := max(ls.IssuedTotal, len(ls.IssuedLicenses))
 		ls.IssuedTotal = total
@@ -75,50 +70,6 @@ func Answer(ev *evidence.Evidence, host string, p winrm.ScriptParams) *evidence.
 		out.Errors = append(out.Errors, e)
 	}
 	return out
-}
-
-func readKey(src *evidence.Evidence, path string, kr evidence.KeyRequest) evidence.RegKey {
-	k := src.Key(path)
-	if k == nil {
-		return evidence.RegKey{Path: path, Exists: false}
-	}
-	rk := *k
-	rk.Path = path
-	rk.Values = nil
-	for _, v := range k.Values {
-		if len(kr.OnlyValues) > 0 && !containsFold(kr.OnlyValues, v.Name) {
-			continue
-		}
-		if kr.Redact && v.Hex != "" {
-			if raw, err := hex.DecodeString(v.Hex); err == nil {
-				sum := sha256.Sum256(raw)
-				v.Length = len(raw)
-				v.SHA256 = hex.EncodeToString(sum[:])
-			}
-			v.Hex = ""
-			v.Redacted = true
-		}
-		rk.Values = append(rk.Values, v)
-	}
-	return rk
-}
-
-func containsFold(list []string, s string) bool {
-	for _, x := range list {
-		if strings.EqualFold(x, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func hasRole(roles []string, r string) bool {
-	for _, x := range roles {
-		if x == r {
-			return true
-		}
-	}
-	return false
 }
 
 func deepCopy(ev *evidence.Evidence) *evidence.Evidence {
