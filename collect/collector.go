@@ -1,7 +1,12 @@
+// Package collect runs collectors over a fleet: the Collector interface every evidence
+// source implements (WinRM in collect/winrm, files in collect/offline) and the fleet
+// runner that gives every targeted host exactly one evidence document or classified
+// failure, with bounded concurrency.
 package collect
 
 import (
 	"context"
+
 	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
@@ -9,13 +14,24 @@ import (
 // collected yields an Evidence with Status failed or skipped and a classified Failure.
 // Implementations must be safe for concurrent use.
 type Collector interface {
+	// Name is the source recorded in reports and in failures the fleet runner records
+	// itself ("winrm", "offline").
+	Name() string
 	Collect(ctx context.Context, host evidence.HostRef) *evidence.Evidence
 }
 
-// CollectorFunc adapts a function to Collector.
-type CollectorFunc func(ctx context.Context, host evidence.HostRef) *evidence.Evidence
+// Func returns a Collector named name that calls fn: for wrappers (the demo routes
+// inventory hosts to simulator endpoints) and tests.
+func Func(name string, fn func(ctx context.Context, host evidence.HostRef) *evidence.Evidence) Collector {
+	return funcCollector{name: name, fn: fn}
+}
 
-// Collect calls f.
-func (f CollectorFunc) Collect(ctx context.Context, host evidence.HostRef) *evidence.Evidence {
-	return f(ctx, host)
+type funcCollector struct {
+	name string
+	fn   func(ctx context.Context, host evidence.HostRef) *evidence.Evidence
+}
+
+func (f funcCollector) Name() string { return f.name }
+func (f funcCollector) Collect(ctx context.Context, host evidence.HostRef) *evidence.Evidence {
+	return f.fn(ctx, host)
 }

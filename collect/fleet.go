@@ -3,16 +3,13 @@ package collect
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"runtime/debug"
 	"sync"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/collect/winrm"
-	"github.com/rdsaudit/rdsaudit/evidence"
 	"github.com/rs/zerolog"
-	"golang.org/x/term"
+
+	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
 // DefaultConcurrency is the default number of hosts collected at once.
@@ -30,14 +27,8 @@ const DefaultConcurrency = 16
 type FleetOptions struct {
 	Concurrency int            // default DefaultConcurrency
 	Logger      zerolog.Logger // fields host, duration, status, class
-	// Progress, when non-nil, receives a one-line progress bar redrawn with \r (give it
-	// os.Stderr only when it is a terminal; see IsTerminal).
-	Progress io.Writer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// Collector is the Collector name used for failures RunFleet records itself
-	// (canceled, internal); default "winrm".
-	Collector string
 }
 
 // RunFleet collects every host with c, at most opts.Concurrency at a time, and calls
@@ -53,21 +44,15 @@ func RunFleet(ctx context.Context, c Collector, hosts []evidence.HostRef, opts F
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	name := opts.Collector
-	if name == "" {
-		name = winrm.CollectorWinRM
-	}
+	name := c.Name() // of the failures RunFleet records itself (canceled, internal)
 	results := make(chan *evidence.Evidence)
 	var emitWG sync.WaitGroup
 	emitWG.Add(1)
 	go func() {
 		defer emitWG.Done()
-		bar := newProgress(opts.Progress, len(hosts))
 		for ev := range results {
-			bar.add(ev)
 			emit(ev)
 		}
-		bar.done()
 	}()
 
 	sem := make(chan struct{}, n)
@@ -120,45 +105,3 @@ func safeCollect(ctx context.Context, c Collector, h evidence.HostRef, name stri
 	}
 	return ev
 }
-
-// progress is a minimal one-line bar: "[#####.....] 12/40 ok 10 failed 2".
-type progress struct {
-	w                 io.Writer
-	total, n, ok, bad int
-}
-
-func newProgress(w io.Writer, total int) *progress { return &progress{w: w, total: total} }
-
-func (p *progress) add(ev *evidence.Evidence) {
-	if p.w == nil {
-		return
-	}
-	p.n++
-	if ev.Status == evidence.StatusCollected {
-		p.ok++
-	} else {
-		p.bad++
-	}
-	const width = 30
-	filled := 0
-	if p.total > 0 {
-		filled = p.n * width / p.total
-	}
-	bar := make([]byte, width)
-	for i := range bar {
-		bar[i] = '.'
-		if i < filled {
-			bar[i] = '#'
-		}
-	}
-	fmt.Fprintf(p.w, "\r[%s] %d/%d collected %d failed %d ", bar, p.n, p.total, p.ok, p.bad)
-}
-
-func (p *progress) done() {
-	if p.w != nil && p.n > 0 {
-		fmt.Fprintln(p.w)
-	}
-}
-
-// IsTerminal reports whether f is a terminal (use it to decide on FleetOptions.Progress).
-func IsTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

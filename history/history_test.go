@@ -402,15 +402,13 @@ func TestResolvedFindingInDrift(t *testing.T) {
 	if fmt.Sprint(d.New) != fmt.Sprint([]string{rs[2].ID}) || fmt.Sprint(d.Persisting) != fmt.Sprint([]string{rs[1].ID}) {
 		t.Fatalf("new %v persisting %v", d.New, d.Persisting)
 	}
-	// The diff command shows the same.
-	var out bytes.Buffer
-	if err := s.Diff(ctx, &out, "R1", "R2"); err != nil {
+	// The diff of the recorded runs shows the same.
+	rd, err := s.DiffRuns(ctx, "R1", "R2")
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"resolved findings (1)", "RDS-LS-001", "new findings (1)", "RDS-GRACE-001"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("diff output lacks %q:\n%s", want, out.String())
-		}
+	if len(rd.Resolved) != 1 || rd.Resolved[0].RuleID != "RDS-LS-001" || len(rd.New) != 1 || rd.New[0].RuleID != "RDS-GRACE-001" {
+		t.Errorf("diff: resolved %+v new %+v", rd.Resolved, rd.New)
 	}
 }
 
@@ -492,7 +490,9 @@ func runIDs(t testing.TB, s *Store) string {
 	return strings.Join(ids, " ")
 }
 
-func TestCLIOutput(t *testing.T) {
+// The store's views (runs, a host's timeline, the diff of two runs) return what the
+// history commands print (internal/cli renders them).
+func TestViews(t *testing.T) {
 	s, _ := openTemp(t)
 	runPipeline(t, s, "2026-01-R1", month(0), []*facts.Facts{hostFacts("RDSH01", 4, 12, month(0).AddDate(0, 0, -100), "aa"), failed("RDSH09")},
 		[]rules.Result{fail("RDS-GRACE-001", "RDSH01", rules.SevMedium, "grace period active: 12 days left")})
@@ -500,48 +500,65 @@ func TestCLIOutput(t *testing.T) {
 	r2 = append(r2, rules.Result{RuleID: "RDS-COLLECT", Outcome: rules.Error, Subject: rules.Subject{Kind: rules.SubjectHost, Name: "RDSH09"}, Message: "not collected"})
 	runPipeline(t, s, "2026-02-R2", month(1), []*facts.Facts{hostFacts("RDSH01", 2, 118, month(1).AddDate(0, 0, -3), "bb"), failed("RDSH09")}, r2)
 
-	var out bytes.Buffer
-	if err := s.ListRuns(ctx, &out); err != nil {
+	runs, err := s.Runs(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Log("\n" + out.String())
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 || !strings.Contains(lines[0], "CRITICAL") ||
-		strings.Join(strings.Fields(lines[2]), " ") != "2026-02-R2 2026-02-05 02:00 run 2 1 1 1 0 1 0 0 1 0" {
-		t.Fatalf("history list:\n%s", out.String())
+	if len(runs) != 2 {
+		t.Fatalf("runs %+v", runs)
+	}
+	r := runs[1]
+	got := fmt.Sprintf("%s %s %s %d %d %d %d %d %d %d %d %d %d", r.ID, r.Started.Format("2006-01-02 15:04"), r.Origin,
+		r.Coverage.Targeted, r.Coverage.Collected, r.Coverage.Failed,
+		r.BySeverity[rules.SevCritical], r.BySeverity[rules.SevHigh], r.BySeverity[rules.SevMedium],
+		r.BySeverity[rules.SevLow], r.BySeverity[rules.SevInfo], r.Errors, r.Waived)
+	if got != "2026-02-R2 2026-02-05 02:00 run 2 1 1 1 0 1 0 0 1 0" {
+		t.Fatalf("second run: %s", got)
 	}
 
-	out.Reset()
-	if err := s.HostTimeline(ctx, &out, "rdsh01"); err != nil {
+	tl, err := s.Timeline(ctx, "rdsh01")
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Log("\n" + out.String())
-	for _, want := range []string{"Per User (4)", "Per Device (2)", " 12 ", " 118 ", "RDS-GRACE-003(critical,new)", "RDS-GRACE-001(medium,persisting)"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("timeline lacks %q", want)
+	if len(tl) != 2 || !tl[0].InRun || !tl[1].InRun {
+		t.Fatalf("timeline %+v", tl)
+	}
+	if sn := tl[0].Host.Snapshot; facts.ModeName(sn.Mode) != "Per User (4)" || sn.GraceDays == nil || *sn.GraceDays != 12 {
+		t.Errorf("first run: mode %s grace %v", facts.ModeName(sn.Mode), sn.GraceDays)
+	}
+	if sn := tl[1].Host.Snapshot; facts.ModeName(sn.Mode) != "Per Device (2)" || sn.GraceDays == nil || *sn.GraceDays != 118 {
+		t.Errorf("second run: mode %s grace %v", facts.ModeName(sn.Mode), sn.GraceDays)
+	}
+	var fs []string
+	for _, f := range tl[1].Findings {
+		fs = append(fs, fmt.Sprintf("%s(%s,%s)", f.RuleID, f.Severity, f.Status()))
+	}
+	for _, want := range []string{"RDS-GRACE-003(critical,new)", "RDS-GRACE-001(medium,persisting)"} {
+		if !strings.Contains(strings.Join(fs, " "), want) {
+			t.Errorf("second run's findings %v lack %s", fs, want)
 		}
 	}
-	out.Reset()
-	if err := s.HostTimeline(ctx, &out, "RDSH09"); err != nil || !strings.Contains(out.String(), "failed") {
-		t.Errorf("timeline of failed host: %v\n%s", err, out.String())
+	if tl, err := s.Timeline(ctx, "RDSH09"); err != nil || len(tl) != 2 || tl[0].Host.Status != "failed" {
+		t.Errorf("timeline of failed host: %v %+v", err, tl)
 	}
-	if err := s.HostTimeline(ctx, &out, "nosuch"); !errors.Is(err, ErrUnknownHost) {
+	if _, err := s.Timeline(ctx, "nosuch"); !errors.Is(err, ErrUnknownHost) {
 		t.Errorf("unknown host: %v", err)
 	}
 
-	out.Reset()
-	if err := s.Diff(ctx, &out, "2026-01-R1", "2026-02-R2"); err != nil {
+	d, err := s.DiffRuns(ctx, "2026-01-R1", "2026-02-R2")
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Log("\n" + out.String())
-	flat := strings.Join(strings.Fields(out.String()), " ")
-	for _, want := range []string{"new findings (2)", "RDS-GRACE-003", "host fact changes (4)", "grace_days 12 -> 118",
-		"mode Per User (4) -> Per Device (2)", "timebomb_sha256 aa -> bb", "hosts removed (0)"} {
-		if !strings.Contains(flat, want) {
-			t.Errorf("diff lacks %q", want)
+	if len(d.New) != 2 || len(d.HostsRemoved) != 0 || len(d.HostChanges) != 4 {
+		t.Fatalf("diff: new %d removed %d host changes %+v", len(d.New), len(d.HostsRemoved), d.HostChanges)
+	}
+	changes := fmt.Sprint(d.HostChanges)
+	for _, want := range []string{"{RDSH01 grace_days 12 118}", "{RDSH01 mode Per User (4) Per Device (2)}", "{RDSH01 timebomb_sha256 aa bb}"} {
+		if !strings.Contains(changes, want) {
+			t.Errorf("host changes %s lack %s", changes, want)
 		}
 	}
-	if err := s.Diff(ctx, &out, "2026-01-R1", "nope"); !errors.Is(err, ErrUnknownRun) || !strings.Contains(err.Error(), "nope") {
+	if _, err := s.DiffRuns(ctx, "2026-01-R1", "nope"); !errors.Is(err, ErrUnknownRun) || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("unknown run: %v", err)
 	}
 }

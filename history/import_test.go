@@ -82,9 +82,8 @@ func TestImportBackfill(t *testing.T) {
 	if rs[0].Lifecycle != rules.StatusPersisting || !rs[0].FirstSeen.Equal(month(0)) {
 		t.Fatalf("after import: %s first seen %v", rs[0].Lifecycle, rs[0].FirstSeen)
 	}
-	var out bytes.Buffer
-	if err := s.HostTimeline(ctx, &out, "RDSH09"); err != nil || !strings.Contains(out.String(), "failed") {
-		t.Fatalf("%v\n%s", err, out.String())
+	if tl, err := s.Timeline(ctx, "RDSH09"); err != nil || len(tl) == 0 || tl[0].Host.Status != "failed" {
+		t.Fatalf("timeline of RDSH09: %v %+v", err, tl)
 	}
 	if _, err := s.Import(ctx, t.TempDir()); err == nil || !strings.Contains(err.Error(), "report.json") {
 		t.Fatalf("missing report: %v", err)

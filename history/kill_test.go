@@ -37,7 +37,7 @@ func TestHelperProcess(t *testing.T) {
 	switch mode {
 	case "record":
 		killAt := os.Getenv(envKillAt)
-		testHook = func(stage string, n int) {
+		s.testHook = func(stage string, n int) {
 			if fmt.Sprintf("%s:%d", stage, n) == killAt {
 				fmt.Println("AT", killAt)
 				select {} // wait for SIGKILL inside the transaction

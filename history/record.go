@@ -50,13 +50,11 @@ type RunRecord struct {
 	Retention Retention
 }
 
-// testHook, when set (tests only), is called at points inside Record's transaction so
-// that the kill test can stop the process there.
-var testHook func(stage string, n int)
-
-func hook(stage string, n int) {
-	if testHook != nil {
-		testHook(stage, n)
+// hook calls the store's test hook, if one is set, at a point inside Record's
+// transaction (the kill test stops the process there).
+func (s *Store) hook(stage string, n int) {
+	if s.testHook != nil {
+		s.testHook(stage, n)
 	}
 }
 
@@ -80,11 +78,11 @@ func (s *Store) Record(ctx context.Context, run RunRecord) error {
 	if err := s.recordTx(ctx, tx, &run); err != nil {
 		return fmt.Errorf("record run %s in %s: %w", run.ID, s.path, err)
 	}
-	hook("commit", 0)
+	s.hook("commit", 0)
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("record run %s in %s: commit: %w", run.ID, s.path, err)
 	}
-	hook("committed", 0)
+	s.hook("committed", 0)
 	return nil
 }
 
@@ -106,7 +104,7 @@ func (s *Store) recordTx(ctx context.Context, tx *sql.Tx, run *RunRecord) error 
 		run.Coverage.Targeted, run.Coverage.Collected, run.Coverage.Failed, run.Origin, ts(s.now())); err != nil {
 		return fmt.Errorf("insert run: %w", err)
 	}
-	hook("run", 0)
+	s.hook("run", 0)
 
 	hs, err := tx.PrepareContext(ctx, `INSERT INTO hosts(run_id, host, name, grp, status, failure, collected, mode,
 		mode_source, license_servers, grace_days, grace_key_written, timebomb_sha256, os_build, install_date)
@@ -141,10 +139,10 @@ func (s *Store) recordTx(ctx context.Context, tx *sql.Tx, run *RunRecord) error 
 			return fmt.Errorf("insert host %s: %w", h.Name, err)
 		}
 		if i%1000 == 999 {
-			hook("hosts", i+1)
+			s.hook("hosts", i+1)
 		}
 	}
-	hook("hosts", len(run.Hosts))
+	s.hook("hosts", len(run.Hosts))
 
 	// First-seen of findings not annotated: carried from the latest earlier run.
 	prevID, _, err := latestBefore(ctx, tx, run.Started, run.ID)
@@ -206,16 +204,16 @@ func (s *Store) recordTx(ctx context.Context, tx *sql.Tx, run *RunRecord) error 
 		}
 		n++
 		if n%1000 == 0 {
-			hook("findings", n)
+			s.hook("findings", n)
 		}
 	}
-	hook("findings", n)
+	s.hook("findings", n)
 
 	if run.Retention != (Retention{}) {
 		if _, err := pruneTx(ctx, tx, run.Retention.KeepRuns, run.Retention.KeepMonths, s.now()); err != nil {
 			return err
 		}
-		hook("pruned", 0)
+		s.hook("pruned", 0)
 	}
 	return nil
 }

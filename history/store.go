@@ -20,27 +20,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rdsaudit/rdsaudit/rules"
-
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
-
-// Backend is what the pipeline needs from a history store. *Store (SQLite) is the
-// embedded default.
-type Backend interface {
-	// AcquireRunLock refuses a second concurrent run on the same store.
-	AcquireRunLock(ctx context.Context, runID string) (release func(), err error)
-	// Load preloads the snapshots of earlier runs for the history-dependent rules.
-	Load(ctx context.Context, now time.Time, window time.Duration) (rules.History, error)
-	// Annotate sets new/persisting status and first/last seen on this run's findings
-	// and computes the drift against the latest earlier run.
-	Annotate(ctx context.Context, results []rules.Result, at time.Time) (*rules.Drift, error)
-	// Record writes a whole run in one transaction.
-	Record(ctx context.Context, run RunRecord) error
-	Close() error
-}
-
-var _ Backend = (*Store)(nil)
 
 // Sentinel errors, checked with errors.Is.
 var (
@@ -69,6 +50,9 @@ type Store struct {
 	path string
 	db   *sql.DB
 	now  func() time.Time
+	// testHook, set by the kill test only, is called at points inside Record's
+	// transaction so that the test can stop the process there.
+	testHook func(stage string, n int)
 }
 
 // Path is the store's file.

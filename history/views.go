@@ -4,11 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/rdsaudit/rdsaudit/facts"
@@ -97,28 +95,6 @@ func (s *Store) Runs(ctx context.Context) ([]RunInfo, error) {
 		}
 	}
 	return out, rows.Err()
-}
-
-// ListRuns prints the recorded runs, oldest first: ID, start, coverage, and failing
-// findings by severity (waived and error findings counted apart).
-func (s *Store) ListRuns(ctx context.Context, w io.Writer) error {
-	runs, err := s.Runs(ctx)
-	if err != nil {
-		return err
-	}
-	if len(runs) == 0 {
-		_, err := fmt.Fprintf(w, "no runs recorded in %s\n", s.path)
-		return err
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTARTED (UTC)\tORIGIN\tTARGETED\tCOLLECTED\tFAILED\tCRITICAL\tHIGH\tMEDIUM\tLOW\tINFO\tERRORS\tWAIVED")
-	for _, r := range runs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Started.Format("2006-01-02 15:04"),
-			r.Origin, r.Coverage.Targeted, r.Coverage.Collected, r.Coverage.Failed,
-			r.BySeverity[rules.SevCritical], r.BySeverity[rules.SevHigh], r.BySeverity[rules.SevMedium],
-			r.BySeverity[rules.SevLow], r.BySeverity[rules.SevInfo], r.Errors, r.Waived)
-	}
-	return tw.Flush()
 }
 
 // TimelineEntry is one run's view of a host.
@@ -220,53 +196,6 @@ type prefixScanner struct {
 
 func (p prefixScanner) Scan(dest ...any) error {
 	return p.rows.Scan(append([]any{p.first}, dest...)...)
-}
-
-// HostTimeline prints one host's timeline, oldest run first: collection status, licensing
-// mode and source, grace days left, GracePeriod key LastWriteTime, and the findings of
-// each run.
-func (s *Store) HostTimeline(ctx context.Context, w io.Writer, host string) error {
-	tl, err := s.Timeline(ctx, host)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "host %s: %d runs\n", host, len(tl))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tDATE (UTC)\tSTATUS\tMODE\tSOURCE\tGRACE DAYS\tKEY WRITTEN\tFINDINGS")
-	for _, e := range tl {
-		status, mode, src, grace, written := "not targeted", "", "", "", ""
-		if e.InRun {
-			sn := e.Host.Snapshot
-			status = e.Host.Status
-			if status == "" {
-				status = map[bool]string{true: "collected", false: "not collected"}[sn.Collected]
-			}
-			if sn.Collected {
-				mode, src, grace, written = facts.ModeName(sn.Mode), sn.ModeSource, intStr(sn.GraceDays), timeStr(sn.GraceKeyWritten)
-			}
-		}
-		var fs []string
-		for _, f := range e.Findings {
-			fs = append(fs, fmt.Sprintf("%s(%s,%s)", f.RuleID, f.Severity, findingStatus(f)))
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.RunID, e.At.Format("2006-01-02"), status,
-			dash(mode), dash(src), dash(grace), dash(written), dash(strings.Join(fs, " ")))
-	}
-	return tw.Flush()
-}
-
-func findingStatus(f rules.Result) string {
-	if f.Outcome == rules.Error {
-		return "error"
-	}
-	return f.Status()
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func intStr(p *int64) string {
@@ -429,50 +358,4 @@ func modeStr(m *int64) string {
 		return ""
 	}
 	return facts.ModeName(m)
-}
-
-// Diff prints what changed from run A to run B: new, resolved and changed findings,
-// hosts added and removed, and host fact changes.
-func (s *Store) Diff(ctx context.Context, w io.Writer, runA, runB string) error {
-	d, err := s.DiffRuns(ctx, runA, runB)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "diff %s (%s) -> %s (%s)\n", d.A.ID, d.A.Started.Format("2006-01-02"), d.B.ID, d.B.Started.Format("2006-01-02"))
-	fmt.Fprintf(w, "coverage: targeted %d -> %d, collected %d -> %d, failed %d -> %d\n",
-		d.A.Coverage.Targeted, d.B.Coverage.Targeted, d.A.Coverage.Collected, d.B.Coverage.Collected,
-		d.A.Coverage.Failed, d.B.Coverage.Failed)
-	section := func(title string, n int) {
-		fmt.Fprintf(w, "\n%s (%d)\n", title, n)
-	}
-	printFindings := func(title string, fs []rules.Result) {
-		section(title, len(fs))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, f := range fs {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.ID, f.RuleID, f.Severity, f.Subject, f.Message)
-		}
-		tw.Flush()
-	}
-	printFindings("new findings", d.New)
-	printFindings("resolved findings", d.Resolved)
-	section("changed findings", len(d.Changed))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, c := range d.Changed {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s -> %s\n", c.ID, c.RuleID, c.Subject, c.Field, dash(c.A), dash(c.B))
-	}
-	tw.Flush()
-	section("hosts added", len(d.HostsAdded))
-	for _, h := range d.HostsAdded {
-		fmt.Fprintf(w, "  %s\n", h)
-	}
-	section("hosts removed", len(d.HostsRemoved))
-	for _, h := range d.HostsRemoved {
-		fmt.Fprintf(w, "  %s\n", h)
-	}
-	section("host fact changes", len(d.HostChanges))
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, c := range d.HostChanges {
-		fmt.Fprintf(tw, "  %s\t%s\t%s -> %s\n", c.Host, c.Field, dash(c.A), dash(c.B))
-	}
-	return tw.Flush()
 }

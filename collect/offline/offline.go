@@ -76,6 +76,10 @@ func (c *Collector) now() time.Time {
 	return time.Now().UTC()
 }
 
+// Name implements collect.Collector: the source recorded in reports. Each evidence
+// document names the reader that produced it ("snapshot" or "regfile").
+func (c *Collector) Name() string { return "offline" }
+
 func (c *Collector) name() string {
 	if c.Snapshots && !c.RegFiles {
 		return CollectorSnapshot

@@ -289,6 +289,9 @@ func New(opts Options, creds CredentialSource, log zerolog.Logger) (*Collector, 
 // Options returns the effective options (defaults applied).
 func (c *Collector) Options() Options { return c.opts }
 
+// Name implements collect.Collector.
+func (c *Collector) Name() string { return CollectorWinRM }
+
 // gate returns the credential's gate, created on first use.
 func (c *Collector) gate(cred Credential) *credGate {
 	c.mu.Lock()

@@ -14,7 +14,6 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/rdsaudit/rdsaudit/history"
 )
@@ -39,14 +38,9 @@ type Clock func() time.Time
 // SystemClock is the real clock.
 func SystemClock() time.Time { return time.Now() }
 
-// Version is set at build time with -ldflags "-X github.com/rdsaudit/rdsaudit/internal/cli.Version=v1.2.3".
-var Version = ""
-
-// ToolVersion is the version recorded in reports.
+// ToolVersion is the version recorded in reports: the module version the binary was
+// built from (go install …@v1.2.3), else 0.1.0-dev.
 func ToolVersion() string {
-	if Version != "" {
-		return Version
-	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}
@@ -190,7 +184,7 @@ func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
 	var out io.Writer = w
 	switch format {
 	case "", "auto":
-		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if isTerminal(w) {
 			out = zerolog.ConsoleWriter{Out: clearLine{w}, TimeFormat: time.TimeOnly}
 		}
 	case "console":

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/rdsaudit/rdsaudit/evidence"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -23,18 +23,10 @@ func newValidateCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			in, err := loadInputs(cfg)
+			// The same loading as an audit's: inventory, rule set, ledger, signing key.
+			in, err := auditOptions(e, cfg, nil, time.Time{})
 			if err != nil {
 				return err
-			}
-			refs := make([]evidence.HostRef, len(in.hosts))
-			for i, h := range in.hosts {
-				refs[i] = h.Ref()
-			}
-			if cfg.Signing.KeyFile != "" {
-				if _, err := loadSigner(cfg); err != nil {
-					return usageErr(err)
-				}
 			}
 			// Waiver lint: an expired waiver or one matching no host is worth a look but does
 			// not make the configuration unusable (the audit reports expired waivers as
@@ -42,7 +34,7 @@ func newValidateCmd(e *env) *cobra.Command {
 			for _, w := range cfg.Warnings() {
 				fmt.Fprintf(e.stdout, "warning: %s\n", w)
 			}
-			problems := rules.LintWaivers(in.ruleSet, refs, e.now())
+			problems := rules.LintWaivers(in.RuleSet, in.Hosts, e.now())
 			for _, p := range problems {
 				fmt.Fprintf(e.stdout, "warning: %s\n", p)
 			}
@@ -50,7 +42,7 @@ func newValidateCmd(e *env) *cobra.Command {
 				return usageErr(fmt.Errorf("%d waiver problem(s) in %s (--strict)", len(problems), cfg.RulesFile))
 			}
 			fmt.Fprintf(e.stdout, "ok: %s: %d hosts, rule set v%d (%d rules enabled, %d waivers), %d entitlement lines\n",
-				cfg.File(), len(in.hosts), in.ruleSet.Version, enabledCount(in.ruleSet), len(in.ruleSet.Waivers), len(in.entitlements))
+				cfg.File(), len(in.Hosts), in.RuleSet.Version, enabledCount(in.RuleSet), len(in.RuleSet.Waivers), len(in.Entitlements))
 			return nil
 		},
 	}

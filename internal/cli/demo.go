@@ -41,7 +41,7 @@ client, writes the reports and prints where. The findings equal those of
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := runFlags{asOf: asOf}
-			asOfClock, err := f.clock()
+			pinned, err := f.pinned()
 			if err != nil {
 				return err
 			}
@@ -107,7 +107,7 @@ client, writes the reports and prints where. The findings equal those of
 			if err != nil {
 				return err
 			}
-			routed := collect.CollectorFunc(func(ctx context.Context, h evidence.HostRef) *evidence.Evidence {
+			routed := collect.Func(col.Name(), func(ctx context.Context, h evidence.HostRef) *evidence.Evidence {
 				if ep, ok := endpointOf(endpoints, h.Name); ok {
 					h.Address, h.Port = ep.host, ep.port
 				} else {
@@ -116,7 +116,7 @@ client, writes the reports and prints where. The findings equal those of
 				return col.Collect(ctx, h)
 			})
 			fmt.Fprintf(e.stdout, "demo: WinRM simulator serving %d virtual hosts over HTTPS on 127.0.0.1\n", len(endpoints))
-			res, err := audit(e.ctx, e, cfg, routed, asOfClock)
+			res, err := runAudit(e, cfg, routed, pinned)
 			if err != nil {
 				return err
 			}
@@ -125,7 +125,7 @@ client, writes the reports and prints where. The findings equal those of
 			}
 			fmt.Fprintf(e.stdout, "demo: open %s (workbook) or %s (JSON)\n",
 				filepath.Join(res.Dir, "report.xlsx"), filepath.Join(res.Dir, "report.json"))
-			return res.verdict()
+			return verdictErr(res)
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "demo-out", "output directory for run directories and history")

@@ -61,7 +61,11 @@ func newHistoryCmds(e *env) []*cobra.Command {
 				return err
 			}
 			defer s.Close()
-			return s.ListRuns(e.ctx, e.stdout)
+			runs, err := s.Runs(e.ctx)
+			if err != nil {
+				return err
+			}
+			return printRuns(e.stdout, s.Path(), runs)
 		},
 	}
 	hf.bind(hist)
@@ -75,7 +79,11 @@ func newHistoryCmds(e *env) []*cobra.Command {
 				return err
 			}
 			defer s.Close()
-			return s.HostTimeline(e.ctx, e.stdout, args[0])
+			tl, err := s.Timeline(e.ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return printTimeline(e.stdout, args[0], tl)
 		},
 	}
 	hist.AddCommand(hostCmd)
@@ -92,7 +100,11 @@ func newHistoryCmds(e *env) []*cobra.Command {
 				return err
 			}
 			defer s.Close()
-			return s.Diff(e.ctx, e.stdout, args[0], args[1])
+			d, err := s.DiffRuns(e.ctx, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return printDiff(e.stdout, d)
 		},
 	}
 	df.bind(diff)
