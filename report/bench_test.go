@@ -16,15 +16,15 @@ import (
 // benchReport is a synthetic run of hosts session hosts with perHost findings each.
 // report/bench/xlsxwriter_bench.py writes the same rows with XlsxWriter.
 func benchReport(hosts, perHost int) *Report {
-	r := Build(BuildInput{Run: RunInfo{ID: "bench", StartedAt: t0, FinishedAt: t1, ToolVersion: "bench"}})
+	r := Build(BuildInput{Run: RunInfo{ID: "bench", StartedAt: t0(), FinishedAt: t1(), ToolVersion: "bench"}})
 	sev := []rules.Severity{rules.SevCritical, rules.SevHigh, rules.SevMedium, rules.SevLow, rules.SevInfo}
 	r.Results = make([]rules.Result, 0, hosts*perHost)
 	for i := 0; i < hosts; i++ {
 		name := fmt.Sprintf("rdsh-%05d.corp.example", i)
 		group := fmt.Sprintf("farm-%02d", i%20)
 		mode, days := int64(4), int64(i%121)
-		written := t0.Add(-time.Duration(i) * time.Hour)
-		inst := t0.AddDate(-2, 0, -i%700)
+		written := t0().Add(-time.Duration(i) * time.Hour)
+		inst := t0().AddDate(-2, 0, -i%700)
 		r.Hosts = append(r.Hosts, Host{Name: name, Group: group, Roles: []string{evidence.RoleSessionHost}, Status: evidence.StatusCollected,
 			Mode: &mode, ModeName: "Per User (4)", ModeSource: "policy", PolicyMode: &mode, LocalMode: &mode, WMIMode: &mode,
 			LicenseServers: []string{"ls-01.corp.example"}, LicenseServerSource: "policy", PolicyLicenseServers: []string{"ls-01.corp.example"},
@@ -32,13 +32,13 @@ func benchReport(hosts, perHost int) *Report {
 			OSCaption: "Microsoft Windows Server 2022 Datacenter", OSVersion: "10.0.20348", OSBuild: "20348", Release: "2022",
 			InstallDate: &inst, Domain: "corp.example"})
 		r.Coverage.Hosts = append(r.Coverage.Hosts, HostStatus{Name: name, Group: group, Roles: []string{evidence.RoleSessionHost},
-			Status: evidence.StatusCollected, Collector: "winrm", CollectedAt: t0})
+			Status: evidence.StatusCollected, Collector: "winrm", CollectedAt: t0()})
 		r.Evidence = append(r.Evidence, EvidenceRef{Host: name, Path: "evidence/" + name + ".json",
 			SHA256: fmt.Sprintf("%064x", i), Size: 20000 + int64(i)})
 		for j := 0; j < perHost; j++ {
 			rule := "RDS-R" + strconv.Itoa(10+j)
 			s := rules.Subject{Kind: rules.SubjectHost, Name: name, Group: group}
-			first, last := t0.AddDate(0, -j, 0), t0
+			first, last := t0().AddDate(0, -j, 0), t0()
 			r.Results = append(r.Results, rules.Result{ID: rules.FindingID(rule, s, ""), RuleID: rule, Severity: sev[(i+j)%5],
 				Outcome: rules.Fail, Subject: s, Message: fmt.Sprintf("finding %d on host %s: observed value differs from the expected value", j, name),
 				Observed: "observed " + strconv.Itoa(i*perHost+j), Expected: "expected value", Source: "policy",

@@ -254,8 +254,8 @@ func TestFromEvaluation(t *testing.T) {
 	for _, ev := range evs {
 		fs = append(fs, facts.Interpret(ev))
 	}
-	eval := rules.Evaluate(rules.Input{Now: t0, Hosts: fs})
-	r := Build(BuildInput{Run: RunInfo{ID: "engine", StartedAt: t0, FinishedAt: t1}, Evidence: evs, Facts: fs,
+	eval := rules.Evaluate(rules.Input{Now: t0(), Hosts: fs})
+	r := Build(BuildInput{Run: RunInfo{ID: "engine", StartedAt: t0(), FinishedAt: t1()}, Evidence: evs, Facts: fs,
 		Evaluation: FromEvaluation(eval, rules.Rules())})
 	if len(r.Results) != len(eval.Results) || len(r.Catalogue) != len(rules.Rules()) || r.Run.RuleSetHash != eval.RuleSetHash {
 		t.Errorf("results %d/%d catalogue %d", len(r.Results), len(eval.Results), len(r.Catalogue))

@@ -16,14 +16,14 @@ import (
 )
 
 // sampleClock is the demo fleet's fixed clock (samples/README.md).
-var sampleClock = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+func sampleClock() time.Time { return time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC) }
 
 // sampleReport evaluates samples/fleet with samples/rules.yaml and
 // samples/entitlements.csv (as rules/sample_test.go does) and builds the report.
 func sampleReport(t *testing.T) (*Report, []*evidence.Evidence) {
 	t.Helper()
 	dir := filepath.Join("..", "samples")
-	evs, err := samples.Evidence(dir, sampleClock)
+	evs, err := samples.Evidence(dir, sampleClock())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,9 +39,9 @@ func sampleReport(t *testing.T) (*Report, []*evidence.Evidence) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eval := rules.Evaluate(rules.Input{Now: sampleClock, Hosts: fs, RuleSet: rs, Entitlements: ents, Ledger: true})
+	eval := rules.Evaluate(rules.Input{Now: sampleClock(), Hosts: fs, RuleSet: rs, Entitlements: ents, Ledger: true})
 	r := Build(BuildInput{
-		Run: RunInfo{ID: "20261101T000000Z-demo", StartedAt: sampleClock, FinishedAt: sampleClock.Add(42 * time.Second),
+		Run: RunInfo{ID: "20261101T000000Z-demo", StartedAt: sampleClock(), FinishedAt: sampleClock().Add(42 * time.Second),
 			ToolVersion: "test", ConfigHash: "sha256:demo", Collector: "snapshot"},
 		Evidence: evs, Facts: fs, Evaluation: FromEvaluation(eval, rules.Rules()),
 	})

@@ -239,7 +239,7 @@ func TestXLSXFormulaInjectionStaysText(t *testing.T) {
 				if formula, _ := f.GetCellFormula(sheet, ref); formula != "" {
 					t.Errorf("%s!%s has formula %q", sheet, ref, formula)
 				}
-				for _, inj := range injections {
+				for _, inj := range injections() {
 					if strings.Contains(v, inj) {
 						found[inj]++
 						if ct := cellType(t, f, sheet, ref); ct != excelize.CellTypeInlineString && ct != excelize.CellTypeSharedString {
@@ -250,7 +250,7 @@ func TestXLSXFormulaInjectionStaysText(t *testing.T) {
 			}
 		}
 	}
-	for _, inj := range injections {
+	for _, inj := range injections() {
 		if found[inj] == 0 {
 			t.Errorf("fixture string %q not found in any cell", inj)
 		}
@@ -395,7 +395,7 @@ func TestXLSXLibreOffice(t *testing.T) {
 		t.Fatalf("LibreOffice Findings: %d rows, header %q", len(recs), recs[0])
 	}
 	all := string(data)
-	for _, inj := range []string{injections[0], injections[1], "-1+1"} {
+	for _, inj := range []string{injections()[0], injections()[1], "-1+1"} {
 		if !strings.Contains(all, strings.ReplaceAll(inj, `"`, `""`)) {
 			t.Errorf("LibreOffice lost the text %q (evaluated as a formula?):\n%s", inj, all)
 		}

@@ -23,11 +23,11 @@ func BenchmarkEvaluate10k(b *testing.B) {
 		h.Host.Group = fmt.Sprintf("farm%03d", i%100)
 		setVal(h, evidence.KeyPolicy, sz(evidence.ValLicenseServers, fmt.Sprintf("LS%02d.corp.example", i%nLS)))
 		fs = append(fs, facts.Interpret(h))
-		hist.Add(h.Host.Name, snap("r1", now.AddDate(0, 0, -60), 110))
-		hist.Add(h.Host.Name, snap("r2", now.AddDate(0, 0, -30), 80))
+		hist.Add(h.Host.Name, snap("r1", now().AddDate(0, 0, -60), 110))
+		hist.Add(h.Host.Name, snap("r2", now().AddDate(0, 0, -30), 80))
 	}
 	ents := []Entitlement{ent("per_user", 7, 500, 100), ent("per_device", 7, 400, 100)}
-	in := Input{Now: now, Hosts: fs, Entitlements: ents, Ledger: true, History: hist}
+	in := Input{Now: now(), Hosts: fs, Entitlements: ents, Ledger: true, History: hist}
 	b.ReportAllocs()
 	b.ResetTimer()
 	var n int

@@ -12,7 +12,7 @@ import (
 // Evidence fixtures: a healthy Per User farm of two 2022 session hosts, one activated
 // 2022 license server and one client; tests mutate them.
 
-var now = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+func now() time.Time { return time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC) }
 
 func p64(n int64) *int64 { return &n }
 func pb(b bool) *bool    { return &b }
@@ -35,7 +35,7 @@ func bin(name string) evidence.RegValue {
 func rdshEv(name string) *evidence.Evidence {
 	install := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
 	ev := &evidence.Evidence{
-		Schema: evidence.Schema, Collector: "test", CollectedAt: now, Status: evidence.StatusCollected,
+		Schema: evidence.Schema, Collector: "test", CollectedAt: now(), Status: evidence.StatusCollected,
 		Host: evidence.HostRef{Name: name, Group: "farm", Roles: []string{evidence.RoleSessionHost}},
 		OS: &evidence.OSInfo{ComputerName: name, Caption: "Microsoft Windows Server 2022 Standard", Version: "10.0.20348",
 			BuildNumber: "20348", InstallDate: "20260901000000.000000+000", Domain: "corp.example", PartOfDomain: pb(true),
@@ -67,7 +67,7 @@ func pack(id, packType, productType, version, total, issued int64, model string)
 
 func lsEv(name string) *evidence.Evidence {
 	ev := &evidence.Evidence{
-		Schema: evidence.Schema, Collector: "test", CollectedAt: now, Status: evidence.StatusCollected,
+		Schema: evidence.Schema, Collector: "test", CollectedAt: now(), Status: evidence.StatusCollected,
 		Host: evidence.HostRef{Name: name, Group: "infra", Roles: []string{evidence.RoleLicenseServer}},
 		OS: &evidence.OSInfo{ComputerName: name, Caption: "Microsoft Windows Server 2022 Standard", Version: "10.0.20348",
 			BuildNumber: "20348", InstallDate: "20230101000000.000000+000", PartOfDomain: pb(true), Roles: []string{"RDS-Licensing"}, Locale: "en-US"},
@@ -92,7 +92,7 @@ func lsEv(name string) *evidence.Evidence {
 func clientEv(name string) *evidence.Evidence {
 	w := time.Date(2026, 3, 1, 0, 5, 0, 0, time.UTC)
 	return &evidence.Evidence{
-		Schema: evidence.Schema, Collector: "test", CollectedAt: now, Status: evidence.StatusCollected,
+		Schema: evidence.Schema, Collector: "test", CollectedAt: now(), Status: evidence.StatusCollected,
 		Host: evidence.HostRef{Name: name, Group: "clients", Roles: []string{evidence.RoleClient}},
 		OS:   &evidence.OSInfo{ComputerName: name, Caption: "Microsoft Windows 11 Enterprise", Version: "10.0.22631", BuildNumber: "22631"},
 		Registry: []evidence.RegKey{
@@ -114,7 +114,7 @@ type fleet struct {
 }
 
 func baseFleet() *fleet {
-	return &fleet{hosts: []*evidence.Evidence{rdshEv("RDSH1"), rdshEv("RDSH2"), lsEv("LS01"), clientEv("CLIENT1")}, nowTime: now}
+	return &fleet{hosts: []*evidence.Evidence{rdshEv("RDSH1"), rdshEv("RDSH2"), lsEv("LS01"), clientEv("CLIENT1")}, nowTime: now()}
 }
 
 func (f *fleet) host(name string) *evidence.Evidence {

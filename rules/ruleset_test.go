@@ -49,7 +49,7 @@ func TestSampleRuleSet(t *testing.T) {
 		t.Fatalf("unexpected rule set %+v", rs)
 	}
 	hosts := []evidence.HostRef{{Name: "RDSH-B05", Group: "farm-b"}, {Name: "WG-01", Group: "branch"}}
-	lint := LintWaivers(rs, hosts, sampleClock)
+	lint := LintWaivers(rs, hosts, sampleClock())
 	if len(lint) != 1 || !strings.Contains(lint[0], "W-2026-003: expired on 2026-09-30") {
 		t.Errorf("lint %q, want exactly the expired waiver", lint)
 	}
@@ -64,7 +64,7 @@ waivers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := strings.Join(LintWaivers(rs, []evidence.HostRef{{Name: "RDSH1", Group: "farm"}}, now), "\n")
+	got := strings.Join(LintWaivers(rs, []evidence.HostRef{{Name: "RDSH1", Group: "farm"}}, now()), "\n")
 	for _, want := range []string{"r.yaml:3: waiver W1: no approver", "waiver W1: no expiry", "waiver W1: scope glob lab-* matches no host"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("lint output lacks %q:\n%s", want, got)

@@ -16,14 +16,14 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
 
 // sampleClock is the fixed clock of the demo fleet (samples/README.md).
-var sampleClock = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+func sampleClock() time.Time { return time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC) }
 
 // evaluateSamples loads samples/fleet, marks inventory hosts without evidence as not
 // collected, and evaluates with samples/rules.yaml and samples/entitlements.csv.
 func evaluateSamples(t *testing.T) *Evaluation {
 	t.Helper()
 	dir := filepath.Join("..", "samples")
-	evs, err := samples.Evidence(dir, sampleClock)
+	evs, err := samples.Evidence(dir, sampleClock())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func evaluateSamples(t *testing.T) *Evaluation {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Evaluate(Input{Now: sampleClock, Hosts: hosts, RuleSet: rs, Entitlements: ents, Ledger: true})
+	return Evaluate(Input{Now: sampleClock(), Hosts: hosts, RuleSet: rs, Entitlements: ents, Ledger: true})
 }
 
 func TestSampleFleetFiresEveryRule(t *testing.T) {
