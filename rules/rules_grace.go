@@ -36,10 +36,12 @@ func graceDays(h *facts.Facts, s *sink) *int64 {
 	return nil
 }
 
-// previousRun returns the newest earlier snapshot (strictly before now), or nil. ok is
-// false when there is no history at all.
-func (c *evalCtx) previousRuns(h *facts.Facts, since time.Time) (snaps []HostSnapshot, ok bool) {
+// previousRuns returns the host's snapshots of earlier runs that started at or after
+// since and strictly before now, newest first. Without any history it adds the
+// not-applicable result that says so and returns ok false.
+func (c *evalCtx) previousRuns(h *facts.Facts, since time.Time, s *sink) (snaps []HostSnapshot, ok bool) {
 	if c.hist == nil {
+		s.add(Result{Outcome: NotApplicable, Subject: hostSubject(h), Message: "no history of earlier runs given"})
 		return nil, false
 	}
 	for _, sn := range c.hist.Previous(h.Host.Name, since) {
@@ -50,8 +52,21 @@ func (c *evalCtx) previousRuns(h *facts.Facts, since time.Time) (snaps []HostSna
 	return snaps, true
 }
 
-func noHistory(h *facts.Facts, s *sink) {
-	s.add(Result{Outcome: NotApplicable, Subject: hostSubject(h), Message: "no history of earlier runs given"})
+// previousRun returns the host's newest earlier snapshot for which use is true. When
+// there is none it adds the not-applicable result that says why (no history at all, or
+// none: no earlier run is of use) and returns nil.
+func (c *evalCtx) previousRun(h *facts.Facts, s *sink, use func(*HostSnapshot) bool, none string) *HostSnapshot {
+	snaps, ok := c.previousRuns(h, time.Time{}, s)
+	if !ok {
+		return nil
+	}
+	for i := range snaps {
+		if use(&snaps[i]) {
+			return &snaps[i]
+		}
+	}
+	s.add(Result{Outcome: NotApplicable, Subject: hostSubject(h), Message: none})
+	return nil
 }
 
 // RDS-GRACE-001
@@ -153,20 +168,9 @@ func (grace003) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
-	snaps, ok := c.previousRuns(h, time.Time{})
-	if !ok {
-		noHistory(h, s)
-		return
-	}
-	var prev *HostSnapshot
-	for i := range snaps {
-		if snaps[i].GraceDays != nil {
-			prev = &snaps[i]
-			break
-		}
-	}
+	prev := c.previousRun(h, s, func(sn *HostSnapshot) bool { return sn.GraceDays != nil },
+		"no earlier run recorded grace days for this host")
 	if prev == nil {
-		s.add(Result{Outcome: NotApplicable, Subject: hostSubject(h), Message: "no earlier run recorded grace days for this host"})
 		return
 	}
 	d := graceDays(h, s)
@@ -248,17 +252,11 @@ func (grace005) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
-	snaps, ok := c.previousRuns(h, time.Time{})
-	if !ok {
-		noHistory(h, s)
+	prev := c.previousRun(h, s, func(*HostSnapshot) bool { return true }, "no earlier run of this host")
+	if prev == nil {
 		return
 	}
 	sub := hostSubject(h)
-	if len(snaps) == 0 {
-		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: "no earlier run of this host"})
-		return
-	}
-	prev := snaps[0]
 	g := h.Grace
 	switch {
 	case !g.KeyKnown:
@@ -451,9 +449,8 @@ func (grace008) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 		return
 	}
 	window := c.intParam("RDS-GRACE-008", "window_days")
-	snaps, ok := c.previousRuns(h, c.now.AddDate(0, 0, -window))
+	snaps, ok := c.previousRuns(h, c.now.AddDate(0, 0, -window), s)
 	if !ok {
-		noHistory(h, s)
 		return
 	}
 	type point struct {
