@@ -58,20 +58,9 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 // LoadPrivateKey reads a signing key: a PKCS#8 PEM file (as GenerateKey writes), or raw
 // base64 of the 32-byte seed or the 64-byte private key.
 func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load private key: %w", err)
-	}
-	if b, _ := pem.Decode(data); b != nil {
-		k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("load private key %s: %w", path, err)
-		}
-		priv, ok := k.(ed25519.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("load private key %s: %T is not an ed25519 key", path, k)
-		}
-		return priv, nil
+	priv, isPEM, data, err := readKey[ed25519.PrivateKey](path, "private", x509.ParsePKCS8PrivateKey)
+	if err != nil || isPEM {
+		return priv, err
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
 	if err != nil {
@@ -89,24 +78,37 @@ func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
 // LoadPublicKey reads a verification key: a PKIX PEM file (as GenerateKey writes) or raw
 // base64 of the 32-byte key.
 func LoadPublicKey(path string) (ed25519.PublicKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load public key: %w", err)
-	}
-	if b, _ := pem.Decode(data); b != nil {
-		k, err := x509.ParsePKIXPublicKey(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("load public key %s: %w", path, err)
-		}
-		pub, ok := k.(ed25519.PublicKey)
-		if !ok {
-			return nil, fmt.Errorf("load public key %s: %T is not an ed25519 key", path, k)
-		}
-		return pub, nil
+	pub, isPEM, data, err := readKey[ed25519.PublicKey](path, "public", x509.ParsePKIXPublicKey)
+	if err != nil || isPEM {
+		return pub, err
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
 	if err != nil || len(raw) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("load public key %s: want PEM or base64 of %d bytes", path, ed25519.PublicKeySize)
 	}
 	return ed25519.PublicKey(raw), nil
+}
+
+// readKey reads the key file of LoadPrivateKey or LoadPublicKey (kind "private" or
+// "public" names it in errors). For a PEM file it parses the block with parse, which
+// must yield a K, and returns that key with isPEM true; any other file it returns as
+// data, for the caller to decode.
+func readKey[K ed25519.PrivateKey | ed25519.PublicKey](path, kind string, parse func(der []byte) (any, error)) (key K, isPEM bool, data []byte, err error) {
+	data, err = os.ReadFile(path)
+	if err != nil {
+		return nil, false, nil, fmt.Errorf("load %s key: %w", kind, err)
+	}
+	b, _ := pem.Decode(data)
+	if b == nil {
+		return nil, false, data, nil
+	}
+	k, err := parse(b.Bytes)
+	if err != nil {
+		return nil, true, nil, fmt.Errorf("load %s key %s: %w", kind, path, err)
+	}
+	key, ok := k.(K)
+	if !ok {
+		return nil, true, nil, fmt.Errorf("load %s key %s: %T is not an ed25519 key", kind, path, k)
+	}
+	return key, true, nil, nil
 }
