@@ -9,8 +9,24 @@ import (
 	"github.com/rdsaudit/rdsaudit/facts"
 )
 
+// errorCase is a parser input and a substring its error must contain.
+type errorCase struct{ name, input, want string }
+
+// wantErrors parses each case's input as file name and wants an error containing the
+// case's want.
+func wantErrors[T any](t *testing.T, cases []errorCase, parse func(name string, data []byte) (T, error), name string) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := parse(name, []byte(tc.input)); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestParseRuleSetErrors(t *testing.T) {
-	cases := []struct{ name, yaml, want string }{
+	cases := []errorCase{
 		{"empty", "", "r.yaml: empty rule set"},
 		{"no version", "fail_on: high\n", "r.yaml: version is required"},
 		{"bad version", "version: 2\n", "r.yaml:1: version 2 not supported"},
@@ -30,14 +46,7 @@ func TestParseRuleSetErrors(t *testing.T) {
 		{"waiver duplicate", "version: 1\nwaivers:\n  - {id: W1, rule: RDS-LS-001, scope: {host: a}, justification: j, owner: o}\n  - {id: W1, rule: RDS-LS-001, scope: {host: a}, justification: j, owner: o}\n", "r.yaml:4: duplicate waiver id"},
 		{"waive the waiver rule", "version: 1\nwaivers:\n  - {id: W1, rule: RDS-WAIVER-001, scope: {subject: x}, justification: j, owner: o}\n", "cannot be waived"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseRuleSet("r.yaml", []byte(tc.yaml))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want it to contain %q", err, tc.want)
-			}
-		})
-	}
+	wantErrors(t, cases, ParseRuleSet, "r.yaml")
 }
 
 func TestSampleRuleSet(t *testing.T) {
@@ -132,7 +141,7 @@ func TestEntitlementsCSV(t *testing.T) {
 		es[0].UnitPrice == nil || *es[0].UnitPrice != 12450 || es[0].Currency != "EUR" || !strings.HasSuffix(es[0].Source, "entitlements.csv:8") {
 		t.Fatalf("unexpected ledger %+v", es[0])
 	}
-	bad := []struct{ name, csv, want string }{
+	bad := []errorCase{
 		{"no header", "", "l.csv: empty ledger"},
 		{"unknown column", "cal_type,version,quantity,agreement,price\n", "l.csv:1: unknown column \"price\""},
 		{"missing column", "cal_type,version,quantity\n", "l.csv:1: missing column \"agreement\""},
@@ -143,14 +152,7 @@ func TestEntitlementsCSV(t *testing.T) {
 		{"bad price", "cal_type,version,quantity,agreement,unit_price,currency\nper_user,2019,1,A,1.505,EUR\n", "bad amount"},
 		{"no agreement", "cal_type,version,quantity,agreement\nper_user,2019,1,\n", "agreement is required"},
 	}
-	for _, tc := range bad {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseEntitlementsCSV("l.csv", []byte(tc.csv))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want %q", err, tc.want)
-			}
-		})
-	}
+	wantErrors(t, bad, ParseEntitlementsCSV, "l.csv")
 }
 
 func TestEntitlementsYAML(t *testing.T) {
