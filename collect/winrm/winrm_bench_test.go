@@ -24,7 +24,7 @@ func BenchmarkBuildCommand(b *testing.B) {
 	}
 }
 
-// BenchmarkCollectLicenseServer: one license server with collect.DefaultMaxIssued
+// BenchmarkCollectLicenseServer: one license server with winrm.DefaultMaxIssued
 // (100,000) issued CALs of realistic size over HTTPS, default limits. It reports the
 // script's output size (output-MiB), which must stay within DefaultMaxOutputBytes.
 func BenchmarkCollectLicenseServer(b *testing.B) {
@@ -46,19 +46,14 @@ func BenchmarkCollectLicenseServer(b *testing.B) {
 
 // BenchmarkRunFleet: 64 session hosts, 5 ms latency per POST, at several concurrencies.
 func BenchmarkRunFleet(b *testing.B) {
-	evs := map[string]*evidence.Evidence{}
+	evs := sessionHosts(64)
 	faults := map[string]winrmtest.Faults{}
-	for i := 0; i < 64; i++ {
-		n := fmt.Sprintf("rdsh%02d", i)
-		evs[n] = virtualHost(n, false, 0)
+	for n := range evs {
 		faults[n] = winrmtest.Faults{Latency: 5 * time.Millisecond}
 	}
 	env := newEnv(b, false, evs, faults)
 	c := newCollector(b, env, winrm.Options{}, zerolog.Nop())
-	var hosts []evidence.HostRef
-	for _, h := range env.hosts {
-		hosts = append(hosts, h)
-	}
+	hosts := env.list()
 	for _, conc := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
 			for b.Loop() {

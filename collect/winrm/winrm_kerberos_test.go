@@ -3,19 +3,15 @@ package winrm_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/rdsaudit/rdsaudit/collect"
 	"github.com/rdsaudit/rdsaudit/collect/winrm"
 	"github.com/rdsaudit/rdsaudit/collect/winrm/winrmtest"
 	"github.com/rdsaudit/rdsaudit/collect/winrm/winrmtest/kdctest"
@@ -54,26 +50,9 @@ func newKerberosEnvTLS(t testing.TB, tls bool, evs map[string]*evidence.Evidence
 	kdc.AddUser("auditor", pw)
 	kt := kdc.AddService(krbSPN)
 	t.Logf("KDC %s ready in %v", kdc.Addr, kdc.Setup)
-	f, err := winrmtest.NewFleet(evs, winrmtest.FleetServerOptions{
+	env := startFleet(t, evs, winrmtest.FleetServerOptions{
 		TLS: tls, Faults: faults,
 		Kerberos: winrmtest.KerberosOptions{KeytabPath: kt, SPN: krbSPN},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &testEnv{fleet: f, hosts: map[string]evidence.HostRef{}}
-	for name := range evs {
-		h, err := f.HostRef(name, evidence.RoleSessionHost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		env.hosts[name] = h
-	}
-	t.Cleanup(func() {
-		f.Close()
-		if n := f.OpenShells(); n != 0 {
-			t.Errorf("%d shells left open", n)
-		}
 	})
 	return &krbEnv{testEnv: env, kdc: kdc, password: pw}
 }
@@ -184,29 +163,8 @@ func TestWinRMKerberosWrongSPN(t *testing.T) {
 // sends the password again. (masterzen's ClientKerberos: two per host, six in all;
 // before Classify knew the KDC's errors, every host tried the password.)
 func TestWinRMKerberosLockout(t *testing.T) {
-	const n = 6
-	evs := map[string]*evidence.Evidence{}
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("rdsh%02d", i)
-		evs[name] = virtualHost(name, false, 0)
-	}
-	env := newKerberosEnv(t, evs, nil)
-	c := kerberosCollector(t, env, "auditor", "wrong-"+env.password, winrm.Options{})
-	var hosts []evidence.HostRef
-	for name := range evs {
-		hosts = append(hosts, env.hosts[name])
-	}
-	got := map[evidence.FailureClass]int{}
-	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: n}, func(ev *evidence.Evidence) {
-		if ev.Failure == nil {
-			t.Errorf("%s collected with a wrong password", ev.Host.Name)
-			return
-		}
-		got[ev.Failure.Class]++
-	})
-	if got[evidence.FailAuth] != winrm.DefaultLockoutThreshold || got[evidence.FailCredential] != n-winrm.DefaultLockoutThreshold {
-		t.Errorf("classes %v; want %d auth and the rest credential_locked", got, winrm.DefaultLockoutThreshold)
-	}
+	env, hosts := krbFleet(t, 6, nil)
+	runLockout(t, kerberosCollector(t, env, "auditor", "wrong-"+env.password, winrm.Options{}), hosts)
 	if k := strings.Count(env.kdc.Log(), "PREAUTH_FAILED"); k != 1 {
 		t.Errorf("%d failed pre-authentications at the KDC, want 1 for the run:\n%s", k, env.kdc.Log())
 	}
@@ -283,17 +241,8 @@ func kdcIssued(log, kind string) int { return kdcCount(log, kind, "ISSUE") }
 // krbFleet is n Kerberos hosts rdshNN and their HostRefs.
 func krbFleet(t *testing.T, n int, faults map[string]winrmtest.Faults) (*krbEnv, []evidence.HostRef) {
 	t.Helper()
-	evs := map[string]*evidence.Evidence{}
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("rdsh%02d", i)
-		evs[name] = virtualHost(name, false, 0)
-	}
-	env := newKerberosEnv(t, evs, faults)
-	var hosts []evidence.HostRef
-	for name := range evs {
-		hosts = append(hosts, env.hosts[name])
-	}
-	return env, hosts
+	env := newKerberosEnv(t, sessionHosts(n), faults)
+	return env, env.list()
 }
 
 // TestWinRMKerberosOneLogonPerRun: n hosts collected in parallel with one credential
@@ -303,15 +252,7 @@ func TestWinRMKerberosOneLogonPerRun(t *testing.T) {
 	const n = 5
 	env, hosts := krbFleet(t, n, nil)
 	c := kerberosCollector(t, env, "auditor", env.password, winrm.Options{})
-	collected := 0
-	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: n}, func(ev *evidence.Evidence) {
-		if ev.Status != evidence.StatusCollected {
-			t.Errorf("%s: %s %+v", ev.Host.Name, ev.Status, ev.Failure)
-			return
-		}
-		collected++
-	})
-	if collected != n {
+	if collected := collectAll(t, c, hosts); collected != n {
 		t.Fatalf("%d of %d hosts collected\nKDC log:\n%s", collected, n, env.kdc.Log())
 	}
 	log := env.kdc.Log()
@@ -332,16 +273,7 @@ func TestWinRMKerberosOneLogonPerRun(t *testing.T) {
 // not resolve, only the dialer knows where it is; TLS checks the configured name.
 func TestWinRMKerberosUsesDialer(t *testing.T) {
 	env := newKerberosEnv(t, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
-	target := net.JoinHostPort(env.hosts["h"].Address, strconv.Itoa(env.hosts["h"].Port))
-	var dials atomic.Int64
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if addr != "rdsh.invalid:5986" {
-			return nil, fmt.Errorf("unexpected address %q", addr)
-		}
-		dials.Add(1)
-		var d net.Dialer
-		return d.DialContext(ctx, network, target)
-	}
+	dial, dials := redirectDial(env.hosts["h"], "rdsh.invalid:5986")
 	c := kerberosCollector(t, env, "auditor", env.password, winrm.Options{DialContext: dial, TLSServerName: "localhost"})
 	ev := c.Collect(context.Background(), evidence.HostRef{Name: "h", Address: "rdsh.invalid", Port: 5986, Roles: []string{evidence.RoleSessionHost}})
 	if ev.Status != evidence.StatusCollected {
@@ -356,20 +288,9 @@ func TestWinRMKerberosUsesDialer(t *testing.T) {
 // deadline, and a cancelled run ends at once.
 func TestWinRMKerberosHonoursContext(t *testing.T) {
 	env := newKerberosEnv(t, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {Hang: true}})
-	c := kerberosCollector(t, env, "auditor", env.password, winrm.Options{HostTimeout: 700 * time.Millisecond, Retries: -1})
-	start := time.Now()
-	ev := c.Collect(context.Background(), env.hosts["h"])
-	if ev.Failure == nil || ev.Failure.Class != evidence.FailTimeout || time.Since(start) > 5*time.Second {
-		t.Errorf("want timeout after ~0.7s, got %s %+v after %s", ev.Status, ev.Failure, time.Since(start))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(300*time.Millisecond, cancel)
-	c = kerberosCollector(t, env, "auditor", env.password, winrm.Options{Retries: -1})
-	start = time.Now()
-	ev = c.Collect(ctx, env.hosts["h"])
-	if ev.Failure == nil || ev.Failure.Class != evidence.FailCanceled || time.Since(start) > 5*time.Second {
-		t.Errorf("want canceled after ~0.3s, got %s %+v after %s", ev.Status, ev.Failure, time.Since(start))
-	}
+	checkHonoursContext(t, env.hosts["h"], func(opts winrm.Options) *winrm.Collector {
+		return kerberosCollector(t, env, "auditor", env.password, opts)
+	})
 }
 
 // TestWinRMKerberosCCache: with KrbCCachePath the TGT comes from the credential cache

@@ -16,7 +16,6 @@ import (
 	masterzen "github.com/masterzen/winrm"
 	"github.com/rs/zerolog"
 
-	"github.com/rdsaudit/rdsaudit/collect"
 	"github.com/rdsaudit/rdsaudit/collect/winrm"
 	"github.com/rdsaudit/rdsaudit/collect/winrm/winrmtest"
 	"github.com/rdsaudit/rdsaudit/evidence"
@@ -32,28 +31,10 @@ import (
 // is LAB\auditor with testPassword.
 func newNTLMEnv(t testing.TB, tls bool, evs map[string]*evidence.Evidence, faults map[string]winrmtest.Faults) *testEnv {
 	t.Helper()
-	f, err := winrmtest.NewFleet(evs, winrmtest.FleetServerOptions{
+	return startFleet(t, evs, winrmtest.FleetServerOptions{
 		TLS: tls, Users: map[string]string{testUser: testPassword}, Faults: faults,
 		NTLM: winrmtest.NTLMOptions{Enabled: true, Domain: "LAB", DNSDomain: "lab.test"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &testEnv{fleet: f, hosts: map[string]evidence.HostRef{}}
-	for name := range evs {
-		h, err := f.HostRef(name, evidence.RoleSessionHost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		env.hosts[name] = h
-	}
-	t.Cleanup(func() {
-		f.Close()
-		if n := f.OpenShells(); n != 0 {
-			t.Errorf("%d shells left open", n)
-		}
-	})
-	return env
 }
 
 func ntlmCollector(t testing.TB, env *testEnv, user, password string, opts winrm.Options) *winrm.Collector {
@@ -157,21 +138,15 @@ func TestWinRMNTLMUserForms(t *testing.T) {
 // HTTPS; Windows would look up LAB\auditor, as the simulator does. If this test fails
 // because the logon succeeds, go-ntlmssp now sends the configured domain.
 func TestWinRMNTLMOtherDomain(t *testing.T) {
-	f, err := winrmtest.NewFleet(map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, winrmtest.FleetServerOptions{
+	env := startFleet(t, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, winrmtest.FleetServerOptions{
 		TLS: true, Users: map[string]string{`OTHER\auditor`: testPassword},
 		NTLM: winrmtest.NTLMOptions{Enabled: true, Domain: "LAB"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h, _ := f.HostRef("h", evidence.RoleSessionHost)
-	env := &testEnv{fleet: f, hosts: map[string]evidence.HostRef{"h": h}}
 	c := ntlmCollector(t, env, `OTHER\auditor`, testPassword, winrm.Options{})
-	if ev := c.Collect(context.Background(), h); ev.Failure == nil || ev.Failure.Class != evidence.FailAuth {
+	if ev := c.Collect(context.Background(), env.hosts["h"]); ev.Failure == nil || ev.Failure.Class != evidence.FailAuth {
 		t.Fatalf("want auth, got %s %+v", ev.Status, ev.Failure)
 	}
-	if fails := f.NTLMFailures(); len(fails) != 1 || fails[0].Domain != "LAB" || fails[0].User != "auditor" {
+	if fails := env.fleet.NTLMFailures(); len(fails) != 1 || fails[0].Domain != "LAB" || fails[0].User != "auditor" {
 		t.Errorf("failed logons %+v; want auditor in LAB (the configured OTHER dropped)", fails)
 	}
 }
@@ -179,29 +154,8 @@ func TestWinRMNTLMOtherDomain(t *testing.T) {
 // TestWinRMNTLMLockout: with NTLM too, a wrong password reaches only LockoutThreshold
 // hosts, however many run at once: counted on the listeners as verified, failed logons.
 func TestWinRMNTLMLockout(t *testing.T) {
-	const n = 8
-	evs := map[string]*evidence.Evidence{}
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("rdsh%02d", i)
-		evs[name] = virtualHost(name, false, 0)
-	}
-	env := newNTLMEnv(t, true, evs, nil)
-	c := ntlmCollector(t, env, testUser, "wrong-"+testPassword, winrm.Options{})
-	var hosts []evidence.HostRef
-	for name := range evs {
-		hosts = append(hosts, env.hosts[name])
-	}
-	got := map[evidence.FailureClass]int{}
-	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: n}, func(ev *evidence.Evidence) {
-		if ev.Failure == nil {
-			t.Errorf("%s collected with a wrong password", ev.Host.Name)
-			return
-		}
-		got[ev.Failure.Class]++
-	})
-	if got[evidence.FailAuth] != winrm.DefaultLockoutThreshold || got[evidence.FailCredential] != n-winrm.DefaultLockoutThreshold {
-		t.Errorf("classes %v; want %d auth and the rest credential_locked", got, winrm.DefaultLockoutThreshold)
-	}
+	env := newNTLMEnv(t, true, sessionHosts(8), nil)
+	runLockout(t, ntlmCollector(t, env, testUser, "wrong-"+testPassword, winrm.Options{}), env.list())
 	if fails := env.fleet.NTLMFailures(); len(fails) != winrm.DefaultLockoutThreshold {
 		t.Errorf("%d failed logons on the listeners, want %d: %+v", len(fails), winrm.DefaultLockoutThreshold, fails)
 	}
@@ -275,18 +229,13 @@ func TestWinRMNTLMEncryptedHTTP(t *testing.T) {
 // (unlike go-ntlmssp over HTTPS, TestWinRMNTLMOtherDomain): an account of another
 // domain logs on.
 func TestWinRMNTLMEncryptedHTTPOtherDomain(t *testing.T) {
-	f, err := winrmtest.NewFleet(map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, winrmtest.FleetServerOptions{
+	env := startFleet(t, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, winrmtest.FleetServerOptions{
 		Users: map[string]string{`OTHER\auditor`: testPassword},
 		NTLM:  winrmtest.NTLMOptions{Enabled: true, Domain: "LAB"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h, _ := f.HostRef("h", evidence.RoleSessionHost)
 	c := ntlmHTTPCollector(t, `OTHER\auditor`, testPassword)
-	if ev := c.Collect(context.Background(), h); ev.Status != evidence.StatusCollected {
-		t.Fatalf("%s %+v (failed logons %+v)", ev.Status, ev.Failure, f.NTLMFailures())
+	if ev := c.Collect(context.Background(), env.hosts["h"]); ev.Status != evidence.StatusCollected {
+		t.Fatalf("%s %+v (failed logons %+v)", ev.Status, ev.Failure, env.fleet.NTLMFailures())
 	}
 }
 
@@ -296,32 +245,8 @@ func TestWinRMNTLMEncryptedHTTPOtherDomain(t *testing.T) {
 // transporter: two failed logons per host, 2 x LockoutThreshold in all), and the
 // lockout gate stops at LockoutThreshold hosts.
 func TestWinRMNTLMEncryptedHTTPWrongPassword(t *testing.T) {
-	const n = 6
-	evs := map[string]*evidence.Evidence{}
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("rdsh%02d", i)
-		evs[name] = virtualHost(name, false, 0)
-	}
-	env := newNTLMEnv(t, false, evs, nil)
-	c := ntlmHTTPCollector(t, testUser, "wrong-"+testPassword)
-	var hosts []evidence.HostRef
-	for name := range evs {
-		hosts = append(hosts, env.hosts[name])
-	}
-	got := map[evidence.FailureClass]int{}
-	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: n}, func(ev *evidence.Evidence) {
-		if ev.Failure == nil {
-			t.Errorf("%s collected with a wrong password", ev.Host.Name)
-			return
-		}
-		if ev.Failure.Class == evidence.FailAuth && ev.Failure.Attempts != 1 {
-			t.Errorf("%s: auth retried (%d attempts)", ev.Host.Name, ev.Failure.Attempts)
-		}
-		got[ev.Failure.Class]++
-	})
-	if got[evidence.FailAuth] != winrm.DefaultLockoutThreshold || got[evidence.FailCredential] != n-winrm.DefaultLockoutThreshold {
-		t.Errorf("classes %v; want %d auth and the rest credential_locked", got, winrm.DefaultLockoutThreshold)
-	}
+	env := newNTLMEnv(t, false, sessionHosts(6), nil)
+	runLockout(t, ntlmHTTPCollector(t, testUser, "wrong-"+testPassword), env.list())
 	fails := env.fleet.NTLMFailures()
 	hostsFailed := map[string]int{}
 	for _, f := range fails {
@@ -460,16 +385,7 @@ func TestWinRMNTLMEncryptedHTTPNeverUnencrypted(t *testing.T) {
 // host's address does not resolve, only the dialer knows where it is.
 func TestWinRMNTLMEncryptedHTTPUsesDialer(t *testing.T) {
 	env := newNTLMEnv(t, false, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
-	target := net.JoinHostPort(env.hosts["h"].Address, strconv.Itoa(env.hosts["h"].Port))
-	var dials atomic.Int64
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if addr != "rdsh.invalid:5985" {
-			return nil, fmt.Errorf("unexpected address %q", addr)
-		}
-		dials.Add(1)
-		var d net.Dialer
-		return d.DialContext(ctx, network, target)
-	}
+	dial, dials := redirectDial(env.hosts["h"], "rdsh.invalid:5985")
 	c := ntlmHTTPCollectorOpts(t, testUser, testPassword, winrm.Options{DialContext: dial})
 	ev := c.Collect(context.Background(), evidence.HostRef{Name: "h", Address: "rdsh.invalid", Port: 5985, Roles: []string{evidence.RoleSessionHost}})
 	if ev.Status != evidence.StatusCollected {
@@ -484,20 +400,9 @@ func TestWinRMNTLMEncryptedHTTPUsesDialer(t *testing.T) {
 // the host deadline, and a cancelled run ends at once.
 func TestWinRMNTLMEncryptedHTTPHonoursContext(t *testing.T) {
 	env := newNTLMEnv(t, false, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {Hang: true}})
-	c := ntlmHTTPCollectorOpts(t, testUser, testPassword, winrm.Options{HostTimeout: 700 * time.Millisecond, Retries: -1})
-	start := time.Now()
-	ev := c.Collect(context.Background(), env.hosts["h"])
-	if ev.Failure == nil || ev.Failure.Class != evidence.FailTimeout || time.Since(start) > 5*time.Second {
-		t.Errorf("want timeout after ~0.7s, got %s %+v after %s", ev.Status, ev.Failure, time.Since(start))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(300*time.Millisecond, cancel)
-	c = ntlmHTTPCollectorOpts(t, testUser, testPassword, winrm.Options{Retries: -1})
-	start = time.Now()
-	ev = c.Collect(ctx, env.hosts["h"])
-	if ev.Failure == nil || ev.Failure.Class != evidence.FailCanceled || time.Since(start) > 5*time.Second {
-		t.Errorf("want canceled after ~0.3s, got %s %+v after %s", ev.Status, ev.Failure, time.Since(start))
-	}
+	checkHonoursContext(t, env.hosts["h"], func(opts winrm.Options) *winrm.Collector {
+		return ntlmHTTPCollectorOpts(t, testUser, testPassword, opts)
+	})
 }
 
 // TestNTLMHTTPConcurrentRequests: masterzen may send requests of one host at the same
@@ -552,21 +457,4 @@ func TestNTLMHTTPConcurrentRequests(t *testing.T) {
 	if fails := env.fleet.NTLMFailures(); logons != 1 || len(fails) != 1 {
 		t.Errorf("wrong password: %d AUTHENTICATE sent, failed logons %+v; want exactly one", logons, fails)
 	}
-}
-
-// labCollector is a collector with the test credential "lab" (user, password), quick
-// retries and a host deadline that a hung test host reaches in bounded time.
-func labCollector(t testing.TB, user, password string, opts winrm.Options) *winrm.Collector {
-	t.Helper()
-	if opts.RetryBackoff == 0 {
-		opts.RetryBackoff = 5 * time.Millisecond
-	}
-	if opts.HostTimeout == 0 {
-		opts.HostTimeout = 20 * time.Second
-	}
-	c, err := winrm.New(opts, winrm.CredentialMap{"*": {Name: "lab", Username: user, Password: password}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }

@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,10 +68,12 @@ type testEnv struct {
 	hosts map[string]evidence.HostRef
 }
 
-// newEnv starts a fleet; every test checks that no shell is left open.
-func newEnv(t testing.TB, tls bool, evs map[string]*evidence.Evidence, faults map[string]winrmtest.Faults) *testEnv {
+// startFleet starts a fleet serving evs with opts. Each host's HostRef has the
+// session_host role, and license_server too when its evidence holds license-server
+// data. Every test checks at cleanup that no shell is left open.
+func startFleet(t testing.TB, evs map[string]*evidence.Evidence, opts winrmtest.FleetServerOptions) *testEnv {
 	t.Helper()
-	f, err := winrmtest.NewFleet(evs, winrmtest.FleetServerOptions{TLS: tls, Users: map[string]string{testUser: testPassword}, Faults: faults})
+	f, err := winrmtest.NewFleet(evs, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +98,34 @@ func newEnv(t testing.TB, tls bool, evs map[string]*evidence.Evidence, faults ma
 	return env
 }
 
+// newEnv starts a Basic fleet whose only account is testUser with testPassword.
+func newEnv(t testing.TB, tls bool, evs map[string]*evidence.Evidence, faults map[string]winrmtest.Faults) *testEnv {
+	t.Helper()
+	return startFleet(t, evs, winrmtest.FleetServerOptions{TLS: tls, Users: map[string]string{testUser: testPassword}, Faults: faults})
+}
+
+// sessionHosts is the evidence of n healthy session hosts rdsh00, rdsh01, ...
+func sessionHosts(n int) map[string]*evidence.Evidence {
+	evs := map[string]*evidence.Evidence{}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("rdsh%02d", i)
+		evs[name] = virtualHost(name, false, 0)
+	}
+	return evs
+}
+
+// list returns the fleet's HostRefs in name order.
+func (e *testEnv) list() []evidence.HostRef {
+	names := slices.Sorted(maps.Keys(e.hosts))
+	hosts := make([]evidence.HostRef, len(names))
+	for i, n := range names {
+		hosts[i] = e.hosts[n]
+	}
+	return hosts
+}
+
+// newCollector is a collector for env with testUser's credential: Basic unless opts say
+// otherwise, over HTTPS trusting the fleet's CA when it has one, else over plain HTTP.
 func newCollector(t testing.TB, env *testEnv, opts winrm.Options, log zerolog.Logger) *winrm.Collector {
 	t.Helper()
 	if opts.Auth == "" {
@@ -107,17 +140,103 @@ func newCollector(t testing.TB, env *testEnv, opts winrm.Options, log zerolog.Lo
 		opts.Scheme = "http"
 		opts.AllowBasicOverHTTP = true
 	}
+	return labCollectorLog(t, testUser, testPassword, opts, log)
+}
+
+// labCollector is a collector with the test credential "lab" (user, password), quick
+// retries and a host deadline that a hung test host reaches in bounded time.
+func labCollector(t testing.TB, user, password string, opts winrm.Options) *winrm.Collector {
+	t.Helper()
+	return labCollectorLog(t, user, password, opts, zerolog.Nop())
+}
+
+// labCollectorLog is labCollector logging to log.
+func labCollectorLog(t testing.TB, user, password string, opts winrm.Options, log zerolog.Logger) *winrm.Collector {
+	t.Helper()
 	if opts.RetryBackoff == 0 {
 		opts.RetryBackoff = 5 * time.Millisecond
 	}
 	if opts.HostTimeout == 0 {
 		opts.HostTimeout = 20 * time.Second
 	}
-	c, err := winrm.New(opts, winrm.CredentialMap{"*": {Name: "lab", Username: testUser, Password: testPassword}}, log)
+	c, err := winrm.New(opts, winrm.CredentialMap{"*": {Name: "lab", Username: user, Password: password}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// collectAll collects hosts all at once, reports each host that was not collected and
+// returns how many were.
+func collectAll(t testing.TB, c *winrm.Collector, hosts []evidence.HostRef) int {
+	t.Helper()
+	collected := 0
+	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: len(hosts)}, func(ev *evidence.Evidence) {
+		if ev.Status != evidence.StatusCollected {
+			t.Errorf("%s: %s %+v", ev.Host.Name, ev.Status, ev.Failure)
+			return
+		}
+		collected++
+	})
+	return collected
+}
+
+// redirectDial is a DialContext that connects the address want (host:port, a name that
+// does not resolve) to host h, and refuses any other address; dials counts its
+// connections.
+func redirectDial(h evidence.HostRef, want string) (dial func(ctx context.Context, network, addr string) (net.Conn, error), dials *atomic.Int64) {
+	target := net.JoinHostPort(h.Address, strconv.Itoa(h.Port))
+	dials = new(atomic.Int64)
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr != want {
+			return nil, fmt.Errorf("unexpected address %q", addr)
+		}
+		dials.Add(1)
+		var d net.Dialer
+		return d.DialContext(ctx, network, target)
+	}, dials
+}
+
+// checkHonoursContext: on host h, whose Create is never answered (Faults.Hang), a
+// collector from newCollector without retries ends with the host deadline (class
+// timeout), and a cancelled collection ends at once (class canceled).
+func checkHonoursContext(t *testing.T, h evidence.HostRef, newCollector func(winrm.Options) *winrm.Collector) {
+	t.Helper()
+	c := newCollector(winrm.Options{HostTimeout: 700 * time.Millisecond, Retries: -1})
+	start := time.Now()
+	ev := c.Collect(context.Background(), h)
+	if ev.Failure == nil || ev.Failure.Class != evidence.FailTimeout || time.Since(start) > 5*time.Second {
+		t.Errorf("want timeout after ~0.7s, got %s %+v after %s", ev.Status, ev.Failure, time.Since(start))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	c = newCollector(winrm.Options{Retries: -1})
+	start = time.Now()
+	ev = c.Collect(ctx, h)
+	if ev.Failure == nil || ev.Failure.Class != evidence.FailCanceled || time.Since(start) > 5*time.Second {
+		t.Errorf("want canceled after ~0.3s, got %s %+v after %s", ev.Status, ev.Failure, time.Since(start))
+	}
+}
+
+// runLockout collects hosts all at once with a collector whose credential has a wrong
+// password: exactly LockoutThreshold hosts fail with class auth, after one attempt
+// each, and the others are skipped with class credential_locked.
+func runLockout(t *testing.T, c *winrm.Collector, hosts []evidence.HostRef) {
+	t.Helper()
+	got := map[evidence.FailureClass]int{}
+	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: len(hosts)}, func(ev *evidence.Evidence) {
+		switch {
+		case ev.Status == evidence.StatusFailed && ev.Failure.Class == evidence.FailAuth && ev.Failure.Attempts == 1:
+		case ev.Status == evidence.StatusSkipped && ev.Failure.Class == evidence.FailCredential:
+		default:
+			t.Errorf("%s: %s %+v; want auth after one attempt, or skipped credential_locked", ev.Host.Name, ev.Status, ev.Failure)
+			return
+		}
+		got[ev.Failure.Class]++
+	})
+	if want := winrm.DefaultLockoutThreshold; got[evidence.FailAuth] != want || got[evidence.FailCredential] != len(hosts)-want {
+		t.Errorf("classes %v; want %d auth and the rest credential_locked", got, want)
+	}
 }
 
 func TestWinRMCollectHealthyTLS(t *testing.T) {
@@ -419,11 +538,9 @@ func TestWinRMNTLMRejectedIsAuth(t *testing.T) {
 // one credential uses password.
 func gateFleet(t *testing.T, n int, faults winrmtest.Faults, password string, opts winrm.Options) (*testEnv, *winrm.Collector, []evidence.HostRef) {
 	t.Helper()
-	evs := map[string]*evidence.Evidence{}
+	evs := sessionHosts(n)
 	fs := map[string]winrmtest.Faults{}
-	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("rdsh%02d", i)
-		evs[name] = virtualHost(name, false, 0)
+	for name := range evs {
 		fs[name] = faults
 	}
 	env := newEnv(t, false, evs, fs)
@@ -431,15 +548,7 @@ func gateFleet(t *testing.T, n int, faults winrmtest.Faults, password string, op
 	if opts.RetryBackoff == 0 {
 		opts.RetryBackoff = time.Millisecond
 	}
-	c, err := winrm.New(opts, winrm.CredentialMap{"*": {Name: "lab", Username: testUser, Password: password}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var hosts []evidence.HostRef
-	for i := 0; i < n; i++ {
-		hosts = append(hosts, env.hosts[fmt.Sprintf("rdsh%02d", i)])
-	}
-	return env, c, hosts
+	return env, labCollector(t, testUser, password, opts), env.list()
 }
 
 // TestWinRMLockoutGateWrongPassword: with every host in flight at once, a wrong
@@ -447,20 +556,7 @@ func gateFleet(t *testing.T, n int, faults winrmtest.Faults, password string, op
 // all ten try it (ten failed logons, enough to lock a domain account).
 func TestWinRMLockoutGateWrongPassword(t *testing.T) {
 	env, c, hosts := gateFleet(t, 10, winrmtest.Faults{}, "wrong-"+testPassword, winrm.Options{})
-	got := map[evidence.FailureClass]int{}
-	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: 10}, func(ev *evidence.Evidence) {
-		switch {
-		case ev.Status == evidence.StatusFailed && ev.Failure.Class == evidence.FailAuth && ev.Failure.Attempts == 1:
-		case ev.Status == evidence.StatusSkipped && ev.Failure.Class == evidence.FailCredential:
-		default:
-			t.Errorf("%s: unexpected %s %+v", ev.Host.Name, ev.Status, ev.Failure)
-			return
-		}
-		got[ev.Failure.Class]++
-	})
-	if got[evidence.FailAuth] != 3 || got[evidence.FailCredential] != 7 {
-		t.Errorf("auth failures %d (want 3), skipped credential_locked %d (want 7)", got[evidence.FailAuth], got[evidence.FailCredential])
-	}
+	runLockout(t, c, hosts)
 	// Counted on the server side: exactly three requests refused with 401, nothing else.
 	if st := env.fleet.Stats(); st["Unauthorized"] != 3 || len(st) != 1 {
 		t.Errorf("server saw %v; want exactly 3 requests refused with 401", st)
@@ -473,15 +569,7 @@ func TestWinRMLockoutGateWrongPassword(t *testing.T) {
 func TestWinRMLockoutGateOpens(t *testing.T) {
 	const n = 10
 	env, c, hosts := gateFleet(t, n, winrmtest.Faults{WaitForShells: n}, testPassword, winrm.Options{HostTimeout: 10 * time.Second})
-	collected := 0
-	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: n}, func(ev *evidence.Evidence) {
-		if ev.Status != evidence.StatusCollected {
-			t.Errorf("%s: %s %+v", ev.Host.Name, ev.Status, ev.Failure)
-			return
-		}
-		collected++
-	})
-	if collected != n {
+	if collected := collectAll(t, c, hosts); collected != n {
 		t.Errorf("%d of %d hosts collected", collected, n)
 	}
 	if m := env.fleet.MaxOpenShells(); m != n {
