@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/rdsaudit/rdsaudit/evidence"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // HostFile is the decoded <host>.host.yaml.
