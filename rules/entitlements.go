@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -178,50 +179,27 @@ func ParseEntitlementsYAML(name string, data []byte) ([]Entitlement, error) {
 	var doc struct {
 		Entitlements []yaml.Node `yaml:"entitlements"`
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: empty ledger", name)
-		}
-		return nil, yamlError(name, err)
+	if err := decodeYAML(name, "ledger", data, &doc); err != nil {
+		return nil, err
 	}
+	columns := ledgerColumns()
 	var out []Entitlement
 	for _, n := range doc.Entitlements {
-		var row struct {
-			CALType   string `yaml:"cal_type"`
-			Version   string `yaml:"version"`
-			Quantity  string `yaml:"quantity"`
-			Agreement string `yaml:"agreement"`
-			UnitPrice string `yaml:"unit_price"`
-			Currency  string `yaml:"currency"`
-		}
 		if n.Kind != yaml.MappingNode {
 			return nil, fmt.Errorf("%s:%d: entitlement must be a mapping", name, n.Line)
 		}
+		row := map[string]string{} // column → value
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if v.Kind != yaml.ScalarNode {
 				return nil, fmt.Errorf("%s:%d: %s must be a scalar", name, v.Line, k.Value)
 			}
-			switch k.Value {
-			case "cal_type":
-				row.CALType = v.Value
-			case "version":
-				row.Version = v.Value
-			case "quantity":
-				row.Quantity = v.Value
-			case "agreement":
-				row.Agreement = v.Value
-			case "unit_price":
-				row.UnitPrice = v.Value
-			case "currency":
-				row.Currency = v.Value
-			default:
-				return nil, fmt.Errorf("%s:%d: unknown field %q (want %s)", name, k.Line, k.Value, strings.Join(ledgerColumns(), ", "))
+			if !slices.Contains(columns, k.Value) {
+				return nil, fmt.Errorf("%s:%d: unknown field %q (want %s)", name, k.Line, k.Value, strings.Join(columns, ", "))
 			}
+			row[k.Value] = v.Value
 		}
-		e, err := makeEntitlement(row.CALType, row.Version, row.Quantity, row.Agreement, row.UnitPrice, row.Currency)
+		e, err := makeEntitlement(row["cal_type"], row["version"], row["quantity"], row["agreement"], row["unit_price"], row["currency"])
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %v", name, n.Line, err)
 		}

@@ -162,11 +162,6 @@ func (rs *RuleSet) intParam(ruleID, name string) int {
 	return v
 }
 
-func (rs *RuleSet) strParam(ruleID, name string) string {
-	v, _ := rs.param(ruleID, name).(string)
-	return v
-}
-
 // LoadRuleSet reads and parses a rule-set file.
 func LoadRuleSet(file string) (*RuleSet, error) {
 	data, err := os.ReadFile(file)
@@ -205,13 +200,8 @@ type waiverFile struct {
 // parameters, bad severities and malformed waivers are errors naming the file and line.
 func ParseRuleSet(name string, data []byte) (*RuleSet, error) {
 	var raw ruleSetFile
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&raw); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: empty rule set", name)
-		}
-		return nil, yamlError(name, err)
+	if err := decodeYAML(name, "rule set", data, &raw); err != nil {
+		return nil, err
 	}
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root)
@@ -341,6 +331,20 @@ func ParseRuleSet(name string, data []byte) (*RuleSet, error) {
 var yamlLine = regexp.MustCompile(`^line (\d+): (.*?)( in type [\w.]+)?$`)
 
 // yamlError turns a yaml.v3 error into "file:line: message" lines.
+// decodeYAML decodes data, the file name, into v strictly: a key v has no field for is an
+// error. Errors name the file and line; no document at all is "name: empty what".
+func decodeYAML(name, what string, data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s: empty %s", name, what)
+		}
+		return yamlError(name, err)
+	}
+	return nil
+}
+
 func yamlError(name string, err error) error {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
