@@ -192,9 +192,9 @@ func TestBuildContent(t *testing.T) {
 	}
 }
 
-func TestGoldenJSON(t *testing.T) {
-	got := writeJSON(t, Build(fixtureInput()))
-	path := filepath.Join("testdata", "report.golden.json")
+// golden returns the golden file at path, which -update first rewrites with got.
+func golden(t *testing.T, path string, got []byte) []byte {
+	t.Helper()
 	if *update {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
@@ -202,8 +202,15 @@ func TestGoldenJSON(t *testing.T) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./report -run TestGoldenJSON -update and review the diff)", err)
+		t.Fatalf("%v (run go test ./report -run %s -update and review the diff)", err, t.Name())
 	}
+	return want
+}
+
+func TestGoldenJSON(t *testing.T) {
+	got := writeJSON(t, Build(fixtureInput()))
+	path := filepath.Join("testdata", "report.golden.json")
+	want := golden(t, path, got)
 	validate(t, want)
 	if !reflect.DeepEqual(semantic(t, got), semantic(t, want)) {
 		t.Errorf("report.json differs from %s (if intended: -update and review the diff)\n%s", path, got)

@@ -2,7 +2,6 @@ package report
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -52,15 +51,7 @@ func TestSampleFleetJSON(t *testing.T) {
 	r, _ := sampleReport(t)
 	got := writeJSON(t, r) // validates against the schema
 	path := filepath.Join("testdata", "sample.golden.json")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update and review the diff)", err)
-	}
+	want := golden(t, path, got)
 	if !reflect.DeepEqual(semantic(t, got), semantic(t, want)) {
 		t.Errorf("sample report.json differs from %s (if intended: -update and review the diff)", path)
 	}
