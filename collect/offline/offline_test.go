@@ -16,8 +16,8 @@ import (
 
 const sampleFleet = "../../samples/fleet"
 
-// sampleNow is the fixed "now" of the sample fleet (samples/README.md).
-var sampleNow = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+// sampleNow returns the fixed "now" of the sample fleet (samples/README.md).
+func sampleNow() time.Time { return time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC) }
 
 // sampleInventory reads samples/inventory.csv.
 func sampleInventory(t testing.TB) []evidence.HostRef {
@@ -67,7 +67,7 @@ func TestLoadFleetSamples(t *testing.T) {
 		if !reflect.DeepEqual(ev.Host, h) {
 			t.Errorf("%s: host file's host %+v differs from inventory %+v", h.Name, ev.Host, h)
 		}
-		if ev.CollectedAt.After(sampleNow) {
+		if ev.CollectedAt.After(sampleNow()) {
 			t.Errorf("%s: collected after the sample now", h.Name)
 		}
 	}
@@ -141,7 +141,7 @@ func TestLoadFleetSamples(t *testing.T) {
 
 func TestOfflineCollectorSamples(t *testing.T) {
 	c := New(sampleFleet)
-	c.Now = func() time.Time { return sampleNow }
+	c.Now = sampleNow
 	for _, h := range sampleInventory(t) {
 		t.Run(h.Name, func(t *testing.T) {
 			// The inventory may spell the name in another case; identity comes from it.
@@ -152,7 +152,7 @@ func TestOfflineCollectorSamples(t *testing.T) {
 			}
 			switch h.Name {
 			case "rdsh-b09":
-				if ev.Status != evidence.StatusFailed || ev.Failure.Class != evidence.FailNoEvidence || !ev.CollectedAt.Equal(sampleNow) {
+				if ev.Status != evidence.StatusFailed || ev.Failure.Class != evidence.FailNoEvidence || !ev.CollectedAt.Equal(sampleNow()) {
 					t.Errorf("want no_evidence: %+v %+v", ev, ev.Failure)
 				}
 			case "old-2008r2":
@@ -396,20 +396,20 @@ func TestRegEvidenceMeta(t *testing.T) {
 		}
 		return hf
 	}
-	_, err = RegEvidence(host, rf, parse("registry_meta:\n  - path: 'HKLM\\SOFTWARE\\Nope'\n    owner: x\n"), "x.host.yaml", sampleNow)
+	_, err = RegEvidence(host, rf, parse("registry_meta:\n  - path: 'HKLM\\SOFTWARE\\Nope'\n    owner: x\n"), "x.host.yaml", sampleNow())
 	if err == nil || !strings.Contains(err.Error(), `x.host.yaml: registry_meta[0].path: HKLM\SOFTWARE\Nope is not a key rdsaudit reads`) {
 		t.Errorf("unknown path: %v", err)
 	}
-	_, err = RegEvidence(host, rf, parse("registry_meta:\n  - path: '"+evidence.KeyGracePeriod+"'\n    owner: x\n"), "x.host.yaml", sampleNow)
+	_, err = RegEvidence(host, rf, parse("registry_meta:\n  - path: '"+evidence.KeyGracePeriod+"'\n    owner: x\n"), "x.host.yaml", sampleNow())
 	if err == nil || !strings.Contains(err.Error(), "is absent from x.reg") {
 		t.Errorf("absent key: %v", err)
 	}
 	// A client key on a session host: known, not read for this role, ignored.
-	ev, err := RegEvidence(host, rf, parse("registry_meta:\n  - path: '"+evidence.KeyClientStore+`\LICENSE000`+"'\n    owner: x\n  - path: 'hkey_local_machine\\"+evidence.KeyPolicy[5:]+"'\n    owner: SYSTEM\n    error: 'partial'\n"), "x.host.yaml", sampleNow)
+	ev, err := RegEvidence(host, rf, parse("registry_meta:\n  - path: '"+evidence.KeyClientStore+`\LICENSE000`+"'\n    owner: x\n  - path: 'hkey_local_machine\\"+evidence.KeyPolicy[5:]+"'\n    owner: SYSTEM\n    error: 'partial'\n"), "x.host.yaml", sampleNow())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k := ev.Key(evidence.KeyPolicy); k.Owner != "SYSTEM" || k.Error != "partial" || !ev.CollectedAt.Equal(sampleNow) {
+	if k := ev.Key(evidence.KeyPolicy); k.Owner != "SYSTEM" || k.Error != "partial" || !ev.CollectedAt.Equal(sampleNow()) {
 		t.Errorf("meta merge: %+v", k)
 	}
 }

@@ -244,25 +244,29 @@ func (p *regParser) keyLine(i int, line string) error {
 	return nil
 }
 
-var hiveNames = map[string]string{
-	"HKEY_LOCAL_MACHINE":  "HKLM",
-	"HKLM":                "HKLM",
-	"HKEY_CURRENT_USER":   "HKCU",
-	"HKCU":                "HKCU",
-	"HKEY_CLASSES_ROOT":   "HKCR",
-	"HKCR":                "HKCR",
-	"HKEY_USERS":          "HKU",
-	"HKU":                 "HKU",
-	"HKEY_CURRENT_CONFIG": "HKCC",
-	"HKCC":                "HKCC",
+// shortHive returns the short form of a hive name given in either form (upper case).
+func shortHive(hive string) (string, bool) {
+	switch hive {
+	case "HKEY_LOCAL_MACHINE", "HKLM":
+		return "HKLM", true
+	case "HKEY_CURRENT_USER", "HKCU":
+		return "HKCU", true
+	case "HKEY_CLASSES_ROOT", "HKCR":
+		return "HKCR", true
+	case "HKEY_USERS", "HKU":
+		return "HKU", true
+	case "HKEY_CURRENT_CONFIG", "HKCC":
+		return "HKCC", true
+	}
+	return "", false
 }
 
-// NormaliseKeyPath returns a key path with the hive in short form ("HKLM\...") and no
+// normaliseKeyPath returns a key path with the hive in short form ("HKLM\...") and no
 // trailing backslash.
 func normaliseKeyPath(s string) (string, error) {
 	s = strings.TrimRight(strings.TrimSpace(s), `\`)
 	hive, rest, _ := strings.Cut(s, `\`)
-	short, ok := hiveNames[strings.ToUpper(hive)]
+	short, ok := shortHive(strings.ToUpper(hive))
 	if !ok {
 		return "", fmt.Errorf("unknown hive %q", clip(hive))
 	}

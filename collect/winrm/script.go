@@ -11,6 +11,7 @@ import (
 	"github.com/rdsaudit/rdsaudit/evidence"
 	"io"
 	"strings"
+	"sync"
 	"unicode/utf16"
 )
 
@@ -83,12 +84,13 @@ func ParamsFor(host evidence.HostRef, maxIssued int) ScriptParams {
 }
 
 // CollectionScript returns the script as it runs on the host (minified).
-func CollectionScript() string { return minifiedScript }
+func CollectionScript() string { return minifiedScript() }
 
-var minifiedScript = minifyPS(collectScriptSource)
+// minifiedScript returns the script as it runs on the host; computed once.
+var minifiedScript = sync.OnceValue(func() string { return minifyPS(collectScriptSource) })
 
-// packedScript is the packed literal of the script; computed once.
-var packedScript = mustPack([]byte(minifiedScript))
+// packedScript returns the packed literal of the script; computed once.
+var packedScript = sync.OnceValue(func() string { return mustPack([]byte(minifiedScript())) })
 
 // minifyPS drops comment-only lines, blank lines and indentation. It never touches the
 // inside of a line, so string literals stay intact.
@@ -181,7 +183,7 @@ func BuildCommand(p ScriptParams) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("build command: %w", err)
 	}
-	ps := bootstrapHead + packedScript + bootstrapMid + packedData + bootstrapTail
+	ps := bootstrapHead + packedScript() + bootstrapMid + packedData + bootstrapTail
 	cmd := commandPrefix + EncodePowerShell(ps)
 	if len(cmd) > MaxCommandLine {
 		return "", fmt.Errorf("build command: %d characters exceed the %d-character command line limit", len(cmd), MaxCommandLine)
@@ -258,7 +260,7 @@ func ParseCollectionCommand(cmdline string) (ScriptParams, error) {
 		return p, fmt.Errorf("%w: unknown bootstrap", ErrNotCollectionScript)
 	}
 	plain, err := unpack(script)
-	if err != nil || string(plain) != minifiedScript {
+	if err != nil || string(plain) != minifiedScript() {
 		return p, fmt.Errorf("%w: script differs from the embedded one", ErrNotCollectionScript)
 	}
 	raw, err := unpack(data)

@@ -25,51 +25,56 @@ func updateGolden() bool {
 	return f != nil && f.Value.String() == "true"
 }
 
-// writeVerbs are patterns the read-only collection script must never contain
+// writeVerbs returns the patterns the read-only collection script must never contain
 // (domain.md: no Set-, New-Item, Remove-, reg add/delete, state-changing WMI methods,
 // Generate*). Matched case-insensitively against the source, comments included.
-var writeVerbs = []*regexp.Regexp{
-	regexp.MustCompile(`(?i)\b(Set|Remove|Clear|Rename|Move|Copy|Stop|Start|Restart|Suspend|Resume|Register|Unregister|Enable|Disable|Install|Uninstall|Grant|Revoke|Reset|Write|Export|Update|Invoke)-[A-Za-z]`),
-	regexp.MustCompile(`(?i)\bNew-(Item|ItemProperty|PSDrive|Service|CimInstance|WmiObject|EventLog|ScheduledTask)`),
-	regexp.MustCompile(`(?i)\b(Out-File|Tee-Object|Add-Content|Set-Content|Set-ItemProperty|Set-Acl|Set-WmiInstance|Invoke-WmiMethod|Invoke-CimMethod|Invoke-Expression|iex)\b`),
-	regexp.MustCompile(`(?i)\breg(\.exe)?\s+(add|delete|import|restore|load|unload|copy|save)\b`),
-	regexp.MustCompile(`(?i)\bGenerate(Report\w*|\w*\s*\()`),
-	regexp.MustCompile(`(?i)\.(Put|Delete|DeleteValue|DeleteSubKey\w*|SetValue|CreateSubKey|SetAccessControl|Set\w*|Create\w*|Activate\w*|Install\w*|Uninstall\w*|Revoke\w*|Remove\w*|Flush)\s*\(`),
-	regexp.MustCompile(`(?i)OpenSubKey\([^)]*\$true`), // writable registry handle
-	// Registry handles opened with explicit rights (OpenWith) get read rights only.
-	regexp.MustCompile(`(?i)'(SetValue|CreateSubKey|CreateLink|WriteKey|FullControl|ChangePermissions|TakeOwnership|Delete)'|RegistryRights\]::(SetValue|CreateSubKey|CreateLink|WriteKey|FullControl|ChangePermissions|TakeOwnership|Delete)|RegistryKeyPermissionCheck\]::ReadWriteSubTree`),
-	regexp.MustCompile(`(?i)\b(sc|schtasks|net|wmic|bcdedit|takeown|icacls|shutdown)(\.exe)?\s`),
-	regexp.MustCompile(`>\s*[^\s$&]`), // redirection to a file (only >$null and 2>&1 are fine)
-	// No compilation on the target: Add-Type (and anything else that compiles source)
-	// runs csc.exe, which writes the generated source, the assembly and its temporary
-	// files to %TEMP% on the audited host. P/Invoke goes through an in-memory
-	// Reflection.Emit stub instead (AssemblyBuilderAccess Run, never Save).
-	regexp.MustCompile(`(?i)\bAdd-Type\b|-TypeDefinition\b|-MemberDefinition\b|-OutputAssembly\b|-ReferencedAssemblies\b`),
-	regexp.MustCompile(`(?i)\b(csc|vbc|jsc|ilasm|cvtres|al)\.exe\b|\bcsc\b|CodeDomProvider|CSharpCodeProvider|VBCodeProvider|CompileAssemblyFrom\w*|CompilerParameters`),
-	regexp.MustCompile(`(?i)AssemblyBuilderAccess\]::\w*Save|\.Save\s*\(`),
-	// No file writes through .NET either.
-	regexp.MustCompile(`(?i)\[(System\.)?IO\.(File|Directory|FileInfo|DirectoryInfo)\]::(Write|Append|Create|Copy|Move|Delete|Replace|Open|Encrypt|Decrypt|Set)\w*`),
-	regexp.MustCompile(`(?i)\[(System\.)?IO\.Path\]::GetTemp(File)?Name|\b(System\.)?IO\.(StreamWriter|FileStream|BinaryWriter|FileInfo|DirectoryInfo)\b|\bStart-Transcript\b|\b(Export|ConvertTo)-(Csv|Clixml)\b.*-Path`),
+func writeVerbs() []*regexp.Regexp {
+	return []*regexp.Regexp{
+		regexp.MustCompile(`(?i)\b(Set|Remove|Clear|Rename|Move|Copy|Stop|Start|Restart|Suspend|Resume|Register|Unregister|Enable|Disable|Install|Uninstall|Grant|Revoke|Reset|Write|Export|Update|Invoke)-[A-Za-z]`),
+		regexp.MustCompile(`(?i)\bNew-(Item|ItemProperty|PSDrive|Service|CimInstance|WmiObject|EventLog|ScheduledTask)`),
+		regexp.MustCompile(`(?i)\b(Out-File|Tee-Object|Add-Content|Set-Content|Set-ItemProperty|Set-Acl|Set-WmiInstance|Invoke-WmiMethod|Invoke-CimMethod|Invoke-Expression|iex)\b`),
+		regexp.MustCompile(`(?i)\breg(\.exe)?\s+(add|delete|import|restore|load|unload|copy|save)\b`),
+		regexp.MustCompile(`(?i)\bGenerate(Report\w*|\w*\s*\()`),
+		regexp.MustCompile(`(?i)\.(Put|Delete|DeleteValue|DeleteSubKey\w*|SetValue|CreateSubKey|SetAccessControl|Set\w*|Create\w*|Activate\w*|Install\w*|Uninstall\w*|Revoke\w*|Remove\w*|Flush)\s*\(`),
+		regexp.MustCompile(`(?i)OpenSubKey\([^)]*\$true`), // writable registry handle
+		// Registry handles opened with explicit rights (OpenWith) get read rights only.
+		regexp.MustCompile(`(?i)'(SetValue|CreateSubKey|CreateLink|WriteKey|FullControl|ChangePermissions|TakeOwnership|Delete)'|RegistryRights\]::(SetValue|CreateSubKey|CreateLink|WriteKey|FullControl|ChangePermissions|TakeOwnership|Delete)|RegistryKeyPermissionCheck\]::ReadWriteSubTree`),
+		regexp.MustCompile(`(?i)\b(sc|schtasks|net|wmic|bcdedit|takeown|icacls|shutdown)(\.exe)?\s`),
+		regexp.MustCompile(`>\s*[^\s$&]`), // redirection to a file (only >$null and 2>&1 are fine)
+		// No compilation on the target: Add-Type (and anything else that compiles source)
+		// runs csc.exe, which writes the generated source, the assembly and its temporary
+		// files to %TEMP% on the audited host. P/Invoke goes through an in-memory
+		// Reflection.Emit stub instead (AssemblyBuilderAccess Run, never Save).
+		regexp.MustCompile(`(?i)\bAdd-Type\b|-TypeDefinition\b|-MemberDefinition\b|-OutputAssembly\b|-ReferencedAssemblies\b`),
+		regexp.MustCompile(`(?i)\b(csc|vbc|jsc|ilasm|cvtres|al)\.exe\b|\bcsc\b|CodeDomProvider|CSharpCodeProvider|VBCodeProvider|CompileAssemblyFrom\w*|CompilerParameters`),
+		regexp.MustCompile(`(?i)AssemblyBuilderAccess\]::\w*Save|\.Save\s*\(`),
+		// No file writes through .NET either.
+		regexp.MustCompile(`(?i)\[(System\.)?IO\.(File|Directory|FileInfo|DirectoryInfo)\]::(Write|Append|Create|Copy|Move|Delete|Replace|Open|Encrypt|Decrypt|Set)\w*`),
+		regexp.MustCompile(`(?i)\[(System\.)?IO\.Path\]::GetTemp(File)?Name|\b(System\.)?IO\.(StreamWriter|FileStream|BinaryWriter|FileInfo|DirectoryInfo)\b|\bStart-Transcript\b|\b(Export|ConvertTo)-(Csv|Clixml)\b.*-Path`),
+	}
 }
 
-// allowed are exact substrings that match a pattern above but are read-only.
-var allowed = []string{
-	"[ScriptBlock]::Create(", // compiles the script in memory (bootstrap only)
-	"SHA256]::Create(",       // hash object
-	// The in-memory P/Invoke stub (Reflection.Emit, AssemblyBuilderAccess Run): these
-	// build a type in the PowerShell process and touch nothing outside it.
-	".SetImplementationFlags(", // marks the stub PreserveSig
-	".CreateType()",            // bakes the in-memory type
+// allowed returns the exact substrings that match a pattern above but are read-only.
+func allowed() []string {
+	return []string{
+		"[ScriptBlock]::Create(", // compiles the script in memory (bootstrap only)
+		"SHA256]::Create(",       // hash object
+		// The in-memory P/Invoke stub (Reflection.Emit, AssemblyBuilderAccess Run): these
+		// build a type in the PowerShell process and touch nothing outside it.
+		".SetImplementationFlags(", // marks the stub PreserveSig
+		".CreateType()",            // bakes the in-memory type
+	}
 }
 
 func lintReadOnly(src string) []string {
 	var bad []string
+	verbs, allow := writeVerbs(), allowed()
 	for _, line := range strings.Split(src, "\n") {
 		l := line
-		for _, a := range allowed {
+		for _, a := range allow {
 			l = strings.ReplaceAll(l, a, "")
 		}
-		for _, re := range writeVerbs {
+		for _, re := range verbs {
 			if m := re.FindString(l); m != "" {
 				bad = append(bad, m+" in: "+strings.TrimSpace(line))
 			}
@@ -218,7 +223,7 @@ func TestParseCollectionCommandRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evil := commandPrefix + EncodePowerShell(strings.Replace(bootstrapHead, "SilentlyContinue", "Continue", 1)+packedScript+bootstrapMid+"x"+bootstrapTail)
+	evil := commandPrefix + EncodePowerShell(strings.Replace(bootstrapHead, "SilentlyContinue", "Continue", 1)+packedScript()+bootstrapMid+"x"+bootstrapTail)
 	other, _ := pack([]byte("Remove-Item C:\\ -Recurse"))
 	swapped := commandPrefix + EncodePowerShell(bootstrapHead+other+bootstrapMid+other+bootstrapTail)
 	for name, c := range map[string]string{
@@ -333,7 +338,7 @@ func TestScriptKeyMetadataWhenValuesUnreadable(t *testing.T) {
 		"DefinePInvokeMethod('RegEnumKeyEx'", "$RegQ::RegEnumKeyEx(",
 		"GetAccessControl([Security.AccessControl.AccessControlSections]::Owner)",
 	} {
-		if !strings.Contains(minifiedScript, want) {
+		if !strings.Contains(minifiedScript(), want) {
 			t.Errorf("script lacks %q", want)
 		}
 	}

@@ -388,8 +388,8 @@ func (t *transport) checkBody(ctx context.Context, reqText, body string, status 
 //     (the last two are no longer used by rdsaudit);
 //   - "Command has already been closed" with no other cause means a refused Create
 //     slipped through (protocol fault);
-//   - gokrb5 flattens the KDC's refusal of a logon into text: the KRB-ERROR names in
-//     krbAuthErrors are authentication failures (a failed logon at the KDC, counted
+//   - gokrb5 flattens the KDC's refusal of a logon into text: the KRB-ERROR names
+//     krbAuthError looks for are authentication failures (a failed logon at the KDC, counted
 //     for lockout like a 401; winrm_kerberos.go also wraps them in ErrAuth).
 func Classify(err error) evidence.FailureClass {
 	if err == nil {
@@ -449,20 +449,18 @@ func Classify(err error) evidence.FailureClass {
 	return evidence.FailProtocol
 }
 
-// krbAuthErrors are the KRB-ERROR codes (RFC 4120 §7.5.9, as gokrb5 names them) and
-// gokrb5 messages by which a KDC refuses a user's logon: wrong password (pre-
-// authentication failed, or an AS-REP the password cannot decrypt), unknown user,
-// account disabled or locked out, password expired.
-var krbAuthErrors = []string{
-	"KDC_ERR_PREAUTH_FAILED",
-	"KDC_ERR_C_PRINCIPAL_UNKNOWN",
-	"KDC_ERR_CLIENT_REVOKED",
-	"KDC_ERR_KEY_EXPIRED",
-	"client password/keytab incorrect",
-}
-
+// krbAuthError reports whether msg carries one of the KRB-ERROR codes (RFC 4120
+// §7.5.9, as gokrb5 names them) or gokrb5 messages by which a KDC refuses a user's
+// logon: wrong password (pre-authentication failed, or an AS-REP the password cannot
+// decrypt), unknown user, account disabled or locked out, password expired.
 func krbAuthError(msg string) bool {
-	for _, s := range krbAuthErrors {
+	for _, s := range [...]string{
+		"KDC_ERR_PREAUTH_FAILED",
+		"KDC_ERR_C_PRINCIPAL_UNKNOWN",
+		"KDC_ERR_CLIENT_REVOKED",
+		"KDC_ERR_KEY_EXPIRED",
+		"client password/keytab incorrect",
+	} {
 		if strings.Contains(msg, s) {
 			return true
 		}

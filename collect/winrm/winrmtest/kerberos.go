@@ -131,7 +131,7 @@ func (h *Handler) authenticateKerberos(w http.ResponseWriter, r *http.Request, f
 		err  = errors.New("undecodable Negotiate header")
 	)
 	if tok != nil {
-		if bytes.HasPrefix(tok, ntlmSignature) {
+		if bytes.HasPrefix(tok, []byte(ntlmSignature)) {
 			err = errors.New("NTLM token: this host accepts Kerberos only")
 		} else {
 			user, err = h.krb.accept(tok)

@@ -64,7 +64,8 @@ const (
 	avFlagMICNeeded = 0x2
 )
 
-var ntlmSignature = []byte("NTLMSSP\x00")
+// ntlmSignature starts every NTLMSSP message.
+const ntlmSignature = "NTLMSSP\x00"
 
 // ntlmMaxSkew is how far the client's blob timestamp may be from the server's clock
 // (Windows' MaxLifetime for NTLMv2 responses is 36 hours).
@@ -127,7 +128,7 @@ func ntlmToken(r *http.Request) (scheme string, token []byte) {
 			continue
 		}
 		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(data))
-		if err != nil || len(b) < 12 || !bytes.Equal(b[:8], ntlmSignature) {
+		if err != nil || len(b) < 12 || string(b[:8]) != ntlmSignature {
 			return s, []byte{} // present but not an NTLMSSP token
 		}
 		return s, b
@@ -236,7 +237,7 @@ func (h *Handler) challengeFor(neg []byte) (msg, serverChal []byte, err error) {
 	target := utf16le(id.domain)
 	const hdr = 56
 	var b bytes.Buffer
-	b.Write(ntlmSignature)
+	b.WriteString(ntlmSignature)
 	_ = binary.Write(&b, binary.LittleEndian, uint32(2))
 	writeVarField(&b, len(target), hdr)
 	_ = binary.Write(&b, binary.LittleEndian, flags)

@@ -246,7 +246,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := parseRequest(body)
 	if err != nil {
-		h.writeFault(w, "", FaultInvalidParameter)
+		h.writeFault(w, "", FaultInvalidParameter())
 		return
 	}
 	action := req.Header.Action
@@ -280,7 +280,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.st.open.Add(-1)
 		h.write(w, envelope(actionDelete+"Response", mid, ""))
 	default:
-		h.writeFault(w, mid, FaultInvalidParameter)
+		h.writeFault(w, mid, FaultInvalidParameter())
 	}
 }
 
@@ -359,15 +359,15 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, req *request, f
 		resetConnection(w)
 		return
 	case f.AccessDenied:
-		h.writeFault(w, mid, FaultAccessDenied)
+		h.writeFault(w, mid, FaultAccessDenied())
 		return
 	case f.QuotaExceeded:
-		h.writeFault(w, mid, FaultQuotaShells)
+		h.writeFault(w, mid, FaultQuotaShells())
 		return
 	case f.CreateFaultRaw:
 		// A fault whose Action is not the WS-Man fault action: masterzen's parser then
 		// finds no ShellId and reports no error (wsman.md, traps).
-		s := FaultQuotaShells.render(mid, h.Host)
+		s := FaultQuotaShells().render(mid, h.Host)
 		s = strings.Replace(s, actionFault, "http://schemas.xmlsoap.org/ws/2004/08/addressing/fault", 1)
 		w.Header().Set("Content-Type", "application/soap+xml;charset=UTF-8")
 		w.WriteHeader(http.StatusInternalServerError)
@@ -421,7 +421,7 @@ func (h *Handler) command(w http.ResponseWriter, req *request, f Faults) {
 		return
 	}
 	if req.Body.CommandLine == nil {
-		h.writeFault(w, mid, FaultInvalidParameter)
+		h.writeFault(w, mid, FaultInvalidParameter())
 		return
 	}
 	line := strings.TrimSpace(req.Body.CommandLine.Command)
@@ -521,7 +521,7 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, req *request, 
 	c := sh.commands[cid]
 	h.mu.Unlock()
 	if c == nil {
-		h.writeFault(w, mid, FaultInvalidParameter)
+		h.writeFault(w, mid, FaultInvalidParameter())
 		return
 	}
 	// Like Windows, hold the Receive until there is output or the OperationTimeout the
@@ -531,7 +531,7 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, req *request, 
 		step := time.Until(deadline)
 		if step <= 0 {
 			h.count("TimedOut")
-			h.writeFault(w, mid, FaultTimedOut)
+			h.writeFault(w, mid, FaultTimedOut())
 			return
 		}
 		if !c.readyAt.IsZero() {

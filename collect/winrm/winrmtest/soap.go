@@ -100,16 +100,34 @@ type Fault struct {
 }
 
 // The faults of wsman.md, texts verbatim.
-var (
-	FaultTimedOut = Fault{Code: "s:Receiver", Subcode: "w:TimedOut", WSMan: "2150858793",
+
+// FaultTimedOut is the fault of a Receive that waited OperationTimeout for output.
+func FaultTimedOut() Fault {
+	return Fault{Code: "s:Receiver", Subcode: "w:TimedOut", WSMan: "2150858793",
 		Text: "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.  "}
-	FaultAccessDenied = Fault{Code: "s:Sender", Subcode: "w:AccessDenied", WSMan: "5", Text: "Access is denied. "}
-	FaultQuotaShells  = Fault{Code: "s:Receiver", Subcode: "w:QuotaLimit", WSMan: "2150859173",
+}
+
+// FaultAccessDenied is the fault of a Create by a user without the right to a shell.
+func FaultAccessDenied() Fault {
+	return Fault{Code: "s:Sender", Subcode: "w:AccessDenied", WSMan: "5", Text: "Access is denied. "}
+}
+
+// FaultQuotaShells is the fault of a Create beyond MaxShellsPerUser.
+func FaultQuotaShells() Fault {
+	return Fault{Code: "s:Receiver", Subcode: "w:QuotaLimit", WSMan: "2150859173",
 		Text: "The WS-Management service cannot process the request. This user is allowed a maximum number of 30 concurrent shells, which has been exceeded. Close existing shells or raise the quota for this user. "}
-	FaultQuotaOperations = Fault{Code: "s:Receiver", Subcode: "w:QuotaLimit", WSMan: "2150859174",
+}
+
+// FaultQuotaOperations is the fault of a request beyond MaxConcurrentOperationsPerUser.
+func FaultQuotaOperations() Fault {
+	return Fault{Code: "s:Receiver", Subcode: "w:QuotaLimit", WSMan: "2150859174",
 		Text: "The WS-Management service cannot process the request. This user is allowed a maximum number of 1500 concurrent operations, which has been exceeded. Close existing operations for this user, or raise the quota for this user. "}
-	FaultInvalidParameter = Fault{Code: "s:Sender", Subcode: "w:InvalidParameter", Text: "The parameter is incorrect. "}
-)
+}
+
+// FaultInvalidParameter is the fault of a request the service cannot parse or serve.
+func FaultInvalidParameter() Fault {
+	return Fault{Code: "s:Sender", Subcode: "w:InvalidParameter", Text: "The parameter is incorrect. "}
+}
 
 // faultShellNotFound is the fault for an unknown, closed or expired shell.
 func faultShellNotFound(id string) Fault {
