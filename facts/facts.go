@@ -1,12 +1,17 @@
+// Package facts turns a host's raw evidence (package evidence) into the facts the rules
+// read: licensing mode, license servers, grace period, certificate, OS release, license
+// server holdings and client tokens, with whatever the evidence does not establish left
+// explicitly unknown.
 package facts
 
 import (
 	"fmt"
-	"github.com/rdsaudit/rdsaudit/evidence"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
 // Facts is what the rules read about one host: the raw evidence interpreted in Go

@@ -1,9 +1,10 @@
 package facts
 
 import (
-	"github.com/rdsaudit/rdsaudit/evidence"
 	"testing"
 	"time"
+
+	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
 func p64(n int64) *int64 { return &n }

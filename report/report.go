@@ -1,8 +1,8 @@
-// Package report renders one audit run as a single Report value and writes it as an
-// Excel workbook and as JSON (schema rdsaudit.report/v1), and publishes the run directory
-// atomically with a signed, hash-verified manifest.
+// Package report renders one audit run as a single Report value, judges it (Verdict),
+// writes it as an Excel workbook and as JSON (schema rdsaudit.report/v1), and publishes
+// the run directory atomically with a signed, hash-verified manifest.
 //
-// Data flows one way: collect (evidence, facts) → rules (results) → report. Writers
+// Data flows one way: collect (evidence) → facts → rules (results) → report. Writers
 // take an io.Writer; Publish owns the files.
 package report
 

@@ -1,6 +1,8 @@
 // Package rules evaluates interpreted host facts against the RDS licensing rule
 // catalogue and yields one result per rule × subject: pass, fail, not applicable or
-// error, so that a report proves coverage and not only failures.
+// error, so that a report proves coverage and not only failures. It also reads what the
+// evaluation is configured by: the rule set (severities, parameters, waivers) and the
+// CAL entitlement ledger.
 package rules
 
 import (
