@@ -1,9 +1,10 @@
-// Package collect gathers raw licensing evidence from RD Session Hosts, license servers
-// and client devices, and interprets it into the facts the rules read.
+// Package evidence is the evidence document: what a collector read from one host,
+// exactly as read, with the registry keys every collector requests and the one place
+// that redacts binary registry data.
 //
-// The evidence model in this file is the contract between every collector (WinRM,
-// snapshot files, .reg exports) and everything downstream. It holds what was read,
-// exactly as read: no interpretation happens here (see facts.go for that).
+// The model is the contract between every collector (WinRM, snapshot files, .reg
+// exports) and everything downstream. No interpretation happens here (package facts
+// does that). It uses the standard library only.
 package evidence
 
 import (
@@ -114,7 +115,7 @@ type SectionError struct {
 
 // OSInfo holds the operating-system facts as the host reported them (Win32_OperatingSystem,
 // Win32_ComputerSystem, Get-WindowsFeature). Dates are kept as the raw strings read (CIM
-// datetime or locale formatted); facts.go parses them.
+// datetime or locale formatted); package facts parses them.
 type OSInfo struct {
 	ComputerName   string   `json:"computer_name,omitempty"`
 	Caption        string   `json:"caption,omitempty"`
@@ -263,7 +264,7 @@ type LicenseServerEvidence struct {
 }
 
 // KeyPack is one Win32_TSLicenseKeyPack instance as read. Counts are kept as read:
-// 4294967295 and -1 both mean unlimited (facts.go).
+// 4294967295 and -1 both mean unlimited (package facts).
 type KeyPack struct {
 	KeyPackID         int64  `json:"key_pack_id"`
 	Description       string `json:"description,omitempty"`

@@ -25,7 +25,7 @@ import (
 type HostFile struct {
 	// Host is the inventory view of the host. Collectors ignore it (identity comes from
 	// the inventory); LoadFleet uses it, and its roles select the registry keys read
-	// from the .reg (KeysFor).
+	// from the .reg (evidence.KeysFor).
 	Host *evidence.HostRef `json:"host,omitempty"`
 	// CollectedAt is when the export was taken; without it the collector's clock is used.
 	CollectedAt *time.Time `json:"collected_at,omitempty"`

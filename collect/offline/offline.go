@@ -1,31 +1,32 @@
-package offline
-
-// Offline collectors read evidence from files instead of hosts, for air-gapped sites and
-// for replaying recorded fleets:
+// Package offline reads host evidence from files instead of hosts, for air-gapped sites
+// and for replaying recorded fleets: evidence JSON snapshots, and regedit exports with
+// their host files.
 //
 //   - <dir>/<host>.json: an evidence document (evidence.Encode output, e.g. a previous
 //     run's raw evidence), read with evidence.Decode. Collector "snapshot".
 //   - <dir>/<host>.reg + <dir>/<host>.host.yaml: a regedit export plus the host file
 //     (hostfile.go). Collector "regfile". The registry keys reported are exactly those
-//     KeysFor(host roles) requests, as the WinRM script would report them.
+//     evidence.KeysFor(host roles) requests, as the WinRM script would report them.
 //
 // File names match the inventory host name case-insensitively; for an FQDN inventory name
 // (rdsh-a01.corp.example) the short name (rdsh-a01) is tried next. Host identity always
 // comes from the inventory, never from the file. A host without files is failed with
 // class no_evidence; an unreadable or invalid file (or a .reg without its host file) is
 // failed with class bad_evidence and a message naming the file and line.
+package offline
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/rdsaudit/rdsaudit/evidence"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
 // Collector names of the offline sources.
@@ -41,7 +42,7 @@ const (
 	SuffixHostFile = ".host.yaml"
 )
 
-// Collector reads host evidence from files in Dir. It implements Collector and is
+// Collector reads host evidence from files in Dir. It implements collect.Collector and is
 // safe for concurrent use (it only reads).
 type Collector struct {
 	Dir string
@@ -87,7 +88,7 @@ func (c *Collector) name() string {
 	return CollectorRegFile
 }
 
-// Collect implements Collector.
+// Collect implements collect.Collector.
 func (c *Collector) Collect(ctx context.Context, host evidence.HostRef) *evidence.Evidence {
 	if err := ctx.Err(); err != nil {
 		return evidence.NewFailure(host, c.name(), c.now(), evidence.StatusSkipped, evidence.FailCanceled, err.Error())
@@ -230,7 +231,7 @@ func readRegEvidence(host evidence.HostRef, regPath, hfPath string, now time.Tim
 }
 
 // RegEvidence combines a parsed .reg (nil if none) and host file into one host's
-// evidence. Registry keys are those KeysFor(host.Roles) requests; registry_meta entries
+// evidence. Registry keys are those evidence.KeysFor(host.Roles) requests; registry_meta entries
 // are merged into them by path. hfName names the host file in errors; now is used when
 // the host file has no collected_at.
 func RegEvidence(host evidence.HostRef, rf *RegFile, hf *HostFile, hfName string, now time.Time) (*evidence.Evidence, error) {
@@ -308,7 +309,7 @@ func knownKey(reqs []evidence.KeyRequest, path string) bool {
 
 // LoadFleet reads every host in dir — <host>.json, or <host>.reg + <host>.host.yaml — and
 // returns its full evidence keyed by lower-case host name (the file's base name). For
-// .reg hosts the host file's host.roles select the registry keys (KeysFor) and
+// .reg hosts the host file's host.roles select the registry keys (evidence.KeysFor) and
 // host.name/group/tags fill HostRef (name defaults to the file's base name). Any invalid
 // file is an error: the WinRM simulator serves this as its virtual fleet.
 func LoadFleet(dir string) (map[string]*evidence.Evidence, error) {

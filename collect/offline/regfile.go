@@ -31,12 +31,13 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"github.com/rdsaudit/rdsaudit/evidence"
 	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
 // Header lines of the two regedit export formats.

@@ -8,11 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/rdsaudit/rdsaudit/evidence"
 	"io"
 	"strings"
 	"sync"
 	"unicode/utf16"
+
+	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
 // The collection script and how it travels.
@@ -62,7 +63,7 @@ type ScriptParams struct {
 	// Roles are the host's inventory roles; license-server sections run only for
 	// RoleLicenseServer.
 	Roles []string `json:"roles"`
-	// Keys are the registry keys to read (KeysFor(Roles) unless a test says otherwise).
+	// Keys are the registry keys to read (evidence.KeysFor(Roles) unless a test says otherwise).
 	Keys []evidence.KeyRequest `json:"keys"`
 	// MaxIssued bounds the issued-licence list; the total is always counted.
 	MaxIssued int `json:"max_issued"`

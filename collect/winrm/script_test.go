@@ -184,7 +184,7 @@ func TestCommandGolden(t *testing.T) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./collect -run TestCommandGolden -update)", err)
+		t.Fatalf("%v (run go test ./collect/winrm -run TestCommandGolden -update)", err)
 	}
 	if cmd+"\n" != string(want) {
 		t.Errorf("encoded command changed; review and regenerate with -update")

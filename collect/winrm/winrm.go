@@ -1,3 +1,7 @@
+// Package winrm collects host evidence over WinRM: it runs the embedded, read-only
+// collection script on each host with Basic, NTLM or Kerberos authentication, over
+// transports of its own where masterzen/winrm's fall short, classifies what fails and
+// keeps a wrong password from locking the account out.
 package winrm
 
 import (
@@ -88,7 +92,7 @@ func (c Credential) String() string {
 }
 
 // GoString is String, so %#v cannot print the password either.
-func (c Credential) GoString() string { return "collect.Credential{" + c.String() + "}" }
+func (c Credential) GoString() string { return "winrm.Credential{" + c.String() + "}" }
 
 func (c Credential) key() string {
 	if c.Name != "" {

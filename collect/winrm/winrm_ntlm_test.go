@@ -24,7 +24,7 @@ import (
 // NTLM end to end: the real collector (auth ntlm, the default) against simulated hosts
 // that verify NTLMv2 for real (winrmtest/ntlm.go) and refuse Basic, as Windows does
 // by default. Over HTTPS the client is go-ntlmssp's Negotiator under our transport;
-// over plain HTTP it is collect's own message-encryption client (winrm_ntlmhttp.go,
+// over plain HTTP it is this package's own message-encryption client (winrm_ntlmhttp.go,
 // bodgit/ntlmssp security contexts).
 
 // newNTLMEnv starts an NTLM fleet (domain LAB, DNS domain lab.test) whose only account
@@ -199,7 +199,7 @@ func soapRequests(st winrmtest.Stats) int {
 }
 
 // TestWinRMNTLMEncryptedHTTP: over plain HTTP, auth ntlm seals every SOAP message with
-// the session keys of its connection (collect's own client over bodgit/ntlmssp), and
+// the session keys of its connection (this package's own client over bodgit/ntlmssp), and
 // the listener (AllowUnencrypted=false) unseals, verifies and seals its answers; an
 // unencrypted message would be refused. DOMAIN\user is sent in its domain, a UPN whole.
 // Later requests ride on authenticated connections: fewer logons than requests.

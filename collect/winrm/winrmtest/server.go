@@ -3,7 +3,7 @@
 // and benchmarks, modelled on net/http/httptest.
 //
 // A Server answers as one virtual Windows host: it speaks the shell protocol of
-// ../../../shared/wsman.md (Create, Command, Send, Receive, Signal, Delete, SOAP 1.2
+// ../../../../shared/wsman.md (Create, Command, Send, Receive, Signal, Delete, SOAP 1.2
 // faults), authenticates with HTTP Basic, decodes -EncodedCommand, accepts only
 // rdsaudit's collection script (anything else exits 1 with stderr and is recorded in
 // Rejected) and answers from the host's evidence, filtered to exactly what the request
