@@ -194,6 +194,7 @@ func (h *Handler) authenticateNTLM(w http.ResponseWriter, r *http.Request, f Fau
 		}
 		cs.session = res.session
 		h.count("NTLMAuthenticated")
+		h.count("NTLMAuthenticated:" + cs.user)
 		return true, true
 	}
 	h.unauthorized(w, f)
@@ -206,11 +207,18 @@ func (h *Handler) challengeFor(neg []byte) (msg, serverChal []byte, err error) {
 		return nil, nil, errors.New("short NEGOTIATE_MESSAGE")
 	}
 	cf := binary.LittleEndian.Uint32(neg[12:16])
-	if cf&flagUnicode == 0 {
-		return nil, nil, errors.New("client does not speak Unicode")
+	// Unicode strings when the client offers them, else OEM (MS-NLMP 3.2.5.1.1;
+	// ntlm-auth, under pywinrm, offers OEM alone in its NEGOTIATE).
+	charset := uint32(flagUnicode)
+	switch {
+	case cf&flagUnicode != 0:
+	case cf&flagOEM != 0:
+		charset = flagOEM
+	default:
+		return nil, nil, errors.New("client offers neither Unicode nor OEM strings")
 	}
 	// Windows answers with the client's flags it supports; never LM_KEY (v1).
-	flags := uint32(flagUnicode | flagRequestTgt | flagNTLM | flagTargetDomain | flagTargetInfo | flagVersion)
+	flags := charset | flagRequestTgt | flagNTLM | flagTargetDomain | flagTargetInfo | flagVersion
 	flags |= cf & (flagSign | flagSeal | flagAlwaysSign | flagESS | flag128 | flag56 | flagKeyExch)
 	serverChal = make([]byte, 8)
 	if _, err := rand.Read(serverChal); err != nil {
@@ -235,6 +243,9 @@ func (h *Handler) challengeFor(neg []byte) (msg, serverChal []byte, err error) {
 		ti.Write(av.v)
 	}
 	target := utf16le(id.domain)
+	if charset == flagOEM {
+		target = []byte(id.domain) // AV pairs stay Unicode
+	}
 	const hdr = 56
 	var b bytes.Buffer
 	b.WriteString(ntlmSignature)
@@ -288,10 +299,14 @@ func (h *Handler) verifyAuthenticate(msg, neg, chal, serverChal []byte) (res aut
 	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		return fail("malformed AUTHENTICATE_MESSAGE: %v", err)
 	}
-	if flags&flagUnicode == 0 {
-		return fail("OEM strings in AUTHENTICATE_MESSAGE")
+	switch {
+	case flags&flagUnicode != 0:
+		res.user, res.domain = fromUTF16le(usr), fromUTF16le(dom)
+	case flags&flagOEM != 0 && binary.LittleEndian.Uint32(chal[20:24])&flagOEM != 0:
+		res.user, res.domain = string(usr), string(dom) // OEM as negotiated: ASCII here
+	default:
+		return fail("AUTHENTICATE_MESSAGE strings in a charset not negotiated")
 	}
-	res.user, res.domain = fromUTF16le(usr), fromUTF16le(dom)
 	switch {
 	case flags&flagAnonymous != 0 || (len(nt) == 0 && len(res.user) == 0):
 		return fail("anonymous logon refused")
@@ -365,7 +380,8 @@ func avFlagsOf(b []byte) uint32 {
 // ntlmPassword finds the password of the account the client named. Users keys are
 // "DOMAIN\user", "user@dnsdomain" or "user" (any domain). A UPN sent as the user name
 // with an empty domain, or a domain sent as the DNS name, resolves to this listener's
-// domain, as a domain controller resolves them.
+// domain, as a domain controller resolves them; any other domain names itself (an
+// account of a trusted domain: "OTHER\user" is found only when OTHER was sent).
 func (h *Handler) ntlmPassword(user, domain string) (string, bool) {
 	if domain == "" {
 		if u, d, ok := strings.Cut(user, "@"); ok {

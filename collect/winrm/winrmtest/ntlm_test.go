@@ -1,72 +1,97 @@
 package winrmtest_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"unicode/utf16"
 
-	ntlmssp "github.com/Azure/go-ntlmssp"
+	"github.com/bodgit/ntlmssp"
 
 	"github.com/rdsaudit/rdsaudit/collect/winrm/winrmtest"
 )
-
-// tamperRT sits under go-ntlmssp's Negotiator and lets a test alter the
-// AUTHENTICATE_MESSAGE (type 3) before it leaves, or record it.
-type tamperRT struct {
-	base   http.RoundTripper
-	tamper func(msg []byte) []byte
-}
-
-func (t tamperRT) RoundTrip(req *http.Request) (*http.Response, error) {
-	if v := req.Header.Get("Authorization"); v != "" {
-		scheme, data, _ := strings.Cut(v, " ")
-		if b, err := base64.StdEncoding.DecodeString(data); err == nil && len(b) > 12 && binary.LittleEndian.Uint32(b[8:]) == 3 && t.tamper != nil {
-			b = t.tamper(append([]byte(nil), b...))
-			req.Header.Set("Authorization", scheme+" "+base64.StdEncoding.EncodeToString(b))
-		}
-	}
-	return t.base.RoundTrip(req)
-}
 
 // ntResponse returns the offset and length of the NtChallengeResponse field.
 func ntResponse(msg []byte) (off, l int) {
 	return int(binary.LittleEndian.Uint32(msg[24:])), int(binary.LittleEndian.Uint16(msg[20:]))
 }
 
-func ntlmServer(t *testing.T) (*winrmtest.Server, func(tamper func([]byte) []byte) *http.Client) {
+func ntlmServer(t *testing.T) *winrmtest.Server {
 	t.Helper()
 	s := winrmtest.NewTLSServer("h1", sampleHost(), winrmtest.ServerOptions{
 		// buditor has the same password: altering "auditor" into it must still fail.
 		Users: map[string]string{`LAB\auditor`: "pw", `LAB\buditor`: "pw"}, NTLM: winrmtest.NTLMOptions{Enabled: true},
 	})
 	t.Cleanup(s.Close)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(s.CACertPEM())
-	return s, func(tamper func([]byte) []byte) *http.Client {
-		base := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-		t.Cleanup(base.CloseIdleConnections)
-		return &http.Client{Transport: ntlmssp.Negotiator{RoundTripper: tamperRT{base, tamper}}}
-	}
+	return s
 }
 
-// post sends a body the listener cannot parse: 500 (a SOAP fault) proves the logon
-// succeeded, 401 that it was refused.
-func post(t *testing.T, c *http.Client, url, user, pass string) int {
+// logon logs on to the TLS server s as user in domain with bodgit/ntlmssp, on one
+// connection: NEGOTIATE, CHALLENGE, then the AUTHENTICATE_MESSAGE (altered by tamper
+// when set) with a body the listener cannot parse. It returns the status of that
+// last answer: 500 (a SOAP fault) proves the logon succeeded, 401 that it was refused.
+func logon(t *testing.T, s *winrmtest.Server, user, domain, pass string, tamper func(msg []byte) []byte) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader("not soap"))
-	req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
-	req.SetBasicAuth(user, pass) // the Negotiator takes the credentials from here
-	resp, err := c.Do(req)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.CACertPEM())
+	conn, err := tls.Dial("tcp", s.Addr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	send := func(token []byte, body string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, s.URL, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
+		req.Header.Set("Authorization", "Negotiate "+base64.StdEncoding.EncodeToString(token))
+		if err := req.Write(conn); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	client, err := ntlmssp.NewClient(ntlmssp.SetUserInfo(user, pass), ntlmssp.SetDomain(domain), ntlmssp.SetVersion(ntlmssp.DefaultVersion()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	negotiate, err := client.Authenticate(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := send(negotiate, "")
+	scheme, data, _ := strings.Cut(resp.Header.Get("WWW-Authenticate"), " ")
+	challenge, err := base64.StdEncoding.DecodeString(data)
+	if resp.StatusCode != http.StatusUnauthorized || scheme != "Negotiate" || err != nil {
+		t.Fatalf("NEGOTIATE answered %d %q", resp.StatusCode, resp.Header.Values("WWW-Authenticate"))
+	}
+	authenticate, err := client.Authenticate(challenge, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tamper != nil {
+		authenticate = tamper(append([]byte(nil), authenticate...))
+	}
+	return send(authenticate, "not soap").StatusCode
+}
+
+func utf16le(s string) []byte {
+	var b []byte
+	for _, r := range utf16.Encode([]rune(s)) {
+		b = binary.LittleEndian.AppendUint16(b, r)
+	}
+	return b
 }
 
 // TestNTLMVerificationIsReal: the listener accepts the genuine AUTHENTICATE_MESSAGE and
@@ -74,8 +99,8 @@ func post(t *testing.T, c *http.Client, url, user, pass string) int {
 // user name changes (to another account with the same password), and when the password
 // is wrong. (The user name's case may change: NTOWFv2 hashes it upper-cased.)
 func TestNTLMVerificationIsReal(t *testing.T) {
-	s, client := ntlmServer(t)
-	if code := post(t, client(nil), s.URL, `LAB\auditor`, "pw"); code != http.StatusInternalServerError {
+	s := ntlmServer(t)
+	if code := logon(t, s, "auditor", "LAB", "pw", nil); code != http.StatusInternalServerError {
 		t.Fatalf("genuine logon: status %d", code)
 	}
 	for name, tamper := range map[string]func([]byte) []byte{
@@ -89,17 +114,17 @@ func TestNTLMVerificationIsReal(t *testing.T) {
 		},
 	} {
 		before := len(s.NTLMFailures())
-		if code := post(t, client(tamper), s.URL, `LAB\auditor`, "pw"); code != http.StatusUnauthorized {
+		if code := logon(t, s, "auditor", "LAB", "pw", tamper); code != http.StatusUnauthorized {
 			t.Errorf("%s altered: status %d, want 401", name, code)
 		}
 		if f := s.NTLMFailures(); len(f) != before+1 || !strings.Contains(f[len(f)-1].Reason, "NTProofStr") {
 			t.Errorf("%s altered: failures %+v", name, f)
 		}
 	}
-	if code := post(t, client(nil), s.URL, `LAB\auditor`, "pW"); code != http.StatusUnauthorized {
+	if code := logon(t, s, "auditor", "LAB", "pW", nil); code != http.StatusUnauthorized {
 		t.Errorf("wrong password: status %d", code)
 	}
-	if code := post(t, client(nil), s.URL, `LAB\nobody`, "pw"); code != http.StatusUnauthorized {
+	if code := logon(t, s, "nobody", "LAB", "pw", nil); code != http.StatusUnauthorized {
 		t.Errorf("unknown user: status %d", code)
 	}
 	if st := s.Stats(); st["NTLMAuthenticated"] != 1 || st["NTLMFailed"] != 6 {
@@ -111,7 +136,7 @@ func TestNTLMVerificationIsReal(t *testing.T) {
 // even if the rest is intact, and an AUTHENTICATE_MESSAGE recorded from a good logon
 // does not log on again (its challenge was used up; a new one makes its proof wrong).
 func TestNTLMRefusesV1AndReplay(t *testing.T) {
-	s, client := ntlmServer(t)
+	s := ntlmServer(t)
 	setNT := func(nt []byte) func([]byte) []byte {
 		return func(m []byte) []byte {
 			// Move the NtChallengeResponse to the end with the new content.
@@ -135,7 +160,7 @@ func TestNTLMRefusesV1AndReplay(t *testing.T) {
 			return append(m, lm...)
 		}, "LM"},
 	} {
-		if code := post(t, client(tc.tamper), s.URL, `LAB\auditor`, "pw"); code != http.StatusUnauthorized {
+		if code := logon(t, s, "auditor", "LAB", "pw", tc.tamper); code != http.StatusUnauthorized {
 			t.Errorf("%s: status %d", name, code)
 		}
 		if f := s.NTLMFailures(); len(f) == 0 || !strings.Contains(f[len(f)-1].Reason, tc.reason) {
@@ -143,14 +168,66 @@ func TestNTLMRefusesV1AndReplay(t *testing.T) {
 		}
 	}
 	var recorded []byte
-	if code := post(t, client(func(m []byte) []byte { recorded = append([]byte(nil), m...); return m }), s.URL, `LAB\auditor`, "pw"); code != http.StatusInternalServerError || recorded == nil {
+	if code := logon(t, s, "auditor", "LAB", "pw", func(m []byte) []byte { recorded = append([]byte(nil), m...); return m }); code != http.StatusInternalServerError || recorded == nil {
 		t.Fatalf("genuine logon: status %d", code)
 	}
 	// Replayed in a new handshake: the server challenge differs.
-	if code := post(t, client(func([]byte) []byte { return recorded }), s.URL, `LAB\auditor`, "pw"); code != http.StatusUnauthorized {
+	if code := logon(t, s, "auditor", "LAB", "pw", func([]byte) []byte { return recorded }); code != http.StatusUnauthorized {
 		t.Errorf("replayed AUTHENTICATE accepted: status %d", code)
 	}
 	if f := s.NTLMFailures(); !strings.Contains(f[len(f)-1].Reason, "NTProofStr") {
 		t.Errorf("replay: %+v", f[len(f)-1])
+	}
+}
+
+// TestNTLMVerifiesTheSentDomain: an account of another, trusted domain (OTHER\auditor,
+// the listener being in LAB) logs on when the client sends that domain, and the
+// listener computes NTOWFv2 over the user and domain the AUTHENTICATE_MESSAGE carries:
+// the same response with its domain altered to TRUST (an account with the same
+// password) is refused for its NTProofStr. The listener's own LAB\auditor (another
+// password) is a different account, and an unknown domain has no account.
+func TestNTLMVerifiesTheSentDomain(t *testing.T) {
+	s := winrmtest.NewTLSServer("h1", sampleHost(), winrmtest.ServerOptions{
+		Users: map[string]string{`OTHER\auditor`: "pw", `TRUST\auditor`: "pw", `LAB\auditor`: "lab-pw"},
+		NTLM:  winrmtest.NTLMOptions{Enabled: true, Domain: "LAB"},
+	})
+	defer s.Close()
+	if code := logon(t, s, "auditor", "OTHER", "pw", nil); code != http.StatusInternalServerError {
+		t.Fatalf("OTHER\\auditor: status %d, failures %+v", code, s.NTLMFailures())
+	}
+	if st := s.Stats(); st["NTLMAuthenticated"] != 1 || st[`NTLMAuthenticated:OTHER\auditor`] != 1 {
+		t.Errorf("stats %v; want one logon as OTHER\\auditor", st)
+	}
+	toTrust := func(m []byte) []byte {
+		i := bytes.Index(m, utf16le("OTHER"))
+		copy(m[i:], utf16le("TRUST")) // the DomainName field: same length
+		return m
+	}
+	for _, tc := range []struct {
+		name, domain, pass string
+		tamper             func([]byte) []byte
+		reason             string
+	}{
+		{"domain altered", "OTHER", "pw", toTrust, "NTProofStr"},
+		{"wrong password", "OTHER", "pw-wrong", nil, "NTProofStr"},
+		{"the listener's account", "LAB", "pw", nil, "NTProofStr"},
+		{"unknown domain", "NOWHERE", "pw", nil, "no such account"},
+	} {
+		before := len(s.NTLMFailures())
+		if code := logon(t, s, "auditor", tc.domain, tc.pass, tc.tamper); code != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", tc.name, code)
+		}
+		f := s.NTLMFailures()
+		if len(f) != before+1 || !strings.Contains(f[len(f)-1].Reason, tc.reason) || f[len(f)-1].User != "auditor" {
+			t.Errorf("%s: failures %+v; want one more, for %q", tc.name, f, tc.reason)
+			continue
+		}
+		sent := tc.domain
+		if tc.tamper != nil {
+			sent = "TRUST"
+		}
+		if f[len(f)-1].Domain != sent {
+			t.Errorf("%s: refused logon recorded in domain %q, want %q", tc.name, f[len(f)-1].Domain, sent)
+		}
 	}
 }

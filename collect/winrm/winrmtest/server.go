@@ -59,9 +59,12 @@ type Faults struct {
 	PowerShell2    bool          // the host runs Windows PowerShell 2.0: the bootstrap does not parse
 	BasicOnly      bool          // its 401s offer only Basic (a Basic-only host, or an impostor); Basic is accepted
 	// OfferNTLM adds the NTLM scheme to the 401s of an NTLM host (WinRM offers only
-	// Negotiate; IIS-style listeners offer both): clients then answer with
-	// "Authorization: NTLM" instead of "Negotiate".
+	// Negotiate; IIS-style listeners offer both): some clients (go-ntlmssp) then answer
+	// with "Authorization: NTLM", others (rdsaudit) keep "Negotiate".
 	OfferNTLM bool
+	// OnlyNTLMScheme makes the 401s of an NTLM host offer the NTLM scheme alone, without
+	// Negotiate: a client must then answer with "Authorization: NTLM".
+	OnlyNTLMScheme bool
 	// WaitForShells, when > 0, makes the script finish only once this many shells have
 	// been open at the same time across the Fleet (or after ScriptDelay, if set): a
 	// structural check that a client really works on several hosts at once.
@@ -106,8 +109,10 @@ type Rejection struct {
 // held (it closed the connection, e.g. its HTTP timeout fired) as "Abandoned".
 // NTLM hosts also count "NTLMChallenge" (NEGOTIATE answered with a CHALLENGE; also
 // by the client's scheme as "NTLMChallenge:Negotiate" or "NTLMChallenge:NTLM"),
-// "NTLMAuthenticated" (AUTHENTICATE verified) and "NTLMFailed" (AUTHENTICATE refused:
-// a failed logon, also counted as "Unauthorized"; see NTLMFailures).
+// "NTLMAuthenticated" (AUTHENTICATE verified; also by the account as sent, as
+// "NTLMAuthenticated:DOMAIN\user", or "NTLMAuthenticated:user" with an empty domain)
+// and "NTLMFailed" (AUTHENTICATE refused: a failed logon, also counted as
+// "Unauthorized"; see NTLMFailures).
 type Stats map[string]int
 
 // state is shared by every Server of a Fleet.
@@ -291,6 +296,8 @@ func (h *Handler) unauthorized(w http.ResponseWriter, f Faults) {
 	switch {
 	case f.BasicOnly:
 		w.Header()["WWW-Authenticate"] = []string{`Basic realm="WSMAN"`}
+	case h.ntlm && f.OnlyNTLMScheme:
+		w.Header()["WWW-Authenticate"] = []string{"NTLM"}
 	case h.ntlm && f.OfferNTLM:
 		w.Header()["WWW-Authenticate"] = []string{"Negotiate", "NTLM", "Kerberos"}
 	case h.ntlm, h.krb != nil:
@@ -633,7 +640,11 @@ type ServerOptions struct {
 
 // NTLMOptions make a host authenticate with NTLMv2 (ntlm.go) instead of Basic, like a
 // Windows listener with its defaults (Basic off). Users then maps "DOMAIN\user",
-// "user@dnsdomain" or "user" (any domain) to the password; it must not be empty.
+// "user@dnsdomain" or "user" (any domain) to the password; it must not be empty. A
+// DOMAIN other than Domain (and DNSDomain) is an account of another, trusted domain:
+// the listener verifies its logon as a DC passes it on, only when the client sends
+// that domain (OTHER\user is not LAB\user), with NTOWFv2 over the user and domain
+// the AUTHENTICATE_MESSAGE carries.
 type NTLMOptions struct {
 	Enabled   bool
 	Domain    string // NetBIOS domain (CHALLENGE TargetName); default: the first DOMAIN of Users, else WORKGROUP

@@ -138,9 +138,10 @@ print(json.dumps({"code": r.status_code, "out": r.std_out.decode('utf-8'), "err"
                   "other_code": o.status_code, "other_err": o.std_err.decode('utf-8')}))
 `
 
-// TestPywinrmInterop drives the simulator with Debian's python3-winrm (pywinrm 0.3.0),
-// a client we did not write. CI installs it; elsewhere the test skips when missing.
-func TestPywinrmInterop(t *testing.T) {
+// pywinrm returns the Python that has Debian's python3-winrm (pywinrm 0.3.0), a
+// client we did not write. CI installs it; elsewhere the test skips when missing.
+func pywinrm(t *testing.T) string {
+	t.Helper()
 	py := "/usr/bin/python3"
 	if out, err := exec.Command(py, "-c", "import winrm").CombinedOutput(); err != nil {
 		if os.Getenv("CI") == "" {
@@ -148,6 +149,12 @@ func TestPywinrmInterop(t *testing.T) {
 		}
 		t.Fatalf("CI: %s cannot import winrm: %v %s", py, err, out)
 	}
+	return py
+}
+
+// TestPywinrmInterop drives the simulator with pywinrm (see pywinrm).
+func TestPywinrmInterop(t *testing.T) {
+	py := pywinrm(t)
 	ev := sampleHost()
 	s := winrmtest.NewServer("lic01", ev, winrmtest.ServerOptions{Users: map[string]string{"auditor": "pw"}, Faults: winrmtest.Faults{ScriptDelay: 1500 * time.Millisecond, ChunkSize: 200}})
 	defer s.Close()
@@ -269,6 +276,93 @@ func TestReceiveHeldForOperationTimeout(t *testing.T) {
 		t.Errorf("stats %v: want 2 TimedOut", st)
 	}
 	post("http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete", "PT60S", shell, "")
+	if n := s.OpenShells(); n != 0 {
+		t.Errorf("%d shells open", n)
+	}
+}
+
+const pyNTLMClient = `
+import json, sys
+import winrm
+url, ca, user, password = sys.argv[1:5]
+s = winrm.Session(url, auth=(user, password), transport='ntlm', server_cert_validation='validate', ca_trust_path=ca,
+                  operation_timeout_sec=1, read_timeout_sec=10)
+try:
+    r = s.run_cmd('ipconfig', ['/all'])
+    print(json.dumps({"code": r.status_code, "err": r.std_err.decode('utf-8')}))
+except winrm.exceptions.InvalidCredentialsError as e:
+    print(json.dumps({"code": -1, "err": "InvalidCredentialsError: " + str(e)}))
+`
+
+// TestPywinrmNTLMOtherDomain: pywinrm (requests-ntlm, ntlm-auth: an NTLM client we did
+// not write) logs on over HTTPS as an account of another, trusted domain
+// (OTHER\auditor; the listener is in LAB): the simulator verifies the NTLMv2 response
+// over the user and domain the client sent. Its command is rejected (only the
+// collection script runs), which needs a shell, hence a logon. A wrong password is a
+// refused logon, recorded in OTHER. ntlm-auth hashes with MD4, which OpenSSL 3 offers
+// only through its legacy provider: the test enables it for the child, and skips when
+// it is not installed.
+func TestPywinrmNTLMOtherDomain(t *testing.T) {
+	py := pywinrm(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "openssl.cnf")
+	const legacy = "openssl_conf = init\n[init]\nproviders = prov\n[prov]\ndefault = on\nlegacy = on\n[on]\nactivate = 1\n"
+	if err := os.WriteFile(conf, []byte(legacy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "OPENSSL_CONF="+conf, "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
+	md4 := exec.Command(py, "-c", "import hashlib; hashlib.new('md4')")
+	md4.Env = env
+	if out, err := md4.CombinedOutput(); err != nil {
+		t.Skipf("no MD4 in %s even with OpenSSL's legacy provider: %v %s", py, err, out)
+	}
+	s := winrmtest.NewTLSServer("h1", sampleHost(), winrmtest.ServerOptions{
+		Users: map[string]string{`OTHER\auditor`: "pw", `LAB\auditor`: "lab-pw"},
+		NTLM:  winrmtest.NTLMOptions{Enabled: true, Domain: "LAB"},
+	})
+	defer s.Close()
+	ca := filepath.Join(dir, "ca.pem")
+	script := filepath.Join(dir, "ntlm.py")
+	if err := os.WriteFile(ca, s.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(script, []byte(pyNTLMClient), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(password string) (code int, stderr string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, py, script, s.URL, ca, `OTHER\auditor`, password)
+		cmd.Env = env
+		out, err := cmd.Output()
+		if err != nil {
+			var msg string
+			if ee, ok := err.(*exec.ExitError); ok {
+				msg = string(ee.Stderr)
+			}
+			t.Fatalf("pywinrm: %v\n%s", err, msg)
+		}
+		var res struct {
+			Code int    `json:"code"`
+			Err  string `json:"err"`
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return res.Code, res.Err
+	}
+	if code, stderr := run("pw"); code <= 0 || !strings.Contains(stderr, "rejected") {
+		t.Fatalf("OTHER\\auditor: code %d stderr %q; want the command rejected in a shell (failed logons %+v)", code, stderr, s.NTLMFailures())
+	}
+	if st := s.Stats(); st["NTLMAuthenticated"] < 1 || st[`NTLMAuthenticated:OTHER\auditor`] != st["NTLMAuthenticated"] || st["NTLMFailed"] != 0 {
+		t.Errorf("stats %v; want logons as OTHER\\auditor only", st)
+	}
+	if code, stderr := run("wrong"); code != -1 {
+		t.Errorf("wrong password: code %d stderr %q; want InvalidCredentialsError", code, stderr)
+	}
+	if f := s.NTLMFailures(); len(f) != 1 || f[0].User != "auditor" || f[0].Domain != "OTHER" || !strings.Contains(f[0].Reason, "NTProofStr") {
+		t.Errorf("wrong password: failed logons %+v; want one, as auditor in OTHER", f)
+	}
 	if n := s.OpenShells(); n != 0 {
 		t.Errorf("%d shells open", n)
 	}
