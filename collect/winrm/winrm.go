@@ -524,9 +524,9 @@ func (c *Collector) attempt(ctx context.Context, host evidence.HostRef, cred Cre
 		dial:    c.opts.DialContext,
 		onAuth:  onAuth,
 	}
-	// NTLM over plain HTTP: tr seals every message itself (winrm_ntlmhttp.go).
-	// Kerberos: tr presents the tickets of the credential's logon, shared by the
-	// run's hosts (winrm_kerberos.go).
+	// NTLM: tr logs on with our NTLM client, and over plain HTTP seals every message
+	// (winrm_ntlmhttp.go). Kerberos: tr presents the tickets of the credential's
+	// logon, shared by the run's hosts (winrm_kerberos.go).
 	if c.opts.Auth == AuthKerberos {
 		tr.spn = c.opts.KrbSPN
 		if tr.spn == "" {

@@ -345,31 +345,11 @@ func (t *krbHTTP) Post(ctx context.Context, reqText string) (string, error) {
 }
 
 // connect dials the listener through our dialer and, over HTTPS, completes the TLS
-// handshake under ctx.
+// handshake under ctx (dialListener).
 func (t *krbHTTP) connect(ctx context.Context) (*pooledConn, error) {
-	nc, err := t.dial(ctx, "tcp", t.addr)
+	nc, err := dialListener(ctx, t.dial, t.addr, t.tls)
 	if err != nil {
 		return nil, err
-	}
-	if t.tls != nil {
-		cfg := t.tls.Clone()
-		if cfg.ServerName == "" {
-			if h, _, err := net.SplitHostPort(t.addr); err == nil {
-				cfg.ServerName = h
-			}
-		}
-		tc := tls.Client(nc, cfg)
-		hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := tc.HandshakeContext(hctx)
-		cancel()
-		if err != nil {
-			_ = nc.Close()
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, err
-		}
-		nc = tc
 	}
 	c := newPooledConn(nc)
 	return &c, nil

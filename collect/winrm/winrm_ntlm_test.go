@@ -23,9 +23,9 @@ import (
 
 // NTLM end to end: the real collector (auth ntlm, the default) against simulated hosts
 // that verify NTLMv2 for real (winrmtest/ntlm.go) and refuse Basic, as Windows does
-// by default. Over HTTPS the client is go-ntlmssp's Negotiator under our transport;
-// over plain HTTP it is this package's own message-encryption client (winrm_ntlmhttp.go,
-// bodgit/ntlmssp security contexts).
+// by default. Over HTTPS and plain HTTP the client is this package's own
+// (winrm_ntlmhttp.go, bodgit/ntlmssp): over HTTPS the SOAP messages travel in clear
+// inside TLS, over plain HTTP each is sealed.
 
 // newNTLMEnv starts an NTLM fleet (domain LAB, DNS domain lab.test) whose only account
 // is LAB\auditor with testPassword.
@@ -46,34 +46,38 @@ func ntlmCollector(t testing.TB, env *testEnv, user, password string, opts winrm
 }
 
 // TestWinRMNTLMCollected: the default auth collects a host over HTTPS, through a real
-// NTLMv2 handshake, without a Basic header ever reaching the listener; with either
-// scheme the listener may offer.
+// NTLMv2 handshake, without a Basic header ever reaching the listener; with the
+// schemes a listener may offer (Negotiate is preferred when both are).
 func TestWinRMNTLMCollected(t *testing.T) {
-	for _, offerNTLM := range []bool{false, true} {
-		env := newNTLMEnv(t, true, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {OfferNTLM: offerNTLM}})
+	for _, tc := range []struct {
+		name   string
+		faults winrmtest.Faults
+		scheme string
+	}{
+		{"Negotiate", winrmtest.Faults{}, "Negotiate"},
+		{"Negotiate and NTLM", winrmtest.Faults{OfferNTLM: true}, "Negotiate"},
+		{"NTLM alone", winrmtest.Faults{OnlyNTLMScheme: true}, "NTLM"},
+	} {
+		env := newNTLMEnv(t, true, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": tc.faults})
 		c := ntlmCollector(t, env, testUser, testPassword, winrm.Options{})
 		ev := c.Collect(context.Background(), env.hosts["h"])
 		if ev.Status != evidence.StatusCollected {
-			t.Fatalf("offerNTLM=%v: %s %+v", offerNTLM, ev.Status, ev.Failure)
+			t.Fatalf("%s: %s %+v", tc.name, ev.Status, ev.Failure)
 		}
 		if ev.OS == nil || ev.OS.ComputerName != "H" {
-			t.Errorf("offerNTLM=%v: evidence not from the host: %+v", offerNTLM, ev.OS)
+			t.Errorf("%s: evidence not from the host: %+v", tc.name, ev.OS)
 		}
 		st := env.fleet.Stats()
-		scheme := "Negotiate"
-		if offerNTLM {
-			scheme = "NTLM"
-		}
-		if st["NTLMAuthenticated"] < 1 || st["NTLMFailed"] != 0 || st["NTLMChallenge:"+scheme] != st["NTLMChallenge"] {
-			t.Errorf("offerNTLM=%v: requests %v; want NTLM (%s) logons and no failure", offerNTLM, st, scheme)
+		if st["NTLMAuthenticated"] < 1 || st["NTLMFailed"] != 0 || st["NTLMChallenge:"+tc.scheme] != st["NTLMChallenge"] {
+			t.Errorf("%s: requests %v; want NTLM (%s) logons and no failure", tc.name, st, tc.scheme)
 		}
 		// One logon per TCP connection, not per request: later requests ride on the
 		// authenticated connection.
-		if st["NTLMAuthenticated"] >= st["Create"]+st["Command"]+st["Receive"]+st["Signal"]+st["Delete"] {
-			t.Errorf("offerNTLM=%v: requests %v; every request needed its own handshake", offerNTLM, st)
+		if st["NTLMAuthenticated"] >= soapRequests(st) {
+			t.Errorf("%s: requests %v; every request needed its own handshake", tc.name, st)
 		}
 		if n := env.fleet.BasicAuthRequests(); n != 0 {
-			t.Errorf("offerNTLM=%v: %d Basic requests reached the listener", offerNTLM, n)
+			t.Errorf("%s: %d Basic requests reached the listener", tc.name, n)
 		}
 	}
 }
@@ -99,11 +103,10 @@ func TestWinRMNTLMWrongPassword(t *testing.T) {
 	}
 }
 
-// TestWinRMNTLMUserForms: the user names rdsaudit accepts, as go-ntlmssp sends them.
-// DOMAIN\user and a bare user are sent as user "auditor" in the domain the listener
-// named in its CHALLENGE (go-ntlmssp does not send the configured domain, see
-// TestWinRMNTLMOtherDomain); a UPN is sent whole with an empty domain, and the hash is
-// computed over it that way, which the listener resolves as a DC does.
+// TestWinRMNTLMUserForms: the user names rdsaudit accepts, as they are sent over HTTPS.
+// DOMAIN\user is sent as the user in the domain typed (its case kept), a bare user
+// with an empty domain, a UPN whole with an empty domain; the hash is computed over
+// exactly those fields, which the listener resolves as a DC does.
 func TestWinRMNTLMUserForms(t *testing.T) {
 	for _, user := range []string{`LAB\auditor`, `lab\AUDITOR`, "auditor@lab.test", "auditor@LAB", "auditor"} {
 		env := newNTLMEnv(t, true, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
@@ -123,8 +126,8 @@ func TestWinRMNTLMUserForms(t *testing.T) {
 			continue
 		}
 		wantUser, wantDomain := user, ""
-		if !strings.Contains(user, "@") {
-			wantUser, wantDomain = user[strings.LastIndexByte(user, '\\')+1:], "LAB"
+		if d, u, ok := strings.Cut(user, `\`); ok {
+			wantUser, wantDomain = u, d
 		}
 		if fails[0].User != wantUser || fails[0].Domain != wantDomain {
 			t.Errorf("user %q sent as user %q domain %q; want %q %q", user, fails[0].User, fails[0].Domain, wantUser, wantDomain)
@@ -132,22 +135,37 @@ func TestWinRMNTLMUserForms(t *testing.T) {
 	}
 }
 
-// TestWinRMNTLMOtherDomain pins a limitation of go-ntlmssp (the HTTPS client): it
-// drops the domain of DOMAIN\user and authenticates in the domain the listener names in
-// its CHALLENGE. An account of another (trusted) domain therefore cannot log on over
-// HTTPS; Windows would look up LAB\auditor, as the simulator does. If this test fails
-// because the logon succeeds, go-ntlmssp now sends the configured domain.
+// TestWinRMNTLMOtherDomain (issue 13): an account of another, trusted domain
+// (OTHER\auditor; the listener is in LAB) logs on over HTTPS and plain HTTP: the
+// domain of DOMAIN\user is sent, and the listener verifies the NTLMv2 response over
+// that user and domain, as Windows passes the logon to the trusted domain's DC.
+// (go-ntlmssp, the former HTTPS client, sent LAB: the account could not log on.) A
+// wrong password fails as OTHER\auditor; the listener's own LAB\auditor is another
+// account.
 func TestWinRMNTLMOtherDomain(t *testing.T) {
-	env := startFleet(t, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, winrmtest.FleetServerOptions{
-		TLS: true, Users: map[string]string{`OTHER\auditor`: testPassword},
-		NTLM: winrmtest.NTLMOptions{Enabled: true, Domain: "LAB"},
-	})
-	c := ntlmCollector(t, env, `OTHER\auditor`, testPassword, winrm.Options{})
-	if ev := c.Collect(context.Background(), env.hosts["h"]); ev.Failure == nil || ev.Failure.Class != evidence.FailAuth {
-		t.Fatalf("want auth, got %s %+v", ev.Status, ev.Failure)
-	}
-	if fails := env.fleet.NTLMFailures(); len(fails) != 1 || fails[0].Domain != "LAB" || fails[0].User != "auditor" {
-		t.Errorf("failed logons %+v; want auditor in LAB (the configured OTHER dropped)", fails)
+	for _, tls := range []bool{true, false} {
+		users := map[string]string{`OTHER\auditor`: testPassword, `LAB\auditor`: "lab-" + testPassword}
+		env := startFleet(t, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, winrmtest.FleetServerOptions{
+			TLS: tls, Users: users, NTLM: winrmtest.NTLMOptions{Enabled: true, Domain: "LAB"},
+		})
+		collector := func(password string) *winrm.Collector {
+			if tls {
+				return ntlmCollector(t, env, `OTHER\auditor`, password, winrm.Options{})
+			}
+			return ntlmHTTPCollector(t, `OTHER\auditor`, password)
+		}
+		if ev := collector(testPassword).Collect(context.Background(), env.hosts["h"]); ev.Status != evidence.StatusCollected {
+			t.Fatalf("tls=%v: %s %+v (failed logons %+v)", tls, ev.Status, ev.Failure, env.fleet.NTLMFailures())
+		}
+		if st := env.fleet.Stats(); st["NTLMAuthenticated"] < 1 || st[`NTLMAuthenticated:OTHER\auditor`] != st["NTLMAuthenticated"] || st["NTLMFailed"] != 0 {
+			t.Errorf("tls=%v: requests %v; want every logon as OTHER\\auditor", tls, st)
+		}
+		if ev := collector("wrong").Collect(context.Background(), env.hosts["h"]); ev.Failure == nil || ev.Failure.Class != evidence.FailAuth {
+			t.Errorf("tls=%v, wrong password: %s %+v", tls, ev.Status, ev.Failure)
+		}
+		if fails := env.fleet.NTLMFailures(); len(fails) != 1 || fails[0].User != "auditor" || fails[0].Domain != "OTHER" || !strings.Contains(fails[0].Reason, "NTProofStr") {
+			t.Errorf("tls=%v, wrong password: failed logons %+v; want one, as auditor in OTHER", tls, fails)
+		}
 	}
 }
 
@@ -180,6 +198,116 @@ func TestWinRMNTLMHostRefusesBasic(t *testing.T) {
 	if st := env.fleet.Stats(); st["Create"] != 0 || st["NTLMAuthenticated"] != 0 {
 		t.Errorf("requests %v", st)
 	}
+}
+
+// TestWinRMNTLMHTTPSFaults: over HTTPS, whatever happens on an NTLM host (healthy,
+// wrong password, refused logon, a dropped connection, a fault or a reset answering
+// the Create that travelled with the AUTHENTICATE), the class is the one the other
+// transports give, each host attempt sends one AUTHENTICATE (a refused logon is one
+// failed logon), no Basic header arrives and nothing is sealed (TLS protects the
+// messages).
+func TestWinRMNTLMHTTPSFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		password string
+		faults   winrmtest.Faults
+		drop     int                   // connections closed on accept
+		want     evidence.FailureClass // "" collected
+		attempts int
+	}{
+		{name: "healthy", password: testPassword, attempts: 1},
+		{name: "wrong password", password: "wrong", want: evidence.FailAuth, attempts: 1},
+		{name: "logon refused", password: testPassword, faults: winrmtest.Faults{Unauthorized: true}, want: evidence.FailAuth, attempts: 1},
+		{name: "first connection dropped", password: testPassword, drop: 1, attempts: 2},
+		{name: "access denied", password: testPassword, faults: winrmtest.Faults{AccessDenied: true}, want: evidence.FailAccessDenied, attempts: 1},
+		{name: "reset on create", password: testPassword, faults: winrmtest.Faults{ResetOnCreate: true}, want: evidence.FailConnect, attempts: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newNTLMEnv(t, true, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": tc.faults})
+			h := env.hosts["h"]
+			if tc.drop > 0 {
+				h.Port = flakyForwarder(t, net.JoinHostPort(h.Address, strconv.Itoa(h.Port)), tc.drop, 0)
+			}
+			c := ntlmCollector(t, env, testUser, tc.password, winrm.Options{Retries: 1})
+			ev := c.Collect(context.Background(), h)
+			switch {
+			case tc.want == "" && ev.Status != evidence.StatusCollected:
+				t.Errorf("want collected, got %s %+v", ev.Status, ev.Failure)
+			case tc.want != "" && (ev.Failure == nil || ev.Failure.Class != tc.want || ev.Failure.Attempts != tc.attempts):
+				t.Errorf("want %s after %d attempts, got %s %+v", tc.want, tc.attempts, ev.Status, ev.Failure)
+			}
+			st := env.fleet.Stats()
+			logons := st["NTLMAuthenticated"] + st["NTLMFailed"]
+			if tc.want != "" && logons != tc.attempts || tc.want == "" && logons < 1 {
+				t.Errorf("requests %v; want one AUTHENTICATE per attempt (%d)", st, tc.attempts)
+			}
+			if tc.want == evidence.FailAuth && len(env.fleet.NTLMFailures()) != 1 {
+				t.Errorf("failed logons %+v; want one", env.fleet.NTLMFailures())
+			}
+			if st["Encrypted"] != 0 || st["DecryptFailed"] != 0 {
+				t.Errorf("requests %v; want nothing sealed over TLS", st)
+			}
+			if n := env.fleet.BasicAuthRequests(); n != 0 {
+				t.Errorf("%d Basic requests", n)
+			}
+		})
+	}
+}
+
+// TestWinRMNTLMHTTPSChecksCertificates: NTLM over HTTPS checks the listener's
+// certificate as the other transports do (CA bundle, server name) before any NTLM
+// message leaves: a wrong CA or name is class tls with no handshake at the listener;
+// insecure_skip_verify, set explicitly, connects.
+func TestWinRMNTLMHTTPSChecksCertificates(t *testing.T) {
+	env := newNTLMEnv(t, true, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
+	other, err := winrmtest.NewFleet(map[string]*evidence.Evidence{"x": nil}, winrmtest.FleetServerOptions{TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for name, opts := range map[string]winrm.Options{
+		"wrong CA":   {CAPEM: other.CACertPEM()},
+		"wrong name": {CAPEM: env.fleet.CACertPEM(), TLSServerName: "wrong.example"},
+	} {
+		opts.Auth, opts.Scheme = winrm.AuthNTLM, "https"
+		c := labCollector(t, testUser, testPassword, opts)
+		if ev := c.Collect(context.Background(), env.hosts["h"]); ev.Failure == nil || ev.Failure.Class != evidence.FailTLS || ev.Failure.Attempts != 1 {
+			t.Errorf("%s: want tls, got %s %+v", name, ev.Status, ev.Failure)
+		}
+	}
+	if st := env.fleet.Stats(); len(st) != 0 {
+		t.Errorf("requests %v; want none past a failed TLS handshake", st)
+	}
+	c := labCollector(t, testUser, testPassword, winrm.Options{Auth: winrm.AuthNTLM, Scheme: "https", InsecureSkipVerify: true})
+	if ev := c.Collect(context.Background(), env.hosts["h"]); ev.Status != evidence.StatusCollected {
+		t.Errorf("insecure_skip_verify: %s %+v", ev.Status, ev.Failure)
+	}
+}
+
+// TestWinRMNTLMHTTPSUsesDialer: NTLM over HTTPS dials through Options.DialContext: the
+// host's address does not resolve, only the dialer knows where it is; TLS checks the
+// configured name.
+func TestWinRMNTLMHTTPSUsesDialer(t *testing.T) {
+	env := newNTLMEnv(t, true, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
+	dial, dials := redirectDial(env.hosts["h"], "rdsh.invalid:5986")
+	c := ntlmCollector(t, env, testUser, testPassword, winrm.Options{DialContext: dial, TLSServerName: "localhost"})
+	ev := c.Collect(context.Background(), evidence.HostRef{Name: "h", Address: "rdsh.invalid", Port: 5986, Roles: []string{evidence.RoleSessionHost}})
+	if ev.Status != evidence.StatusCollected {
+		t.Fatalf("%s %+v", ev.Status, ev.Failure)
+	}
+	if st := env.fleet.Stats(); dials.Load() < 1 || int(dials.Load()) > st["NTLMAuthenticated"]+1 {
+		t.Errorf("%d dials, requests %v; want one connection per logon (plus the probe's, if closed)", dials.Load(), st)
+	}
+}
+
+// TestWinRMNTLMHTTPSHonoursContext: over HTTPS a Create that is never answered (it
+// travels with the AUTHENTICATE) ends with the host deadline, and a cancelled run
+// ends at once.
+func TestWinRMNTLMHTTPSHonoursContext(t *testing.T) {
+	env := newNTLMEnv(t, true, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, map[string]winrmtest.Faults{"h": {Hang: true}})
+	checkHonoursContext(t, env.hosts["h"], func(opts winrm.Options) *winrm.Collector {
+		return ntlmCollector(t, env, testUser, testPassword, opts)
+	})
 }
 
 func ntlmHTTPCollector(t testing.TB, user, password string) *winrm.Collector {
@@ -222,20 +350,6 @@ func TestWinRMNTLMEncryptedHTTP(t *testing.T) {
 		if n := env.fleet.BasicAuthRequests(); n != 0 {
 			t.Errorf("user %q: %d Basic requests", user, n)
 		}
-	}
-}
-
-// TestWinRMNTLMEncryptedHTTPOtherDomain: over HTTP the domain of DOMAIN\user is sent
-// (unlike go-ntlmssp over HTTPS, TestWinRMNTLMOtherDomain): an account of another
-// domain logs on.
-func TestWinRMNTLMEncryptedHTTPOtherDomain(t *testing.T) {
-	env := startFleet(t, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, winrmtest.FleetServerOptions{
-		Users: map[string]string{`OTHER\auditor`: testPassword},
-		NTLM:  winrmtest.NTLMOptions{Enabled: true, Domain: "LAB"},
-	})
-	c := ntlmHTTPCollector(t, `OTHER\auditor`, testPassword)
-	if ev := c.Collect(context.Background(), env.hosts["h"]); ev.Status != evidence.StatusCollected {
-		t.Fatalf("%s %+v (failed logons %+v)", ev.Status, ev.Failure, env.fleet.NTLMFailures())
 	}
 }
 
@@ -406,55 +520,65 @@ func TestWinRMNTLMEncryptedHTTPHonoursContext(t *testing.T) {
 }
 
 // TestNTLMHTTPConcurrentRequests: masterzen may send requests of one host at the same
-// time (Receive in its own goroutine). Concurrent requests each get an authenticated
-// connection of their own and the answers unseal (each a sealed "shell not found"
-// fault, typed); with a wrong password, concurrent first requests still send ONE
-// AUTHENTICATE in all: one failed logon, every request class auth.
+// time (Receive in its own goroutine). Over HTTPS and plain HTTP, concurrent requests
+// each get an authenticated connection of their own and the answers arrive (each a
+// "shell not found" fault, typed; sealed over HTTP); with a wrong password,
+// concurrent first requests still send ONE AUTHENTICATE in all: one failed logon,
+// every request class auth.
 func TestNTLMHTTPConcurrentRequests(t *testing.T) {
 	const n = 12
-	env := newNTLMEnv(t, false, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
-	h := env.hosts["h"]
-	addr := net.JoinHostPort(h.Address, strconv.Itoa(h.Port))
-	url := "http://" + addr + "/wsman"
-	params := *masterzen.DefaultParameters
-	run := func(password string) ([]error, int) {
-		cl := winrm.NewNTLMHTTPForTest(url, addr, testUser, password)
-		defer cl.Close()
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := 0; i < n; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				msg := masterzen.NewSignalRequest(url, fmt.Sprintf("00000000-0000-0000-0000-%012d", i), "C", &params)
-				_, errs[i] = cl.Post(context.Background(), msg.String())
-			}()
+	for _, tls := range []bool{true, false} {
+		env := newNTLMEnv(t, tls, map[string]*evidence.Evidence{"h": virtualHost("h", false, 0)}, nil)
+		h := env.hosts["h"]
+		addr := net.JoinHostPort(h.Address, strconv.Itoa(h.Port))
+		url := "http://" + addr + "/wsman"
+		if tls {
+			url = "https://" + addr + "/wsman"
 		}
-		wg.Wait()
-		return errs, cl.Logons()
-	}
+		params := *masterzen.DefaultParameters
+		run := func(password string) ([]error, int) {
+			cl := winrm.NewNTLMHTTPForTest(url, addr, testUser, password, env.fleet.CACertPEM())
+			defer cl.Close()
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := 0; i < n; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					msg := masterzen.NewSignalRequest(url, fmt.Sprintf("00000000-0000-0000-0000-%012d", i), "C", &params)
+					_, errs[i] = cl.Post(context.Background(), msg.String())
+				}()
+			}
+			wg.Wait()
+			return errs, cl.Logons()
+		}
 
-	errs, logons := run(testPassword)
-	for i, err := range errs {
-		if !errors.Is(err, winrm.ErrShellNotFound) {
-			t.Errorf("request %d: %v; want the sealed shell-not-found fault", i, err)
+		errs, logons := run(testPassword)
+		for i, err := range errs {
+			if !errors.Is(err, winrm.ErrShellNotFound) {
+				t.Errorf("tls=%v: request %d: %v; want the shell-not-found fault", tls, i, err)
+			}
 		}
-	}
-	st := env.fleet.Stats()
-	if st["Signal"] != n || st["Encrypted"] != n || st["Unencrypted"] != 0 || st["DecryptFailed"] != 0 || st["NTLMFailed"] != 0 {
-		t.Errorf("requests %v", st)
-	}
-	if logons < 1 || logons > n || st["NTLMAuthenticated"] != logons {
-		t.Errorf("%d logons sent, server %v", logons, st)
-	}
+		st := env.fleet.Stats()
+		sealed := n
+		if tls {
+			sealed = 0
+		}
+		if st["Signal"] != n || st["Encrypted"] != sealed || st["Unencrypted"] != 0 || st["DecryptFailed"] != 0 || st["NTLMFailed"] != 0 {
+			t.Errorf("tls=%v: requests %v", tls, st)
+		}
+		if logons < 1 || logons > n || st["NTLMAuthenticated"] != logons {
+			t.Errorf("tls=%v: %d logons sent, server %v", tls, logons, st)
+		}
 
-	errs, logons = run("wrong")
-	for i, err := range errs {
-		if winrm.Classify(err) != evidence.FailAuth {
-			t.Errorf("wrong password, request %d: %v; want auth", i, err)
+		errs, logons = run("wrong")
+		for i, err := range errs {
+			if winrm.Classify(err) != evidence.FailAuth {
+				t.Errorf("tls=%v: wrong password, request %d: %v; want auth", tls, i, err)
+			}
 		}
-	}
-	if fails := env.fleet.NTLMFailures(); logons != 1 || len(fails) != 1 {
-		t.Errorf("wrong password: %d AUTHENTICATE sent, failed logons %+v; want exactly one", logons, fails)
+		if fails := env.fleet.NTLMFailures(); logons != 1 || len(fails) != 1 {
+			t.Errorf("tls=%v: wrong password: %d AUTHENTICATE sent, failed logons %+v; want exactly one", tls, logons, fails)
+		}
 	}
 }

@@ -1,35 +1,53 @@
 package winrm
 
-// NTLM over plain HTTP with WinRM message encryption (MS-WSMV 2.2.9.1), our own client.
+// NTLM over HTTPS, and over plain HTTP with WinRM message encryption (MS-WSMV 2.2.9.1):
+// our own client, over bodgit/ntlmssp security contexts.
 //
-// masterzen's winrm.Encryption is not used: when its encrypted handshake is refused it
-// retries through a plain go-ntlmssp transporter, which logs on a second time with
-// the same password (two failed logons per wrong-password attempt) and sends the SOAP
-// message unencrypted; its HTTP takes no context, ignores our dialer and reads the
-// proxy from the environment.
+// Neither go-ntlmssp's Negotiator nor masterzen's winrm.Encryption is used.
+// go-ntlmssp drops the domain of DOMAIN\user (it authenticates in the domain the
+// listener names in its CHALLENGE: an account of another, trusted domain cannot log
+// on), takes the credentials from a Basic header and re-sends that header when a 401
+// offers neither NTLM nor Negotiate. masterzen's Encryption, when its encrypted
+// handshake is refused, retries through a plain go-ntlmssp transporter, which logs on a
+// second time with the same password (two failed logons per wrong-password attempt)
+// and sends the SOAP message unencrypted; its HTTP takes no context, ignores our
+// dialer and reads the proxy from the environment.
 //
-// ntlmHTTP speaks HTTP/1.1 itself on connections it dials, so that the handshake and
-// the sealed messages of a security context are guaranteed to travel on the same TCP
-// connection (a Windows listener binds the NTLM context to the connection; so does
-// winrmtest):
+// ntlmHTTP speaks HTTP/1.1 itself on connections it dials (through our dialer; over
+// HTTPS with the endpoint's TLS configuration, handshake completed under the request's
+// context), so that the handshake and the messages of a security context are
+// guaranteed to travel on the same TCP connection (a Windows listener binds the NTLM
+// context to the connection; so does winrmtest):
 //
 //  1. once per host attempt, an anonymous empty POST: its 401 must offer Negotiate or
 //     NTLM (else ErrNTLMNotOffered, nothing sent);
-//  2. per connection, NEGOTIATE (empty body) -> 401 with a CHALLENGE that must grant
-//     signing, sealing and extended session security (else we stop before the
-//     AUTHENTICATE: no credentials sent), then AUTHENTICATE (empty body) -> 200;
-//  3. every SOAP message sealed as multipart/encrypted with the connection's
-//     SecuritySession (bodgit/ntlmssp); an answer that is not sealed is never used.
+//  2. per connection, NEGOTIATE (empty body) -> 401 with a CHALLENGE; over plain HTTP
+//     it must grant signing, sealing and extended session security (else we stop
+//     before the AUTHENTICATE: no credentials sent);
+//  3. over plain HTTP, AUTHENTICATE (empty body) -> 200, then every SOAP message sealed
+//     as multipart/encrypted with the connection's SecuritySession; an answer that is
+//     not sealed is never used;
+//  4. over HTTPS, the AUTHENTICATE carries the connection's first SOAP message (as
+//     every HTTPS NTLM client sends it) and its answer is that message's; later
+//     messages go on the authenticated connection without Authorization. TLS protects
+//     them: nothing is sealed, the CHALLENGE's flags are not checked.
+//
+// DOMAIN\user is sent as user in DOMAIN, a UPN whole with an empty domain, a bare user
+// with an empty domain (splitNTLMUser), over either scheme.
 //
 // Lockout: until one logon succeeded, at most one handshake runs at a time and at most
 // one AUTHENTICATE is ever sent: a refused logon is remembered (logonErr) and every
 // later request of the host attempt fails with it. A wrong password therefore costs
-// exactly one failed logon per host attempt. Basic is never sent.
+// exactly one failed logon per host attempt. Basic is never sent (no Basic header is
+// ever built).
 //
 // Concurrency: masterzen may run Receive while Send, Signal or Delete go out. Each
 // request takes an idle authenticated connection or opens (and authenticates) a new
 // one; a connection carries one request at a time, so its sequence numbers stay in
 // order. Connections go back to the pool after a complete answer.
+//
+// Network failures (dial, TLS handshake, request, answer) are reported as net/http's
+// client reports them: Post "<url>": <error>.
 //
 // bodgit/ntlmssp's own http.Client was not used: it keeps one security context for a
 // pooled http.Client (concurrent requests may leave on a connection the context does
@@ -40,6 +58,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -47,6 +66,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,15 +97,16 @@ var errNTLMRefused = fmt.Errorf("%w (the listener answered the NTLM NEGOTIATE wi
 // AUTHENTICATE (the credentials) is not sent.
 var errNoSealing = fmt.Errorf("%w: the listener's NTLM CHALLENGE does not grant signing, sealing and extended session security; over plain HTTP the messages must be encrypted (use https)", ErrProtocol)
 
-// ntlmHTTP is the NTLM message-encryption client of one host attempt.
+// ntlmHTTP is the NTLM client of one host attempt (see the file comment).
 type ntlmHTTP struct {
-	url        string // http://host:port/wsman
+	url        string // http(s)://host:port/wsman
 	host       string // Host header
 	addr       string // host:port to dial
 	user       string // as sent in the AUTHENTICATE: "user" or a whole UPN
 	domain     string // the domain of DOMAIN\user, else ""
 	pass       string
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
+	tls        *tls.Config   // HTTPS: messages in clear over TLS; nil: plain HTTP, every message sealed
 	timeout    time.Duration // one exchange (request and answer); > OperationTimeout
 	maxBody    int64
 	logonToken chan struct{} // one handshake at a time until a logon succeeded
@@ -109,7 +130,9 @@ func splitNTLMUser(u string) (user, domain string) {
 	return u, ""
 }
 
-func newNTLMHTTP(url, addr, user, pass string, dial func(ctx context.Context, network, addr string) (net.Conn, error), timeout time.Duration, maxBody int64) *ntlmHTTP {
+// newNTLMHTTP returns the client of one host attempt: over HTTPS when tlsConf is set
+// (the endpoint's, see endpointTLS), else over plain HTTP with message encryption.
+func newNTLMHTTP(url, addr, user, pass string, dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConf *tls.Config, timeout time.Duration, maxBody int64) *ntlmHTTP {
 	u, d := splitNTLMUser(user)
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
@@ -118,20 +141,31 @@ func newNTLMHTTP(url, addr, user, pass string, dial func(ctx context.Context, ne
 		timeout = DefaultOperationTimeout + HTTPTimeoutMargin
 	}
 	return &ntlmHTTP{
-		url: url, host: addr, addr: addr, user: u, domain: d, pass: pass, dial: dial,
+		url: url, host: addr, addr: addr, user: u, domain: d, pass: pass, dial: dial, tls: tlsConf,
 		timeout: timeout, maxBody: maxBody, logonToken: make(chan struct{}, 1),
 	}
 }
 
-// ntlmConn is one TCP connection and, once authenticated, its security context.
+// ntlmConn is one TCP (or TLS) connection and, once authenticated over plain HTTP,
+// its security context.
 type ntlmConn struct {
 	pooledConn
-	session *ntlmssp.SecuritySession
+	session *ntlmssp.SecuritySession // plain HTTP only
 }
 
 // exchange sends req on c and reads the whole answer (see roundTrip).
 func (t *ntlmHTTP) exchange(ctx context.Context, c *ntlmConn, req *http.Request) (*http.Response, []byte, error) {
-	return roundTrip(ctx, c.conn, c.br, req, t.timeout, t.maxBody)
+	resp, body, err := roundTrip(ctx, c.conn, c.br, req, t.timeout, t.maxBody)
+	if err != nil {
+		return nil, nil, t.postErr(err)
+	}
+	return resp, body, nil
+}
+
+// postErr reports a network failure of a request as net/http's client does:
+// Post "<url>": err (errors.Is and errors.As see err).
+func (t *ntlmHTTP) postErr(err error) error {
+	return &url.Error{Op: "Post", URL: t.url, Err: err}
 }
 
 // roundTrip sends req on conn and reads the whole answer (at most maxBody bytes) from
@@ -174,6 +208,37 @@ func roundTrip(ctx context.Context, conn net.Conn, br *bufio.Reader, req *http.R
 	return resp, body, nil
 }
 
+// dialListener dials addr through dial and, when tlsConf is set, completes the TLS
+// handshake under ctx (at most 30 s), with the address's host as server name unless
+// tlsConf names one.
+func dialListener(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), addr string, tlsConf *tls.Config) (net.Conn, error) {
+	nc, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tlsConf == nil {
+		return nc, nil
+	}
+	cfg := tlsConf.Clone()
+	if cfg.ServerName == "" {
+		if h, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = h
+		}
+	}
+	tc := tls.Client(nc, cfg)
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		_ = nc.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return tc, nil
+}
+
 // newRequest builds a POST to the listener; body nil is an empty body.
 func (t *ntlmHTTP) newRequest(ctx context.Context, body []byte, contentType, auth string) (*http.Request, error) {
 	return newPost(ctx, t.url, t.host, body, contentType, auth)
@@ -199,10 +264,17 @@ func newPost(ctx context.Context, url, host string, body []byte, contentType, au
 	return req, nil
 }
 
-// Post seals one SOAP request, sends it on an authenticated connection and returns
-// the unsealed answer of a 200, or the fault / HTTP error.
+// errContextLost: the listener answered 401 on a connection whose logon succeeded: it
+// no longer accepts its context (not a failed logon).
+var errContextLost = fmt.Errorf("%w: the listener refused a request on an authenticated connection (http status 401)", ErrProtocol)
+
+// Post sends one SOAP request on an authenticated connection (sealed over plain HTTP)
+// and returns the answer of a 200, or the fault / HTTP error.
 func (t *ntlmHTTP) Post(ctx context.Context, reqText string) (string, error) {
-	c, err := t.conn(ctx)
+	if t.tls != nil {
+		return t.postTLS(ctx, reqText)
+	}
+	c, _, _, err := t.conn(ctx, nil)
 	if err != nil {
 		return "", err
 	}
@@ -226,9 +298,7 @@ func (t *ntlmHTTP) Post(ctx context.Context, reqText string) (string, error) {
 		c.close()
 		switch resp.StatusCode {
 		case http.StatusUnauthorized:
-			// The logon of this connection succeeded: the listener no longer accepts
-			// its context (not a failed logon).
-			return "", fmt.Errorf("%w: the listener refused a sealed message on an authenticated connection (http status 401)", ErrProtocol)
+			return "", errContextLost
 		case http.StatusOK:
 			return "", fmt.Errorf("%w: unencrypted answer to an encrypted request (content type %q): not used", ErrProtocol, ct)
 		}
@@ -249,31 +319,60 @@ func (t *ntlmHTTP) Post(ctx context.Context, reqText string) (string, error) {
 	return string(plain), nil
 }
 
-// conn returns an authenticated connection: an idle one, else a new one.
-func (t *ntlmHTTP) conn(ctx context.Context) (*ntlmConn, error) {
+// postTLS is Post over HTTPS: the message in clear, on a new connection with its
+// AUTHENTICATE, else on an idle authenticated one.
+func (t *ntlmHTTP) postTLS(ctx context.Context, reqText string) (string, error) {
+	msg := []byte(reqText)
+	c, resp, body, err := t.conn(ctx, msg)
+	if err != nil {
+		return "", err
+	}
+	if resp == nil { // an idle authenticated connection
+		req, err := t.newRequest(ctx, msg, soapType, "")
+		if err != nil {
+			c.close()
+			return "", err
+		}
+		if resp, body, err = t.exchange(ctx, c, req); err != nil {
+			c.close()
+			return "", err
+		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			c.close()
+			return "", errContextLost
+		}
+	}
+	t.pool.put(c, resp)
+	return soapAnswer(resp.StatusCode, resp.Header.Get("Content-Type"), body)
+}
+
+// conn returns an authenticated connection: an idle one, else a new one. Over HTTPS
+// a new connection's AUTHENTICATE carries first, and resp and body are its answer
+// (nil for an idle connection, and always over plain HTTP).
+func (t *ntlmHTTP) conn(ctx context.Context, first []byte) (c *ntlmConn, resp *http.Response, body []byte, err error) {
 	for {
 		t.mu.Lock()
 		if t.logonErr != nil {
 			err := t.logonErr
 			t.mu.Unlock()
-			return nil, err
+			return nil, nil, nil, err
 		}
 		loggedOn := t.loggedOn
 		t.mu.Unlock()
 		if t.pool.isClosed() {
-			return nil, errors.New("ntlm transport closed")
+			return nil, nil, nil, errors.New("ntlm transport closed")
 		}
 		if c, ok := t.pool.get(); ok {
-			return c, nil
+			return c, nil, nil, nil
 		}
 		if loggedOn {
-			return t.logon(ctx)
+			return t.logon(ctx, first)
 		}
 		// Until one logon succeeded, one handshake at a time.
 		select {
 		case t.logonToken <- struct{}{}:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, nil, ctx.Err()
 		}
 		t.mu.Lock()
 		again := t.loggedOn || t.logonErr != nil
@@ -283,9 +382,9 @@ func (t *ntlmHTTP) conn(ctx context.Context) (*ntlmConn, error) {
 			<-t.logonToken
 			continue
 		}
-		c, err := t.logon(ctx)
+		c, resp, body, err := t.logon(ctx, first)
 		<-t.logonToken
-		return c, err
+		return c, resp, body, err
 	}
 }
 
@@ -323,18 +422,19 @@ func challengeToken(values []string, scheme string) []byte {
 	return nil
 }
 
-// logon dials a connection and authenticates it (see the file comment).
-func (t *ntlmHTTP) logon(ctx context.Context) (_ *ntlmConn, err error) {
+// logon dials a connection and authenticates it (see the file comment). Over HTTPS
+// the AUTHENTICATE carries first and its answer is returned with the connection.
+func (t *ntlmHTTP) logon(ctx context.Context, first []byte) (_ *ntlmConn, _ *http.Response, _ []byte, err error) {
 	dial := func() (*ntlmConn, error) {
-		nc, err := t.dial(ctx, "tcp", t.addr)
+		nc, err := dialListener(ctx, t.dial, t.addr, t.tls)
 		if err != nil {
-			return nil, err
+			return nil, t.postErr(err)
 		}
 		return &ntlmConn{pooledConn: newPooledConn(nc)}, nil
 	}
 	c, err := dial()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -348,17 +448,17 @@ func (t *ntlmHTTP) logon(ctx context.Context) (_ *ntlmConn, err error) {
 		// Which scheme, if any: an anonymous empty POST (no credentials).
 		req, err := t.newRequest(ctx, nil, soapType, "")
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		resp, _, err := t.exchange(ctx, c, req)
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		if resp.StatusCode != http.StatusUnauthorized {
-			return nil, fmt.Errorf("%w (the listener answered an anonymous request with http status %d)", ErrNTLMNotOffered, resp.StatusCode)
+			return nil, nil, nil, fmt.Errorf("%w (the listener answered an anonymous request with http status %d)", ErrNTLMNotOffered, resp.StatusCode)
 		}
 		if scheme = offeredScheme(resp.Header.Values("WWW-Authenticate")); scheme == "" {
-			return nil, ErrNTLMNotOffered
+			return nil, nil, nil, ErrNTLMNotOffered
 		}
 		t.mu.Lock()
 		t.scheme = scheme
@@ -366,7 +466,7 @@ func (t *ntlmHTTP) logon(ctx context.Context) (_ *ntlmConn, err error) {
 		if resp.Close {
 			nc, err := dial()
 			if err != nil {
-				return nil, err
+				return nil, nil, nil, err
 			}
 			c.close()
 			c = nc
@@ -374,30 +474,30 @@ func (t *ntlmHTTP) logon(ctx context.Context) (_ *ntlmConn, err error) {
 	}
 	client, err := ntlmssp.NewClient(ntlmssp.SetUserInfo(t.user, t.pass), ntlmssp.SetDomain(t.domain), ntlmssp.SetVersion(ntlmssp.DefaultVersion()))
 	if err != nil {
-		return nil, fmt.Errorf("ntlm client: %w", err)
+		return nil, nil, nil, fmt.Errorf("ntlm client: %w", err)
 	}
 	negotiate, err := client.Authenticate(nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("ntlm negotiate: %w", err)
+		return nil, nil, nil, fmt.Errorf("ntlm negotiate: %w", err)
 	}
 	req, err := t.newRequest(ctx, nil, soapType, scheme+" "+base64.StdEncoding.EncodeToString(negotiate))
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	resp, _, err := t.exchange(ctx, c, req)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	challenge := challengeToken(resp.Header.Values("WWW-Authenticate"), scheme)
 	if resp.StatusCode != http.StatusUnauthorized || challenge == nil {
-		return nil, errNTLMRefused
+		return nil, nil, nil, errNTLMRefused
 	}
 	if resp.Close {
-		return nil, fmt.Errorf("%w: the listener closed the connection after its NTLM CHALLENGE", ErrProtocol)
+		return nil, nil, nil, fmt.Errorf("%w: the listener closed the connection after its NTLM CHALLENGE", ErrProtocol)
 	}
 	const need = ntlmFlagSign | ntlmFlagSeal | ntlmFlagESS
-	if binary.LittleEndian.Uint32(challenge[20:24])&need != need {
-		return nil, errNoSealing
+	if t.tls == nil && binary.LittleEndian.Uint32(challenge[20:24])&need != need {
+		return nil, nil, nil, errNoSealing
 	}
 
 	// The AUTHENTICATE: the one logon attempt. From here on, any failure before a
@@ -409,7 +509,7 @@ func (t *ntlmHTTP) logon(ctx context.Context) (_ *ntlmConn, err error) {
 		if err == nil {
 			err = errors.New("ntlm transport closed")
 		}
-		return nil, err
+		return nil, nil, nil, err
 	}
 	t.logons++
 	t.mu.Unlock()
@@ -424,29 +524,35 @@ func (t *ntlmHTTP) logon(ctx context.Context) (_ *ntlmConn, err error) {
 	}()
 	authenticate, err := client.Authenticate(challenge, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: ntlm authenticate: %v", ErrProtocol, err)
+		return nil, nil, nil, fmt.Errorf("%w: ntlm authenticate: %v", ErrProtocol, err)
 	}
-	if client.SecuritySession() == nil {
-		return nil, errNoSealing
+	var body []byte // over plain HTTP the AUTHENTICATE carries no message: it could not be sealed yet
+	if t.tls != nil {
+		body = first
+	} else if client.SecuritySession() == nil {
+		return nil, nil, nil, errNoSealing
 	}
-	req, err = t.newRequest(ctx, nil, soapType, scheme+" "+base64.StdEncoding.EncodeToString(authenticate))
+	req, err = t.newRequest(ctx, body, soapType, scheme+" "+base64.StdEncoding.EncodeToString(authenticate))
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	resp, _, err = t.exchange(ctx, c, req)
+	resp, answer, err := t.exchange(ctx, c, req)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
-		return nil, fmt.Errorf("ntlm logon refused: %w", &HTTPError{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type")})
+		return nil, nil, nil, fmt.Errorf("ntlm logon refused: %w", &HTTPError{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type")})
+	case t.tls != nil:
+		// Logged on; the answer is the first message's, whatever its status.
+		return c, resp, answer, nil
 	case resp.StatusCode != http.StatusOK:
-		return nil, &HTTPError{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type")}
+		return nil, nil, nil, &HTTPError{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type")}
 	case resp.Close:
-		return nil, fmt.Errorf("%w: the listener closed the connection after the NTLM logon", ErrProtocol)
+		return nil, nil, nil, fmt.Errorf("%w: the listener closed the connection after the NTLM logon", ErrProtocol)
 	}
 	c.session = client.SecuritySession()
-	return c, nil
+	return c, nil, nil, nil
 }
 
 // close closes the idle connections; connections in use are closed when returned.

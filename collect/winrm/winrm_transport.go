@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	ntlmssp "github.com/Azure/go-ntlmssp"
 	masterzen "github.com/masterzen/winrm"
 	"github.com/masterzen/winrm/soap"
 	"github.com/rdsaudit/rdsaudit/evidence"
@@ -36,8 +35,9 @@ var (
 	ErrBadOutput     = errors.New("bad collection output")
 	ErrUnsupportedOS = errors.New("unsupported host: PowerShell 3.0 or later required")
 	// ErrNTLMNotOffered (an ErrAuth) means that with auth ntlm the listener's 401
-	// offered neither NTLM nor Negotiate. No credentials were sent: with auth ntlm the
-	// password never travels as Basic (see refuseBasic, and ntlmHTTP over plain HTTP).
+	// offered neither NTLM nor Negotiate, or did not answer the NTLM NEGOTIATE with a
+	// CHALLENGE. No credentials were sent: with auth ntlm the password never travels as
+	// Basic (ntlmHTTP builds no Basic header).
 	ErrNTLMNotOffered = fmt.Errorf("%w: host does not offer NTLM or Negotiate; with auth ntlm the password is never sent with Basic", ErrAuth)
 )
 
@@ -151,10 +151,11 @@ func parseFault(body string, status int) *WSManFault {
 
 // transport is our masterzen.Transporter. masterzen's own transports return HTTP 500 SOAP
 // faults as a successful body (wsman.md, traps); every response goes through checkBody
-// here instead. For Basic and NTLM over HTTPS, transport does the HTTP itself (context
-// aware, no proxy, bounded body); NTLM over plain HTTP goes through our message
-// encryption client (sealed, winrm_ntlmhttp.go); Kerberos through our SPNEGO client
-// (kerb, winrm_kerberos.go) with the tickets of the credential's shared logon (krb).
+// here instead. For Basic, transport does the HTTP itself (context aware, no proxy,
+// bounded body); NTLM goes through our NTLM client (ntlmc, winrm_ntlmhttp.go: over
+// HTTPS in clear inside TLS, over plain HTTP every message sealed); Kerberos through
+// our SPNEGO client (kerb, winrm_kerberos.go) with the tickets of the credential's
+// shared logon (krb).
 type transport struct {
 	url        string
 	user, pass string
@@ -163,8 +164,8 @@ type transport struct {
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	krb        *krbLogin    // Kerberos: the credential's logon, shared by the run's hosts
 	spn        string       // Kerberos: the listener's service principal
-	httpClient *http.Client // our HTTP: Basic and NTLM over HTTPS
-	sealed     *ntlmHTTP    // NTLM over plain HTTP: every message encrypted
+	httpClient *http.Client // our HTTP: Basic
+	ntlmc      *ntlmHTTP    // NTLM: HTTPS (in clear inside TLS) or HTTP (every message sealed)
 	kerb       *krbHTTP     // Kerberos (SPNEGO), HTTPS or HTTP
 	// onAuth, when set, is called after every response that proves the credentials were
 	// accepted: a SOAP answer or a SOAP fault (a listener rejecting them answers 401).
@@ -194,22 +195,25 @@ func (t *transport) context() context.Context {
 // host (an HTTPS_PROXY meant for the internet must not capture it, and loopback tests
 // must not depend on NO_PROXY).
 //
-// With auth ntlm the password must never leave as Basic. Over HTTPS, go-ntlmssp's
-// Negotiator takes the credentials from a Basic header and, when a 401 offers neither
-// NTLM nor Negotiate (a host configured for Basic alone, or an impostor when
-// certificate checks are off), re-sends that Basic header; refuseBasic sits under the
-// Negotiator and fails such a request before it is sent. Over plain HTTP our own
-// client (ntlmHTTP) never builds a Basic header, sends one AUTHENTICATE at most until a
-// logon succeeded, and seals every SOAP message.
+// With auth ntlm the password must never leave as Basic. Our NTLM client (ntlmHTTP,
+// HTTPS and HTTP) never builds a Basic header, reads the offered schemes from an
+// anonymous request first (a host configured for Basic alone, or an impostor when
+// certificate checks are off, gets no credentials), sends one AUTHENTICATE at most
+// until a logon succeeded, sends DOMAIN\user in its domain, and over plain HTTP seals
+// every SOAP message.
 func (t *transport) Transport(ep *masterzen.Endpoint) error {
 	addr := net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port))
-	if t.ntlm && !ep.HTTPS {
-		t.sealed = newNTLMHTTP(t.url, addr, t.user, t.pass, t.dial, ep.Timeout, t.maxBody)
-		return nil
+	var tlsConf *tls.Config
+	if ep.HTTPS || !t.ntlm {
+		var err error
+		if tlsConf, err = endpointTLS(ep); err != nil {
+			return err
+		}
 	}
-	tlsConf, err := endpointTLS(ep)
-	if err != nil {
-		return err
+	if t.ntlm {
+		// tlsConf nil (plain HTTP): message encryption.
+		t.ntlmc = newNTLMHTTP(t.url, addr, t.user, t.pass, t.dial, tlsConf, ep.Timeout, t.maxBody)
+		return nil
 	}
 	dial := t.dial
 	if dial == nil {
@@ -225,7 +229,7 @@ func (t *transport) Transport(ep *masterzen.Endpoint) error {
 		}
 		return nil
 	}
-	var rt http.RoundTripper = &http.Transport{
+	t.httpClient = &http.Client{Transport: &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dial,
 		TLSClientConfig:       tlsConf,
@@ -233,11 +237,7 @@ func (t *transport) Transport(ep *masterzen.Endpoint) error {
 		ResponseHeaderTimeout: ep.Timeout,
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       30 * time.Second,
-	}
-	if t.ntlm {
-		rt = ntlmssp.Negotiator{RoundTripper: refuseBasic{rt}}
-	}
-	t.httpClient = &http.Client{Transport: rt}
+	}}
 	return nil
 }
 
@@ -255,26 +255,9 @@ func endpointTLS(ep *masterzen.Endpoint) (*tls.Config, error) {
 	return tlsConf, nil
 }
 
-// refuseBasic is the RoundTripper under go-ntlmssp's Negotiator: a request carrying an
-// Authorization: Basic header is not sent; it fails with ErrNTLMNotOffered (the
-// Negotiator only sends Basic after a 401 offering neither NTLM nor Negotiate).
-type refuseBasic struct{ http.RoundTripper }
-
-func (r refuseBasic) RoundTrip(req *http.Request) (*http.Response, error) {
-	for _, v := range req.Header.Values("Authorization") {
-		if scheme, _, _ := strings.Cut(strings.TrimSpace(v), " "); strings.EqualFold(scheme, "Basic") {
-			if req.Body != nil {
-				_ = req.Body.Close()
-			}
-			return nil, ErrNTLMNotOffered
-		}
-	}
-	return r.RoundTripper.RoundTrip(req)
-}
-
 func (t *transport) close() {
-	if t.sealed != nil {
-		t.sealed.close()
+	if t.ntlmc != nil {
+		t.ntlmc.close()
 	}
 	if t.kerb != nil {
 		t.kerb.close()
@@ -294,8 +277,8 @@ func (t *transport) Post(c *masterzen.Client, msg *soap.SoapMessage) (string, er
 		err  error
 	)
 	switch {
-	case t.sealed != nil:
-		body, err = t.sealed.Post(ctx, reqText)
+	case t.ntlmc != nil:
+		body, err = t.ntlmc.Post(ctx, reqText)
 	case t.kerb != nil:
 		body, err = t.kerb.Post(ctx, reqText)
 	default:
@@ -317,7 +300,7 @@ func (t *transport) postHTTP(ctx context.Context, reqText string) (string, error
 		return "", fmt.Errorf("new request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
-	req.SetBasicAuth(t.user, t.pass) // the NTLM negotiator takes the credentials from here
+	req.SetBasicAuth(t.user, t.pass) // auth basic only: NTLM and Kerberos have clients of their own
 	resp, err := t.httpClient.Do(req)
 	if err != nil {
 		return "", err
