@@ -134,24 +134,46 @@ func Evaluate(in Input) *Evaluation {
 	c := newContext(in, rs)
 	ev := &Evaluation{Now: in.Now.UTC(), RuleSetVersion: rs.Version, RuleSetHash: rs.Hash,
 		RuleSetSource: rs.Source, FailOn: rs.FailOn}
-	cat := catalogue()
-	ev.Results = make([]Result, 0, len(c.hosts)*len(cat)/2+len(c.groups)*2+len(c.position)*2+len(rs.Waivers))
-	s := &sink{}
-	for _, rule := range cat {
+	// Every rule gives one result per subject: count them so that the results are
+	// written once into a slice of the right size.
+	type planned struct {
+		rule  Rule
+		info  RuleInfo
+		hosts []*facts.Facts // a host rule's subjects
+	}
+	var plan []planned
+	n := 0
+	for _, rule := range catalogue() {
 		info := rule.Info()
 		if !rs.Enabled(info.ID) {
 			ev.Disabled = append(ev.Disabled, info.ID)
 			continue
 		}
-		s.info, s.out = info, s.out[:0]
-		switch r := rule.(type) {
+		p := planned{rule: rule, info: info}
+		switch rule.(type) {
 		case hostRule:
-			for _, h := range c.hosts {
-				if !appliesTo(info, h) {
-					continue
-				}
+			p.hosts = c.subjects(info.Roles)
+			n += len(p.hosts)
+		case groupRule:
+			n += len(c.groups)
+		case fleetRule:
+			n += len(c.position) + 1
+		}
+		plan = append(plan, p)
+	}
+	waivers := rs.Enabled(WaiverRuleID)
+	if waivers {
+		n += len(rs.Waivers)
+	}
+	s := &sink{out: make([]Result, 0, n)}
+	for _, p := range plan {
+		start := len(s.out)
+		s.info = p.info
+		switch r := p.rule.(type) {
+		case hostRule:
+			for _, h := range p.hosts {
 				if !h.Collected() {
-					if u, ok := rule.(uncollectedRule); ok {
+					if u, ok := p.rule.(uncollectedRule); ok {
 						u.checkUncollected(c, h, s)
 					} else {
 						s.add(notCollected(h))
@@ -167,34 +189,38 @@ func Evaluate(in Input) *Evaluation {
 		case fleetRule:
 			r.checkFleet(c, s)
 		default:
-			panic(fmt.Sprintf("rules: %s implements no check", info.ID))
+			panic(fmt.Sprintf("rules: %s implements no check", p.info.ID))
 		}
-		sev, override := rs.severity(info)
-		for _, res := range s.out {
-			if override || res.Severity == sevRule {
-				res.Severity = sev
-			}
-			res.ID = FindingID(res.RuleID, res.Subject, res.Key)
-			ev.Results = append(ev.Results, res)
-		}
+		sev, override := rs.severity(p.info)
+		finish(s.out[start:], sev, override)
 	}
-	ev.Waivers = applyWaivers(c, ev.Results)
-	if rs.Enabled(WaiverRuleID) {
+	ev.Waivers = applyWaivers(c, s.out)
+	if waivers {
 		info := waiverRuleInfo()
-		s.info, s.out = info, s.out[:0]
+		start := len(s.out)
+		s.info = info
 		checkWaivers(c, ev.Waivers, s)
 		sev, _ := rs.severity(info)
-		for _, res := range s.out {
-			res.Severity = sev
-			res.ID = FindingID(res.RuleID, res.Subject, res.Key)
-			ev.Results = append(ev.Results, res)
-		}
+		finish(s.out[start:], sev, true)
 	} else {
 		ev.Disabled = append(ev.Disabled, WaiverRuleID)
 	}
+	ev.Results = s.out
 	ev.Position = c.position
 	sortResults(ev.Results)
 	return ev
+}
+
+// finish sets one rule's results' severity (the rule's sev where the rule did not
+// compute one, or always when override) and their finding IDs.
+func finish(rs []Result, sev Severity, override bool) {
+	for i := range rs {
+		r := &rs[i]
+		if override || r.Severity == sevRule {
+			r.Severity = sev
+		}
+		r.ID = FindingID(r.RuleID, r.Subject, r.Key)
+	}
 }
 
 // ruleOrder is each rule's position in the catalogue (RDS-WAIVER-001 last).
@@ -234,17 +260,27 @@ func sortResults(rs []Result) {
 	}
 }
 
-// appliesTo: a host rule's subjects are the hosts with one of its roles.
-func appliesTo(info RuleInfo, h *facts.Facts) bool {
-	if len(info.Roles) == 0 {
-		return true
+// subjects are a host rule's subjects: the hosts with one of its roles (every host when
+// it names none), in host order. Each list of roles is filtered once per evaluation.
+func (c *evalCtx) subjects(roles []string) []*facts.Facts {
+	if len(roles) == 0 {
+		return c.hosts
 	}
-	for _, r := range info.Roles {
-		if h.Host.HasRole(r) {
-			return true
+	k := strings.Join(roles, "\x00")
+	if hs, ok := c.byRoles[k]; ok {
+		return hs
+	}
+	var hs []*facts.Facts
+	for _, h := range c.hosts {
+		for _, r := range roles {
+			if h.Host.HasRole(r) {
+				hs = append(hs, h)
+				break
+			}
 		}
 	}
-	return false
+	c.byRoles[k] = hs
+	return hs
 }
 
 func hostSubject(h *facts.Facts) Subject {
@@ -280,8 +316,9 @@ type evalCtx struct {
 	ledger   bool
 	position []PositionRow
 	posIndex map[posKey]int
-	params   map[string]any // "RULE-ID/param" → value
-	lsDone   bool           // every license server in the inventory was collected
+	params   map[string]any            // "RULE-ID/param" → value
+	byRoles  map[string][]*facts.Facts // subjects by the roles of host rules
+	lsDone   bool                      // every license server in the inventory was collected
 	missLS   []string
 }
 
@@ -293,7 +330,8 @@ type issuedRef struct {
 func newContext(in Input, rs *RuleSet) *evalCtx {
 	c := &evalCtx{now: in.Now.UTC(), rs: rs, hist: in.History, ent: in.Entitlements,
 		ledger: in.Ledger || len(in.Entitlements) > 0, ls: map[string]*facts.Facts{},
-		issued: map[string][]issuedRef{}, lsDone: true, params: resolveParams(rs)}
+		issued: map[string][]issuedRef{}, lsDone: true, params: resolveParams(rs),
+		byRoles: map[string][]*facts.Facts{}}
 	c.hosts = make([]*facts.Facts, 0, len(in.Hosts))
 	for _, h := range in.Hosts {
 		if h != nil {
