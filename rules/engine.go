@@ -212,14 +212,20 @@ func Evaluate(in Input) *Evaluation {
 }
 
 // finish sets one rule's results' severity (the rule's sev where the rule did not
-// compute one, or always when override) and their finding IDs.
+// compute one, or always when override) and their finding IDs. The IDs are cut from one
+// string, one allocation per rule rather than one per result.
 func finish(rs []Result, sev Severity, override bool) {
+	ids := make([]byte, 0, len(rs)*findingIDLen)
 	for i := range rs {
 		r := &rs[i]
 		if override || r.Severity == sevRule {
 			r.Severity = sev
 		}
-		r.ID = FindingID(r.RuleID, r.Subject, r.Key)
+		ids = appendFindingID(ids, r.RuleID, r.Subject, r.Key)
+	}
+	all := string(ids)
+	for i := range rs {
+		rs[i].ID = all[i*findingIDLen : (i+1)*findingIDLen]
 	}
 }
 

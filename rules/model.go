@@ -7,10 +7,10 @@ package rules
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Severity of a rule or finding. The zero value is Info.
@@ -153,8 +153,47 @@ func (r *Result) Status() string {
 func (r *Result) IsFinding() bool { return r.Outcome == Fail || r.Outcome == Error }
 
 // FindingID is the stable ID of a rule's result on a subject: the same rule, subject and
-// key give the same ID in every run, so history can follow a finding across runs.
+// key give the same ID in every run, so history can follow a finding across runs. It is
+// "F-" and the first 5 bytes, in upper-case hex, of the SHA-256 of rule ID, subject kind,
+// lower-cased subject name and key, separated by NUL bytes.
 func FindingID(ruleID string, s Subject, key string) string {
-	h := sha256.Sum256([]byte(ruleID + "\x00" + string(s.Kind) + "\x00" + strings.ToLower(s.Name) + "\x00" + key))
-	return "F-" + strings.ToUpper(hex.EncodeToString(h[:5]))
+	var id [findingIDLen]byte
+	return string(appendFindingID(id[:0], ruleID, s, key))
+}
+
+// findingIDLen is the length of a finding ID: "F-" and 10 hex digits.
+const findingIDLen = 12
+
+// appendFindingID appends FindingID(ruleID, s, key) to dst.
+func appendFindingID(dst []byte, ruleID string, s Subject, key string) []byte {
+	var buf [128]byte // the hashed text, on the stack for the usual lengths
+	b := append(buf[:0], ruleID...)
+	b = append(b, 0)
+	b = append(b, s.Kind...)
+	b = append(b, 0)
+	b = appendLower(b, s.Name)
+	b = append(b, 0)
+	b = append(b, key...)
+	h := sha256.Sum256(b)
+	const digits = "0123456789ABCDEF"
+	dst = append(dst, 'F', '-')
+	for _, x := range h[:5] {
+		dst = append(dst, digits[x>>4], digits[x&0x0f])
+	}
+	return dst
+}
+
+// appendLower appends strings.ToLower(s), lowering ASCII in place.
+func appendLower(b []byte, s string) []byte {
+	n := len(b)
+	b = append(b, s...)
+	for i := n; i < len(b); i++ {
+		switch c := b[i]; {
+		case c >= utf8.RuneSelf:
+			return append(b[:n], strings.ToLower(s)...)
+		case 'A' <= c && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return b
 }
