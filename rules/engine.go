@@ -1,10 +1,12 @@
 package rules
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rdsaudit/rdsaudit/evidence"
 	"github.com/rdsaudit/rdsaudit/facts"
@@ -252,8 +254,8 @@ func sortResults(rs []Result) {
 		if a.Subject.Kind != b.Subject.Kind {
 			return a.Subject.Kind < b.Subject.Kind
 		}
-		if an, bn := strings.ToLower(a.Subject.Name), strings.ToLower(b.Subject.Name); an != bn {
-			return an < bn
+		if c := compareFold(a.Subject.Name, b.Subject.Name); c != 0 {
+			return c < 0
 		}
 		return a.Key < b.Key
 	}
@@ -287,6 +289,32 @@ func (c *evalCtx) subjects(roles []string) []*facts.Facts {
 	}
 	c.byRoles[k] = hs
 	return hs
+}
+
+// compareFold compares strings.ToLower(a) with strings.ToLower(b), without building
+// either for ASCII names.
+func compareFold(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		ca, cb := a[i], b[i]
+		if ca >= utf8.RuneSelf || cb >= utf8.RuneSelf {
+			return strings.Compare(strings.ToLower(a), strings.ToLower(b))
+		}
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			if ca < cb {
+				return -1
+			}
+			return 1
+		}
+	}
+	// One is a prefix of the other up to case; lowering the rest of the longer one
+	// leaves it non-empty.
+	return cmp.Compare(len(a), len(b))
 }
 
 func hostSubject(h *facts.Facts) Subject {
@@ -345,7 +373,7 @@ func newContext(in Input, rs *RuleSet) *evalCtx {
 		}
 	}
 	sort.SliceStable(c.hosts, func(i, j int) bool {
-		return strings.ToLower(c.hosts[i].Host.Name) < strings.ToLower(c.hosts[j].Host.Name)
+		return compareFold(c.hosts[i].Host.Name, c.hosts[j].Host.Name) < 0
 	})
 	groups := map[string]*group{}
 	short := map[string]int{}

@@ -49,3 +49,17 @@ func TestEvaluateFindingIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestCompareFold(t *testing.T) {
+	names := oddNames()
+	for _, a := range names {
+		if got := string(appendLower([]byte("x"), a)); got != "x"+strings.ToLower(a) {
+			t.Errorf("appendLower(%q) = %q, want %q", a, got[1:], strings.ToLower(a))
+		}
+		for _, b := range names {
+			if got, want := compareFold(a, b), strings.Compare(strings.ToLower(a), strings.ToLower(b)); got != want {
+				t.Errorf("compareFold(%q, %q) = %d, want %d", a, b, got, want)
+			}
+		}
+	}
+}
