@@ -333,7 +333,33 @@ func notCollected(h *facts.Facts) Result {
 // group is the session hosts of one inventory group.
 type group struct {
 	Name    string
-	Members []*facts.Facts // sorted by name
+	Members []*facts.Facts // sorted by name, case-insensitively
+	// byName holds the indexes of Members in byte order of their names (the order of a
+	// group rule's evidence fields); nil when two members have the same name.
+	byName []int
+}
+
+// indexNames sets byName. Names are usually ordered the same with and without case, so
+// this is a linear check; it sorts otherwise.
+func (g *group) indexNames() {
+	idx := make([]int, len(g.Members))
+	for i := range idx {
+		idx[i] = i
+	}
+	name := func(i int) string { return g.Members[idx[i]].Host.Name }
+	sorted := true
+	for i := 1; i < len(idx) && sorted; i++ {
+		sorted = name(i-1) <= name(i)
+	}
+	if !sorted {
+		sort.SliceStable(idx, func(i, j int) bool { return name(i) < name(j) })
+	}
+	for i := 1; i < len(idx); i++ {
+		if name(i-1) == name(i) {
+			return
+		}
+	}
+	g.byName = idx
 }
 
 // evalCtx is the indexed input the rules read. Built once per evaluation (linear).
@@ -420,6 +446,9 @@ func newContext(in Input, rs *RuleSet) *evalCtx {
 		}
 	}
 	sort.Slice(c.groups, func(i, j int) bool { return c.groups[i].Name < c.groups[j].Name })
+	for _, g := range c.groups {
+		g.indexNames()
+	}
 	c.buildPosition()
 	return c
 }

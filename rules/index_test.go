@@ -3,8 +3,13 @@ package rules
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"reflect"
+	"sort"
 	"strings"
 	"testing"
+
+	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 )
 
 // Tests of what makes evaluation fast: each compares with the plain definition it
@@ -59,6 +64,48 @@ func TestCompareFold(t *testing.T) {
 		for _, b := range names {
 			if got, want := compareFold(a, b), strings.Compare(strings.ToLower(a), strings.ToLower(b)); got != want {
 				t.Errorf("compareFold(%q, %q) = %d, want %d", a, b, got, want)
+			}
+		}
+	}
+}
+
+// TestGroupEvidenceOrder: the evidence of a group rule is ordered by field, and for
+// members of the same name by value; the index by name (byName) gives what sorting gives.
+func TestGroupEvidenceOrder(t *testing.T) {
+	var fs []*facts.Facts
+	fs = append(fs, facts.Interpret(lsEv("LS01")), facts.Interpret(lsEv("LS02")))
+	for i, n := range oddNames()[1:] { // hosts need a name
+		h := rdshEv(n)
+		h.Host.Group = "mixed"
+		switch i % 3 {
+		case 1:
+			setVal(h, evidence.KeyPolicy, dw(evidence.ValLicensingMode, 2))
+		case 2:
+			setVal(h, evidence.KeyPolicy, sz(evidence.ValLicenseServers, "LS02"))
+		}
+		fs = append(fs, facts.Interpret(h))
+		d1, d2 := rdshEv(n), rdshEv(n) // the same name twice, in a group of their own
+		d1.Host.Group, d2.Host.Group = "dup", "dup"
+		setVal(d1, evidence.KeyPolicy, dw(evidence.ValLicensingMode, 2))
+		fs = append(fs, facts.Interpret(d1), facts.Interpret(d2))
+	}
+	c := newContext(Input{Now: now(), Hosts: fs}, DefaultRuleSet())
+	for _, g := range c.groups {
+		if (g.byName == nil) != (g.Name == "dup") {
+			t.Fatalf("group %s: byName %v", g.Name, g.byName)
+		}
+		for _, rule := range []groupRule{ls003{}, mode004{}} {
+			fast, sorted := &sink{info: rule.Info()}, &sink{info: rule.Info()}
+			rule.checkGroup(c, g, fast)
+			plain := *g
+			plain.byName = nil
+			rule.checkGroup(c, &plain, sorted)
+			if !reflect.DeepEqual(fast.out, sorted.out) {
+				t.Errorf("%s on %s: with the index\n%v\nsorted\n%v", rule.Info().ID, g.Name, fast.out, sorted.out)
+			}
+			ev := fast.out[0].Evidence
+			if !sort.SliceIsSorted(ev, func(i, j int) bool { return ev[i].Field < ev[j].Field }) || len(ev) < 2 {
+				t.Errorf("%s on %s: evidence not ordered by field: %v", rule.Info().ID, g.Name, ev)
 			}
 		}
 	}

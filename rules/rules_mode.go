@@ -190,8 +190,10 @@ type groupCheck struct {
 func checkGroupConsistency(c *evalCtx, g *group, s *sink, gc groupCheck) {
 	sub := Subject{Kind: SubjectGroup, Name: g.Name}
 	byValue := map[string][]string{}
+	vals := make([]string, len(g.Members))
+	has := make([]bool, len(g.Members))
 	var missing []string
-	for _, h := range g.Members {
+	for i, h := range g.Members {
 		if !h.Collected() {
 			missing = append(missing, h.Host.Name+" (not collected)")
 			continue
@@ -201,18 +203,33 @@ func checkGroupConsistency(c *evalCtx, g *group, s *sink, gc groupCheck) {
 			missing = append(missing, h.Host.Name+" (evidence missing)")
 			continue
 		}
+		vals[i], has[i] = v, true
 		byValue[v] = append(byValue[v], h.Host.Name)
 	}
 	values := sortedKeys(byValue)
-	var obs []string
-	var ev []EvidenceField
+	obs := make([]string, 0, len(values))
 	for _, v := range values {
 		obs = append(obs, fmt.Sprintf("%s: %s", v, strings.Join(byValue[v], ", ")))
-		for _, n := range byValue[v] {
-			ev = append(ev, EvidenceField{Field: gc.field + " @" + n, Value: v})
-		}
 	}
-	sort.SliceStable(ev, func(i, j int) bool { return ev[i].Field < ev[j].Field })
+	// One evidence field per compared member, ordered by field (the member's name).
+	var ev []EvidenceField
+	if g.byName != nil {
+		if n := len(g.Members) - len(missing); n > 0 {
+			ev = make([]EvidenceField, 0, n)
+		}
+		for _, i := range g.byName {
+			if has[i] {
+				ev = append(ev, EvidenceField{Field: gc.field + " @" + g.Members[i].Host.Name, Value: vals[i]})
+			}
+		}
+	} else { // members of the same name: by value, then in member order
+		for _, v := range values {
+			for _, n := range byValue[v] {
+				ev = append(ev, EvidenceField{Field: gc.field + " @" + n, Value: v})
+			}
+		}
+		sort.SliceStable(ev, func(i, j int) bool { return ev[i].Field < ev[j].Field })
+	}
 	r := Result{Subject: sub, Observed: strings.Join(obs, "; "), Evidence: ev, Source: "registry"}
 	exp, hasExp := gc.expected()
 	var wrong []string
