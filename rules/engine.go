@@ -376,9 +376,10 @@ type evalCtx struct {
 	ledger   bool
 	position []PositionRow
 	posIndex map[posKey]int
-	params   map[string]any            // "RULE-ID/param" → value
-	byRoles  map[string][]*facts.Facts // subjects by the roles of host rules
-	lsDone   bool                      // every license server in the inventory was collected
+	params   map[string]any                   // "RULE-ID/param" → value
+	byRoles  map[string][]*facts.Facts        // subjects by the roles of host rules
+	packEv   map[*facts.Facts][]EvidenceField // license server → packEvidence of each key pack
+	lsDone   bool                             // every license server in the inventory was collected
 	missLS   []string
 }
 
@@ -391,7 +392,7 @@ func newContext(in Input, rs *RuleSet) *evalCtx {
 	c := &evalCtx{now: in.Now.UTC(), rs: rs, hist: in.History, ent: in.Entitlements,
 		ledger: in.Ledger || len(in.Entitlements) > 0, ls: map[string]*facts.Facts{},
 		issued: map[string][]issuedRef{}, lsDone: true, params: resolveParams(rs),
-		byRoles: map[string][]*facts.Facts{}}
+		byRoles: map[string][]*facts.Facts{}, packEv: map[*facts.Facts][]EvidenceField{}}
 	c.hosts = make([]*facts.Facts, 0, len(in.Hosts))
 	for _, h := range in.Hosts {
 		if h != nil {
@@ -437,6 +438,11 @@ func newContext(in Input, rs *RuleSet) *evalCtx {
 		if h.Holdings == nil {
 			continue
 		}
+		pe := make([]EvidenceField, len(h.Holdings.KeyPacks))
+		for i, kp := range h.Holdings.KeyPacks {
+			pe[i] = packEvidence(h, kp)
+		}
+		c.packEv[h] = pe
 		for i := range h.Holdings.Issued {
 			il := &h.Holdings.Issued[i]
 			if il.Computer != "" {

@@ -44,16 +44,16 @@ func (cal001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	var typed, valid, unversioned []string
 	ev := []EvidenceField{osEv}
 	for _, ls := range found {
-		for _, kp := range ls.Holdings.KeyPacks {
+		for i, kp := range ls.Holdings.KeyPacks {
 			if !usablePack(kp, c) || kp.CALType != want {
 				continue
 			}
 			if kp.VersionID == nil {
-				ev = append(ev, packEvidence(ls, kp))
+				ev = append(ev, c.packEvidence(ls, i))
 				unversioned = append(unversioned, fmt.Sprintf("key pack %d@%s", kp.ID, ls.Host.Name))
 				continue
 			}
-			ev = append(ev, packEvidence(ls, kp))
+			ev = append(ev, c.packEvidence(ls, i))
 			d := fmt.Sprintf("%s@%s", versionName(*kp.VersionID), ls.Host.Name)
 			typed = appendUnique(typed, d)
 			if *kp.VersionID >= min {

@@ -355,7 +355,7 @@ func (grace006) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 		r.Observed = "values not readable, owner " + orNone(g.KeyOwner)
 	default:
 		r.Outcome, r.Message = Pass, "no GracePeriod key anomalies"
-		r.Observed = "timebomb " + timebombValue(g.Timebomb) + ", owner " + orNone(g.KeyOwner)
+		r.Observed = "timebomb " + tb + ", owner " + orNone(g.KeyOwner)
 	}
 	s.add(r)
 }

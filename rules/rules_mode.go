@@ -29,7 +29,7 @@ func modeKnown(h *facts.Facts, s *sink) bool {
 }
 
 func effectiveDesc(h *facts.Facts) string {
-	return fmt.Sprintf("%s (from %s)", facts.ModeName(h.Mode.Effective), h.Mode.EffectiveSource)
+	return facts.ModeName(h.Mode.Effective) + " (from " + h.Mode.EffectiveSource + ")"
 }
 
 // RDS-MODE-001
@@ -297,9 +297,9 @@ func (mode005) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	var have []string
 	var ev []EvidenceField
 	for _, ls := range found {
-		for _, kp := range ls.Holdings.KeyPacks {
+		for i, kp := range ls.Holdings.KeyPacks {
 			if usablePack(kp, c) {
-				ev = append(ev, packEvidence(ls, kp))
+				ev = append(ev, c.packEvidence(ls, i))
 				have = appendUnique(have, kp.CALType)
 			}
 		}
@@ -337,6 +337,15 @@ func usablePack(kp facts.KeyPackFacts, c *evalCtx) bool {
 		return false
 	}
 	return kp.CALType == facts.CALPerDevice || kp.CALType == facts.CALPerUser
+}
+
+// packEvidence is packEvidence(ls, ls.Holdings.KeyPacks[i]); for an audited license
+// server it was built once per evaluation, not once per session host that reads it.
+func (c *evalCtx) packEvidence(ls *facts.Facts, i int) EvidenceField {
+	if pe, ok := c.packEv[ls]; ok {
+		return pe[i]
+	}
+	return packEvidence(ls, ls.Holdings.KeyPacks[i])
 }
 
 func packEvidence(ls *facts.Facts, kp facts.KeyPackFacts) EvidenceField {
