@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -41,13 +42,37 @@ func (m MemHistory) Add(host string, s HostSnapshot) {
 
 // Previous implements History.
 func (m MemHistory) Previous(host string, since time.Time) []HostSnapshot {
-	var out []HostSnapshot
-	for _, s := range m[strings.ToLower(host)] {
+	var buf [64]byte
+	all := m[string(appendLower(buf[:0], host))]
+	n := 0
+	for i := range all {
+		if !all[i].At.Before(since) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]HostSnapshot, 0, n)
+	for _, s := range all {
 		if !s.At.Before(since) {
 			out = append(out, s)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	// Snapshots are usually added newest first (history.Store.Load) or oldest first; a
+	// strictly ascending list reversed is what the stable sort gives.
+	desc, asc := true, true
+	for i := 1; i < len(out) && (desc || asc); i++ {
+		desc = desc && !out[i].At.After(out[i-1].At)
+		asc = asc && out[i].At.After(out[i-1].At)
+	}
+	switch {
+	case desc:
+	case asc:
+		slices.Reverse(out)
+	default:
+		sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	}
 	return out
 }
 

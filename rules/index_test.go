@@ -3,10 +3,12 @@ package rules
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"reflect"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rdsaudit/rdsaudit/evidence"
 	"github.com/rdsaudit/rdsaudit/facts"
@@ -66,6 +68,45 @@ func TestCompareFold(t *testing.T) {
 				t.Errorf("compareFold(%q, %q) = %d, want %d", a, b, got, want)
 			}
 		}
+	}
+}
+
+// refPrevious is MemHistory.Previous's definition.
+func refPrevious(m MemHistory, host string, since time.Time) []HostSnapshot {
+	var out []HostSnapshot
+	for _, s := range m[strings.ToLower(host)] {
+		if !s.At.Before(since) {
+			out = append(out, s)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	return out
+}
+
+func TestMemHistoryPreviousOrder(t *testing.T) {
+	day := func(d int) time.Time { return now().AddDate(0, 0, d) }
+	orders := map[string][]int{
+		"newest first":       {-1, -30, -60, -90},
+		"oldest first":       {-90, -60, -30, -1},
+		"ties":               {-30, -60, -30, -90, -60},
+		"ties, oldest first": {-90, -60, -60, -30},
+		"mixed":              {-60, -1, -90, -30},
+		"one":                {-30},
+	}
+	for name, days := range orders {
+		m := MemHistory{}
+		for i, d := range days {
+			m.Add("RDSH-01", snap(fmt.Sprintf("r%d", i), day(d), int64(i)))
+		}
+		for _, since := range []time.Time{{}, day(-61), day(-30), day(0)} {
+			got, want := m.Previous("rdsh-01", since), refPrevious(m, "RDSH-01", since)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s since %s: %v, want %v", name, since, got, want)
+			}
+		}
+	}
+	if got := (MemHistory{}).Previous("RDSH-01", time.Time{}); got != nil {
+		t.Errorf("no history: %v, want nil", got)
 	}
 }
 

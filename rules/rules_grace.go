@@ -44,12 +44,18 @@ func (c *evalCtx) previousRuns(h *facts.Facts, since time.Time, s *sink) (snaps 
 		s.add(Result{Outcome: NotApplicable, Subject: hostSubject(h), Message: "no history of earlier runs given"})
 		return nil, false
 	}
-	for _, sn := range c.hist.Previous(h.Host.Name, since) {
-		if sn.At.Before(c.now) {
-			snaps = append(snaps, sn)
+	all := c.hist.Previous(h.Host.Name, since)
+	for i := range all {
+		if !all[i].At.Before(c.now) { // a run at or after now: keep only the earlier ones
+			for _, sn := range all {
+				if sn.At.Before(c.now) {
+					snaps = append(snaps, sn)
+				}
+			}
+			return snaps, true
 		}
 	}
-	return snaps, true
+	return all, true
 }
 
 // previousRun returns the host's newest earlier snapshot for which use is true. When
