@@ -72,7 +72,7 @@ func RunFleet(ctx context.Context, c Collector, hosts []evidence.HostRef, opts F
 			defer func() { <-sem }()
 			start := opts.Now()
 			ev := safeCollect(ctx, c, h, name, start, opts.Logger)
-			opts.Logger.Info().Str("host", h.Name).Dur("duration", opts.Now().Sub(start)).
+			opts.Logger.Info().Str("host", h.Name).Stringer("duration", opts.Now().Sub(start)).
 				Str("status", string(ev.Status)).Str("class", failureClass(ev)).Msg("host done")
 			results <- ev
 		}(h)

@@ -344,15 +344,32 @@ func Decode(r io.Reader) (*Evidence, error) {
 
 // Encode writes the document as indented JSON.
 func Encode(w io.Writer, ev *Evidence) error {
+	// The document is written whole or not at all: encoded into a buffer first (the
+	// caller's, when it gives one).
+	if b, ok := w.(*bytes.Buffer); ok {
+		n := b.Len()
+		if err := encodeTo(b, ev); err != nil {
+			b.Truncate(n)
+			return err
+		}
+		return nil
+	}
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	if err := encodeTo(&buf, ev); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+func encodeTo(buf *bytes.Buffer, ev *Evidence) error {
+	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(ev); err != nil {
 		return fmt.Errorf("encode evidence %s: %w", ev.Host.Name, err)
 	}
-	_, err := w.Write(buf.Bytes())
-	return err
+	return nil
 }
 
 // EqualName reports whether two registry key paths or value names are the same name:

@@ -14,7 +14,7 @@ import (
 )
 
 // benchReport is a synthetic run of hosts session hosts with perHost findings each.
-// report/bench/xlsxwriter_bench.py writes the same rows with XlsxWriter.
+// bench/xlsxwriter_bench.py writes the same rows with XlsxWriter.
 func benchReport(hosts, perHost int) *Report {
 	r := Build(BuildInput{Run: RunInfo{ID: "bench", StartedAt: t0(), FinishedAt: t1(), ToolVersion: "bench"}})
 	sev := []rules.Severity{rules.SevCritical, rules.SevHigh, rules.SevMedium, rules.SevLow, rules.SevInfo}
@@ -57,7 +57,7 @@ func benchReport(hosts, perHost int) *Report {
 }
 
 // BenchmarkWrite10k writes 10,000 hosts and 100,000 findings as xlsx and json to files
-// in a temp dir (or $RDSAUDIT_BENCH_OUT). Run it through report/bench/run.sh for peak
+// in a temp dir (or $RDSAUDIT_BENCH_OUT). Run it through bench/report.sh for peak
 // RSS and the XlsxWriter comparison.
 func BenchmarkWrite10k(b *testing.B) {
 	r := benchReport(10000, 10)

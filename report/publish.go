@@ -58,137 +58,25 @@ type PublishOptions struct {
 // ErrRunExists is returned by Publish when the final run directory already exists.
 var ErrRunExists = errors.New("run directory already exists")
 
-// Publish writes the run directory atomically: everything goes to
-// <outDir>/.<run-id>.partial/ (report files, evidence/<host>.json, manifest.json,
-// manifest.sig), each file and directory is fsynced, and the directory is then renamed
-// to <outDir>/<run-id>/. A killed run leaves only a .partial directory, which readers
-// ignore and CleanPartials removes. An existing final directory is ErrRunExists.
-func Publish(ctx context.Context, outDir string, rep *Report, evs []*evidence.Evidence, opts PublishOptions) (dir string, err error) {
-	id := rep.Run.ID
-	if err := checkRunID(id); err != nil {
-		return "", fmt.Errorf("publish: %w", err)
+// Publish writes the run directory atomically from a report and its evidence, all in
+// memory: NewStage, AddEvidence for each host, then Stage.Publish (see Stage). The
+// pipeline streams instead: it stages each host's evidence as it is collected.
+func Publish(ctx context.Context, outDir string, rep *Report, evs []*evidence.Evidence, opts PublishOptions) (string, error) {
+	st, err := NewStage(outDir, rep.Run.ID, hostNames(evs))
+	if err != nil {
+		return "", err
 	}
-	final := filepath.Join(outDir, id)
-	partial := filepath.Join(outDir, "."+id+".partial")
-	if _, err := os.Lstat(final); err == nil {
-		return "", fmt.Errorf("publish %s: %w", final, ErrRunExists)
-	}
-	if err := os.MkdirAll(outDir, 0o750); err != nil {
-		return "", fmt.Errorf("publish: %w", err)
-	}
-	// A partial directory of the same run ID is a killed attempt of this run: replace it.
-	if err := os.RemoveAll(partial); err != nil {
-		return "", fmt.Errorf("publish: remove stale %s: %w", partial, err)
-	}
-	if err := os.Mkdir(partial, 0o750); err != nil {
-		return "", fmt.Errorf("publish: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.RemoveAll(partial)
-		}
-	}()
-	if err := os.Mkdir(filepath.Join(partial, EvidenceDir), 0o750); err != nil {
-		return "", fmt.Errorf("publish: %w", err)
-	}
-	var files []ManifestFile
-	add := func(rel string, write func(io.Writer) error) error {
-		mf, err := writeFile(filepath.Join(partial, filepath.FromSlash(rel)), write)
-		if err != nil {
-			return fmt.Errorf("publish %s: %w", rel, err)
-		}
-		mf.Path = rel
-		files = append(files, mf)
-		return nil
-	}
-	writers := opts.Writers
-	if writers == nil {
-		writers = map[string]Writer{"report.json": JSON{}, "report.xlsx": XLSX{}}
-	}
-	names := make([]string, 0, len(writers))
-	for n := range writers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		wr := writers[n]
-		if err := add(n, func(w io.Writer) error { return wr.Write(ctx, w, rep) }); err != nil {
-			return "", err
-		}
-	}
-	fileNames := EvidenceFileNames(hostNames(evs))
-	refs := make(map[string]EvidenceRef, len(rep.Evidence))
-	for _, ref := range rep.Evidence {
-		refs[ref.Path] = ref
-	}
-	seen := map[string]string{}
 	for _, ev := range evs {
 		if err := ctx.Err(); err != nil {
+			st.Abort()
 			return "", fmt.Errorf("publish: %w", err)
 		}
-		name := fileNames[ev.Host.Name]
-		if prev, dup := seen[name]; dup {
-			return "", fmt.Errorf("publish: hosts %q and %q share evidence file %s (duplicate host?)", prev, ev.Host.Name, name)
-		}
-		seen[name] = ev.Host.Name
-		rel := EvidenceDir + "/" + name
-		if err := add(rel, func(w io.Writer) error { return evidence.Encode(w, ev) }); err != nil {
+		if _, err := st.AddEvidence(ev); err != nil {
+			st.Abort()
 			return "", err
 		}
-		// report.json names this file with a hash: they must agree, or the report would
-		// vouch for evidence it was not built from.
-		if ref, ok := refs[rel]; ok {
-			if got := files[len(files)-1]; ref.Host != ev.Host.Name || ref.SHA256 != got.SHA256 || ref.Size != got.Size {
-				return "", fmt.Errorf("publish %s: the report's evidence reference (%s, sha256 %s) does not match the evidence given (%s, sha256 %s)",
-					rel, ref.Host, ref.SHA256, ev.Host.Name, got.SHA256)
-			}
-			delete(refs, rel)
-		}
 	}
-	if len(refs) > 0 {
-		missing := make([]string, 0, len(refs))
-		for p := range refs {
-			missing = append(missing, p)
-		}
-		sort.Strings(missing)
-		return "", fmt.Errorf("publish: the report references evidence not given to Publish: %s", strings.Join(missing, ", "))
-	}
-	if err := syncDir(filepath.Join(partial, EvidenceDir)); err != nil {
-		return "", fmt.Errorf("publish: %w", err)
-	}
-	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
-	man, err := json.MarshalIndent(Manifest{Schema: ManifestSchema, Run: rep.Run, Files: files}, "", "  ")
-	if err != nil {
-		return "", fmt.Errorf("publish: %w", err)
-	}
-	man = append(man, '\n')
-	if _, err := writeFile(filepath.Join(partial, ManifestName), func(w io.Writer) error { _, err := w.Write(man); return err }); err != nil {
-		return "", fmt.Errorf("publish %s: %w", ManifestName, err)
-	}
-	if opts.Signer != nil {
-		if len(opts.Signer) != ed25519.PrivateKeySize {
-			return "", fmt.Errorf("publish: signing key has %d bytes, want %d", len(opts.Signer), ed25519.PrivateKeySize)
-		}
-		sig := base64.StdEncoding.EncodeToString(ed25519.Sign(opts.Signer, man)) + "\n"
-		if _, err := writeFile(filepath.Join(partial, SignatureFile), func(w io.Writer) error { _, err := io.WriteString(w, sig); return err }); err != nil {
-			return "", fmt.Errorf("publish %s: %w", SignatureFile, err)
-		}
-	}
-	if err := syncDir(partial); err != nil {
-		return "", fmt.Errorf("publish: %w", err)
-	}
-	// os.Rename would replace an empty directory that appeared since the check above;
-	// check again right before renaming to keep that window minimal.
-	if _, err := os.Lstat(final); err == nil {
-		return "", fmt.Errorf("publish %s: %w", final, ErrRunExists)
-	}
-	if err := os.Rename(partial, final); err != nil {
-		return "", fmt.Errorf("publish: %w", err)
-	}
-	if err := syncDir(outDir); err != nil {
-		return final, fmt.Errorf("publish: %w", err)
-	}
-	return final, nil
+	return st.Publish(ctx, rep, opts)
 }
 
 func checkRunID(id string) error {
@@ -199,7 +87,8 @@ func checkRunID(id string) error {
 	return nil
 }
 
-// writeFile creates path exclusively, writes through a SHA-256, fsyncs and closes it.
+// writeFile creates path exclusively, writes through a bounded buffer and a SHA-256 and
+// closes it (fsynced where the platform has no one-barrier sync; see syncTree).
 func writeFile(path string, write func(io.Writer) error) (ManifestFile, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
@@ -213,7 +102,7 @@ func writeFile(path string, write func(io.Writer) error) (ManifestFile, error) {
 		err = bw.Flush()
 	}
 	if err == nil {
-		err = f.Sync()
+		err = syncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

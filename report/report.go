@@ -299,7 +299,10 @@ type Evaluation struct {
 
 // BuildInput is everything Build renders.
 type BuildInput struct {
-	Run      RunInfo
+	Run RunInfo
+	// Hosts is what the report needs of each host. A pipeline that streams evidence
+	// to a Stage keeps only this; without it, Build derives it from Evidence (and Facts).
+	Hosts    []HostInput
 	Evidence []*evidence.Evidence
 	// Facts per host; when nil, Build interprets the evidence itself.
 	Facts      []*facts.Facts
@@ -307,8 +310,38 @@ type BuildInput struct {
 	Drift      *rules.Drift // nil without history
 }
 
+// HostInput is what the report needs of one host once its evidence is staged: its
+// facts, where the evidence came from, and the staged evidence file.
+type HostInput struct {
+	Facts       *facts.Facts
+	Collector   string
+	CollectedAt time.Time
+	Evidence    EvidenceRef
+}
+
+// hostInputs derives the hosts' inputs from whole evidence documents.
+func hostInputs(evs []*evidence.Evidence, fs []*facts.Facts) []HostInput {
+	byHost := map[string]*facts.Facts{}
+	for _, f := range fs {
+		if f != nil {
+			byHost[strings.ToLower(f.Host.Name)] = f
+		}
+	}
+	names := EvidenceFileNames(hostNames(evs))
+	out := make([]HostInput, len(evs))
+	for i, ev := range evs {
+		f := byHost[strings.ToLower(ev.Host.Name)]
+		if f == nil {
+			f = facts.Interpret(ev)
+		}
+		out[i] = HostInput{Facts: f, Collector: ev.Collector, CollectedAt: ev.CollectedAt, Evidence: evidenceRef(ev, names[ev.Host.Name])}
+	}
+	return out
+}
+
 // Build renders the run into a Report. Every list is sorted deterministically; the
-// result does not depend on the order of the inputs.
+// result does not depend on the order of the inputs. The report shares the
+// evaluation's results slice: Build sorts it in place and fills missing finding IDs.
 func Build(in BuildInput) *Report {
 	r := &Report{
 		Schema: Schema,
@@ -319,30 +352,26 @@ func Build(in BuildInput) *Report {
 		Position: []PositionRow{}, IssuedCALs: []IssuedCAL{}, Waivers: []Waiver{}, Catalogue: []RuleInfo{},
 		Evidence: []EvidenceRef{}, Drift: in.Drift,
 	}
-	evs := append([]*evidence.Evidence(nil), in.Evidence...)
-	sort.SliceStable(evs, func(i, j int) bool { return hostLess(evs[i].Host.Name, evs[j].Host.Name) })
-	byHost := map[string]*facts.Facts{}
-	for _, f := range in.Facts {
-		if f != nil {
-			byHost[strings.ToLower(f.Host.Name)] = f
-		}
+	hosts := in.Hosts
+	if hosts == nil {
+		hosts = hostInputs(in.Evidence, in.Facts)
+	} else {
+		hosts = append([]HostInput(nil), hosts...)
 	}
+	sort.SliceStable(hosts, func(i, j int) bool { return hostLess(hosts[i].Facts.Host.Name, hosts[j].Facts.Host.Name) })
 	r.Coverage = Coverage{ByClass: []ClassCount{}, Hosts: []HostStatus{}}
 	classes := map[evidence.FailureClass]int{}
-	names := EvidenceFileNames(hostNames(evs))
-	for _, ev := range evs {
-		f := byHost[strings.ToLower(ev.Host.Name)]
-		if f == nil {
-			f = facts.Interpret(ev)
-		}
-		r.addCoverage(ev, classes)
-		if ev.Host.HasRole(evidence.RoleSessionHost) || len(ev.Host.Roles) == 0 {
+	for i := range hosts {
+		h := &hosts[i]
+		f := h.Facts
+		r.addCoverage(h, classes)
+		if f.Host.HasRole(evidence.RoleSessionHost) || len(f.Host.Roles) == 0 {
 			r.Hosts = append(r.Hosts, hostRow(f))
 		}
-		if ev.Host.HasRole(evidence.RoleLicenseServer) || f.Holdings != nil {
+		if f.Host.HasRole(evidence.RoleLicenseServer) || f.Holdings != nil {
 			r.addLicenseServer(f)
 		}
-		r.Evidence = append(r.Evidence, evidenceRef(ev, names[ev.Host.Name]))
+		r.Evidence = append(r.Evidence, h.Evidence)
 	}
 	for c, n := range classes {
 		r.Coverage.ByClass = append(r.Coverage.ByClass, ClassCount{Class: c, Count: n})
@@ -369,7 +398,11 @@ func Build(in BuildInput) *Report {
 	if ev.FailOn != nil {
 		r.Run.FailOn = *ev.FailOn
 	}
-	r.Results = append(r.Results, ev.Results...)
+	// The report takes the evaluation's results as they are (sorted in place, IDs
+	// filled): a 10,000-host run has 220,000 of them, too many to copy.
+	if ev.Results != nil {
+		r.Results = ev.Results
+	}
 	for i := range r.Results {
 		res := &r.Results[i]
 		if res.ID == "" {
@@ -452,12 +485,13 @@ func SortResults(rs []rules.Result) {
 	})
 }
 
-func (r *Report) addCoverage(ev *evidence.Evidence, classes map[evidence.FailureClass]int) {
+func (r *Report) addCoverage(h *HostInput, classes map[evidence.FailureClass]int) {
 	c := &r.Coverage
 	c.Targeted++
-	hs := HostStatus{Name: ev.Host.Name, Group: ev.Host.Group, Roles: ev.Host.Roles, Status: ev.Status,
-		Collector: ev.Collector, CollectedAt: ev.CollectedAt.UTC(), SectionErrors: ev.Errors}
-	switch ev.Status {
+	f := h.Facts
+	hs := HostStatus{Name: f.Host.Name, Group: f.Host.Group, Roles: f.Host.Roles, Status: f.Status,
+		Collector: h.Collector, CollectedAt: h.CollectedAt.UTC(), SectionErrors: f.Errors}
+	switch f.Status {
 	case evidence.StatusCollected:
 		c.Collected++
 	case evidence.StatusSkipped:
@@ -465,10 +499,10 @@ func (r *Report) addCoverage(ev *evidence.Evidence, classes map[evidence.Failure
 	default:
 		c.Failed++
 	}
-	if ev.Failure != nil {
-		hs.FailureClass, hs.Message, hs.Attempts = ev.Failure.Class, ev.Failure.Message, ev.Failure.Attempts
-		if ev.Status != evidence.StatusCollected {
-			classes[ev.Failure.Class]++
+	if f.Failure != nil {
+		hs.FailureClass, hs.Message, hs.Attempts = f.Failure.Class, f.Failure.Message, f.Failure.Attempts
+		if f.Status != evidence.StatusCollected {
+			classes[f.Failure.Class]++
 		}
 	}
 	c.Hosts = append(c.Hosts, hs)

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rdsaudit/rdsaudit/evidence"
@@ -43,7 +44,8 @@ const (
 )
 
 // Collector reads host evidence from files in Dir. It implements collect.Collector and is
-// safe for concurrent use (it only reads).
+// safe for concurrent use (it only reads). It lists Dir once, at its first host: use a
+// new Collector for each run.
 type Collector struct {
 	Dir string
 	// Snapshots and RegFiles select the sources; with both, <host>.json wins over
@@ -53,6 +55,16 @@ type Collector struct {
 	// Now stamps CollectedAt of failures and of host files without collected_at.
 	// Default time.Now.
 	Now func() time.Time
+
+	listOnce sync.Once
+	files    map[string]string // lower-case name -> name in Dir
+	listErr  error
+}
+
+// list returns Dir's files by lower-case name, listing the directory only once.
+func (c *Collector) list() (map[string]string, error) {
+	c.listOnce.Do(func() { c.files, c.listErr = listDir(c.Dir) })
+	return c.files, c.listErr
 }
 
 // NewSnapshot reads <dir>/<host>.json evidence documents.
@@ -93,7 +105,7 @@ func (c *Collector) Collect(ctx context.Context, host evidence.HostRef) *evidenc
 	if err := ctx.Err(); err != nil {
 		return evidence.NewFailure(host, c.name(), c.now(), evidence.StatusSkipped, evidence.FailCanceled, err.Error())
 	}
-	files, err := listDir(c.Dir)
+	files, err := c.list()
 	if err != nil {
 		return evidence.NewFailure(host, c.name(), c.now(), evidence.StatusFailed, evidence.FailNoEvidence, err.Error())
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -127,8 +128,27 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load history: %w", err)
 	}
+	names := make([]string, len(o.Hosts))
+	for i, h := range o.Hosts {
+		names[i] = h.Name
+	}
+	stage, err := report.NewStage(o.OutputDir, runID, names)
+	if err != nil {
+		return nil, err
+	}
+	defer stage.Abort() // removes the staging directory unless it was published
 
-	evs, fs := collectFleet(ctx, o, log)
+	var t timings
+	mark := t.start(now)
+	hosts, err := collectFleet(ctx, o, stage, log)
+	if err != nil {
+		return nil, err
+	}
+	fs := make([]*facts.Facts, len(hosts))
+	for i := range hosts {
+		fs[i] = hosts[i].Facts
+	}
+	t.Collect = mark()
 
 	ev := rules.Evaluate(rules.Input{
 		Now:          evalAt,
@@ -139,10 +159,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		History:      prev,
 	})
 	logRuleCounts(log, ev)
+	t.Evaluate = mark()
 	drift, err := store.Annotate(ctx, ev.Results, evalAt)
 	if err != nil {
 		return nil, fmt.Errorf("annotate findings from history: %w", err)
 	}
+	t.Annotate = mark()
 	finished := now().UTC()
 	rep := report.Build(report.BuildInput{
 		Run: report.RunInfo{
@@ -156,41 +178,69 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			Collector:      o.Collector.Name(),
 			FailOn:         ev.FailOn,
 		},
-		Evidence:   evs,
-		Facts:      fs,
+		Hosts:      hosts,
 		Evaluation: report.FromEvaluation(ev, rules.Rules()),
 		Drift:      drift,
 	})
-	dir, err := report.Publish(ctx, o.OutputDir, rep, evs, report.PublishOptions{Signer: o.Signer})
+	t.Report = mark()
+	dir, err := stage.Publish(ctx, rep, report.PublishOptions{Signer: o.Signer})
 	if err != nil {
 		return nil, fmt.Errorf("publish run %s: %w", runID, err)
 	}
+	t.Publish = mark()
 	res := &Result{RunID: runID, Dir: dir, Report: rep, Evaluation: ev, EvaluatedAt: evalAt}
 	if pinned {
+		t.log(log.Info().Str("dir", dir).Bool("recorded", false), now().Sub(started)).Msg("run published")
 		return res, nil
 	}
-	hosts := make([]history.HostRecord, len(fs))
+	records := make([]history.HostRecord, len(fs))
 	for i, f := range fs {
-		hosts[i] = history.HostOf(runID, started, f)
+		records[i] = history.HostOf(runID, started, f)
 	}
 	if err := store.Record(ctx, history.RunRecord{
 		ID: runID, Started: started, Ended: finished, ToolVersion: o.ToolVersion,
 		RuleSetHash: o.RuleSet.Hash, ConfigHash: o.ConfigHash,
 		Coverage: history.Coverage{Targeted: rep.Coverage.Targeted, Collected: rep.Coverage.Collected,
 			Failed: rep.Coverage.Targeted - rep.Coverage.Collected},
-		Hosts: hosts, Results: ev.Results,
+		Hosts: records, Results: ev.Results,
 		Retention: o.Retention,
 	}); err != nil {
 		return nil, fmt.Errorf("record run %s in history (reports are published in %s): %w", runID, dir, err)
 	}
+	t.Record = mark()
 	res.Recorded = true
-	log.Info().Str("dir", dir).Dur("duration", finished.Sub(started)).Msg("run published")
+	t.log(log.Info().Str("dir", dir).Bool("recorded", true), now().Sub(started)).Msg("run published")
 	return res, nil
 }
 
+// timings are the durations of an audit's stages, logged with "run published".
+type timings struct {
+	Collect, Evaluate, Annotate, Report, Publish, Record time.Duration
+}
+
+// start returns a function that returns the time since the previous call (or start).
+func (t *timings) start(now func() time.Time) func() time.Duration {
+	last := now()
+	return func() time.Duration {
+		n := now()
+		d := n.Sub(last)
+		last = n
+		return d
+	}
+}
+
+// log adds the total and each stage's duration, with units (e.g. "1.5s", "22.5ms").
+func (t *timings) log(e *zerolog.Event, total time.Duration) *zerolog.Event {
+	return e.Stringer("duration", total).Stringer("collect", t.Collect).Stringer("evaluate", t.Evaluate).
+		Stringer("annotate", t.Annotate).Stringer("report", t.Report).Stringer("publish", t.Publish).Stringer("record", t.Record)
+}
+
 // collectFleet collects every inventory host (each ends with evidence or a classified
-// failure) and interprets the evidence; both lists are in inventory order.
-func collectFleet(ctx context.Context, o Options, log zerolog.Logger) ([]*evidence.Evidence, []*facts.Facts) {
+// failure), stages each host's evidence as soon as it is collected, in the goroutine
+// that collected it, and keeps only what the rules and the report need (facts, source,
+// time, evidence reference), in inventory order. A staging failure (the disk) stops
+// the collection: no complete run can be published.
+func collectFleet(ctx context.Context, o Options, stage *report.Stage, log zerolog.Logger) ([]report.HostInput, error) {
 	order := make(map[string]int, len(o.Hosts))
 	for i, h := range o.Hosts {
 		order[strings.ToLower(h.Name)] = i
@@ -199,28 +249,83 @@ func collectFleet(ctx context.Context, o Options, log zerolog.Logger) ([]*eviden
 	if o.Progress != nil {
 		o.Progress.Start(len(o.Hosts))
 	}
-	evs := make([]*evidence.Evidence, 0, len(o.Hosts))
-	collect.RunFleet(ctx, o.Collector, o.Hosts, collect.FleetOptions{
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sc := &stagingCollector{Collector: o.Collector, stage: stage, cancel: cancel, staged: make(map[*evidence.Evidence]report.HostInput, len(o.Hosts))}
+	hosts := make([]report.HostInput, 0, len(o.Hosts))
+	collect.RunFleet(ctx, sc, o.Hosts, collect.FleetOptions{
 		Concurrency: o.Concurrency,
 		Logger:      log,
 		Now:         o.Now,
 	}, func(ev *evidence.Evidence) {
-		evs = append(evs, ev)
 		if o.Progress != nil {
 			o.Progress.Host(ev)
+		}
+		if h, ok := sc.take(ev); ok {
+			hosts = append(hosts, h)
 		}
 	})
 	if o.Progress != nil {
 		o.Progress.Done()
 	}
-	sort.Slice(evs, func(i, j int) bool {
-		return order[strings.ToLower(evs[i].Host.Name)] < order[strings.ToLower(evs[j].Host.Name)]
-	})
-	fs := make([]*facts.Facts, len(evs))
-	for i, ev := range evs {
-		fs[i] = facts.Interpret(ev)
+	if sc.err != nil {
+		return nil, fmt.Errorf("stage evidence: %w", sc.err)
 	}
-	return evs, fs
+	sort.Slice(hosts, func(i, j int) bool {
+		return order[strings.ToLower(hosts[i].Facts.Host.Name)] < order[strings.ToLower(hosts[j].Facts.Host.Name)]
+	})
+	return hosts, nil
+}
+
+// stagingCollector stages each host's evidence and interprets it right after it is
+// collected, so the evidence document can be dropped before the next host.
+type stagingCollector struct {
+	collect.Collector
+	stage  *report.Stage
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	staged map[*evidence.Evidence]report.HostInput // until the fleet runner emits it
+	err    error                                   // the first staging failure
+}
+
+func (c *stagingCollector) Collect(ctx context.Context, h evidence.HostRef) *evidence.Evidence {
+	ev := c.Collector.Collect(ctx, h)
+	if ev != nil {
+		c.add(ev)
+	}
+	return ev
+}
+
+func (c *stagingCollector) add(ev *evidence.Evidence) {
+	ref, err := c.stage.AddEvidence(ev)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		if c.err == nil {
+			c.err = err
+			c.cancel()
+		}
+		return
+	}
+	c.staged[ev] = report.HostInput{Facts: facts.Interpret(ev), Collector: ev.Collector, CollectedAt: ev.CollectedAt, Evidence: ref}
+}
+
+// take returns the staged form of an emitted host. Evidence the fleet runner made
+// itself (a host not started, a collector that panicked) is staged here.
+func (c *stagingCollector) take(ev *evidence.Evidence) (report.HostInput, bool) {
+	c.mu.Lock()
+	h, ok := c.staged[ev]
+	delete(c.staged, ev)
+	c.mu.Unlock()
+	if !ok {
+		c.add(ev)
+		c.mu.Lock()
+		h, ok = c.staged[ev]
+		delete(c.staged, ev)
+		c.mu.Unlock()
+	}
+	return h, ok
 }
 
 // logRuleCounts logs each rule's outcome counts at debug level (field rule).
