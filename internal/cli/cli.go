@@ -29,8 +29,29 @@ const (
 	ExitLocked     = 6 // another rdsaudit run holds the history store's run lock
 )
 
-// defaultMemoryLimit is the soft memory limit unless GOMEMLIMIT says otherwise.
-const defaultMemoryLimit = 160 << 20
+// The soft memory limit, unless GOMEMLIMIT says otherwise: 160 MiB, raised for an
+// audit to sit above the live heap of its fleet (memoryLimitFor), so that the garbage
+// collector never runs continuously against a limit the fleet's live data exceeds.
+const (
+	defaultMemoryLimit = 160 << 20
+	// The live heap of an audit: about 16 MiB plus 21 KiB per host at its peak (rule
+	// results, facts, report rows; docs/benchmarks.md). The limit leaves headroom.
+	memoryLimitBase    = 64 << 20
+	memoryLimitPerHost = 24 << 10
+)
+
+// memoryLimitFor is the soft memory limit for an audit of n hosts.
+func memoryLimitFor(n int) int64 {
+	return max(defaultMemoryLimit, memoryLimitBase+int64(n)*memoryLimitPerHost)
+}
+
+// setMemoryLimit sets the soft memory limit for an audit of n hosts, unless the user
+// set GOMEMLIMIT.
+func setMemoryLimit(n int) {
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		debug.SetMemoryLimit(memoryLimitFor(n))
+	}
+}
 
 // Clock returns the current time; tests pin it.
 type Clock func() time.Time
@@ -106,11 +127,7 @@ type env struct {
 // Run runs the rdsaudit command line with args (without the program name) and returns
 // the process exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, now Clock) int {
-	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
-		// A soft limit: the collector works harder above it instead of growing past
-		// 200 MB on a 10,000-host run (docs/benchmarks.md, Reports).
-		debug.SetMemoryLimit(defaultMemoryLimit)
-	}
+	setMemoryLimit(0)
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, now: now}
 	root := newRoot(e)
 	root.SetArgs(args)

@@ -163,6 +163,7 @@ func runAudit(e *env, cfg *config.Config, col collect.Collector, asOf time.Time)
 	if err != nil {
 		return nil, err
 	}
+	setMemoryLimit(len(o.Hosts))
 	res, err := audit.Run(e.ctx, o)
 	if err != nil {
 		return nil, err
