@@ -1,6 +1,7 @@
 package samples
 
 import (
+	"bytes"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -75,17 +76,13 @@ func (f *ScaledFleet) WriteEvidence(dir string) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
+	var buf bytes.Buffer
 	for _, ev := range f.Evidence {
-		p := filepath.Join(dir, ev.Host.Name+offline.SuffixSnapshot)
-		w, err := os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-		if err != nil {
+		buf.Reset()
+		if err := evidence.Encode(&buf, ev); err != nil {
 			return err
 		}
-		if err := evidence.Encode(w, ev); err != nil {
-			w.Close()
-			return err
-		}
-		if err := w.Close(); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, ev.Host.Name+offline.SuffixSnapshot), buf.Bytes(), 0o640); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -53,15 +54,11 @@ func run(n int, out string) error {
 	if err := f.WriteEvidence(filepath.Join(out, "fleet")); err != nil {
 		return err
 	}
-	inv, err := os.OpenFile(filepath.Join(out, "inventory.csv"), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
+	var inv bytes.Buffer
+	if err := f.WriteInventory(&inv, nil); err != nil {
 		return err
 	}
-	if err := f.WriteInventory(inv, nil); err != nil {
-		inv.Close()
-		return err
-	}
-	if err := inv.Close(); err != nil {
+	if err := os.WriteFile(filepath.Join(out, "inventory.csv"), inv.Bytes(), 0o640); err != nil {
 		return err
 	}
 	for _, name := range []string{"rules.yaml", "entitlements.csv"} {
