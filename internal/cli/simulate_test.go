@@ -104,3 +104,73 @@ func TestSimulateRefusesNonLoopback(t *testing.T) {
 		t.Errorf("exit %d: %s", code, stderr)
 	}
 }
+
+// TestSimulateScaled serves a generated fleet with a fault mix (`simulate --hosts`),
+// takes the inventory it prints and audits it with `rdsaudit run` over HTTPS.
+func TestSimulateScaled(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"simulate", "--hosts", "40", "--latency", "2ms", "--script-time", "20ms",
+			"--faults", "script_error=10%,access_denied=0.1", "--ca-out", ca}, &out, &errb, fixedClock(sampleNow))
+	}()
+	for !strings.Contains(errb.String(), "serving") {
+		select {
+		case code := <-done:
+			t.Fatalf("simulate exited %d early\n%s\n%s", code, out.String(), errb.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	inv := out.String()
+	lines := strings.Split(strings.TrimSpace(inv), "\n")
+	if len(lines) != 1+2+40 || lines[0] != "name,address,port,roles,group,tags" || !strings.HasPrefix(lines[3], "RDSH-00000,127.0.0.1,") {
+		t.Fatalf("inventory:\n%s", inv)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "inventory.csv"), []byte(inv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `inventory: {file: inventory.csv}
+credentials: [{name: audit, username: 'LAB\auditor', password_env: SIM_PASSWORD}]
+default_credential: audit
+transport: {scheme: https, auth: basic, ca_bundle: ca.pem}
+collection: {source: winrm, concurrency: 16, retries: 0}
+output_dir: out
+`
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SIM_PASSWORD", "any")
+	code, stdout, stderr := rdsaudit(t, sampleNow, "run", "--config", filepath.Join(dir, "config.yaml"), "--log-level", "warn")
+	if code != ExitCoverage {
+		t.Fatalf("run: exit %d\n%s%s", code, stdout, stderr)
+	}
+	rep := readReport(t, runDirs(t, filepath.Join(dir, "out"))[0])
+	classes := map[evidence.FailureClass]int{}
+	for _, c := range rep.Coverage.ByClass {
+		classes[c.Class] = c.Count
+	}
+	if rep.Coverage.Targeted != 42 || classes[evidence.FailScript] == 0 || classes[evidence.FailAccessDenied] == 0 ||
+		len(classes) != 2 || rep.Coverage.Collected != 42-classes[evidence.FailScript]-classes[evidence.FailAccessDenied] {
+		t.Errorf("coverage %+v", rep.Coverage.ByClass)
+	}
+	cancel()
+	if code := <-done; code != ExitOK {
+		t.Errorf("simulate exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "open shells 0") {
+		t.Errorf("shells left open:\n%s", errb.String())
+	}
+}
+
+func TestSimulateFaultMixErrors(t *testing.T) {
+	for _, mix := range []string{"nosuch=1%", "timeout", "timeout=150%", "timeout=60%,auth=50%"} {
+		code, _, stderr := rdsaudit(t, sampleNow, "simulate", "--hosts", "3", "--faults", mix)
+		if code != ExitUsage || !strings.Contains(stderr, "--faults") {
+			t.Errorf("%s: exit %d: %s", mix, code, stderr)
+		}
+	}
+}
