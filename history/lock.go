@@ -39,7 +39,7 @@ func (s *Store) AcquireRunLock(ctx context.Context, runID string) (func(), error
 		return nil, err
 	}
 	lp := LockPath(s.path)
-	f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("lock history store %s: %w", s.path, err)
 	}

@@ -13,7 +13,7 @@ import (
 
 // GenerateKey creates an ed25519 key pair for signing manifests: the private key as a
 // PKCS#8 "PRIVATE KEY" PEM file with mode 0600, the public key as a PKIX "PUBLIC KEY"
-// PEM file with mode 0644. Existing files are never overwritten.
+// PEM file with mode 0640. Existing files are never overwritten.
 func GenerateKey(privPath, pubPath string) error {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -30,7 +30,7 @@ func GenerateKey(privPath, pubPath string) error {
 	if err := writeNew(privPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}), 0o600); err != nil {
 		return fmt.Errorf("generate key: %w", err)
 	}
-	if err := writeNew(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pk}), 0o644); err != nil {
+	if err := writeNew(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pk}), 0o640); err != nil {
 		_ = os.Remove(privPath)
 		return fmt.Errorf("generate key: %w", err)
 	}

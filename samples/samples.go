@@ -34,13 +34,13 @@ func Extract(dir string) (string, error) {
 		}
 		dst := filepath.Join(dir, filepath.FromSlash(p))
 		if d.IsDir() {
-			return os.MkdirAll(dst, 0o755)
+			return os.MkdirAll(dst, 0o750)
 		}
 		b, err := files.ReadFile(p)
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(dst, b, 0o644)
+		return os.WriteFile(dst, b, 0o640)
 	})
 	if err != nil {
 		return "", fmt.Errorf("extract samples to %s: %w", dir, err)

@@ -103,10 +103,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		evalAt = o.AsOf.UTC()
 	}
 
-	if err := os.MkdirAll(o.OutputDir, 0o755); err != nil {
+	if err := os.MkdirAll(o.OutputDir, 0o750); err != nil {
 		return nil, fmt.Errorf("output_dir: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(o.HistoryPath), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(o.HistoryPath), 0o750); err != nil {
 		return nil, fmt.Errorf("history.path: %w", err)
 	}
 	store, err := history.Open(ctx, o.HistoryPath)

@@ -107,7 +107,7 @@ stdout, to measure a large estate through 'rdsaudit run'.`,
 			if plainHTTP {
 				scheme = "http"
 			} else if caOut != "" {
-				if err := os.WriteFile(caOut, fleet.CACertPEM(), 0o644); err != nil {
+				if err := os.WriteFile(caOut, fleet.CACertPEM(), 0o640); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stderr, "CA certificate: %s\n", caOut)
