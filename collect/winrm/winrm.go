@@ -375,7 +375,7 @@ func (c *Collector) Collect(ctx context.Context, host evidence.HostRef) *evidenc
 				ev.DurationMS = c.opts.Now().Sub(start).Milliseconds()
 				ev.Status = evidence.StatusCollected
 				ev.Failure = nil
-				log.Debug().Dur("duration", c.opts.Now().Sub(start)).Int("attempts", attempts).Msg("collected")
+				log.Debug().Stringer("duration", c.opts.Now().Sub(start)).Int("attempts", attempts).Msg("collected")
 				return ev
 			}
 			lastErr = fmt.Errorf("%w: %v", ErrBadOutput, err)
@@ -402,7 +402,7 @@ func (c *Collector) Collect(ctx context.Context, host evidence.HostRef) *evidenc
 			break
 		}
 		wait := backoff(c.opts.RetryBackoff, attempts)
-		log.Warn().Str("class", string(class)).Int("attempt", attempts).Dur("backoff", wait).Msg(scrub(lastErr.Error(), cred))
+		log.Warn().Str("class", string(class)).Int("attempt", attempts).Stringer("backoff", wait).Msg(scrub(lastErr.Error(), cred))
 		select {
 		case <-time.After(wait):
 		case <-hctx.Done():
@@ -436,7 +436,7 @@ func (c *Collector) finish(ev *evidence.Evidence, start time.Time, attempts int,
 	d := c.opts.Now().Sub(start)
 	ev.DurationMS = d.Milliseconds()
 	if ev.Failure != nil {
-		log.Warn().Str("class", string(ev.Failure.Class)).Int("attempts", attempts).Dur("duration", d).Msg(ev.Failure.Message)
+		log.Warn().Str("class", string(ev.Failure.Class)).Int("attempts", attempts).Stringer("duration", d).Msg(ev.Failure.Message)
 	}
 	return ev
 }

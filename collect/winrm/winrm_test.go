@@ -385,6 +385,29 @@ func TestWinRMFailureClasses(t *testing.T) {
 			t.Fatalf("password leaked: %s", where)
 		}
 	}
+
+	// Durations and backoffs carry their unit ("1.2s", "22.5ms"): a bare number would
+	// be read as seconds.
+	seen := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		for _, k := range []string{"duration", "backoff"} {
+			if v, ok := e[k]; ok {
+				seen[k]++
+				if s, _ := v.(string); s == "" || strings.Trim(s, "0123456789.") == "" {
+					t.Errorf("%s %v has no unit: %s", k, v, line)
+				} else if _, err := time.ParseDuration(s); err != nil {
+					t.Errorf("%s %q: %v", k, s, err)
+				}
+			}
+		}
+	}
+	if seen["duration"] == 0 || seen["backoff"] == 0 {
+		t.Errorf("durations logged: %v, want some of each", seen)
+	}
 }
 
 func TestWinRMTLSFailure(t *testing.T) {
