@@ -171,6 +171,8 @@ workbook, a JSON report, the raw evidence and a manifest of hashes.`,
 			return nil
 		},
 	}
+	root.Version = versionLine()
+	root.SetVersionTemplate("rdsaudit {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "", "log level: debug, info, warn, error (default from config, else info)")
 	root.PersistentFlags().StringVar(&e.logFormat, "log-format", "", "log format: auto, console, json (default auto: console on a terminal)")
@@ -228,11 +230,57 @@ func (c clearLine) Write(p []byte) (int, error) {
 func newVersionCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the rdsaudit version",
+		Short: "Print the rdsaudit version, the commit it was built from and the Go toolchain",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(e.stdout, "rdsaudit %s\n", ToolVersion())
+			fmt.Fprintf(e.stdout, "rdsaudit %s\n", versionLine())
 			return nil
 		},
 	}
+}
+
+// versionLine is the version with what the build info says of the build: the VCS
+// revision and time (go build in a checkout records them; go install module@version
+// records the module version), whether the tree was modified, and the toolchain.
+func versionLine() string {
+	v := ToolVersion()
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	var rev, at string
+	modified := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		v += " (commit " + rev
+		if at != "" {
+			v += ", " + at
+		}
+		if modified {
+			v += ", modified"
+		}
+		v += ")"
+	}
+	goos, goarch := "", ""
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "GOOS":
+			goos = s.Value
+		case "GOARCH":
+			goarch = s.Value
+		}
+	}
+	return strings.TrimSpace(fmt.Sprintf("%s %s %s/%s", v, bi.GoVersion, goos, goarch))
 }

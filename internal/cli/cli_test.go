@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -324,8 +325,12 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, code, stderr)
 		}
 	}
-	if code, stdout, _ := rdsaudit(t, sampleNow, "version"); code != ExitOK || !strings.HasPrefix(stdout, "rdsaudit ") {
-		t.Errorf("version: %d %q", code, stdout)
+	code, version, _ := rdsaudit(t, sampleNow, "version")
+	if code != ExitOK || !strings.HasPrefix(version, "rdsaudit "+ToolVersion()) || !strings.Contains(version, runtime.Version()) {
+		t.Errorf("version: %d %q", code, version)
+	}
+	if code, stdout, _ := rdsaudit(t, sampleNow, "--version"); code != ExitOK || stdout != version {
+		t.Errorf("--version: %d %q, want %q", code, stdout, version)
 	}
 }
 
