@@ -133,6 +133,7 @@ type Collector struct {
 	creds CredentialSource
 	log   zerolog.Logger
 	ca    []byte
+	cmds  commandCache // command lines by parameters, built once each
 
 	mu    sync.Mutex
 	gates map[string]*credGate // credential key -> its gate
@@ -499,7 +500,7 @@ func (c *Collector) attempt(ctx context.Context, host evidence.HostRef, cred Cre
 	if port == 0 {
 		port = c.opts.Port
 	}
-	cmdline, err := BuildCommand(ParamsFor(host, c.opts.MaxIssuedLicenses))
+	cmdline, err := c.cmds.command(ParamsFor(host, c.opts.MaxIssuedLicenses))
 	if err != nil {
 		return nil, err
 	}

@@ -28,3 +28,6 @@ func (t *ntlmHTTP) Logons() int {
 
 // Close closes the pooled connections.
 func (t *ntlmHTTP) Close() { t.close() }
+
+// CommandBuilds is the number of command lines the collector built.
+func (c *Collector) CommandBuilds() int { return int(c.cmds.builds.Load()) }
