@@ -106,24 +106,51 @@ func (e *Evaluation) ExitCode() int {
 // rule-set override).
 const sevRule Severity = -1
 
-// sink collects one rule's results.
+// sink collects the results of the rule being evaluated, appending them to out: it sets
+// their rule, severity and finding ID as they come, and notes whether they come in result
+// order.
 type sink struct {
-	info RuleInfo
-	out  []Result
+	info     RuleInfo
+	sev      Severity // the rule's severity (default or rule-set override)
+	override bool     // the rule set overrides even a severity the rule computed
+	out      []Result
+	start    int    // where the rule's results begin in out
+	ids      []byte // their finding IDs, findingIDLen bytes each
+	unsorted bool   // two results of a rule are out of result order (sortResults)
 }
 
-func (s *sink) add(r Result) {
-	r.RuleID = s.info.ID
-	r.Severity = sevRule
-	s.out = append(s.out, r)
+// begin starts a rule's results.
+func (s *sink) begin(info RuleInfo, sev Severity, override bool) {
+	s.info, s.sev, s.override = info, sev, override
+	s.start, s.ids = len(s.out), s.ids[:0]
 }
+
+func (s *sink) add(r Result) { s.put(r, sevRule) }
 
 // addSev adds a result whose severity the rule computed (GRACE-001); a rule-set severity
 // override still replaces it.
-func (s *sink) addSev(r Result, sev Severity) {
-	r.RuleID = s.info.ID
-	r.Severity = sev
+func (s *sink) addSev(r Result, sev Severity) { s.put(r, sev) }
+
+func (s *sink) put(r Result, sev Severity) {
+	r.RuleID, r.Severity = s.info.ID, sev
+	if s.override || sev == sevRule {
+		r.Severity = s.sev
+	}
+	s.ids = appendFindingID(s.ids, r.RuleID, r.Subject, r.Key)
+	if n := len(s.out); n > s.start && subjectLess(&r, &s.out[n-1]) {
+		s.unsorted = true
+	}
 	s.out = append(s.out, r)
+}
+
+// end gives the rule's results their finding IDs, cut from one string: one allocation
+// per rule rather than one per result.
+func (s *sink) end() {
+	all := string(s.ids)
+	rs := s.out[s.start:]
+	for i := range rs {
+		rs[i].ID = all[i*findingIDLen : (i+1)*findingIDLen]
+	}
 }
 
 // Evaluate runs the enabled rules of the catalogue over the input. It is deterministic:
@@ -169,8 +196,8 @@ func Evaluate(in Input) *Evaluation {
 	}
 	s := &sink{out: make([]Result, 0, n)}
 	for _, p := range plan {
-		start := len(s.out)
-		s.info = p.info
+		sev, override := rs.severity(p.info)
+		s.begin(p.info, sev, override)
 		switch r := p.rule.(type) {
 		case hostRule:
 			for _, h := range p.hosts {
@@ -193,42 +220,26 @@ func Evaluate(in Input) *Evaluation {
 		default:
 			panic(fmt.Sprintf("rules: %s implements no check", p.info.ID))
 		}
-		sev, override := rs.severity(p.info)
-		finish(s.out[start:], sev, override)
+		s.end()
 	}
 	ev.Waivers = applyWaivers(c, s.out)
 	if waivers {
 		info := waiverRuleInfo()
-		start := len(s.out)
-		s.info = info
-		checkWaivers(c, ev.Waivers, s)
 		sev, _ := rs.severity(info)
-		finish(s.out[start:], sev, true)
+		s.begin(info, sev, true)
+		checkWaivers(c, ev.Waivers, s)
+		s.end()
 	} else {
 		ev.Disabled = append(ev.Disabled, WaiverRuleID)
 	}
 	ev.Results = s.out
 	ev.Position = c.position
-	sortResults(ev.Results)
+	// Rules come in catalogue order, so the results are in order unless a rule gave
+	// its own out of order.
+	if s.unsorted {
+		sortResults(ev.Results)
+	}
 	return ev
-}
-
-// finish sets one rule's results' severity (the rule's sev where the rule did not
-// compute one, or always when override) and their finding IDs. The IDs are cut from one
-// string, one allocation per rule rather than one per result.
-func finish(rs []Result, sev Severity, override bool) {
-	ids := make([]byte, 0, len(rs)*findingIDLen)
-	for i := range rs {
-		r := &rs[i]
-		if override || r.Severity == sevRule {
-			r.Severity = sev
-		}
-		ids = appendFindingID(ids, r.RuleID, r.Subject, r.Key)
-	}
-	all := string(ids)
-	for i := range rs {
-		rs[i].ID = all[i*findingIDLen : (i+1)*findingIDLen]
-	}
 }
 
 // ruleOrder is each rule's position in the catalogue (RDS-WAIVER-001 last).
@@ -243,29 +254,28 @@ func ruleOrder() map[string]int {
 }
 
 // sortResults orders results by catalogue order, then subject kind, subject name (case
-// insensitive) and key. The engine emits them nearly in that order, so the check is
-// linear and the sort rarely runs.
+// insensitive) and key.
 func sortResults(rs []Result) {
 	order := ruleOrder()
-	less := func(a, b *Result) bool {
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := &rs[i], &rs[j]
 		if a.RuleID != b.RuleID {
 			return order[a.RuleID] < order[b.RuleID]
 		}
-		if a.Subject.Kind != b.Subject.Kind {
-			return a.Subject.Kind < b.Subject.Kind
-		}
-		if c := compareFold(a.Subject.Name, b.Subject.Name); c != 0 {
-			return c < 0
-		}
-		return a.Key < b.Key
+		return subjectLess(a, b)
+	})
+}
+
+// subjectLess orders one rule's results: by subject kind, subject name (case
+// insensitive) and key.
+func subjectLess(a, b *Result) bool {
+	if a.Subject.Kind != b.Subject.Kind {
+		return a.Subject.Kind < b.Subject.Kind
 	}
-	sorted := true
-	for i := 1; i < len(rs) && sorted; i++ {
-		sorted = !less(&rs[i], &rs[i-1])
+	if c := compareFold(a.Subject.Name, b.Subject.Name); c != 0 {
+		return c < 0
 	}
-	if !sorted {
-		sort.SliceStable(rs, func(i, j int) bool { return less(&rs[i], &rs[j]) })
-	}
+	return a.Key < b.Key
 }
 
 // subjects are a host rule's subjects: the hosts with one of its roles (every host when

@@ -151,3 +151,32 @@ func TestGroupEvidenceOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestResultOrder: results come in catalogue order, then by subject kind, name (case
+// insensitive) and key, also when the rules give them otherwise (groups are checked in
+// byte order of their names).
+func TestResultOrder(t *testing.T) {
+	f := baseFleet()
+	for i, n := range []string{"rdsh-b1", "RDSH-A1", "Rdsh-a2", "rdsh-B2"} {
+		h := rdshEv(n)
+		h.Host.Group = []string{"farm-B", "farm-a"}[i%2]
+		f.hosts = append(f.hosts, h)
+	}
+	ev := f.evaluate()
+	order := ruleOrder()
+	for i := 1; i < len(ev.Results); i++ {
+		a, b := &ev.Results[i-1], &ev.Results[i]
+		if order[b.RuleID] < order[a.RuleID] || (a.RuleID == b.RuleID && subjectLess(b, a)) {
+			t.Errorf("result %d (%s on %s) after %s on %s", i, b.RuleID, b.Subject, a.RuleID, a.Subject)
+		}
+	}
+	var groups []string
+	for _, r := range ev.Results {
+		if r.RuleID == "RDS-LS-003" {
+			groups = append(groups, r.Subject.Name)
+		}
+	}
+	if want := []string{"farm", "farm-a", "farm-B"}; !reflect.DeepEqual(groups, want) {
+		t.Errorf("RDS-LS-003 subjects %v, want %v", groups, want)
+	}
+}
