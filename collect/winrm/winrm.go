@@ -7,6 +7,7 @@ package winrm
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -132,8 +133,11 @@ type Collector struct {
 	opts  Options
 	creds CredentialSource
 	log   zerolog.Logger
-	ca    []byte
-	cmds  commandCache // command lines by parameters, built once each
+
+	cmds     commandCache           // command lines by parameters, built once each
+	tls      *tls.Config            // listeners' TLS configuration, CAs parsed once (baseTLS)
+	tlsErr   error                  // the CA bundle is unusable: reported by every host attempt
+	sessions tls.ClientSessionCache // TLS sessions of the listeners, resumed (listenerSessions)
 
 	mu    sync.Mutex
 	gates map[string]*credGate // credential key -> its gate
@@ -288,7 +292,10 @@ func New(opts Options, creds CredentialSource, log zerolog.Logger) (*Collector, 
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Collector{opts: opts, creds: creds, log: log, ca: ca, gates: map[string]*credGate{}}, nil
+	c := &Collector{opts: opts, creds: creds, log: log, gates: map[string]*credGate{}}
+	c.tls, c.tlsErr = baseTLS(opts, ca)
+	c.sessions = tls.NewLRUClientSessionCache(sessionCacheSize)
+	return c, nil
 }
 
 // Options returns the effective options (defaults applied).
@@ -505,10 +512,12 @@ func (c *Collector) attempt(ctx context.Context, host evidence.HostRef, cred Cre
 		return nil, err
 	}
 	https := c.opts.Scheme == "https"
+	// The TLS configuration (server name, verification, CAs) is the collector's, in
+	// tr.tls: our transport does not read the endpoint's.
 	ep := &masterzen.Endpoint{
 		Host: addr, Port: port, HTTPS: https, Insecure: c.opts.InsecureSkipVerify,
-		TLSServerName: c.opts.TLSServerName, CACert: c.ca,
-		Timeout: c.opts.OperationTimeout + HTTPTimeoutMargin,
+		TLSServerName: c.opts.TLSServerName,
+		Timeout:       c.opts.OperationTimeout + HTTPTimeoutMargin,
 	}
 	params := *masterzen.DefaultParameters // a copy: DefaultParameters is shared
 	params.Timeout = "PT" + strconv.Itoa(int(c.opts.OperationTimeout/time.Second)) + "S"
@@ -516,14 +525,20 @@ func (c *Collector) attempt(ctx context.Context, host evidence.HostRef, cred Cre
 	if https {
 		scheme = "https"
 	}
+	hostPort := net.JoinHostPort(addr, strconv.Itoa(port))
 	tr := &transport{
-		url:     (&url.URL{Scheme: scheme, Host: net.JoinHostPort(addr, strconv.Itoa(port)), Path: "/wsman"}).String(),
+		url:     (&url.URL{Scheme: scheme, Host: hostPort, Path: "/wsman"}).String(),
 		user:    cred.Username,
 		pass:    cred.Password,
 		ntlm:    c.opts.Auth == AuthNTLM,
 		maxBody: 8 << 20,
 		dial:    c.opts.DialContext,
+		tlsErr:  c.tlsErr,
 		onAuth:  onAuth,
+	}
+	if c.tls != nil {
+		tr.tls = c.tls.Clone()
+		tr.tls.ClientSessionCache = listenerSessions{cache: c.sessions, addr: hostPort}
 	}
 	// NTLM: tr logs on with our NTLM client, and over plain HTTP seals every message
 	// (winrm_ntlmhttp.go). Kerberos: tr presents the tickets of the credential's

@@ -14,7 +14,7 @@ package winrm
 // dialer and reads the proxy from the environment.
 //
 // ntlmHTTP speaks HTTP/1.1 itself on connections it dials (through our dialer; over
-// HTTPS with the endpoint's TLS configuration, handshake completed under the request's
+// HTTPS with the collector's TLS configuration, handshake completed under the request's
 // context), so that the handshake and the messages of a security context are
 // guaranteed to travel on the same TCP connection (a Windows listener binds the NTLM
 // context to the connection; so does winrmtest):
@@ -131,7 +131,7 @@ func splitNTLMUser(u string) (user, domain string) {
 }
 
 // newNTLMHTTP returns the client of one host attempt: over HTTPS when tlsConf is set
-// (the endpoint's, see endpointTLS), else over plain HTTP with message encryption.
+// (the collector's, see baseTLS), else over plain HTTP with message encryption.
 func newNTLMHTTP(url, addr, user, pass string, dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConf *tls.Config, timeout time.Duration, maxBody int64) *ntlmHTTP {
 	u, d := splitNTLMUser(user)
 	if dial == nil {

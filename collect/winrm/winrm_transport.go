@@ -162,6 +162,8 @@ type transport struct {
 	ntlm       bool
 	maxBody    int64
 	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
+	tls        *tls.Config  // the listener's TLS configuration (collector's, with its session cache)
+	tlsErr     error        // the collector's CA bundle is unusable: Transport fails with it
 	krb        *krbLogin    // Kerberos: the credential's logon, shared by the run's hosts
 	spn        string       // Kerberos: the listener's service principal
 	httpClient *http.Client // our HTTP: Basic
@@ -205,10 +207,10 @@ func (t *transport) Transport(ep *masterzen.Endpoint) error {
 	addr := net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port))
 	var tlsConf *tls.Config
 	if ep.HTTPS || !t.ntlm {
-		var err error
-		if tlsConf, err = endpointTLS(ep); err != nil {
-			return err
+		if t.tlsErr != nil {
+			return t.tlsErr
 		}
+		tlsConf = t.tls
 	}
 	if t.ntlm {
 		// tlsConf nil (plain HTTP): message encryption.
@@ -241,18 +243,44 @@ func (t *transport) Transport(ep *masterzen.Endpoint) error {
 	return nil
 }
 
-// endpointTLS is the TLS configuration of the endpoint: TLS 1.2 or later, the CAs of
-// the bundle (else the system's), the configured server name (else the address).
-func endpointTLS(ep *masterzen.Endpoint) (*tls.Config, error) {
-	tlsConf := &tls.Config{ServerName: ep.TLSServerName, InsecureSkipVerify: ep.Insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // explicit opt-in only
-	if len(ep.CACert) > 0 {
+// baseTLS is the TLS configuration of a collector's listeners: TLS 1.2 or later, the
+// CAs of the bundle (else the system's), the configured server name (else, per
+// connection, the address dialed). New builds it once: the bundle is parsed once per
+// collector, not per host attempt. A bundle in which Go finds no certificate makes
+// every host attempt fail with the error (a listener cannot be verified against it).
+func baseTLS(opts Options, ca []byte) (*tls.Config, error) {
+	conf := &tls.Config{ServerName: opts.TLSServerName, InsecureSkipVerify: opts.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // explicit opt-in only
+	if len(ca) > 0 {
 		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(ep.CACert) {
+		if !pool.AppendCertsFromPEM(ca) {
 			return nil, errors.New("no certificate found in the CA bundle")
 		}
-		tlsConf.RootCAs = pool
+		conf.RootCAs = pool
 	}
-	return tlsConf, nil
+	return conf, nil
+}
+
+// sessionCacheSize bounds the TLS sessions a collector keeps (one per listener, a few
+// KiB each): a session is only resumed while its host is being collected (a second
+// connection, a retry), so the bound only needs to exceed the hosts in flight.
+const sessionCacheSize = 1024
+
+// listenerSessions is the collector's TLS session cache as the connections to one
+// listener see it. crypto/tls keys sessions by server name, which every listener shares
+// when the certificates are checked against one configured name (TLSServerName), or
+// which is the same for listeners on one address: the key also carries the address
+// dialed, so a session ticket is only ever offered to the listener that issued it.
+type listenerSessions struct {
+	cache tls.ClientSessionCache
+	addr  string // host:port dialed
+}
+
+func (s listenerSessions) Get(key string) (*tls.ClientSessionState, bool) {
+	return s.cache.Get(s.addr + " " + key)
+}
+
+func (s listenerSessions) Put(key string, cs *tls.ClientSessionState) {
+	s.cache.Put(s.addr+" "+key, cs)
 }
 
 func (t *transport) close() {

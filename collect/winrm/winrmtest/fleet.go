@@ -123,6 +123,10 @@ func (f *Fleet) Stats() Stats { return f.st.statsCopy() }
 // NTLMFailures lists the AUTHENTICATE messages refused across the fleet.
 func (f *Fleet) NTLMFailures() []NTLMFailure { return f.st.ntlmFailuresCopy() }
 
+// TLSStats counts the TLS handshakes across the fleet. Each host's server issues session
+// tickets of its own: a ticket only resumes at the host that issued it.
+func (f *Fleet) TLSStats() TLSStats { return f.st.tlsStats() }
+
 // BasicAuthRequests counts the requests across the fleet that carried an
 // Authorization: Basic header, i.e. that handed a listener a password.
 func (f *Fleet) BasicAuthRequests() int { return int(f.st.basic.Load()) }

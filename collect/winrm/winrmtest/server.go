@@ -126,9 +126,56 @@ type state struct {
 
 	ntlmFailures []NTLMFailure
 	krbFailures  []KerberosFailure
+
+	tlsFull    atomic.Int64 // TLS handshakes completed in full
+	tlsResumed atomic.Int64 // TLS handshakes that resumed a session
+	tlsForeign atomic.Int64 // session tickets offered that the server had not issued
 }
 
 func newState() *state { return &state{stats: Stats{}} }
+
+// TLSStats count TLS handshakes of a server or a fleet.
+type TLSStats struct {
+	Full    int // handshakes completed in full
+	Resumed int // handshakes that resumed a session the server had issued
+	// Foreign counts the session tickets offered that the server had not issued
+	// (another host's): each server has ticket keys of its own, as each Windows host,
+	// so such a ticket never resumes, and a client offering it tells the server which
+	// other server it talked to.
+	Foreign int
+}
+
+func (st *state) tlsStats() TLSStats {
+	return TLSStats{Full: int(st.tlsFull.Load()), Resumed: int(st.tlsResumed.Load()), Foreign: int(st.tlsForeign.Load())}
+}
+
+// countingTLS returns conf, with ticket keys of its own, counting handshakes and the
+// tickets offered that it did not issue into st.
+func countingTLS(conf *tls.Config, st *state) (*tls.Config, error) {
+	// Fixed keys: http.Server serves a clone of conf, and a clone with automatic keys
+	// generates keys of its own, which conf.DecryptTicket would not know.
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, err
+	}
+	conf.SetSessionTicketKeys([][32]byte{key})
+	conf.VerifyConnection = func(cs tls.ConnectionState) error {
+		if cs.DidResume {
+			st.tlsResumed.Add(1)
+		} else {
+			st.tlsFull.Add(1)
+		}
+		return nil
+	}
+	conf.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+		ss, err := conf.DecryptTicket(identity, cs)
+		if ss == nil && err == nil {
+			st.tlsForeign.Add(1)
+		}
+		return ss, err
+	}
+	return conf, nil
+}
 
 // opened counts a new shell and raises the high-water mark.
 func (st *state) opened() {
@@ -726,7 +773,10 @@ func startServer(host string, ev *evidence.Evidence, users map[string]string, nt
 	scheme := "http"
 	if ca != nil {
 		scheme = "https"
-		s.srv.TLSConfig = ca.serverConfig()
+		if s.srv.TLSConfig, err = countingTLS(ca.serverConfig(), st); err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
 	}
 	s.URL = scheme + "://" + s.Addr + "/wsman"
 	go func() {
@@ -761,6 +811,9 @@ func (s *Server) Rejected() []Rejection { return s.st.rejectedCopy() }
 
 // Stats returns request counts by action.
 func (s *Server) Stats() Stats { return s.st.statsCopy() }
+
+// TLSStats counts the server's TLS handshakes.
+func (s *Server) TLSStats() TLSStats { return s.st.tlsStats() }
 
 // BasicAuthRequests counts the requests that carried an Authorization: Basic header,
 // i.e. that handed the listener a password (accepted or not).
