@@ -130,9 +130,41 @@ type state struct {
 	tlsFull    atomic.Int64 // TLS handshakes completed in full
 	tlsResumed atomic.Int64 // TLS handshakes that resumed a session
 	tlsForeign atomic.Int64 // session tickets offered that the server had not issued
+
+	// commands are the collection commands accepted so far, with their parameters: a
+	// fleet's hosts receive a handful of distinct commands, each decoded, inflated and
+	// checked once (ParseCollectionCommand is deterministic).
+	commandsMu sync.Mutex
+	commands   map[string]winrm.ScriptParams
 }
 
 func newState() *state { return &state{stats: Stats{}} }
+
+// maxCachedCommands bounds state.commands; past it, commands are parsed every time.
+const maxCachedCommands = 64
+
+// parseCommand is winrm.ParseCollectionCommand, remembered for accepted commands.
+func (st *state) parseCommand(line string) (winrm.ScriptParams, error) {
+	st.commandsMu.Lock()
+	p, ok := st.commands[line]
+	st.commandsMu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := winrm.ParseCollectionCommand(line)
+	if err != nil {
+		return p, err
+	}
+	st.commandsMu.Lock()
+	if st.commands == nil {
+		st.commands = map[string]winrm.ScriptParams{}
+	}
+	if len(st.commands) < maxCachedCommands {
+		st.commands[line] = p
+	}
+	st.commandsMu.Unlock()
+	return p, nil
+}
 
 // TLSStats count TLS handshakes of a server or a fleet.
 type TLSStats struct {
@@ -496,7 +528,7 @@ func (h *Handler) run(line string, f Faults) *command {
 	if f.WaitForShells > 0 && f.ScriptDelay <= 0 {
 		c.readyAt = time.Time{}
 	}
-	p, err := winrm.ParseCollectionCommand(line)
+	p, err := h.st.parseCommand(line)
 	if err != nil {
 		h.st.mu.Lock()
 		h.st.rejected = append(h.st.rejected, Rejection{Host: h.Host, Command: line, Reason: err.Error()})
