@@ -588,8 +588,8 @@ func (c *Collector) attempt(ctx context.Context, host evidence.HostRef, cred Cre
 	stderr := &limitedBuffer{max: 64 << 10}
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); _, _ = io.Copy(stdout, cmd.Stdout) }()
-	go func() { defer wg.Done(); _, _ = io.Copy(stderr, cmd.Stderr) }()
+	go func() { defer wg.Done(); _, _ = stdout.ReadFrom(cmd.Stdout) }()
+	go func() { defer wg.Done(); _, _ = stderr.ReadFrom(cmd.Stderr) }()
 	cmd.Wait()
 	wg.Wait()
 	// ExitCode is 0 until Done and on most failures: the error decides first.
@@ -643,6 +643,30 @@ type limitedBuffer struct {
 	max        int64
 	overflow   bool
 	onOverflow func()
+}
+
+// ReadFrom reads r to its end straight into the buffer, with Write's limit: beyond
+// max bytes the rest is drained and discarded. (io.Copy into Write would allocate a
+// 32 KiB copy buffer per stream and host.)
+func (b *limitedBuffer) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	if !b.overflow {
+		n, err := b.buf.ReadFrom(io.LimitReader(r, b.max-int64(b.buf.Len())+1))
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if int64(b.buf.Len()) <= b.max {
+			return total, nil // r ended within the limit
+		}
+		b.buf.Truncate(int(b.max))
+		b.overflow = true
+		if b.onOverflow != nil {
+			b.onOverflow()
+		}
+	}
+	n, err := io.Copy(io.Discard, r)
+	return total + n, err
 }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {

@@ -12,16 +12,19 @@ import (
 // idleConnTTL bounds how long an authenticated connection waits in the pool.
 const idleConnTTL = 30 * time.Second
 
-// pooledConn is one dialed listener connection with its reader. The transports that
-// authenticate per connection (NTLM over HTTP, Kerberos) keep their authenticated
-// connections in a connPool, one request at a time on each.
+// pooledConn is one dialed listener connection with its reader and writer. The
+// transports that authenticate per connection (NTLM over HTTP, Kerberos) keep their
+// authenticated connections in a connPool, one request at a time on each.
 type pooledConn struct {
 	conn   net.Conn
 	br     *bufio.Reader
+	bw     *bufio.Writer // requests, flushed after each
 	idleAt time.Time
 }
 
-func newPooledConn(nc net.Conn) pooledConn { return pooledConn{conn: nc, br: bufio.NewReader(nc)} }
+func newPooledConn(nc net.Conn) pooledConn {
+	return pooledConn{conn: nc, br: bufio.NewReader(nc), bw: bufio.NewWriter(nc)}
+}
 
 func (c *pooledConn) close()              { _ = c.conn.Close() }
 func (c *pooledConn) pooled() *pooledConn { return c }

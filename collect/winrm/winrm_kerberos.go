@@ -327,7 +327,7 @@ func (t *krbHTTP) Post(ctx context.Context, reqText string) (string, error) {
 			c.close()
 			return "", err
 		}
-		resp, body, err := roundTrip(ctx, c.conn, c.br, req, t.timeout, t.maxBody)
+		resp, body, err := roundTrip(ctx, c, req, t.timeout, t.maxBody)
 		if err != nil {
 			c.close()
 			return "", err

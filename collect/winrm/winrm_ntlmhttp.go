@@ -55,7 +55,6 @@ package winrm
 // unsealed during the handshake.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -155,7 +154,7 @@ type ntlmConn struct {
 
 // exchange sends req on c and reads the whole answer (see roundTrip).
 func (t *ntlmHTTP) exchange(ctx context.Context, c *ntlmConn, req *http.Request) (*http.Response, []byte, error) {
-	resp, body, err := roundTrip(ctx, c.conn, c.br, req, t.timeout, t.maxBody)
+	resp, body, err := roundTrip(ctx, &c.pooledConn, req, t.timeout, t.maxBody)
 	if err != nil {
 		return nil, nil, t.postErr(err)
 	}
@@ -168,10 +167,11 @@ func (t *ntlmHTTP) postErr(err error) error {
 	return &url.Error{Op: "Post", URL: t.url, Err: err}
 }
 
-// roundTrip sends req on conn and reads the whole answer (at most maxBody bytes) from
-// br under ctx and timeout (one exchange: request and answer). On error the connection
-// must be closed.
-func roundTrip(ctx context.Context, conn net.Conn, br *bufio.Reader, req *http.Request, timeout time.Duration, maxBody int64) (*http.Response, []byte, error) {
+// roundTrip sends req on c and reads the whole answer (at most maxBody bytes) under ctx
+// and timeout (one exchange: request and answer). On error the connection must be
+// closed.
+func roundTrip(ctx context.Context, c *pooledConn, req *http.Request, timeout time.Duration, maxBody int64) (*http.Response, []byte, error) {
+	conn, br, bw := c.conn, c.br, c.bw
 	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -185,7 +185,6 @@ func roundTrip(ctx context.Context, conn net.Conn, br *bufio.Reader, req *http.R
 		}
 		return nil, nil, err
 	}
-	bw := bufio.NewWriter(conn)
 	if err := req.Write(bw); err != nil {
 		return fail(err)
 	}
