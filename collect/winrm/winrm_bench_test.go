@@ -84,3 +84,22 @@ func realisticLicenseServer(n int) *evidence.Evidence {
 	ls.IssuedTotal = n
 	return ev
 }
+
+// BenchmarkCollectNTLMHTTPS: session hosts over HTTPS with NTLMv2, as `rdsaudit run`
+// collects them from `rdsaudit simulate --ntlm` (bench/winrm.sh), without latency. The
+// CPU profile holds the simulator's work too: read the collector's side of it
+// (-focus 'collect/winrm\.|masterzen|crypto/tls.\(\*Conn\).clientHandshake').
+func BenchmarkCollectNTLMHTTPS(b *testing.B) {
+	const hosts = 64
+	env := newNTLMEnv(b, true, sessionHosts(hosts), nil)
+	c := ntlmCollector(b, env, testUser, testPassword, winrm.Options{})
+	list := env.list()
+	for b.Loop() {
+		collect.RunFleet(context.Background(), c, list, collect.FleetOptions{Concurrency: 16}, func(ev *evidence.Evidence) {
+			if ev.Status != evidence.StatusCollected {
+				b.Error(ev.Failure)
+			}
+		})
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*hosts), "µs/host")
+}
