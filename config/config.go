@@ -82,8 +82,11 @@ type Config struct {
 	OutputDir         string       `mapstructure:"output_dir" json:"output_dir" rdsaudit:"path"`
 	History           History      `mapstructure:"history" json:"history"`
 	Schedule          string       `mapstructure:"schedule" json:"schedule"`
+	Scheduler         Scheduler    `mapstructure:"scheduler" json:"scheduler"`
 	Signing           Signing      `mapstructure:"signing" json:"signing"`
 	Log               Log          `mapstructure:"log" json:"log"`
+	Metrics           Metrics      `mapstructure:"metrics" json:"metrics"`
+	Notify            Notify       `mapstructure:"notify" json:"notify"`
 
 	file    string            // config file path as given to Load ("" if none)
 	dir     string            // directory relative paths in the file resolve against
@@ -199,6 +202,10 @@ type Collection struct {
 	AuthFailureLimit  int   `mapstructure:"auth_failure_limit" json:"auth_failure_limit"`
 	MaxOutputBytes    int64 `mapstructure:"max_output_bytes" json:"max_output_bytes"`
 	MaxIssuedLicenses int   `mapstructure:"max_issued_licenses" json:"max_issued_licenses"`
+	// StopGrace is how long hosts in flight may finish after SIGINT/SIGTERM before
+	// they are canceled; OnStop says what becomes of a stopped run (publish|discard).
+	StopGrace time.Duration `mapstructure:"stop_grace" json:"stop_grace"`
+	OnStop    string        `mapstructure:"on_stop" json:"on_stop"`
 }
 
 // HTTPTimeout is the per-POST HTTP timeout (winrm Endpoint.Timeout): the WS-Man
@@ -257,6 +264,8 @@ func defaults(dir string) map[string]any {
 		"collection.auth_failure_limit":   3,
 		"collection.max_output_bytes":     int64(64 << 20),
 		"collection.max_issued_licenses":  winrm.DefaultMaxIssued,
+		"collection.stop_grace":           DefaultStopGrace,
+		"collection.on_stop":              OnStopPublish,
 		"rules_file":                      "",
 		"entitlements_file":               "",
 		"output_dir":                      filepath.Join(dir, "out"),
@@ -264,8 +273,17 @@ func defaults(dir string) map[string]any {
 		"history.retention_runs":          0,
 		"history.retention_months":        0,
 		"schedule":                        "",
+		"scheduler.timezone":              "Local",
+		"scheduler.random_delay":          time.Duration(0),
+		"scheduler.run_at_start":          false,
 		"signing.key_file":                "",
 		"log.level":                       "info",
 		"log.format":                      FormatAuto,
+		"metrics.textfile":                "",
+		"notify.webhook_url":              "",
+		"notify.secret_header":            DefaultWebhookHeader,
+		"notify.secret_env":               "",
+		"notify.secret_file":              "",
+		"notify.timeout":                  DefaultWebhookTimeout,
 	}
 }

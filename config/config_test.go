@@ -93,8 +93,8 @@ func TestInvalidCoverage(t *testing.T) {
 		{"invalid-bad-duration", `collection.host_timeout: invalid duration "5 minutes"`},
 		{"invalid-bad-duration", `collection.operation_timeout: invalid duration "60"`},
 		{"invalid-timeout-order", `collection.host_timeout: must exceed collection.operation_timeout (1m0s) plus the 15s HTTP margin, got 1m0s`},
-		{"invalid-bad-schedule", `schedule: hour field "24": 24 out of range 0-23`},
-		{"invalid-schedule-fields", `schedule: want 5 fields`},
+		{"invalid-bad-schedule", `schedule: "0 24 1 * *": end of range (24) above maximum (23)`},
+		{"invalid-schedule-fields", `schedule: "monthly on the 1st": expected exactly 5 fields`},
 		{"invalid-duplicate-host", `inventory.hosts[1].name: duplicate host "rdsh-a01" (first defined at testdata/invalid-duplicate-host.yaml:4)`},
 		{"invalid-duplicate-host", `testdata/inventory.csv:4: name: duplicate host "RDSH-B02" (first defined at testdata/invalid-duplicate-host.yaml:6)`},
 		{"invalid-csv-line", `testdata/invalid-csv-line.csv:7: roles: unknown role "sesion_host"`},
@@ -544,27 +544,55 @@ func TestWarnings(t *testing.T) {
 }
 
 func TestCron(t *testing.T) {
-	for _, ok := range []string{"0 6 1 * *", "*/15 * * * *", "0 6 1-7 jan,apr,jul,oct mon", "30 2 * * 0,7", "@monthly", "0 0 1 */3 *"} {
-		if err := checkCron(ok); err != nil {
+	for _, ok := range []string{"0 6 1 * *", "*/15 * * * *", "0 6 1-7 jan,apr,jul,oct mon", "30 2 * * 0,6", "@monthly", "0 0 1 */3 *", "@every 1h"} {
+		if _, err := ParseSchedule(ok); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}
 	}
 	for expr, want := range map[string]string{
-		"0 6 1 *":       `want 5 fields (minute hour day-of-month month day-of-week), got 4 in "0 6 1 *"`,
-		"60 6 1 * *":    `minute field "60": 60 out of range 0-59`,
-		"0 6 0 * *":     `day-of-month field "0": 0 out of range 1-31`,
-		"0 6 1 13 *":    `month field "13": 13 out of range 1-12`,
-		"0 6 1 * 8":     `day-of-week field "8": 8 out of range 0-7`,
-		"0 6 10-1 * *":  `day-of-month field "10-1": range 10-1 is backwards`,
-		"*/0 * * * *":   `minute field "*/0": bad step "0"`,
-		"0 six 1 * *":   `hour field "six": "six" is not a number`,
-		"@fortnightly":  `unknown descriptor "@fortnightly" (valid: @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly)`,
-		"0 6 1 * * *":   `want 5 fields (minute hour day-of-month month day-of-week), got 6 in "0 6 1 * * *"`,
-		"0 6 1 foo *":   `month field "foo": "foo" is not a number`,
-		"0,,5 6 1 * * ": `minute field "0,,5": "" is not a number`,
+		"0 6 1 *":                        `"0 6 1 *": expected exactly 5 fields, found 4: [0 6 1 *]`,
+		"60 6 1 * *":                     `"60 6 1 * *": end of range (60) above maximum (59): 60`,
+		"0 6 1 13 *":                     `"0 6 1 13 *": end of range (13) above maximum (12): 13`,
+		"@fortnightly":                   `"@fortnightly": unrecognized descriptor: @fortnightly`,
+		"0 6 1 * * *":                    `"0 6 1 * * *": expected exactly 5 fields, found 6: [0 6 1 * * *]`,
+		"CRON_TZ=Europe/Paris 0 6 1 * *": `"CRON_TZ=Europe/Paris 0 6 1 * *": set the time zone with scheduler.timezone, not in the expression`,
+		"":                               `empty cron expression`,
 	} {
-		if err := checkCron(expr); err == nil || err.Error() != want {
+		_, err := ParseSchedule(expr)
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%q: got %v, want %s", expr, err, want)
+		}
+	}
+}
+
+// TestScheduleKeys checks scheduler.*, collection.stop_grace and collection.on_stop.
+func TestScheduleKeys(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	base := "inventory: {hosts: [{name: a, roles: [session_host]}]}\ncredentials: [{name: c, username: u, password_env: X}]\ndefault_credential: c\n"
+	path := filepath.Join(dir, "c.yaml")
+	writeFile(t, path, base+"schedule: \"0 6 1 * *\"\nscheduler: {timezone: Europe/Berlin, random_delay: 10m, run_at_start: true}\ncollection: {stop_grace: 5s, on_stop: discard}\n")
+	cfg, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, err := cfg.Scheduler.Location()
+	if err != nil || loc.String() != "Europe/Berlin" || cfg.Scheduler.RandomDelay != 10*time.Minute || !cfg.Scheduler.RunAtStart {
+		t.Errorf("scheduler %+v (%v, %v)", cfg.Scheduler, loc, err)
+	}
+	if cfg.Collection.StopGrace != 5*time.Second || cfg.Collection.OnStop != OnStopDiscard {
+		t.Errorf("collection %+v", cfg.Collection)
+	}
+	writeFile(t, path, base+"schedule: \"0 6 1 *\"\nscheduler: {timezone: Mars/Olympus, random_delay: 48h}\ncollection: {stop_grace: -1s, on_stop: keep}\n")
+	_, err = Load(path, nil)
+	if err == nil {
+		t.Fatal("bad scheduler keys accepted")
+	}
+	for _, want := range []string{"schedule: \"0 6 1 *\": expected exactly 5 fields", `scheduler.timezone: unknown time zone "Mars/Olympus"`,
+		"scheduler.random_delay: must be between 0s and 24h0m0s, got 48h0m0s", "collection.stop_grace: must be between 0s and 1h0m0s, got -1s",
+		`collection.on_stop: must be one of publish, discard, got "keep"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("errors\n%v\nlack %s", err, want)
 		}
 	}
 }

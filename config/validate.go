@@ -148,11 +148,7 @@ func (c *Config) Validate() error {
 	if c.History.RetentionMonths < 0 {
 		at("history.retention_months", "must be 0 (keep all) or more, got %d", c.History.RetentionMonths)
 	}
-	if c.Schedule != "" {
-		if err := checkCron(c.Schedule); err != nil {
-			at("schedule", "%v", err)
-		}
-	}
+	c.validateSchedule(at, oneOf)
 
 	// Logging.
 	oneOf("log.level", c.Log.Level, LogLevels()...)
