@@ -29,6 +29,9 @@ type FleetOptions struct {
 	Logger      zerolog.Logger // fields host, duration, status, class
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Stop, when closed, stops starting hosts (a graceful stop): hosts in flight go
+	// on until ctx ends them; hosts not yet started get a canceled failure.
+	Stop <-chan struct{}
 }
 
 // RunFleet collects every host with c, at most opts.Concurrency at a time, and calls
@@ -61,9 +64,14 @@ func RunFleet(ctx context.Context, c Collector, hosts []evidence.HostRef, opts F
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
+		case <-opts.Stop:
 		}
-		if ctx.Err() != nil {
-			results <- evidence.NewFailure(h, name, opts.Now(), evidence.StatusFailed, evidence.FailCanceled, fmt.Sprintf("collect %s: not started: %v", h.Name, ctx.Err()))
+		if ctx.Err() != nil || stopped(opts.Stop) {
+			why := "the audit was stopped"
+			if ctx.Err() != nil {
+				why = ctx.Err().Error()
+			}
+			results <- evidence.NewFailure(h, name, opts.Now(), evidence.StatusFailed, evidence.FailCanceled, fmt.Sprintf("collect %s: not started: %s", h.Name, why))
 			continue
 		}
 		wg.Add(1)
@@ -80,6 +88,16 @@ func RunFleet(ctx context.Context, c Collector, hosts []evidence.HostRef, opts F
 	wg.Wait()
 	close(results)
 	emitWG.Wait()
+}
+
+// stopped reports whether stop is closed (a nil channel never is).
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }
 
 func failureClass(ev *evidence.Evidence) string {
