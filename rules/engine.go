@@ -3,6 +3,7 @@ package rules
 import (
 	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -163,83 +164,160 @@ func Evaluate(in Input) *Evaluation {
 	c := newContext(in, rs)
 	ev := &Evaluation{Now: in.Now.UTC(), RuleSetVersion: rs.Version, RuleSetHash: rs.Hash,
 		RuleSetSource: rs.Source, FailOn: rs.FailOn}
-	// Every rule gives one result per subject: count them so that the results are
-	// written once into a slice of the right size.
-	type planned struct {
-		rule  Rule
-		info  RuleInfo
-		hosts []*facts.Facts // a host rule's subjects
-	}
-	var plan []planned
-	n := 0
+	var plan []Rule
+	var sinks []sink
 	for _, rule := range catalogue() {
 		info := rule.Info()
 		if !rs.Enabled(info.ID) {
 			ev.Disabled = append(ev.Disabled, info.ID)
 			continue
 		}
-		p := planned{rule: rule, info: info}
-		switch rule.(type) {
+		sev, override := rs.severity(info)
+		plan = append(plan, rule)
+		sinks = append(sinks, sink{})
+		sinks[len(sinks)-1].begin(info, sev, override)
+	}
+	// Every host and group rule gives one result per subject, and fleet rules read only
+	// the context: so each rule's results have their place in one slice before any host
+	// is checked (a rule that gave more or fewer would be copied by gather).
+	var byRoles []*roleRules
+	counts := make([]int, len(plan))
+	for i, rule := range plan {
+		switch r := rule.(type) {
 		case hostRule:
-			p.hosts = c.subjects(info.Roles)
-			n += len(p.hosts)
+			rr := c.roleRules(&byRoles, sinks[i].info.Roles)
+			rr.rules = append(rr.rules, i)
+			counts[i] = len(rr.hosts)
 		case groupRule:
-			n += len(c.groups)
+			counts[i] = len(c.groups)
 		case fleetRule:
-			n += len(c.position) + 1
+			r.checkFleet(c, &sinks[i])
+			counts[i] = len(sinks[i].out)
+		default:
+			panic(fmt.Sprintf("rules: %s implements no check", sinks[i].info.ID))
 		}
-		plan = append(plan, p)
 	}
 	waivers := rs.Enabled(WaiverRuleID)
+	extra := 0
 	if waivers {
-		n += len(rs.Waivers)
+		extra = len(rs.Waivers)
 	}
-	s := &sink{out: make([]Result, 0, n)}
-	for _, p := range plan {
-		sev, override := rs.severity(p.info)
-		s.begin(p.info, sev, override)
-		switch r := p.rule.(type) {
-		case hostRule:
-			for _, h := range p.hosts {
-				if !h.Collected() {
-					if u, ok := p.rule.(uncollectedRule); ok {
-						u.checkUncollected(c, h, s)
-					} else {
-						s.add(notCollected(h))
-					}
-					continue
-				}
-				r.checkHost(c, h, s)
+	all := place(sinks, counts, extra)
+	// Host rules run over a block of their subjects at a time, rule after rule, so that
+	// the facts they read are still in cache for the next rule.
+	const block = 256
+	for _, rr := range byRoles {
+		for lo := 0; lo < len(rr.hosts); lo += block {
+			hosts := rr.hosts[lo:min(lo+block, len(rr.hosts))]
+			for _, i := range rr.rules {
+				checkHosts(c, plan[i].(hostRule), hosts, &sinks[i])
 			}
-		case groupRule:
-			for _, g := range c.groups {
-				r.checkGroup(c, g, s)
-			}
-		case fleetRule:
-			r.checkFleet(c, s)
-		default:
-			panic(fmt.Sprintf("rules: %s implements no check", p.info.ID))
 		}
-		s.end()
 	}
-	ev.Waivers = applyWaivers(c, s.out)
+	for i, rule := range plan {
+		if r, ok := rule.(groupRule); ok {
+			for _, g := range c.groups {
+				r.checkGroup(c, g, &sinks[i])
+			}
+		}
+	}
+	unsorted := false
+	for i := range sinks {
+		sinks[i].end()
+		unsorted = unsorted || sinks[i].unsorted
+	}
+	results := gather(all, sinks, counts)
+	ev.Waivers = applyWaivers(c, results)
 	if waivers {
 		info := waiverRuleInfo()
 		sev, _ := rs.severity(info)
+		s := &sink{out: results}
 		s.begin(info, sev, true)
 		checkWaivers(c, ev.Waivers, s)
 		s.end()
+		results, unsorted = s.out, unsorted || s.unsorted
 	} else {
 		ev.Disabled = append(ev.Disabled, WaiverRuleID)
 	}
-	ev.Results = s.out
+	ev.Results = results
 	ev.Position = c.position
 	// Rules come in catalogue order, so the results are in order unless a rule gave
 	// its own out of order.
-	if s.unsorted {
+	if unsorted {
 		sortResults(ev.Results)
 	}
 	return ev
+}
+
+// roleRules are the host rules of one list of roles, and their subjects.
+type roleRules struct {
+	roles []string
+	hosts []*facts.Facts
+	rules []int // indexes in the plan
+}
+
+// roleRules returns the entry of rrs for roles, adding it if there is none: each list
+// of roles is filtered once per evaluation.
+func (c *evalCtx) roleRules(rrs *[]*roleRules, roles []string) *roleRules {
+	for _, rr := range *rrs {
+		if slices.Equal(rr.roles, roles) {
+			return rr
+		}
+	}
+	rr := &roleRules{roles: roles, hosts: c.subjects(roles)}
+	*rrs = append(*rrs, rr)
+	return rr
+}
+
+// checkHosts runs a host rule over hosts; an uncollected host is an error unless the
+// rule judges uncollected hosts itself.
+func checkHosts(c *evalCtx, r hostRule, hosts []*facts.Facts, s *sink) {
+	u, _ := r.(uncollectedRule)
+	for _, h := range hosts {
+		switch {
+		case h.Collected():
+			r.checkHost(c, h, s)
+		case u != nil:
+			u.checkUncollected(c, h, s)
+		default:
+			s.add(notCollected(h))
+		}
+	}
+}
+
+// place gives each sink room for counts[i] results in one new slice, in sink order,
+// with room for extra results after them, and returns that slice. A sink's results
+// so far move there.
+func place(sinks []sink, counts []int, extra int) []Result {
+	n := extra
+	for _, k := range counts {
+		n += k
+	}
+	all := make([]Result, n)
+	off := 0
+	for i := range sinks {
+		sinks[i].out = append(all[off:off:off+counts[i]], sinks[i].out...)
+		off += counts[i]
+	}
+	return all[:off]
+}
+
+// gather returns the sinks' results in sink order: all, where place put them, when
+// every sink gave as many as counted; else a new slice.
+func gather(all []Result, sinks []sink, counts []int) []Result {
+	off := 0
+	for i := range sinks {
+		out := sinks[i].out
+		if len(out) != counts[i] || (len(out) > 0 && &out[0] != &all[off]) {
+			var rs []Result
+			for j := range sinks {
+				rs = append(rs, sinks[j].out...)
+			}
+			return rs
+		}
+		off += len(out)
+	}
+	return all
 }
 
 // ruleOrder is each rule's position in the catalogue (RDS-WAIVER-001 last).
@@ -279,14 +357,10 @@ func subjectLess(a, b *Result) bool {
 }
 
 // subjects are a host rule's subjects: the hosts with one of its roles (every host when
-// it names none), in host order. Each list of roles is filtered once per evaluation.
+// it names none), in host order.
 func (c *evalCtx) subjects(roles []string) []*facts.Facts {
 	if len(roles) == 0 {
 		return c.hosts
-	}
-	k := strings.Join(roles, "\x00")
-	if hs, ok := c.byRoles[k]; ok {
-		return hs
 	}
 	var hs []*facts.Facts
 	for _, h := range c.hosts {
@@ -297,7 +371,6 @@ func (c *evalCtx) subjects(roles []string) []*facts.Facts {
 			}
 		}
 	}
-	c.byRoles[k] = hs
 	return hs
 }
 
@@ -387,7 +460,6 @@ type evalCtx struct {
 	position []PositionRow
 	posIndex map[posKey]int
 	params   map[string]any                   // "RULE-ID/param" → value
-	byRoles  map[string][]*facts.Facts        // subjects by the roles of host rules
 	packEv   map[*facts.Facts][]EvidenceField // license server → packEvidence of each key pack
 	lsDone   bool                             // every license server in the inventory was collected
 	missLS   []string
@@ -402,7 +474,7 @@ func newContext(in Input, rs *RuleSet) *evalCtx {
 	c := &evalCtx{now: in.Now.UTC(), rs: rs, hist: in.History, ent: in.Entitlements,
 		ledger: in.Ledger || len(in.Entitlements) > 0, ls: map[string]*facts.Facts{},
 		issued: map[string][]issuedRef{}, lsDone: true, params: resolveParams(rs),
-		byRoles: map[string][]*facts.Facts{}, packEv: map[*facts.Facts][]EvidenceField{}}
+		packEv: map[*facts.Facts][]EvidenceField{}}
 	c.hosts = make([]*facts.Facts, 0, len(in.Hosts))
 	for _, h := range in.Hosts {
 		if h != nil {

@@ -180,3 +180,64 @@ func TestResultOrder(t *testing.T) {
 		t.Errorf("RDS-LS-003 subjects %v, want %v", groups, want)
 	}
 }
+
+// TestGather: the results stay where place put them when every rule gave as many as
+// counted, and are gathered in rule order when one gave more or fewer.
+func TestGather(t *testing.T) {
+	res := func(names ...string) []Result {
+		var rs []Result
+		for _, n := range names {
+			rs = append(rs, Result{Subject: Subject{Kind: SubjectHost, Name: n}})
+		}
+		return rs
+	}
+	fill := func(s *sink, names ...string) {
+		for _, r := range res(names...) {
+			s.add(r)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		give    [][]string
+		inPlace bool
+	}{
+		{"as counted", [][]string{{"a", "b"}, {}, {"c"}}, true},
+		{"one more", [][]string{{"a", "b", "x"}, {}, {"c"}}, false},
+		{"one fewer", [][]string{{"a"}, {}, {"c"}}, false},
+		{"none where one was counted", [][]string{{"a", "b"}, {}, {}}, false},
+	} {
+		sinks := make([]sink, 3)
+		counts := []int{2, 0, 1}
+		all := place(sinks, counts, 1)
+		var want []string
+		for i, names := range tc.give {
+			fill(&sinks[i], names...)
+			want = append(want, names...)
+		}
+		got := gather(all, sinks, counts)
+		var names []string
+		for _, r := range got {
+			names = append(names, r.Subject.Name)
+		}
+		if !reflect.DeepEqual(names, want) && (len(names) > 0 || len(want) > 0) {
+			t.Errorf("%s: %v, want %v", tc.name, names, want)
+		}
+		if inPlace := len(got) > 0 && &got[0] == &all[0]; inPlace != tc.inPlace {
+			t.Errorf("%s: in place %v, want %v", tc.name, inPlace, tc.inPlace)
+		}
+	}
+}
+
+// TestOneResultPerSubject: each rule gives one result per subject, as Evaluate counts
+// them; a rule giving more or fewer still works, through gather's copy.
+func TestOneResultPerSubject(t *testing.T) {
+	seen := map[string]int{}
+	for _, r := range evaluateSamples(t).Results {
+		seen[r.RuleID+" "+r.Subject.String()]++
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("%s: %d results", k, n)
+		}
+	}
+}
