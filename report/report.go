@@ -60,6 +60,9 @@ type Run struct {
 	ConfigHash     string         `json:"config_hash"`
 	Collector      string         `json:"collector"`
 	FailOn         rules.Severity `json:"fail_on"`
+	// Partial is set only on a run stopped before every host was collected
+	// (report/partial.go); a complete run has no "partial" key.
+	Partial *Partial `json:"partial,omitempty"`
 }
 
 // Coverage says which targeted hosts were collected.
@@ -282,6 +285,7 @@ type RunInfo struct {
 	ConfigHash     string
 	Collector      string
 	FailOn         rules.Severity
+	Partial        *Partial // nil for a complete run
 }
 
 // Evaluation is what the rule engine produced. It mirrors rules.Evaluation.
@@ -347,7 +351,7 @@ func Build(in BuildInput) *Report {
 		Schema: Schema,
 		Run: Run{ID: in.Run.ID, StartedAt: in.Run.StartedAt.UTC(), FinishedAt: in.Run.FinishedAt.UTC(),
 			ToolVersion: in.Run.ToolVersion, RuleSetVersion: in.Run.RuleSetVersion, RuleSetHash: in.Run.RuleSetHash,
-			ConfigHash: in.Run.ConfigHash, Collector: in.Run.Collector, FailOn: in.Run.FailOn},
+			ConfigHash: in.Run.ConfigHash, Collector: in.Run.Collector, FailOn: in.Run.FailOn, Partial: in.Run.Partial},
 		Results: []rules.Result{}, RuleCoverage: []RuleCoverage{}, Hosts: []Host{}, LicenseServers: []LicenseServer{},
 		Position: []PositionRow{}, IssuedCALs: []IssuedCAL{}, Waivers: []Waiver{}, Catalogue: []RuleInfo{},
 		Evidence: []EvidenceRef{}, Drift: in.Drift,

@@ -702,6 +702,10 @@ func (x *xlsxWriter) summary() error {
 	_ = f.SetCellStyle(sh, "A1", "A1", x.styles.title)
 	row++
 	put("Run ID", r.Run.ID)
+	if p := r.Run.Partial; p != nil {
+		x.bold(row)
+		put("Run status", "PARTIAL: "+p.Summary())
+	}
 	put("Started (UTC)", x.date(&r.Run.StartedAt))
 	put("Finished (UTC)", x.date(&r.Run.FinishedAt))
 	put("Tool version", txt(r.Run.ToolVersion))
