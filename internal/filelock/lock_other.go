@@ -1,6 +1,6 @@
 //go:build !unix && !windows
 
-package history
+package filelock
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 )
 
 func tryLock(f *os.File) (bool, error) {
-	return false, errors.New("run lock not supported on this platform")
+	return false, errors.New("file locks are not supported on this platform")
 }
 
 func unlock(f *os.File) error { return nil }

@@ -1,6 +1,6 @@
 //go:build windows
 
-package history
+package filelock
 
 import (
 	"errors"
