@@ -141,9 +141,10 @@ func IsPartial(name string) bool {
 	return strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".partial")
 }
 
-// CleanPartials removes the .<run-id>.partial directories in outDir last modified
+// CleanPartials removes the .<run-id>….partial directories in outDir last modified
 // before olderThan ago (0 removes all; do not run it while another run publishes into
-// the same directory with a smaller age). It returns the removed paths.
+// the same directory with a smaller age: the audit calls it holding the output
+// directory's lock). It returns the removed paths.
 func CleanPartials(outDir string, olderThan time.Duration) ([]string, error) {
 	entries, err := os.ReadDir(outDir)
 	if err != nil {

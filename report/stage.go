@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,7 +22,7 @@ import (
 	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
-// Stage is a run directory being written: <outDir>/.<run-id>.partial/. Evidence goes in
+// Stage is a run directory being written: <outDir>/.<run-id>.<pid>-<random>.partial/. Evidence goes in
 // as each host is collected (AddEvidence), so the pipeline need not hold it; Publish
 // then writes the reports and the manifest, makes everything durable with one barrier
 // and renames the directory to <outDir>/<run-id>/. Until then nothing is visible under
@@ -41,13 +44,15 @@ type Stage struct {
 
 // NewStage creates the staging directory of run id in outDir for the given hosts (their
 // evidence file names are chosen together, so that names never collide). An existing
-// final directory is ErrRunExists; a staging directory of the same run ID is a killed
-// attempt of this run and is replaced.
+// final directory is ErrRunExists. The staging directory's name is unique to this
+// process and attempt (.<run-id>.<pid>-<random>.partial), so a Stage never touches
+// another's: leftovers of dead runs are CleanPartials' business, under the output
+// directory's lock.
 func NewStage(outDir, id string, hosts []string) (*Stage, error) {
 	if err := checkRunID(id); err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
-	s := &Stage{outDir: outDir, id: id, final: filepath.Join(outDir, id), dir: filepath.Join(outDir, "."+id+".partial"),
+	s := &Stage{outDir: outDir, id: id, final: filepath.Join(outDir, id),
 		names: EvidenceFileNames(hosts), owner: map[string]string{}, refs: map[string]EvidenceRef{}}
 	if _, err := os.Lstat(s.final); err == nil {
 		return nil, fmt.Errorf("publish %s: %w", s.final, ErrRunExists)
@@ -55,17 +60,28 @@ func NewStage(outDir, id string, hosts []string) (*Stage, error) {
 	if err := os.MkdirAll(outDir, 0o750); err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
-	if err := os.RemoveAll(s.dir); err != nil {
-		return nil, fmt.Errorf("publish: remove stale %s: %w", s.dir, err)
-	}
-	if err := os.Mkdir(s.dir, 0o750); err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
+	for {
+		s.dir = filepath.Join(outDir, stagingName(id))
+		err := os.Mkdir(s.dir, 0o750)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("publish: %w", err)
+		}
 	}
 	if err := os.Mkdir(filepath.Join(s.dir, EvidenceDir), 0o750); err != nil {
 		s.Abort()
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	return s, nil
+}
+
+// stagingName is a staging directory name of run id unique to this process and call.
+func stagingName(id string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf(".%s.%d-%s.partial", id, os.Getpid(), hex.EncodeToString(b[:]))
 }
 
 // Dir is the staging directory.
