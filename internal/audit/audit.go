@@ -58,6 +58,13 @@ type Options struct {
 	Log zerolog.Logger
 	// Progress, when set, hears of every host as it completes.
 	Progress Progress
+
+	// Stop, when set, stops the audit gracefully (stop.go): no host started after
+	// Stop; hosts in flight canceled StopGrace later; the run published marked
+	// partial, or nothing published when DiscardOnStop (Run returns ErrStopped).
+	Stop          *Stopper
+	StopGrace     time.Duration
+	DiscardOnStop bool
 }
 
 // Progress receives the collection's progress (the CLI draws a bar from it). Calls come
@@ -140,9 +147,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	var t timings
 	mark := t.start(now)
-	hosts, err := collectFleet(ctx, o, stage, log)
+	hosts, partial, err := collectFleet(ctx, o, stage, log)
 	if err != nil {
 		return nil, err
+	}
+	if partial != nil {
+		if o.DiscardOnStop {
+			log.Warn().Str("reason", partial.Reason).Msg("run stopped: nothing published (collection.on_stop: discard)")
+			return nil, fmt.Errorf("%w: %s; nothing published (collection.on_stop: discard)", ErrStopped, partial.Summary())
+		}
+		log.Warn().Str("reason", partial.Reason).Int("not_started", partial.NotStarted).Int("canceled", partial.Canceled).Msg("run stopped: publishing it marked partial")
 	}
 	fs := make([]*facts.Facts, len(hosts))
 	for i := range hosts {
@@ -177,6 +191,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			ConfigHash:     o.ConfigHash,
 			Collector:      o.Collector.Name(),
 			FailOn:         ev.FailOn,
+			Partial:        partial,
 		},
 		Hosts:      hosts,
 		Evaluation: report.FromEvaluation(ev, rules.Rules()),
@@ -240,7 +255,7 @@ func (t *timings) log(e *zerolog.Event, total time.Duration) *zerolog.Event {
 // that collected it, and keeps only what the rules and the report need (facts, source,
 // time, evidence reference), in inventory order. A staging failure (the disk) stops
 // the collection: no complete run can be published.
-func collectFleet(ctx context.Context, o Options, stage *report.Stage, log zerolog.Logger) ([]report.HostInput, error) {
+func collectFleet(ctx context.Context, o Options, stage *report.Stage, log zerolog.Logger) ([]report.HostInput, *report.Partial, error) {
 	order := make(map[string]int, len(o.Hosts))
 	for i, h := range o.Hosts {
 		order[strings.ToLower(h.Name)] = i
@@ -253,28 +268,32 @@ func collectFleet(ctx context.Context, o Options, stage *report.Stage, log zerol
 	defer cancel()
 	sc := &stagingCollector{Collector: o.Collector, stage: stage, cancel: cancel, staged: make(map[*evidence.Evidence]report.HostInput, len(o.Hosts))}
 	hosts := make([]report.HostInput, 0, len(o.Hosts))
+	stop := watchStop(o, cancel, log)
 	collect.RunFleet(ctx, sc, o.Hosts, collect.FleetOptions{
 		Concurrency: o.Concurrency,
 		Logger:      log,
 		Now:         o.Now,
+		Stop:        stop.stopCh(),
 	}, func(ev *evidence.Evidence) {
 		if o.Progress != nil {
 			o.Progress.Host(ev)
 		}
+		stop.count(ev, !sc.fromCollector(ev))
 		if h, ok := sc.take(ev); ok {
 			hosts = append(hosts, h)
 		}
 	})
+	partial := stop.end()
 	if o.Progress != nil {
 		o.Progress.Done()
 	}
 	if sc.err != nil {
-		return nil, fmt.Errorf("stage evidence: %w", sc.err)
+		return nil, nil, fmt.Errorf("stage evidence: %w", sc.err)
 	}
 	sort.Slice(hosts, func(i, j int) bool {
 		return order[strings.ToLower(hosts[i].Facts.Host.Name)] < order[strings.ToLower(hosts[j].Facts.Host.Name)]
 	})
-	return hosts, nil
+	return hosts, partial, nil
 }
 
 // stagingCollector stages each host's evidence and interprets it right after it is
