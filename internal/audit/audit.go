@@ -39,6 +39,9 @@ type Options struct {
 
 	// OutputDir receives the run directory <OutputDir>/<run-id>/ (created if missing).
 	OutputDir string
+	// OutputLockWait is how long to wait while another run holds OutputDir's lock
+	// (outdir.go); 0 refuses at once (ErrOutputLocked).
+	OutputLockWait time.Duration
 	// HistoryPath is the history store's file (created if missing).
 	HistoryPath string
 	Retention   history.Retention
@@ -113,6 +116,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := os.MkdirAll(o.OutputDir, 0o750); err != nil {
 		return nil, fmt.Errorf("output_dir: %w", err)
 	}
+	outLock, err := lockOutputDir(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer outLock.Release() // after latest.json and retention
 	if err := os.MkdirAll(filepath.Dir(o.HistoryPath), 0o750); err != nil {
 		return nil, fmt.Errorf("history.path: %w", err)
 	}
@@ -126,6 +134,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	log := o.Log.With().Str("run_id", runID).Logger()
+	claimOutputDir(outLock, o, runID, log)
 	release, err := store.AcquireRunLock(ctx, runID)
 	if err != nil {
 		return nil, err
@@ -224,6 +233,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	t.Record = mark()
 	res.Recorded = true
+	if err := finishOutputDir(o, rep, finished, log); err != nil {
+		return nil, fmt.Errorf("run %s is published in %s and recorded in history, but: %w", runID, dir, err)
+	}
 	t.log(log.Info().Str("dir", dir).Bool("recorded", true), now().Sub(started)).Msg("run published")
 	return res, nil
 }
@@ -381,7 +393,9 @@ func logRuleCounts(log zerolog.Logger, ev *rules.Evaluation) {
 }
 
 // newRunID names a run after its start (UTC, to the second), with a suffix when that
-// name is taken by a run directory or a recorded run (two runs within one second).
+// name is taken by a run directory or a recorded run (two runs within one second). It
+// is called holding the output directory's lock, so two runs into one output directory
+// never choose the same ID, whatever their history stores.
 func newRunID(ctx context.Context, started time.Time, outDir string, store *history.Store) (string, error) {
 	runs, err := store.Runs(ctx)
 	if err != nil {

@@ -44,6 +44,7 @@ func Self(runID string, started time.Time) Owner {
 // process exclude each other too.
 type Lock struct {
 	f        *os.File
+	owner    Owner
 	released bool
 }
 
@@ -109,10 +110,21 @@ func (l *Lock) SetOwner(o Owner) {
 	if l == nil || l.released {
 		return
 	}
+	l.owner = o
 	b, _ := json.Marshal(o)
 	if err := l.f.Truncate(0); err == nil {
 		_, _ = l.f.WriteAt(append(b, '\n'), 0)
 	}
+}
+
+// SetRunID records the run ID in the owner record, keeping the rest.
+func (l *Lock) SetRunID(id string) {
+	if l == nil {
+		return
+	}
+	o := l.owner
+	o.RunID = id
+	l.SetOwner(o)
 }
 
 // Release clears the owner record and unlocks; it is safe to call more than once.

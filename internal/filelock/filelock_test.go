@@ -16,7 +16,7 @@ func TestTryLockNamesHolder(t *testing.T) {
 	if err != nil || l == nil {
 		t.Fatalf("first lock: %v", err)
 	}
-	l.SetOwner(Self("RUN-1", started))
+	l.SetRunID("RUN-1")
 	l2, holder, err := TryLock(path, Self("RUN-2", started))
 	if err != nil || l2 != nil {
 		t.Fatalf("second lock while held: %v %v", l2, err)
