@@ -150,6 +150,8 @@ func (c *Config) Validate() error {
 	}
 	c.validateSchedule(at, oneOf)
 
+	c.validateMonitor(at)
+
 	// Logging.
 	oneOf("log.level", c.Log.Level, LogLevels()...)
 	oneOf("log.format", c.Log.Format, FormatAuto, FormatConsole, FormatJSON)
