@@ -157,14 +157,22 @@ func auditOptions(e *env, cfg *config.Config, col collect.Collector, asOf time.T
 	return o, nil
 }
 
-// runAudit runs the pipeline for a loaded configuration and prints the summary.
-func runAudit(e *env, cfg *config.Config, col collect.Collector, asOf time.Time) (*audit.Result, error) {
+// runAudit runs the pipeline for a loaded configuration and prints the summary. Then,
+// complete or failed, it reports the run to monitoring (afterRun), unless it was an
+// --as-of re-evaluation.
+func runAudit(e *env, cfg *config.Config, col collect.Collector, asOf time.Time) (res *audit.Result, err error) {
+	started := e.now()
+	defer func() {
+		if asOf.IsZero() {
+			afterRun(e, cfg, started, res, err)
+		}
+	}()
 	o, err := auditOptions(e, cfg, col, asOf)
 	if err != nil {
 		return nil, err
 	}
 	setMemoryLimit(len(o.Hosts))
-	res, err := audit.Run(e.ctx, o)
+	res, err = audit.Run(e.ctx, o)
 	if err != nil {
 		return nil, err
 	}
