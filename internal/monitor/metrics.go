@@ -24,6 +24,7 @@ const (
 	MetricLastRunSuccess     = "rdsaudit_last_run_success"
 	MetricLastSuccessTime    = "rdsaudit_last_success_timestamp_seconds"
 	MetricLastRunVerdict     = "rdsaudit_last_run_verdict"
+	MetricLastRunPartial     = "rdsaudit_last_run_partial"
 	MetricHostsTargeted      = "rdsaudit_hosts_targeted"
 	MetricHostsCollected     = "rdsaudit_hosts_collected"
 	MetricHostsFailed        = "rdsaudit_hosts_failed"
@@ -66,7 +67,8 @@ func Registry(b BuildInfo, o Outcome, lastSuccess float64) *prometheus.Registry 
 		Set(unix(o.Finished))
 	gauge(MetricLastRunDuration, "How long the last run took, in seconds.").
 		Set(max(o.Finished.Sub(o.Started).Seconds(), 0))
-	success := gauge(MetricLastRunSuccess, "1 when the last run was published and recorded (whatever its verdict), 0 when it failed.")
+	success := gauge(MetricLastRunSuccess, "1 when the last run was published complete and recorded (whatever its verdict), "+
+		"0 when it failed or was stopped.")
 	last := gauge(MetricLastSuccessTime, "When the last complete run finished, in Unix seconds; 0 if none yet.")
 	last.Set(lastSuccess)
 	if o.Complete() {
@@ -79,6 +81,8 @@ func Registry(b BuildInfo, o Outcome, lastSuccess float64) *prometheus.Registry 
 		return reg
 	}
 	rep := r.Report
+	gauge(MetricLastRunPartial, "1 when the last published run was stopped before every host was collected (published partial), else 0.").
+		Set(b2f(o.Partial()))
 	v := rep.Verdict()
 	verdict := vec(MetricLastRunVerdict, "The last published run's verdict: 1 for the verdict label it had, 0 for the others.", verdictLabel)
 	for _, s := range Verdicts() {

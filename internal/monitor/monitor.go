@@ -58,8 +58,16 @@ type Outcome struct {
 	Err error
 }
 
-// Complete reports whether the run was published and recorded without error.
-func (o Outcome) Complete() bool { return o.Err == nil && o.Result != nil }
+// Complete reports whether the run was published and recorded without error, and not
+// stopped before every host was collected (a partial run).
+func (o Outcome) Complete() bool {
+	return o.Err == nil && o.Result != nil && (o.Result.Report == nil || o.Result.Report.Run.Partial == nil)
+}
+
+// Partial reports whether the run was stopped (SIGINT/SIGTERM) and published partial.
+func (o Outcome) Partial() bool {
+	return o.Result != nil && o.Result.Report != nil && o.Result.Report.Run.Partial != nil
+}
 
 // SettingsFrom maps the configuration's metrics and notify keys to Settings; version is
 // the tool version recorded in reports (cli.ToolVersion).

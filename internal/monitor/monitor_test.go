@@ -422,3 +422,39 @@ func TestWebhookSecretMissing(t *testing.T) {
 		t.Errorf("%d requests; log:\n%s", h.calls(), logs.String())
 	}
 }
+
+func TestPartialRun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rdsaudit.prom")
+	if err := monitor.WriteTextfile(path, build, monitor.Outcome{Started: t0, Finished: t1, Result: sampleResult()}); err != nil {
+		t.Fatal(err)
+	}
+	res := sampleResult()
+	res.Report.Run.Partial = &report.Partial{Reason: "stopped by SIGTERM", StoppedAt: t1, NotStarted: 3}
+	later := t1.Add(time.Hour)
+	o := monitor.Outcome{Started: t1, Finished: later, Result: res}
+	if err := monitor.WriteTextfile(path, build, o); err != nil {
+		t.Fatal(err)
+	}
+	mfs := parse(t, path)
+	for name, want := range map[string]float64{
+		"rdsaudit_last_run_success":               0,
+		"rdsaudit_last_run_partial":               1,
+		"rdsaudit_last_success_timestamp_seconds": float64(t1.Unix()), // the complete run before
+		"rdsaudit_hosts_targeted":                 10,
+	} {
+		if got, ok := value(mfs, name); !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)
+		}
+	}
+	sum := monitor.NewSummary(o, build, "h")
+	if sum.Status != "partial" || sum.Partial == nil || sum.Partial.NotStarted != 3 || sum.RunID == "" {
+		t.Errorf("summary of a partial run: %+v", sum)
+	}
+	// A complete run says partial 0.
+	if err := monitor.WriteTextfile(path, build, monitor.Outcome{Started: t0, Finished: t1, Result: sampleResult()}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := value(parse(t, path), "rdsaudit_last_run_partial"); !ok || got != 0 {
+		t.Errorf("rdsaudit_last_run_partial = %v (present %v) after a complete run", got, ok)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rdsaudit/rdsaudit/config"
+	"github.com/rdsaudit/rdsaudit/report"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -30,7 +31,8 @@ const (
 // Summary is the JSON body POSTed to the webhook.
 type Summary struct {
 	Schema string `json:"schema"`
-	// Status is "complete" (published and recorded) or "failed".
+	// Status is "complete" (published and recorded), "partial" (stopped by a signal and
+	// published marked partial: Partial says what was stopped) or "failed".
 	Status          string    `json:"status"`
 	Host            string    `json:"host,omitempty"`
 	ToolVersion     string    `json:"tool_version"`
@@ -45,6 +47,7 @@ type Summary struct {
 	RunID      string          `json:"run_id,omitempty"`
 	Dir        string          `json:"dir,omitempty"`
 	Recorded   bool            `json:"recorded"`
+	Partial    *report.Partial `json:"partial,omitempty"`
 	Verdict    *SummaryVerdict `json:"verdict,omitempty"`
 	Coverage   *SummaryCover   `json:"coverage,omitempty"`
 	Findings   map[string]int  `json:"findings,omitempty"` // unwaived, by severity
@@ -99,6 +102,9 @@ func NewSummary(o Outcome, b BuildInfo, host string) Summary {
 	}
 	rep := r.Report
 	s.RunID, s.Dir, s.Recorded = r.RunID, r.Dir, r.Recorded
+	if o.Partial() {
+		s.Status, s.Partial = "partial", rep.Run.Partial
+	}
 	v := rep.Verdict()
 	s.Verdict = &SummaryVerdict{Status: string(v.Status), Reason: v.Reason(), FailOn: v.FailOn.String(), Blocking: v.Blocking}
 	c := rep.Coverage
