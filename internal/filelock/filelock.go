@@ -6,12 +6,12 @@
 package filelock
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 )
 
@@ -62,7 +62,13 @@ func TryLock(path string, owner Owner) (*Lock, Owner, error) {
 		return nil, Owner{}, err
 	}
 	if !ok {
+		// The holder writes its record right after it locks: a moment's retry spares
+		// the message an "owner unknown" when both started at once.
 		holder := readOwner(f)
+		for i := 0; i < 10 && holder == (Owner{}); i++ {
+			time.Sleep(10 * time.Millisecond)
+			holder = readOwner(f)
+		}
 		f.Close()
 		return nil, holder, nil
 	}
@@ -112,8 +118,11 @@ func (l *Lock) SetOwner(o Owner) {
 	}
 	l.owner = o
 	b, _ := json.Marshal(o)
-	if err := l.f.Truncate(0); err == nil {
-		_, _ = l.f.WriteAt(append(b, '\n'), 0)
+	b = append(b, '\n')
+	// Write, then cut what is left of a longer record: a reader never sees an empty
+	// file meanwhile, and readOwner decodes only the first JSON value.
+	if _, err := l.f.WriteAt(b, 0); err == nil {
+		_ = l.f.Truncate(int64(len(b)))
 	}
 }
 
@@ -155,6 +164,8 @@ func readOwner(f *os.File) Owner {
 	if err != nil && len(b) == 0 {
 		return o
 	}
-	_ = json.Unmarshal([]byte(strings.TrimSpace(string(b))), &o)
+	if json.NewDecoder(bytes.NewReader(b)).Decode(&o) != nil {
+		return Owner{}
+	}
 	return o
 }
