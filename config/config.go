@@ -56,6 +56,9 @@ const (
 	MaxConcurrency     = 256
 	MaxRetries         = 10
 
+	// MaxOutputLockWait bounds output_lock_wait.
+	MaxOutputLockWait = 24 * time.Hour
+
 	// HistoryFileName is the history store's file name inside output_dir when
 	// history.path is not set.
 	HistoryFileName = "history.db"
@@ -87,6 +90,10 @@ type Config struct {
 	Log               Log          `mapstructure:"log" json:"log"`
 	Metrics           Metrics      `mapstructure:"metrics" json:"metrics"`
 	Notify            Notify       `mapstructure:"notify" json:"notify"`
+
+	// OutputLockWait is how long a run waits while another holds output_dir's lock
+	// (0: refuse at once, exit 6).
+	OutputLockWait time.Duration `mapstructure:"output_lock_wait" json:"output_lock_wait"`
 
 	file    string            // config file path as given to Load ("" if none)
 	dir     string            // directory relative paths in the file resolve against
@@ -269,6 +276,7 @@ func defaults(dir string) map[string]any {
 		"rules_file":                      "",
 		"entitlements_file":               "",
 		"output_dir":                      filepath.Join(dir, "out"),
+		"output_lock_wait":                time.Duration(0),
 		"history.path":                    "",
 		"history.retention_runs":          0,
 		"history.retention_months":        0,

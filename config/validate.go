@@ -142,6 +142,7 @@ func (c *Config) Validate() error {
 	if c.OutputDir == "" {
 		at("output_dir", "required")
 	}
+	durRange(at, "output_lock_wait", c.OutputLockWait, 0, MaxOutputLockWait)
 	if c.History.RetentionRuns < 0 {
 		at("history.retention_runs", "must be 0 (keep all) or more, got %d", c.History.RetentionRuns)
 	}
