@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rdsaudit/rdsaudit/history"
+	"github.com/rdsaudit/rdsaudit/internal/audit"
 )
 
 // Exit codes (README.md documents them).
@@ -26,7 +27,10 @@ const (
 	ExitCoverage   = 3 // the audit ran but some hosts were not collected (takes precedence over 1)
 	ExitInternal   = 4 // internal failure: reports or history could not be written
 	ExitVerifyFail = 5 // rdsaudit verify: a run directory does not match its manifest
-	ExitLocked     = 6 // another rdsaudit run holds the history store's run lock
+	ExitLocked     = 6 // another rdsaudit run holds the output directory's or the history store's lock
+	// ExitStale: rdsaudit status found no recent complete run (none, older than
+	// --max-age, or history holds a newer run than latest.json).
+	ExitStale = 8
 )
 
 // The soft memory limit, unless GOMEMLIMIT says otherwise: 160 MiB, raised for an
@@ -106,8 +110,10 @@ func exitCode(err error) int {
 		return ExitFindings
 	case errors.Is(err, errVerify):
 		return ExitVerifyFail
-	case errors.Is(err, history.ErrLocked):
+	case errors.Is(err, history.ErrLocked), errors.Is(err, audit.ErrOutputLocked):
 		return ExitLocked
+	case errors.Is(err, errStale):
+		return ExitStale
 	}
 	return ExitInternal
 }
@@ -185,6 +191,7 @@ workbook, a JSON report, the raw evidence and a manifest of hashes.`,
 		newSimulateCmd(e),
 		newKeygenCmd(e),
 		newVerifyCmd(e),
+		newStatusCmd(e),
 	)
 	root.AddCommand(newHistoryCmds(e)...)
 	return root

@@ -154,6 +154,7 @@ func auditOptions(e *env, cfg *config.Config, col collect.Collector, asOf time.T
 	if o.Signer, err = loadSigner(cfg); err != nil {
 		return o, usageErr(err)
 	}
+	o.OutputLockWait = cfg.OutputLockWait
 	return o, nil
 }
 
