@@ -102,6 +102,8 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
+	case stoppedErr(err):
+		return ExitStopped
 	case errors.Is(err, errUsage):
 		return ExitUsage
 	case errors.Is(err, errCoverage):
@@ -125,6 +127,8 @@ type env struct {
 	stderr io.Writer
 	now    Clock
 	log    zerolog.Logger
+	// stop, when set, stops the audit gracefully (SIGINT/SIGTERM; signals.go).
+	stop *audit.Stopper
 	// logLevel and logFormat come from flags; the config may set them too.
 	logLevel  string
 	logFormat string
@@ -184,6 +188,7 @@ workbook, a JSON report, the raw evidence and a manifest of hashes.`,
 	root.PersistentFlags().StringVar(&e.logFormat, "log-format", "", "log format: auto, console, json (default auto: console on a terminal)")
 	root.AddCommand(
 		newRunCmd(e),
+		newScheduleCmd(e),
 		newValidateCmd(e),
 		newRulesCmd(e),
 		newVersionCmd(e),

@@ -64,6 +64,8 @@ func newRunCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			e.stop = audit.NewStopper()
+			defer stopOnSignal(e, e.stop)()
 			res, err := runAudit(e, cfg, col, asOf)
 			if err != nil {
 				return err
@@ -104,6 +106,9 @@ func loadConfig(e *env, path string, fs *pflag.FlagSet) (*config.Config, error) 
 // exitCode knows): an incomplete audit (coverage below 100%) takes precedence over
 // findings.
 func verdictErr(r *audit.Result) error {
+	if p := r.Report.Run.Partial; p != nil {
+		return fmt.Errorf("%w: run %s is PARTIAL: %s", errStopped, r.RunID, p.Summary())
+	}
 	v := r.Verdict()
 	switch v.Status {
 	case report.VerdictIncomplete:
@@ -130,6 +135,13 @@ func auditOptions(e *env, cfg *config.Config, col collect.Collector, asOf time.T
 		AsOf:        asOf,
 		Log:         e.log,
 		Progress:    newProgressBar(e.stderr),
+
+		Stop:          e.stop,
+		StopGrace:     cfg.Collection.StopGrace,
+		DiscardOnStop: cfg.Collection.OnStop == config.OnStopDiscard,
+	}
+	if wrap := hooksOf(e.ctx).wrap; wrap != nil {
+		o.Collector = wrap(o.Collector)
 	}
 	hosts, err := cfg.Hosts()
 	if err != nil {
@@ -178,6 +190,9 @@ func runAudit(e *env, cfg *config.Config, col collect.Collector, asOf time.Time)
 		return nil, err
 	}
 	printSummary(e.stdout, res)
+	if p := res.Report.Run.Partial; p != nil {
+		fmt.Fprintf(e.stdout, "run is PARTIAL: %s\n", p.Summary())
+	}
 	if !res.Recorded {
 		fmt.Fprintf(e.stdout, "evaluated as of %s; not recorded in history\n", res.EvaluatedAt.Format(time.RFC3339))
 	}
