@@ -55,9 +55,14 @@ func lockOutputDir(ctx context.Context, o Options) (*filelock.Lock, error) {
 }
 
 // claimOutputDir records the run ID in the output directory's lock and removes the
-// staging directories of dead runs: holding the lock, no other run is staging here.
+// staging directories (and latest.json temporaries) of dead runs: holding the lock, no
+// other run is writing here.
 func claimOutputDir(l *filelock.Lock, o Options, runID string, log zerolog.Logger) {
 	l.SetRunID(runID)
+	tmps, _ := filepath.Glob(filepath.Join(o.OutputDir, "."+LatestName+".*.tmp"))
+	for _, p := range tmps {
+		_ = os.Remove(p)
+	}
 	removed, err := report.CleanPartials(o.OutputDir, 0)
 	for _, p := range removed {
 		log.Info().Str("dir", p).Msg("removed the staging directory of a dead run")

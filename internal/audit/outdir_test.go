@@ -225,6 +225,10 @@ func TestLatestAndRetention(t *testing.T) {
 	if err := os.Mkdir(notes, 0o750); err != nil { // not a run directory: left alone
 		t.Fatal(err)
 	}
+	// A dead run's latest.json temporary: removed under the lock.
+	if err := os.WriteFile(filepath.Join(out, ".latest.json.123.tmp"), []byte("{"), 0o640); err != nil {
+		t.Fatal(err)
+	}
 	var ids []string
 	for i := 0; i < 4; i++ {
 		at := sampleNow.AddDate(0, i, 0)
