@@ -285,9 +285,9 @@ func checkHosts(c *evalCtx, r hostRule, hosts []*facts.Facts, s *sink) {
 	}
 }
 
-// place gives each sink room for counts[i] results in one new slice, in sink order,
-// with room for extra results after them, and returns that slice. A sink's results
-// so far move there.
+// place gives each sink room for counts[i] results (and their IDs) in one new slice, in
+// sink order, with room for extra results after them, and returns that slice. A sink's
+// results so far move there.
 func place(sinks []sink, counts []int, extra int) []Result {
 	n := extra
 	for _, k := range counts {
@@ -296,7 +296,9 @@ func place(sinks []sink, counts []int, extra int) []Result {
 	all := make([]Result, n)
 	off := 0
 	for i := range sinks {
-		sinks[i].out = append(all[off:off:off+counts[i]], sinks[i].out...)
+		s := &sinks[i]
+		s.out = append(all[off:off:off+counts[i]], s.out...)
+		s.ids = slices.Grow(s.ids, (counts[i]-len(s.ids)/findingIDLen)*findingIDLen)
 		off += counts[i]
 	}
 	return all[:off]
