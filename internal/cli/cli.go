@@ -260,7 +260,7 @@ func versionLine() string {
 	if !ok {
 		return v
 	}
-	var rev, at string
+	var rev, at, goos, goarch string
 	modified := false
 	for _, s := range bi.Settings {
 		switch s.Key {
@@ -270,6 +270,10 @@ func versionLine() string {
 			at = s.Value
 		case "vcs.modified":
 			modified = s.Value == "true"
+		case "GOOS":
+			goos = s.Value
+		case "GOARCH":
+			goarch = s.Value
 		}
 	}
 	if rev != "" {
@@ -284,15 +288,6 @@ func versionLine() string {
 			v += ", modified"
 		}
 		v += ")"
-	}
-	goos, goarch := "", ""
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "GOOS":
-			goos = s.Value
-		case "GOARCH":
-			goarch = s.Value
-		}
 	}
 	return strings.TrimSpace(fmt.Sprintf("%s %s %s/%s", v, bi.GoVersion, goos, goarch))
 }
