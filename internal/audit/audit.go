@@ -118,6 +118,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	outLock, err := lockOutputDir(ctx, o)
 	if err != nil {
+		if stoppedBeforeStart(o) {
+			return nil, fmt.Errorf("%w: stopped while waiting for the output directory; nothing published", ErrStopped)
+		}
 		return nil, err
 	}
 	defer outLock.Release() // after latest.json and retention
@@ -129,17 +132,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("open history: %w", err)
 	}
 	defer store.Close()
+	// The history lock before the run ID: two runs into different output directories
+	// sharing one store never choose the same ID.
+	release, err := store.AcquireRunLock(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	runID, err := newRunID(ctx, started, o.OutputDir, store)
 	if err != nil {
 		return nil, err
 	}
 	log := o.Log.With().Str("run_id", runID).Logger()
 	claimOutputDir(outLock, o, runID, log)
-	release, err := store.AcquireRunLock(ctx, runID)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	prev, err := store.Load(ctx, evalAt, historyWindow)
 	if err != nil {
 		return nil, fmt.Errorf("load history: %w", err)
@@ -154,6 +159,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer stage.Abort() // removes the staging directory unless it was published
 
+	if stoppedBeforeStart(o) {
+		return nil, fmt.Errorf("%w: stopped before any host was started; nothing published", ErrStopped)
+	}
 	var t timings
 	mark := t.start(now)
 	hosts, partial, err := collectFleet(ctx, o, stage, log)
@@ -239,6 +247,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	t.log(log.Info().Str("dir", dir).Bool("recorded", true), now().Sub(started)).Msg("run published")
 	return res, nil
 }
+
+// stoppedBeforeStart reports a stop requested before collection began: such a run has
+// nothing to publish, whatever collection.on_stop says.
+func stoppedBeforeStart(o Options) bool { return o.Stop != nil && o.Stop.Stopped() }
 
 // timings are the durations of an audit's stages, logged with "run published".
 type timings struct {

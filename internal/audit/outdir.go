@@ -39,6 +39,18 @@ var ErrOutputLocked = errors.New("another rdsaudit run is in progress on this ou
 // lockOutputDir takes the output directory's lock, waiting up to o.OutputLockWait. A
 // refusal names the holder (PID, host, start) and wraps ErrOutputLocked.
 func lockOutputDir(ctx context.Context, o Options) (*filelock.Lock, error) {
+	if o.Stop != nil { // a stop while waiting for the lock ends the wait
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-o.Stop.Done():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	path := filepath.Join(o.OutputDir, LockName)
 	l, holder, err := filelock.Acquire(ctx, path, filelock.Self("", time.Now()), o.OutputLockWait, func(h filelock.Owner) {
 		o.Log.Info().Str("output_dir", o.OutputDir).Str("holder", h.String()).Stringer("wait", o.OutputLockWait).
@@ -176,12 +188,18 @@ func ReadLatest(outDir string) (*Latest, error) {
 	return &l, nil
 }
 
-// finishOutputDir runs after a complete run, still under the output directory's lock:
-// it replaces latest.json, then applies the retention to the run directories. A
-// retention failure is logged; it does not fail the run.
+// finishOutputDir runs after a published and recorded run, still under the output
+// directory's lock: it replaces latest.json (a run stopped early says so there), then,
+// after a complete run only, applies the retention to the run directories, so that
+// stopped runs never push complete ones out. A retention failure is logged; it does
+// not fail the run.
 func finishOutputDir(o Options, rep *report.Report, now time.Time, log zerolog.Logger) error {
 	if err := WriteLatest(o.OutputDir, LatestOf(rep)); err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Join(o.OutputDir, LatestName), err)
+	}
+	if rep.Run.Partial != nil {
+		log.Info().Msg("run directory retention not applied: the run was stopped early")
+		return nil
 	}
 	removed, err := PruneRunDirs(o.OutputDir, rep.Run.ID, o.Retention, now)
 	for _, p := range removed {
@@ -250,7 +268,8 @@ func PruneRunDirs(outDir, keep string, r history.Retention, now time.Time) ([]st
 			continue
 		}
 		if err := os.RemoveAll(doomed); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, err) // the rest is a staging leftover: the next run removes it
+			continue
 		}
 		removed = append(removed, dir)
 	}

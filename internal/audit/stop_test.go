@@ -12,7 +12,9 @@ import (
 
 	"github.com/rdsaudit/rdsaudit/collect"
 	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/history"
 	"github.com/rdsaudit/rdsaudit/internal/audit"
+	"github.com/rdsaudit/rdsaudit/internal/filelock"
 	"github.com/rdsaudit/rdsaudit/report"
 )
 
@@ -112,5 +114,57 @@ func TestNoStopCompleteRun(t *testing.T) {
 	res, err := audit.Run(context.Background(), o)
 	if err != nil || res.Report.Run.Partial != nil {
 		t.Fatalf("Run = %+v, %v", res, err)
+	}
+}
+
+// A stop while the run waits for the output directory's lock ends the wait: nothing is
+// published or recorded (before, the run went on once it got the lock, started no host
+// and published an empty partial run).
+func TestStopWhileWaitingForOutputLock(t *testing.T) {
+	out := t.TempDir()
+	holder, _, err := filelock.TryLock(filepath.Join(out, audit.LockName), filelock.Self("OTHER", sampleNow))
+	if err != nil || holder == nil {
+		t.Fatalf("hold the output lock: %v", err)
+	}
+	defer holder.Release()
+	o := sampleOptions(t, out)
+	o.OutputLockWait = time.Minute
+	o.Stop = audit.NewStopper()
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		o.Stop.Stop("stopped by SIGTERM", sampleNow)
+	}()
+	start := time.Now()
+	_, err = audit.Run(context.Background(), o)
+	if !errors.Is(err, audit.ErrStopped) || !strings.Contains(err.Error(), "nothing published") {
+		t.Fatalf("run stopped while waiting: %v", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the stop did not end the wait (%s)", d)
+	}
+	if runs := published(t, out); len(runs) != 0 {
+		t.Errorf("published %v", runs)
+	}
+}
+
+// A stop that comes before collection starts publishes nothing, whatever on_stop says.
+func TestStopBeforeCollection(t *testing.T) {
+	out := t.TempDir()
+	o := sampleOptions(t, out)
+	o.Stop = audit.NewStopper()
+	o.Stop.Stop("stopped by SIGTERM", sampleNow)
+	if _, err := audit.Run(context.Background(), o); !errors.Is(err, audit.ErrStopped) {
+		t.Fatalf("run: %v", err)
+	}
+	if runs := published(t, out); len(runs) != 0 {
+		t.Errorf("published %v", runs)
+	}
+	s, err := history.Open(context.Background(), o.HistoryPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if rs, err := s.Runs(context.Background()); err != nil || len(rs) != 0 {
+		t.Errorf("history %v %+v", err, rs)
 	}
 }
