@@ -227,8 +227,15 @@ func (s *scheduler) run() error {
 			switch {
 			case sig == syscall.SIGHUP:
 				s.reload()
-				tick, at = s.next(s.clock.Now())
-				s.logNext(tick, at)
+				if n := s.clock.Now(); !tick.After(n) {
+					// Inside the random delay: the tick has passed (cron's Next from now
+					// would skip it), its audit still starts at its delayed time.
+					s.e.log.Info().Str("tick", tick.Format(time.RFC3339)).Str("next_start", at.Format(time.RFC3339)).
+						Msg("reload: the pending tick has passed, its audit still starts at its delayed time")
+				} else {
+					tick, at = s.next(n)
+					s.logNext(tick, at)
+				}
 			case isStopSignal(sig):
 				reason := "stopped by " + signalName(sig)
 				if done == nil {

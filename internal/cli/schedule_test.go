@@ -322,6 +322,48 @@ scheduler: {timezone: UTC}`)
 	}
 }
 
+// TestScheduleReloadInDelay: a SIGHUP after a tick but before its delayed start keeps
+// that audit: it runs once, at its delayed time (cron's next tick from the reload's
+// time would skip it).
+func TestScheduleReloadInDelay(t *testing.T) {
+	dir := t.TempDir()
+	cfg := scheduleConfig(t, dir, "", `schedule: "0 * * * *"
+scheduler: {timezone: UTC, random_delay: 30m}`)
+	clock := newFakeClock(time.Date(2026, 11, 1, 0, 30, 0, 0, time.UTC))
+	s := startCLI(t, clock, &hooks{jitter: func(max time.Duration) time.Duration { return max / 2 }}, "schedule", "--config", cfg)
+	defer func() {
+		if t.Failed() {
+			t.Logf("stderr:\n%s", s.stderr.String())
+		}
+	}()
+	eventually(t, "the scheduler waits", func() bool { return clock.live() > 0 })
+
+	// The 01:00 tick has passed, its audit starts at 01:15.
+	clock.advance(t, time.Date(2026, 11, 1, 1, 5, 0, 0, time.UTC))
+	s.sigs <- syscall.SIGHUP
+	const kept = `"message":"reload: the pending tick has passed, its audit still starts at its delayed time"`
+	eventually(t, "the reload's schedule is logged", func() bool {
+		_, after, ok := strings.Cut(s.stderr.String(), `"message":"configuration reloaded"`)
+		return ok && (strings.Contains(after, kept) || strings.Contains(after, `"message":"next scheduled audit"`))
+	})
+	if !logLine(s.stderr.String(), kept, `"tick":"2026-11-01T01:00:00Z"`, `"next_start":"2026-11-01T01:15:00Z"`) {
+		t.Error("the reload does not log that it keeps the 01:00 tick starting at 01:15")
+	}
+	clock.advance(t, time.Date(2026, 11, 1, 1, 14, 59, 0, time.UTC))
+	if ids := runIDs(t, filepath.Join(dir, "out")); len(ids) != 0 || s.finished() != 0 {
+		t.Fatalf("audit before its delayed time: %v", ids)
+	}
+	clock.advance(t, time.Date(2026, 11, 1, 1, 15, 0, 0, time.UTC))
+	eventually(t, "the delayed audit ends", func() bool { return s.finished() == 1 })
+	if !logLine(s.stderr.String(), `"message":"next scheduled audit"`, `"next_tick":"2026-11-01T02:00:00Z"`) {
+		t.Error("the next tick after the delayed audit is not 02:00")
+	}
+	clock.advance(t, time.Date(2026, 11, 1, 2, 14, 59, 0, time.UTC))
+	if got, want := strings.Join(runIDs(t, filepath.Join(dir, "out")), " "), "20261101T011500Z"; got != want || s.finished() != 1 {
+		t.Errorf("runs %s (%d finished), want %s once", got, s.finished(), want)
+	}
+}
+
 // checkPartial checks the one published run under out is complete and marked partial.
 func checkPartial(t *testing.T, out string) {
 	t.Helper()
