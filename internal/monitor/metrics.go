@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -34,7 +35,7 @@ const (
 	MetricResultsNotChecked  = "rdsaudit_results_not_checked"
 	MetricCALShortfall       = "rdsaudit_cal_shortfall"
 	textfileMode             = 0o640
-	textfileStageSuffixFmt   = "%s.%d.tmp" // does not end in .prom: the collector ignores it
+	textfileStagePattern     = ".*.tmp" // after the file's name: does not end in .prom, the collector ignores it
 	verdictLabel, classLabel = "verdict", "class"
 )
 
@@ -122,26 +123,50 @@ func Registry(b BuildInfo, o Outcome, lastSuccess float64) *prometheus.Registry 
 	return reg
 }
 
-// WriteTextfile writes the metrics of o to path atomically, with mode 0640: through
-// prometheus.WriteToTextfile into a staging file next to it (a name the textfile
-// collector ignores), then a rename. The last success time is carried over from the
-// file being replaced.
-func WriteTextfile(path string, b BuildInfo, o Outcome) error {
+// WriteTextfile writes the metrics of o to path atomically, with mode 0640: gathered
+// from the registry and encoded in the text format into a staging file next to it (a
+// name the textfile collector ignores) that is 0640 before it holds anything, synced,
+// then renamed once onto path. (Not prometheus.WriteToTextfile: its file is 0644 until
+// renamed, so it would be world-readable for a moment, and it does not sync.) The last
+// success time is carried over from the file being replaced.
+func WriteTextfile(path string, b BuildInfo, o Outcome) (err error) {
 	reg := Registry(b, o, LastSuccess(path))
-	stage := fmt.Sprintf(textfileStageSuffixFmt, path, os.Getpid())
-	if err := prometheus.WriteToTextfile(stage, reg); err != nil {
-		os.Remove(stage)
+	mfs, err := reg.Gather()
+	if err != nil {
 		return fmt.Errorf("write metrics: %w", err)
 	}
-	if err := os.Chmod(stage, textfileMode); err != nil {
-		os.Remove(stage)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+textfileStagePattern)
+	if err != nil {
 		return fmt.Errorf("write metrics: %w", err)
 	}
-	if err := os.Rename(stage, path); err != nil {
-		os.Remove(stage)
-		return fmt.Errorf("write metrics: %w", err)
+	stage := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(stage)
+			err = fmt.Errorf("write metrics: %w", err)
+		}
+	}()
+	if err := f.Chmod(textfileMode); err != nil {
+		return err
 	}
-	return nil
+	w := bufio.NewWriter(f)
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(stage, path)
 }
 
 // LastSuccess reads rdsaudit_last_success_timestamp_seconds from an existing textfile,
