@@ -87,6 +87,7 @@ func TestInvalidCoverage(t *testing.T) {
 		{"invalid-unknown-credential", `default_credential: unknown credential "auditor"`},
 		{"invalid-bad-scheme", `transport.scheme: must be one of https, http, got "wsman"`},
 		{"invalid-basic-over-http", `transport.auth: basic over http sends the password in clear text`},
+		{"invalid-webhook-secret-over-http", `testdata/invalid-webhook-secret-over-http.yaml:8: notify.webhook_url: a secret header is only sent over https; use https or drop notify.secret_*`},
 		{"invalid-kerberos-over-http", `transport.auth: kerberos over http is not supported`},
 		{"invalid-concurrency-zero", `collection.concurrency: must be between 1 and 256, got 0`},
 		{"invalid-concurrency-zero", `collection.retries: must be between 0 and 10, got 11`},

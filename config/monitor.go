@@ -73,6 +73,8 @@ func (c *Config) validateMonitor(at atFunc) {
 			at("notify.webhook_url", "must name a host")
 		case u.User != nil:
 			at("notify.webhook_url", "must not carry user information; put the secret in notify.secret_env or notify.secret_file")
+		case u.Scheme == "http" && (n.SecretEnv != "" || n.SecretFile != ""):
+			at("notify.webhook_url", "a secret header is only sent over https; use https or drop notify.secret_*")
 		}
 	}
 	switch {

@@ -88,6 +88,8 @@ func TestMonitorInvalid(t *testing.T) {
 		{"notify: {webhook_url: 'https://example.test/', secret_env: A, secret_file: b}\n", `notify: set only one of secret_env and secret_file`},
 		{"notify: {webhook_url: 'https://example.test/', secret_env: 'A-B'}\n", `notify.secret_env: must be an environment variable name`},
 		{"notify: {secret_env: HOOK}\n", `notify: a webhook secret is set but notify.webhook_url is empty`},
+		{"notify: {webhook_url: 'http://example.test/', secret_env: HOOK}\n", `notify.webhook_url: a secret header is only sent over https`},
+		{"notify: {webhook_url: 'HTTP://example.test/', secret_file: hook}\n", `notify.webhook_url: a secret header is only sent over https`},
 		{"notify: {secret_header: 'X Token'}\n", `notify.secret_header: must be an HTTP header name`},
 		{"notify: {timeout: 0s}\n", `notify.timeout: must be between 1s and 5m0s, got 0s`},
 		{"notify: {timeout: 10}\n", `notify.timeout: invalid duration`},

@@ -25,7 +25,8 @@ func TestRunMonitoring(t *testing.T) {
 	var mu sync.Mutex
 	var bodies [][]byte
 	var tokens []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// https: a secret header is only sent over https (config refuses http with a secret).
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		bodies = append(bodies, b)
@@ -33,6 +34,11 @@ func TestRunMonitoring(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer srv.Close()
+	// The webhook's client is a clone of http.DefaultTransport: trust the test server.
+	dt := http.DefaultTransport.(*http.Transport)
+	tlsConfig := dt.TLSClientConfig
+	dt.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
+	t.Cleanup(func() { dt.TLSClientConfig = tlsConfig })
 	dir := t.TempDir()
 	textfile := filepath.Join(dir, "rdsaudit.prom")
 	secretFile := filepath.Join(dir, "hook.secret")
