@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -87,6 +88,17 @@ func loadConfig(e *env, path string, fs *pflag.FlagSet) (*config.Config, error) 
 	if err != nil {
 		return nil, usageErr(err)
 	}
+	lg, err := e.configLogger(cfg)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	e.log = lg
+	return cfg, nil
+}
+
+// configLogger is the logger with the configured level and format, unless flags chose
+// them.
+func (e *env) configLogger(cfg *config.Config) (zerolog.Logger, error) {
 	level, format := e.logLevel, e.logFormat
 	if level == "" {
 		level = cfg.Log.Level
@@ -94,12 +106,7 @@ func loadConfig(e *env, path string, fs *pflag.FlagSet) (*config.Config, error) 
 	if format == "" {
 		format = cfg.Log.Format
 	}
-	lg, err := newLogger(e.stderr, level, format)
-	if err != nil {
-		return nil, usageErr(err)
-	}
-	e.log = lg
-	return cfg, nil
+	return newLogger(e.stderr, level, format)
 }
 
 // verdictErr maps the audit's verdict to the documented exit code (through the errors

@@ -104,14 +104,7 @@ func (s *scheduler) load() error {
 	if err != nil {
 		return usageErr(err)
 	}
-	level, format := s.e.logLevel, s.e.logFormat
-	if level == "" {
-		level = cfg.Log.Level
-	}
-	if format == "" {
-		format = cfg.Log.Format
-	}
-	lg, err := newLogger(s.e.stderr, level, format)
+	lg, err := s.e.configLogger(cfg)
 	if err != nil {
 		return usageErr(err)
 	}
