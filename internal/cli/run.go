@@ -114,7 +114,7 @@ func (e *env) configLogger(cfg *config.Config) (zerolog.Logger, error) {
 // findings.
 func verdictErr(r *audit.Result) error {
 	if p := r.Report.Run.Partial; p != nil {
-		return fmt.Errorf("%w: run %s is PARTIAL: %s", errStopped, r.RunID, p.Summary())
+		return fmt.Errorf("%w: run %s is PARTIAL: %s", audit.ErrStopped, r.RunID, p.Summary())
 	}
 	v := r.Verdict()
 	switch v.Status {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,9 +17,6 @@ import (
 // report.json, "Run status: PARTIAL" on the workbook's Summary) or, with
 // collection.on_stop: discard, nothing was published. It takes precedence over 3 and 1.
 const ExitStopped = 7
-
-// errStopped maps a partial run to ExitStopped.
-var errStopped = fmt.Errorf("audit stopped")
 
 // hooks let tests drive what the process otherwise takes from the operating system:
 // signals, the scheduler's timers, the random delay, the collector. They travel on the
@@ -109,5 +105,5 @@ func stopOnSignal(e *env, stopper *audit.Stopper) func() {
 
 // stoppedErr says whether a run's error or result is a stop (exit 7).
 func stoppedErr(err error) bool {
-	return err != nil && (errors.Is(err, errStopped) || errors.Is(err, audit.ErrStopped))
+	return errors.Is(err, audit.ErrStopped)
 }
