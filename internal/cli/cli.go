@@ -28,6 +28,11 @@ const (
 	ExitInternal   = 4 // internal failure: reports or history could not be written
 	ExitVerifyFail = 5 // rdsaudit verify: a run directory does not match its manifest
 	ExitLocked     = 6 // another rdsaudit run holds the output directory's or the history store's lock
+	// ExitStopped: the audit was stopped by SIGINT/SIGTERM before every host was
+	// collected; the run was published marked partial (run.partial in report.json,
+	// "Run status: PARTIAL" on the workbook's Summary) or, with collection.on_stop:
+	// discard, nothing was published. It takes precedence over 3 and 1.
+	ExitStopped = 7
 	// ExitStale: rdsaudit status found no recent complete run (none, older than
 	// --max-age, or history holds a newer run than latest.json).
 	ExitStale = 8

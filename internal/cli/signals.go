@@ -12,12 +12,6 @@ import (
 	"github.com/rdsaudit/rdsaudit/internal/audit"
 )
 
-// ExitStopped (README.md, Exit codes): the audit was stopped by SIGINT/SIGTERM before
-// every host was collected; the run was published marked partial (run.partial in
-// report.json, "Run status: PARTIAL" on the workbook's Summary) or, with
-// collection.on_stop: discard, nothing was published. It takes precedence over 3 and 1.
-const ExitStopped = 7
-
 // hooks let tests drive what the process otherwise takes from the operating system:
 // signals, the scheduler's timers, the random delay, the collector. They travel on the
 // context given to Run (withHooks); without them everything is real.
