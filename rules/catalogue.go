@@ -50,9 +50,10 @@ type Rule interface {
 	Info() RuleInfo
 }
 
+// hostRule checks one collected host at a time; sub is the host's subject.
 type hostRule interface {
 	Rule
-	checkHost(c *evalCtx, h *facts.Facts, s *sink)
+	checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink)
 }
 
 // uncollectedRule is a host rule that judges uncollected hosts itself (the engine

@@ -276,7 +276,7 @@ func checkHosts(c *evalCtx, r hostRule, hosts []*facts.Facts, s *sink) {
 	for _, h := range hosts {
 		switch {
 		case h.Collected():
-			r.checkHost(c, h, s)
+			r.checkHost(c, h, hostSubject(h), s)
 		case u != nil:
 			u.checkUncollected(c, h, s)
 		default:

@@ -20,11 +20,10 @@ func (cal001) Info() RuleInfo {
 		Evidence:    []string{fieldOSVersion, fieldPolicyMode, fieldLocalMode, fieldPolicyLS, fieldLocalLS, fieldKeyPack}}
 }
 
-func (cal001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (cal001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) || !modeKnown(h, s) {
 		return
 	}
-	sub := hostSubject(h)
 	want := facts.ModeCALType(h.Mode.Effective)
 	if want == "" {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Observed: effectiveDesc(h), Message: "no licensed mode in effect"})
@@ -91,11 +90,10 @@ func (cal002) Info() RuleInfo {
 		Evidence:    []string{fieldKeyPack + ".TotalLicenses/IssuedLicenses/AvailableLicenses"}}
 }
 
-func (cal002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (cal002) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !holdingsKnown(h, s) {
 		return
 	}
-	sub := hostSubject(h)
 	var full, ok, unknown []string
 	var ev []EvidenceField
 	for _, kp := range h.Holdings.KeyPacks {
@@ -149,7 +147,7 @@ func (cal003) Info() RuleInfo {
 		Evidence:    []string{fieldIssued + ".LicenseStatus", fieldKeyPack + " (KeyPackType 4)"}}
 }
 
-func (cal003) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (cal003) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !holdingsKnown(h, s) {
 		return
 	}
@@ -170,7 +168,7 @@ func (cal003) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 		}
 	}
 	ev = append(ev, EvidenceField{Field: fieldIssued + " (LicenseStatus 1)", Value: fmt.Sprintf("%d of %d listed%s", n, len(h.Holdings.Issued), truncNote(h.Holdings))})
-	r := Result{Subject: hostSubject(h), Evidence: ev, Source: "wmi", Expected: "no temporary CALs issued",
+	r := Result{Subject: sub, Evidence: ev, Source: "wmi", Expected: "no temporary CALs issued",
 		Observed: fmt.Sprintf("%d temporary CALs listed (computers: %s); temporary key packs report %d issued", n, listOrNone(comps), packIssued)}
 	if n > 0 || packIssued > 0 {
 		r.Outcome, r.Message = Fail, fmt.Sprintf("temporary Per Device CALs issued: %s", r.Observed)
@@ -199,11 +197,10 @@ func (cal004) Info() RuleInfo {
 		Evidence:    []string{fieldReport, fieldKeyPack}}
 }
 
-func (cal004) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (cal004) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !holdingsKnown(h, s) {
 		return
 	}
-	sub := hostSubject(h)
 	rep := latestReport(h.Holdings)
 	if rep == nil {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: "no existing Per User usage report on the license server (rdsaudit generates none unless opted in)"})
@@ -357,7 +354,7 @@ func (cal007) Info() RuleInfo {
 		Params:      []Param{{Name: "expiry_days", Default: 90, Description: "warn when a key pack expires within this many days"}}}
 }
 
-func (cal007) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (cal007) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !holdingsKnown(h, s) {
 		return
 	}
@@ -382,7 +379,7 @@ func (cal007) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 			soon = append(soon, fmt.Sprintf("key pack %d (%s %s) expires %s", kp.ID, kp.CALType, versionName(deref(kp.VersionID)), kp.Expires.Format("2006-01-02")))
 		}
 	}
-	r := Result{Subject: hostSubject(h), Evidence: ev, Source: "wmi", Expected: fmt.Sprintf("no key pack expiring before %s", limit.Format("2006-01-02"))}
+	r := Result{Subject: sub, Evidence: ev, Source: "wmi", Expected: fmt.Sprintf("no key pack expiring before %s", limit.Format("2006-01-02"))}
 	all := append(append([]string{}, expired...), soon...)
 	r.Observed = listOrNone(all)
 	switch {
@@ -410,8 +407,7 @@ func (client001) Info() RuleInfo {
 		Evidence:    []string{fieldClientStore, fieldIssued + ".sIssuedToComputer"}}
 }
 
-func (client001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
-	sub := hostSubject(h)
+func (client001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if h.Client == nil || !h.Client.Known {
 		s.add(Result{Outcome: Error, Subject: sub, Message: "client token store unknown: registry keys " + evidence.KeyClientStore + " / " + evidence.KeyClientHardwareID + " were not read"})
 		return
@@ -451,8 +447,7 @@ func (client002) Info() RuleInfo {
 		Evidence:    []string{fieldClientStore + " (LastWriteTime)", fieldIssued + ".IssueDate/LicenseStatus"}}
 }
 
-func (client002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
-	sub := hostSubject(h)
+func (client002) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if h.Client == nil || !h.Client.Known {
 		s.add(Result{Outcome: Error, Subject: sub, Message: "client token store unknown: registry keys " + evidence.KeyClientStore + " / " + evidence.KeyClientHardwareID + " were not read"})
 		return
@@ -515,8 +510,8 @@ func (collect001) Info() RuleInfo {
 		Evidence:    []string{fieldCollection}}
 }
 
-func (collect001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
-	r := Result{Outcome: Pass, Subject: hostSubject(h), Source: "collection", Observed: "collected", Expected: "collected",
+func (collect001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
+	r := Result{Outcome: Pass, Subject: sub, Source: "collection", Observed: "collected", Expected: "collected",
 		Evidence: []EvidenceField{{Field: fieldCollection, Value: string(h.Status)}}, Message: "host collected"}
 	if len(h.Errors) > 0 {
 		var secs []string
@@ -552,8 +547,7 @@ func (collect002) Info() RuleInfo {
 		Evidence:    []string{fieldOSVersion, fieldCollection}}
 }
 
-func (collect002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
-	sub := hostSubject(h)
+func (collect002) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	osEv := EvidenceField{Field: fieldOSVersion, Value: fmt.Sprintf("%s / %s / %s → %s", orNone(h.OS.Version), orNone(h.OS.Build), orNone(h.OS.Caption), orNone(h.OS.Release))}
 	if !h.OS.Known {
 		s.add(Result{Outcome: Error, Subject: sub, Message: "OS unknown: Win32_OperatingSystem was not read"})

@@ -92,7 +92,7 @@ func (grace001) Info() RuleInfo {
 		}}
 }
 
-func (grace001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (grace001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -100,7 +100,7 @@ func (grace001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if d == nil {
 		return
 	}
-	r := Result{Subject: hostSubject(h), Source: "wmi", Observed: fmt.Sprintf("%d days left", *d), Expected: "0 (grace period over, host licensed)",
+	r := Result{Subject: sub, Source: "wmi", Observed: fmt.Sprintf("%d days left", *d), Expected: "0 (grace period over, host licensed)",
 		Evidence: []EvidenceField{graceEvidence(h), {Field: fieldCert, Value: presence(h.Certificate.Present)}}}
 	if *d <= 0 {
 		r.Outcome, r.Message = Pass, "grace period over (0 days left); whether users are refused is RDS-GRACE-009"
@@ -138,7 +138,7 @@ func (grace002) Info() RuleInfo {
 		Evidence:    []string{fieldGraceDays}}
 }
 
-func (grace002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (grace002) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -146,7 +146,7 @@ func (grace002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if d == nil {
 		return
 	}
-	r := Result{Subject: hostSubject(h), Source: "wmi", Observed: fmt.Sprintf("%d days left", *d), Expected: fmt.Sprintf("at most %d", GraceDays),
+	r := Result{Subject: sub, Source: "wmi", Observed: fmt.Sprintf("%d days left", *d), Expected: fmt.Sprintf("at most %d", GraceDays),
 		Evidence: []EvidenceField{graceEvidence(h)}}
 	if *d > GraceDays {
 		r.Outcome = Fail
@@ -170,7 +170,7 @@ func (grace003) Info() RuleInfo {
 		Evidence:    []string{fieldGraceDays, fieldHistory}}
 }
 
-func (grace003) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (grace003) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -184,7 +184,7 @@ func (grace003) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 		return
 	}
 	elapsed := days(c.now.Sub(prev.At))
-	r := Result{Subject: hostSubject(h), Source: "wmi, history",
+	r := Result{Subject: sub, Source: "wmi, history",
 		Observed: fmt.Sprintf("%d days left now; %d at run %s (%s, %.1f days earlier)", *d, *prev.GraceDays, prev.RunID, prev.At.UTC().Format(time.RFC3339), elapsed),
 		Expected: fmt.Sprintf("at most %d (previous value + 1 day tolerance)", *prev.GraceDays+1),
 		Evidence: []EvidenceField{graceEvidence(h), {Field: fmt.Sprintf("history:run %s grace_days", prev.RunID), Value: fmt.Sprint(*prev.GraceDays)}}}
@@ -210,7 +210,7 @@ func (grace004) Info() RuleInfo {
 		Evidence:    []string{fieldGraceDays, fieldInstallDate}}
 }
 
-func (grace004) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (grace004) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -218,7 +218,6 @@ func (grace004) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if d == nil {
 		return
 	}
-	sub := hostSubject(h)
 	if *d <= 0 {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Evidence: []EvidenceField{graceEvidence(h)}, Message: "grace period not active"})
 		return
@@ -254,7 +253,7 @@ func (grace005) Info() RuleInfo {
 		Evidence:    []string{fieldGraceKey + " (LastWriteTime)", fieldHistory}}
 }
 
-func (grace005) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (grace005) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -262,7 +261,6 @@ func (grace005) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if prev == nil {
 		return
 	}
-	sub := hostSubject(h)
 	g := h.Grace
 	switch {
 	case !g.KeyKnown:
@@ -300,12 +298,11 @@ func (grace006) Info() RuleInfo {
 		Evidence:    []string{fieldGraceKey + " (values, owner)", fieldTimebomb, fieldGraceDays, `registry:` + evidence.KeyMisplacedCore}}
 }
 
-func (grace006) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (grace006) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
 	g := h.Grace
-	sub := hostSubject(h)
 	if !g.KeyKnown {
 		s.add(Result{Outcome: Error, Subject: sub, Message: "registry key " + evidence.KeyGracePeriod + " was not read"})
 		return
@@ -399,11 +396,10 @@ func (grace007) Info() RuleInfo {
 		Evidence:    []string{fieldTooltip, fieldGraceDays, fieldCert}}
 }
 
-func (grace007) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (grace007) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
-	sub := hostSubject(h)
 	if !h.Mode.Known {
 		s.add(Result{Outcome: Error, Subject: sub, Message: "registry key " + evidence.KeyPolicy + " was not read"})
 		return
@@ -450,7 +446,7 @@ func (grace008) Info() RuleInfo {
 		Params:      []Param{{Name: "window_days", Default: 180, Description: "history window in days in which increases are counted"}}}
 }
 
-func (grace008) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (grace008) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -473,7 +469,6 @@ func (grace008) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if h.Grace.DaysLeft != nil {
 		pts = append(pts, point{c.now, *h.Grace.DaysLeft, "current"})
 	}
-	sub := hostSubject(h)
 	if len(pts) < 3 {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: fmt.Sprintf("%d grace-day readings in the last %d days; two increases need at least three", len(pts), window)})
 		return
@@ -511,7 +506,7 @@ func (grace009) Info() RuleInfo {
 		Evidence:    []string{fieldGraceDays, fieldPolicyMode, fieldLocalMode, fieldConnectivity}}
 }
 
-func (grace009) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (grace009) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
@@ -519,7 +514,6 @@ func (grace009) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if d == nil {
 		return
 	}
-	sub := hostSubject(h)
 	ev := []EvidenceField{graceEvidence(h)}
 	if *d > 0 {
 		s.add(Result{Outcome: Pass, Subject: sub, Evidence: ev, Source: "wmi", Observed: fmt.Sprintf("%d days left", *d), Message: "grace period not expired"})

@@ -48,12 +48,12 @@ func (ls001) Info() RuleInfo {
 		Evidence:    []string{fieldPolicyLS, fieldLocalLS, fieldWMILS}}
 }
 
-func (ls001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (ls001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) || !lsKnown(h, s) {
 		return
 	}
 	l := h.LicenseServers
-	r := Result{Subject: hostSubject(h), Evidence: lsEvidence(h), Source: l.Source, Expected: "at least one license server by policy or local configuration"}
+	r := Result{Subject: sub, Evidence: lsEvidence(h), Source: l.Source, Expected: "at least one license server by policy or local configuration"}
 	switch {
 	case len(l.Effective) > 0:
 		r.Outcome, r.Observed = Pass, fmt.Sprintf("%s (from %s)", strings.Join(l.Effective, ", "), l.Source)
@@ -83,11 +83,10 @@ func (ls002) Info() RuleInfo {
 		Evidence:    []string{fieldPolicyLS, fieldLocalLS, fieldInventory}}
 }
 
-func (ls002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (ls002) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !lsKnown(h, s) {
 		return
 	}
-	sub := hostSubject(h)
 	if len(h.LicenseServers.Effective) == 0 {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: "no license server specified; see RDS-LS-001"})
 		return
@@ -154,11 +153,10 @@ func (ls004) Info() RuleInfo {
 		Evidence:    []string{fieldConnectivity, fieldPolicyLS, fieldLocalLS}}
 }
 
-func (ls004) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (ls004) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) {
 		return
 	}
-	sub := hostSubject(h)
 	conn := h.LicenseServers.Connectivity
 	if len(conn) == 0 {
 		if len(h.LicenseServers.Effective) == 0 && len(h.LicenseServers.WMI) == 0 {
@@ -223,12 +221,12 @@ func (ls005) Info() RuleInfo {
 		Evidence:    []string{fieldActivation}}
 }
 
-func (ls005) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (ls005) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !holdingsKnown(h, s) {
 		return
 	}
 	a := h.Holdings.Activation
-	r := Result{Subject: hostSubject(h), Source: "wmi", Expected: "0 (activated)", Observed: i64(a),
+	r := Result{Subject: sub, Source: "wmi", Expected: "0 (activated)", Observed: i64(a),
 		Evidence: []EvidenceField{{Field: fieldActivation, Value: i64(a)}}}
 	switch {
 	case a == nil:
@@ -255,11 +253,10 @@ func (ls006) Info() RuleInfo {
 		Evidence:    []string{fieldCert, fieldPolicyMode, fieldLocalMode}}
 }
 
-func (ls006) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (ls006) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) || !modeKnown(h, s) {
 		return
 	}
-	sub := hostSubject(h)
 	if facts.ModeCALType(h.Mode.Effective) == "" {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Observed: effectiveDesc(h), Message: "no licensed mode in effect"})
 		return
@@ -298,11 +295,10 @@ func (ls007) Info() RuleInfo {
 		Evidence:    []string{fieldOSVersion, fieldKeyPack}}
 }
 
-func (ls007) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (ls007) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !holdingsKnown(h, s) {
 		return
 	}
-	sub := hostSubject(h)
 	var packs []facts.KeyPackFacts
 	for _, kp := range h.Holdings.KeyPacks {
 		if !kp.BuiltIn && kp.VersionID != nil {

@@ -44,11 +44,11 @@ func (mode001) Info() RuleInfo {
 		Evidence:    []string{fieldPolicyMode, fieldLocalMode, fieldTSMode}}
 }
 
-func (mode001) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (mode001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) || !modeKnown(h, s) {
 		return
 	}
-	r := Result{Subject: hostSubject(h), Evidence: modeEvidence(h), Source: h.Mode.EffectiveSource,
+	r := Result{Subject: sub, Evidence: modeEvidence(h), Source: h.Mode.EffectiveSource,
 		Observed: effectiveDesc(h), Expected: "Per Device (2) or Per User (4)"}
 	if h.Mode.Effective == nil || *h.Mode.Effective == facts.ModeNotConfig {
 		r.Outcome = Fail
@@ -72,13 +72,13 @@ func (mode002) Info() RuleInfo {
 		Evidence:    []string{fieldPolicyMode, fieldLocalMode}}
 }
 
-func (mode002) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (mode002) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !h.Mode.Known {
-		s.add(Result{Outcome: Error, Subject: hostSubject(h), Evidence: modeEvidence(h),
+		s.add(Result{Outcome: Error, Subject: sub, Evidence: modeEvidence(h),
 			Message: "cannot compare: registry key " + evidence.KeyPolicy + " or " + evidence.KeyLicensingCore + " was not read"})
 		return
 	}
-	r := Result{Subject: hostSubject(h), Evidence: modeEvidence(h), Source: "policy, local",
+	r := Result{Subject: sub, Evidence: modeEvidence(h), Source: "policy, local",
 		Observed: "policy " + facts.ModeName(h.Mode.Policy) + ", local " + facts.ModeName(h.Mode.Local)}
 	switch {
 	case h.Mode.Policy == nil || h.Mode.Local == nil:
@@ -108,13 +108,13 @@ func (mode003) Info() RuleInfo {
 		Evidence:    []string{fieldPolicyMode, fieldLocalMode, fieldWMIMode, fieldWMIModeSrc}}
 }
 
-func (mode003) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (mode003) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) || !modeKnown(h, s) {
 		return
 	}
 	ev := append(modeEvidence(h), EvidenceField{Field: fieldWMIModeSrc, Value: i64(h.Mode.WMISource)})
 	if h.Mode.WMI == nil {
-		s.add(Result{Outcome: Error, Subject: hostSubject(h), Evidence: ev,
+		s.add(Result{Outcome: Error, Subject: sub, Evidence: ev,
 			Message: "WMI licensing mode missing: Win32_TerminalServiceSetting.LicensingType was not read"})
 		return
 	}
@@ -122,7 +122,7 @@ func (mode003) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
 	if h.Mode.Effective != nil {
 		want = *h.Mode.Effective
 	}
-	r := Result{Subject: hostSubject(h), Evidence: ev, Source: "registry, wmi",
+	r := Result{Subject: sub, Evidence: ev, Source: "registry, wmi",
 		Observed: "WMI LicensingType " + facts.ModeName(h.Mode.WMI),
 		Expected: "registry precedence " + effectiveDesc(h)}
 	var why []string
@@ -279,12 +279,11 @@ func (mode005) Info() RuleInfo {
 		Evidence:    []string{fieldPolicyMode, fieldLocalMode, fieldPolicyLS, fieldLocalLS, fieldKeyPack}}
 }
 
-func (mode005) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (mode005) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !requireRDSH(h, s) || !modeKnown(h, s) {
 		return
 	}
 	want := facts.ModeCALType(h.Mode.Effective)
-	sub := hostSubject(h)
 	if want == "" {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Observed: effectiveDesc(h), Message: "no licensed mode (Per Device or Per User) in effect; see RDS-MODE-001/007"})
 		return
@@ -365,11 +364,10 @@ func (mode006) Info() RuleInfo {
 		Evidence:    []string{fieldPolicyMode, fieldLocalMode, fieldPartOfDomain}}
 }
 
-func (mode006) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (mode006) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !modeKnown(h, s) {
 		return
 	}
-	sub := hostSubject(h)
 	if h.Mode.Effective == nil || *h.Mode.Effective != facts.ModePerUser {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Observed: effectiveDesc(h), Message: "effective mode is not Per User (4)"})
 		return
@@ -408,11 +406,10 @@ func (mode007) Info() RuleInfo {
 		Params:      []Param{{Name: "avd_tag", Default: "avd", Description: "inventory tag marking Azure Virtual Desktop session hosts (AAD Per User allowed)"}}}
 }
 
-func (mode007) checkHost(c *evalCtx, h *facts.Facts, s *sink) {
+func (mode007) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if !modeKnown(h, s) {
 		return
 	}
-	sub := hostSubject(h)
 	ev := append(modeEvidence(h), EvidenceField{Field: fieldTSMode, Value: tsModeValue(h)})
 	r := Result{Subject: sub, Evidence: ev, Source: h.Mode.EffectiveSource, Observed: effectiveDesc(h), Expected: "Per Device (2) or Per User (4)"}
 	var why []string
