@@ -56,6 +56,34 @@ type hostRule interface {
 	checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink)
 }
 
+// guardedRule is a host rule that applies only to hosts meeting a precondition. A rule
+// declares one by embedding one of the needs types below; the engine checks it before
+// checkHost, which runs only when it holds. A precondition that fails reports the host
+// (not applicable, or an error when the evidence was not read) and returns false.
+type guardedRule interface {
+	precondition(h *facts.Facts, s *sink) bool
+}
+
+type (
+	needsRDSH     struct{} // an RD Session Host (requireRDSH)
+	needsMode     struct{} // the licensing mode was read (modeKnown)
+	needsRDSHMode struct{} // an RD Session Host whose licensing mode was read
+	needsLS       struct{} // the license-server configuration was read (lsKnown)
+	needsRDSHLS   struct{} // an RD Session Host whose license-server configuration was read
+	needsHoldings struct{} // the license server's holdings were read (holdingsKnown)
+)
+
+func (needsRDSH) precondition(h *facts.Facts, s *sink) bool { return requireRDSH(h, s) }
+func (needsMode) precondition(h *facts.Facts, s *sink) bool { return modeKnown(h, s) }
+func (needsRDSHMode) precondition(h *facts.Facts, s *sink) bool {
+	return requireRDSH(h, s) && modeKnown(h, s)
+}
+func (needsLS) precondition(h *facts.Facts, s *sink) bool { return lsKnown(h, s) }
+func (needsRDSHLS) precondition(h *facts.Facts, s *sink) bool {
+	return requireRDSH(h, s) && lsKnown(h, s)
+}
+func (needsHoldings) precondition(h *facts.Facts, s *sink) bool { return holdingsKnown(h, s) }
+
 // uncollectedRule is a host rule that judges uncollected hosts itself (the engine
 // otherwise reports them as errors).
 type uncollectedRule interface {

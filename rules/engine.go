@@ -270,13 +270,17 @@ func (c *evalCtx) roleRules(rrs *[]*roleRules, roles []string) *roleRules {
 }
 
 // checkHosts runs a host rule over hosts; an uncollected host is an error unless the
-// rule judges uncollected hosts itself.
+// rule judges uncollected hosts itself, and a collected host is checked only if it meets
+// the rule's precondition.
 func checkHosts(c *evalCtx, r hostRule, hosts []*facts.Facts, s *sink) {
 	u, _ := r.(uncollectedRule)
+	g, _ := r.(guardedRule)
 	for _, h := range hosts {
 		switch {
 		case h.Collected():
-			r.checkHost(c, h, hostSubject(h), s)
+			if g == nil || g.precondition(h, s) {
+				r.checkHost(c, h, hostSubject(h), s)
+			}
 		case u != nil:
 			u.checkUncollected(c, h, s)
 		default:

@@ -9,7 +9,7 @@ import (
 )
 
 // RDS-CAL-001
-type cal001 struct{}
+type cal001 struct{ needsRDSHMode }
 
 func (cal001) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-CAL-001", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(),
@@ -21,9 +21,6 @@ func (cal001) Info() RuleInfo {
 }
 
 func (cal001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) || !modeKnown(h, s) {
-		return
-	}
 	want := facts.ModeCALType(h.Mode.Effective)
 	if want == "" {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Observed: effectiveDesc(h), Message: "no licensed mode in effect"})
@@ -79,7 +76,7 @@ func (cal001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 }
 
 // RDS-CAL-002
-type cal002 struct{}
+type cal002 struct{ needsHoldings }
 
 func (cal002) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-CAL-002", Severity: SevHigh, Scope: ScopeHost, Roles: licenseServer(),
@@ -91,9 +88,6 @@ func (cal002) Info() RuleInfo {
 }
 
 func (cal002) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !holdingsKnown(h, s) {
-		return
-	}
 	var full, ok, unknown []string
 	var ev []EvidenceField
 	for _, kp := range h.Holdings.KeyPacks {
@@ -136,7 +130,7 @@ func deref(p *int64) int64 {
 }
 
 // RDS-CAL-003
-type cal003 struct{}
+type cal003 struct{ needsHoldings }
 
 func (cal003) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-CAL-003", Severity: SevMedium, Scope: ScopeHost, Roles: licenseServer(),
@@ -148,9 +142,6 @@ func (cal003) Info() RuleInfo {
 }
 
 func (cal003) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !holdingsKnown(h, s) {
-		return
-	}
 	var comps []string
 	n := 0
 	for _, il := range h.Holdings.Issued {
@@ -186,7 +177,7 @@ func truncNote(h *facts.Holdings) string {
 }
 
 // RDS-CAL-004
-type cal004 struct{}
+type cal004 struct{ needsHoldings }
 
 func (cal004) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-CAL-004", Severity: SevHigh, Scope: ScopeHost, Roles: licenseServer(),
@@ -198,9 +189,6 @@ func (cal004) Info() RuleInfo {
 }
 
 func (cal004) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !holdingsKnown(h, s) {
-		return
-	}
 	rep := latestReport(h.Holdings)
 	if rep == nil {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: "no existing Per User usage report on the license server (rdsaudit generates none unless opted in)"})
@@ -342,7 +330,7 @@ func (cal006) checkFleet(c *evalCtx, s *sink) {
 }
 
 // RDS-CAL-007
-type cal007 struct{}
+type cal007 struct{ needsHoldings }
 
 func (cal007) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-CAL-007", Severity: SevMedium, Scope: ScopeHost, Roles: licenseServer(),
@@ -355,9 +343,6 @@ func (cal007) Info() RuleInfo {
 }
 
 func (cal007) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !holdingsKnown(h, s) {
-		return
-	}
 	n := c.intParam("RDS-CAL-007", "expiry_days")
 	limit := c.now.AddDate(0, 0, n)
 	var expired, soon, bad []string

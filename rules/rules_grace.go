@@ -76,7 +76,7 @@ func (c *evalCtx) previousRun(h *facts.Facts, s *sink, use func(*HostSnapshot) b
 }
 
 // RDS-GRACE-001
-type grace001 struct{}
+type grace001 struct{ needsRDSH }
 
 func (grace001) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-GRACE-001", Severity: SevLow, Scope: ScopeHost, Roles: sessionHost(),
@@ -93,9 +93,6 @@ func (grace001) Info() RuleInfo {
 }
 
 func (grace001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) {
-		return
-	}
 	d := graceDays(h, s)
 	if d == nil {
 		return
@@ -127,7 +124,7 @@ func (grace001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 }
 
 // RDS-GRACE-002
-type grace002 struct{}
+type grace002 struct{ needsRDSH }
 
 func (grace002) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-GRACE-002", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(),
@@ -139,9 +136,6 @@ func (grace002) Info() RuleInfo {
 }
 
 func (grace002) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) {
-		return
-	}
 	d := graceDays(h, s)
 	if d == nil {
 		return
@@ -159,7 +153,7 @@ func (grace002) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 }
 
 // RDS-GRACE-003
-type grace003 struct{}
+type grace003 struct{ needsRDSH }
 
 func (grace003) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-GRACE-003", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(), NeedsHistory: true,
@@ -171,9 +165,6 @@ func (grace003) Info() RuleInfo {
 }
 
 func (grace003) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) {
-		return
-	}
 	prev := c.previousRun(h, s, func(sn *HostSnapshot) bool { return sn.GraceDays != nil },
 		"no earlier run recorded grace days for this host")
 	if prev == nil {
@@ -199,7 +190,7 @@ func (grace003) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 }
 
 // RDS-GRACE-004
-type grace004 struct{}
+type grace004 struct{ needsRDSH }
 
 func (grace004) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-GRACE-004", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(),
@@ -211,9 +202,6 @@ func (grace004) Info() RuleInfo {
 }
 
 func (grace004) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) {
-		return
-	}
 	d := graceDays(h, s)
 	if d == nil {
 		return
@@ -242,7 +230,7 @@ func (grace004) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 }
 
 // RDS-GRACE-005
-type grace005 struct{}
+type grace005 struct{ needsRDSH }
 
 func (grace005) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-GRACE-005", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(), NeedsHistory: true,
@@ -254,9 +242,6 @@ func (grace005) Info() RuleInfo {
 }
 
 func (grace005) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) {
-		return
-	}
 	prev := c.previousRun(h, s, func(*HostSnapshot) bool { return true }, "no earlier run of this host")
 	if prev == nil {
 		return
@@ -287,7 +272,7 @@ func (grace005) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 }
 
 // RDS-GRACE-006
-type grace006 struct{}
+type grace006 struct{ needsRDSH }
 
 func (grace006) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-GRACE-006", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(),
@@ -299,9 +284,6 @@ func (grace006) Info() RuleInfo {
 }
 
 func (grace006) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) {
-		return
-	}
 	g := h.Grace
 	if !g.KeyKnown {
 		s.add(Result{Outcome: Error, Subject: sub, Message: "registry key " + evidence.KeyGracePeriod + " was not read"})
@@ -385,7 +367,7 @@ func standardOwner(o string) bool {
 }
 
 // RDS-GRACE-007
-type grace007 struct{}
+type grace007 struct{ needsRDSH }
 
 func (grace007) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-GRACE-007", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(),
@@ -397,9 +379,6 @@ func (grace007) Info() RuleInfo {
 }
 
 func (grace007) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) {
-		return
-	}
 	if !h.Mode.Known {
 		s.add(Result{Outcome: Error, Subject: sub, Message: "registry key " + evidence.KeyPolicy + " was not read"})
 		return
@@ -434,7 +413,7 @@ func (grace007) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 }
 
 // RDS-GRACE-008
-type grace008 struct{}
+type grace008 struct{ needsRDSH }
 
 func (grace008) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-GRACE-008", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(), NeedsHistory: true,
@@ -447,9 +426,6 @@ func (grace008) Info() RuleInfo {
 }
 
 func (grace008) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) {
-		return
-	}
 	window := c.intParam("RDS-GRACE-008", "window_days")
 	snaps, ok := c.previousRuns(h, c.now.AddDate(0, 0, -window), s)
 	if !ok {
@@ -495,7 +471,7 @@ func (grace008) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 }
 
 // RDS-GRACE-009
-type grace009 struct{}
+type grace009 struct{ needsRDSH }
 
 func (grace009) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-GRACE-009", Severity: SevCritical, Scope: ScopeHost, Roles: sessionHost(),
@@ -507,9 +483,6 @@ func (grace009) Info() RuleInfo {
 }
 
 func (grace009) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) {
-		return
-	}
 	d := graceDays(h, s)
 	if d == nil {
 		return

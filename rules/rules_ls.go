@@ -37,7 +37,7 @@ func lsKnown(h *facts.Facts, s *sink) bool {
 }
 
 // RDS-LS-001
-type ls001 struct{}
+type ls001 struct{ needsRDSHLS }
 
 func (ls001) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-LS-001", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(),
@@ -49,9 +49,6 @@ func (ls001) Info() RuleInfo {
 }
 
 func (ls001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) || !lsKnown(h, s) {
-		return
-	}
 	l := h.LicenseServers
 	r := Result{Subject: sub, Evidence: lsEvidence(h), Source: l.Source, Expected: "at least one license server by policy or local configuration"}
 	switch {
@@ -72,7 +69,7 @@ func (ls001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 }
 
 // RDS-LS-002
-type ls002 struct{}
+type ls002 struct{ needsLS }
 
 func (ls002) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-LS-002", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(),
@@ -84,9 +81,6 @@ func (ls002) Info() RuleInfo {
 }
 
 func (ls002) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !lsKnown(h, s) {
-		return
-	}
 	if len(h.LicenseServers.Effective) == 0 {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: "no license server specified; see RDS-LS-001"})
 		return
@@ -142,7 +136,7 @@ func (ls003) checkGroup(c *evalCtx, g *group, s *sink) {
 }
 
 // RDS-LS-004
-type ls004 struct{}
+type ls004 struct{ needsRDSH }
 
 func (ls004) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-LS-004", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(),
@@ -154,9 +148,6 @@ func (ls004) Info() RuleInfo {
 }
 
 func (ls004) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) {
-		return
-	}
 	conn := h.LicenseServers.Connectivity
 	if len(conn) == 0 {
 		if len(h.LicenseServers.Effective) == 0 && len(h.LicenseServers.WMI) == 0 {
@@ -210,7 +201,7 @@ func holdingsKnown(h *facts.Facts, s *sink) bool {
 }
 
 // RDS-LS-005
-type ls005 struct{}
+type ls005 struct{ needsHoldings }
 
 func (ls005) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-LS-005", Severity: SevHigh, Scope: ScopeHost, Roles: licenseServer(),
@@ -222,9 +213,6 @@ func (ls005) Info() RuleInfo {
 }
 
 func (ls005) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !holdingsKnown(h, s) {
-		return
-	}
 	a := h.Holdings.Activation
 	r := Result{Subject: sub, Source: "wmi", Expected: "0 (activated)", Observed: i64(a),
 		Evidence: []EvidenceField{{Field: fieldActivation, Value: i64(a)}}}
@@ -242,7 +230,7 @@ func (ls005) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 }
 
 // RDS-LS-006
-type ls006 struct{}
+type ls006 struct{ needsRDSHMode }
 
 func (ls006) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-LS-006", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(),
@@ -254,9 +242,6 @@ func (ls006) Info() RuleInfo {
 }
 
 func (ls006) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) || !modeKnown(h, s) {
-		return
-	}
 	if facts.ModeCALType(h.Mode.Effective) == "" {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Observed: effectiveDesc(h), Message: "no licensed mode in effect"})
 		return
@@ -284,7 +269,7 @@ func presence(b bool) string {
 }
 
 // RDS-LS-007
-type ls007 struct{}
+type ls007 struct{ needsHoldings }
 
 func (ls007) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-LS-007", Severity: SevHigh, Scope: ScopeHost, Roles: licenseServer(),
@@ -296,9 +281,6 @@ func (ls007) Info() RuleInfo {
 }
 
 func (ls007) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !holdingsKnown(h, s) {
-		return
-	}
 	var packs []facts.KeyPackFacts
 	for _, kp := range h.Holdings.KeyPacks {
 		if !kp.BuiltIn && kp.VersionID != nil {

@@ -33,7 +33,7 @@ func effectiveDesc(h *facts.Facts) string {
 }
 
 // RDS-MODE-001
-type mode001 struct{}
+type mode001 struct{ needsRDSHMode }
 
 func (mode001) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-MODE-001", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(),
@@ -45,9 +45,6 @@ func (mode001) Info() RuleInfo {
 }
 
 func (mode001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) || !modeKnown(h, s) {
-		return
-	}
 	r := Result{Subject: sub, Evidence: modeEvidence(h), Source: h.Mode.EffectiveSource,
 		Observed: effectiveDesc(h), Expected: "Per Device (2) or Per User (4)"}
 	if h.Mode.Effective == nil || *h.Mode.Effective == facts.ModeNotConfig {
@@ -97,7 +94,7 @@ func (mode002) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 }
 
 // RDS-MODE-003
-type mode003 struct{}
+type mode003 struct{ needsRDSHMode }
 
 func (mode003) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-MODE-003", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(),
@@ -109,9 +106,6 @@ func (mode003) Info() RuleInfo {
 }
 
 func (mode003) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) || !modeKnown(h, s) {
-		return
-	}
 	ev := append(modeEvidence(h), EvidenceField{Field: fieldWMIModeSrc, Value: i64(h.Mode.WMISource)})
 	if h.Mode.WMI == nil {
 		s.add(Result{Outcome: Error, Subject: sub, Evidence: ev,
@@ -268,7 +262,7 @@ func checkGroupConsistency(c *evalCtx, g *group, s *sink, gc groupCheck) {
 }
 
 // RDS-MODE-005
-type mode005 struct{}
+type mode005 struct{ needsRDSHMode }
 
 func (mode005) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-MODE-005", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(),
@@ -280,9 +274,6 @@ func (mode005) Info() RuleInfo {
 }
 
 func (mode005) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !requireRDSH(h, s) || !modeKnown(h, s) {
-		return
-	}
 	want := facts.ModeCALType(h.Mode.Effective)
 	if want == "" {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Observed: effectiveDesc(h), Message: "no licensed mode (Per Device or Per User) in effect; see RDS-MODE-001/007"})
@@ -353,7 +344,7 @@ func packEvidence(ls *facts.Facts, kp facts.KeyPackFacts) EvidenceField {
 }
 
 // RDS-MODE-006
-type mode006 struct{}
+type mode006 struct{ needsMode }
 
 func (mode006) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-MODE-006", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(),
@@ -365,9 +356,6 @@ func (mode006) Info() RuleInfo {
 }
 
 func (mode006) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !modeKnown(h, s) {
-		return
-	}
 	if h.Mode.Effective == nil || *h.Mode.Effective != facts.ModePerUser {
 		s.add(Result{Outcome: NotApplicable, Subject: sub, Observed: effectiveDesc(h), Message: "effective mode is not Per User (4)"})
 		return
@@ -394,7 +382,7 @@ func boolStr(b *bool) string {
 }
 
 // RDS-MODE-007
-type mode007 struct{}
+type mode007 struct{ needsMode }
 
 func (mode007) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-MODE-007", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(),
@@ -407,9 +395,6 @@ func (mode007) Info() RuleInfo {
 }
 
 func (mode007) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
-	if !modeKnown(h, s) {
-		return
-	}
 	ev := append(modeEvidence(h), EvidenceField{Field: fieldTSMode, Value: tsModeValue(h)})
 	r := Result{Subject: sub, Evidence: ev, Source: h.Mode.EffectiveSource, Observed: effectiveDesc(h), Expected: "Per Device (2) or Per User (4)"}
 	var why []string
