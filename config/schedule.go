@@ -41,7 +41,9 @@ type Scheduler struct {
 
 // cronParser reads standard 5-field cron expressions (minute hour day-of-month month
 // day-of-week, names allowed) and the @ descriptors (@monthly, @every 1h, …).
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+func cronParser() cron.Parser {
+	return cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+}
 
 // ParseSchedule parses a cron expression as the schedule key accepts it. A CRON_TZ= or
 // TZ= prefix is refused: the zone is scheduler.timezone.
@@ -53,7 +55,7 @@ func ParseSchedule(expr string) (cron.Schedule, error) {
 	if strings.HasPrefix(expr, "CRON_TZ=") || strings.HasPrefix(expr, "TZ=") {
 		return nil, fmt.Errorf("%q: set the time zone with scheduler.timezone, not in the expression", expr)
 	}
-	s, err := cronParser.Parse(expr)
+	s, err := cronParser().Parse(expr)
 	if err != nil {
 		return nil, fmt.Errorf("%q: %v (want 5 fields: minute hour day-of-month month day-of-week, or a descriptor such as @monthly)", expr, err)
 	}

@@ -178,9 +178,10 @@ func isCorruption(err error) bool {
 
 // migrations are applied in order; migration i brings the schema to version i+1. Never
 // edit a released migration: append a new one.
-var migrations = []string{
-	// 1: runs, host snapshots, findings.
-	`CREATE TABLE runs (
+func migrations() []string {
+	return []string{
+		// 1: runs, host snapshots, findings.
+		`CREATE TABLE runs (
 		run_id       TEXT PRIMARY KEY,
 		started_at   TEXT NOT NULL,            -- UTC, fixed-width RFC 3339 (sorts as text)
 		ended_at     TEXT,
@@ -232,10 +233,11 @@ var migrations = []string{
 		PRIMARY KEY (run_id, finding_id)
 	) WITHOUT ROWID;
 	CREATE INDEX findings_subject ON findings(subject_key);`,
+	}
 }
 
 // SchemaVersion is the schema version this rdsaudit writes.
-func SchemaVersion() int { return len(migrations) }
+func SchemaVersion() int { return len(migrations()) }
 
 func (s *Store) migrate(ctx context.Context) error {
 	// _txlock=immediate: BEGIN IMMEDIATE, so two processes opening a new store at once
@@ -265,11 +267,12 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("open history store %s: %w: an SQLite database, but not an rdsaudit history (no schema_migrations)", s.path, ErrCorrupt)
 		}
 	}
-	if current > len(migrations) {
-		return fmt.Errorf("open history store %s: %w: schema version %d, this rdsaudit knows %d", s.path, ErrTooNew, current, len(migrations))
+	ms := migrations()
+	if current > len(ms) {
+		return fmt.Errorf("open history store %s: %w: schema version %d, this rdsaudit knows %d", s.path, ErrTooNew, current, len(ms))
 	}
-	for v := current + 1; v <= len(migrations); v++ {
-		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+	for v := current + 1; v <= len(ms); v++ {
+		if _, err := tx.ExecContext(ctx, ms[v-1]); err != nil {
 			return fmt.Errorf("migrate history store %s to version %d: %w", s.path, v, err)
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)", v, ts(time.Now())); err != nil {
