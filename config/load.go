@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
+	"github.com/rdsaudit/rdsaudit/internal/yamlbound"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
@@ -207,6 +208,15 @@ func (w *walker) document(data []byte) map[string]any {
 		return map[string]any{}
 	}
 	root := doc.Content[0]
+	if err := yamlbound.Check(root, len(data)); err != nil {
+		line := root.Line
+		var be *yamlbound.Error
+		if errors.As(err, &be) {
+			line = be.Line
+		}
+		w.problem(line, "", "%v", err)
+		return map[string]any{}
+	}
 	m, ok := w.value(root, reflect.TypeOf(Config{}), "", reflect.StructField{})
 	if !ok {
 		return map[string]any{}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/rdsaudit/rdsaudit/evidence"
 	"github.com/rdsaudit/rdsaudit/facts"
+	"github.com/rdsaudit/rdsaudit/internal/yamlbound"
 )
 
 // RuleSetVersion is the rule-set file format version this build reads.
@@ -334,6 +335,16 @@ var yamlLine = regexp.MustCompile(`^line (\d+): (.*?)( in type [\w.]+)?$`)
 // decodeYAML decodes data, the file name, into v strictly: a key v has no field for is an
 // error. Errors name the file and line; no document at all is "name: empty what".
 func decodeYAML(name, what string, data []byte, v any) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err == nil && len(root.Content) > 0 {
+		if err := yamlbound.Check(root.Content[0], len(data)); err != nil {
+			var be *yamlbound.Error
+			if errors.As(err, &be) {
+				return fmt.Errorf("%s:%d: %v", name, be.Line, err)
+			}
+			return fmt.Errorf("%s: %v", name, err)
+		}
+	} // a syntax error is reported by the decoder below
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil {

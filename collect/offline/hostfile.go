@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/internal/yamlbound"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -62,6 +63,13 @@ func ParseHostFile(name string, data []byte) (*HostFile, error) {
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, fmt.Errorf("%s: empty host file", name)
 	}
+	if err := yamlbound.Check(doc.Content[0], len(data)); err != nil {
+		var be *yamlbound.Error
+		if errors.As(err, &be) {
+			return nil, fmt.Errorf("%s:%d: %v", name, be.Line, err)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	var buf bytes.Buffer
 	budget := maxHostFileNodes
 	if err := yamlNodeJSON(&buf, doc.Content[0], 0, &budget); err != nil {
@@ -102,7 +110,8 @@ func (hf *HostFile) validate() error {
 	return nil
 }
 
-// maxHostFileNodes bounds the nodes written, aliases expanded (no "billion laughs").
+// maxHostFileNodes bounds the nodes written, aliases expanded (no "billion laughs");
+// yamlbound.Check, run first, bounds the bytes they expand to.
 const maxHostFileNodes = 1 << 20
 
 // yamlNodeJSON writes n as JSON. Mapping keys must be unique strings; anchors/aliases are

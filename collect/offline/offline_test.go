@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"fmt"
 	"github.com/rdsaudit/rdsaudit/evidence"
 	"os"
 	"path/filepath"
@@ -492,4 +493,59 @@ func FuzzParseHostFile(f *testing.F) {
 			t.Fatalf("failed status without failure")
 		}
 	})
+}
+
+// aliasBomb is a host file of a 64 KiB string under levels of ten aliases each: a few
+// tens of KB that expands to 64 KiB·10^levels.
+func aliasBomb(levels int) string {
+	var b strings.Builder
+	b.WriteString("collected_at: '2026-10-31T22:00:00Z'\nos:\n  version: '10.0.20348'\n")
+	b.WriteString("l0: &l0 '" + strings.Repeat("A", 64<<10) + "'\n")
+	for i := 1; i <= levels; i++ {
+		fmt.Fprintf(&b, "l%d: &l%d [", i, i)
+		for j := 0; j < 10; j++ {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "*l%d", i-1)
+		}
+		b.WriteString("]\n")
+	}
+	return b.String()
+}
+
+// An alias bomb in one host file fails that host as bad_evidence, quickly, naming the
+// file and the limit; the next host is collected.
+func TestOfflineCollectorAliasBomb(t *testing.T) {
+	bomb := aliasBomb(3) // ~66 KB expanding to 64 MiB: far over the 4 MiB budget
+	dir := writeFiles(t, map[string]string{"h1.reg": okReg, "h1.host.yaml": bomb, "h2.reg": okReg, "h2.host.yaml": okHostFile})
+	c := New(dir)
+	start := time.Now()
+	ev := c.Collect(context.Background(), evidence.HostRef{Name: "h1.corp.example", Roles: []string{evidence.RoleSessionHost}})
+	if ev.Status != evidence.StatusFailed || ev.Failure == nil || ev.Failure.Class != evidence.FailBadEvidence {
+		t.Fatalf("bomb host: %s %+v", ev.Status, ev.Failure)
+	}
+	limit := strconv.FormatInt(max(4<<20, 64*int64(len(bomb))), 10)
+	if m := ev.Failure.Message; !strings.HasPrefix(m, "h1.host.yaml:4: YAML aliases expand") || !strings.Contains(m, limit+" bytes") {
+		t.Errorf("bomb message %q, want the file, the line and the limit %s", m, limit)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("bomb took %v", d)
+	}
+	ev = c.Collect(context.Background(), evidence.HostRef{Name: "h2.corp.example", Roles: []string{evidence.RoleSessionHost}})
+	if ev.Status != evidence.StatusCollected {
+		t.Errorf("normal host after the bomb: %s %+v", ev.Status, ev.Failure)
+	}
+}
+
+// The bomb (five levels: gigabytes) is refused by ParseHostFile in bounded time.
+func TestParseHostFileAliasBombFiveLevels(t *testing.T) {
+	start := time.Now()
+	_, err := ParseHostFile("h.host.yaml", []byte(aliasBomb(5)))
+	if err == nil || !strings.Contains(err.Error(), "YAML aliases expand the document beyond") {
+		t.Fatalf("error %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
 }
