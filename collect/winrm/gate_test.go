@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 // TestCredGate drives the gate's states directly: one probe at a time, waiters honour
@@ -49,5 +51,56 @@ func TestCredGate(t *testing.T) {
 	g.markOpen()
 	if _, err := g.enter(context.Background()); !errors.Is(err, errCredentialRetired) {
 		t.Fatalf("retired and open: %v, want retired", err)
+	}
+}
+
+// TestAccountKey: the spellings of one account give one key; different accounts, and
+// a bare user against a DOMAIN\user, stay apart.
+func TestAccountKey(t *testing.T) {
+	same := [][]string{
+		{`CONTOSO\svc`, `contoso\SVC`, `svc@CONTOSO`, `SVC@contoso`, ` CONTOSO\svc `},
+		{`svc@contoso.example`, `svc@CONTOSO.EXAMPLE`, `CONTOSO.EXAMPLE\Svc`},
+		{`svc`, `SVC`},
+	}
+	seen := map[string]string{}
+	for _, group := range same {
+		k := accountKey(group[0])
+		for _, u := range group[1:] {
+			if got := accountKey(u); got != k {
+				t.Errorf("accountKey(%q) = %q, accountKey(%q) = %q: want one account", group[0], k, u, got)
+			}
+		}
+		if prev, ok := seen[k]; ok {
+			t.Errorf("%q and %q share key %q", prev, group[0], k)
+		}
+		seen[k] = group[0]
+	}
+	for _, u := range []string{`CONTOSO\other`, `FABRIKAM\svc`, `other`} {
+		if prev, ok := seen[accountKey(u)]; ok {
+			t.Errorf("%q shares key %q with %q", u, accountKey(u), prev)
+		}
+	}
+	if a, b := (Credential{Name: "a"}).key(), (Credential{Name: "b"}).key(); a == b {
+		t.Errorf("entries without a user name share key %q", a)
+	}
+	if a, b := (Credential{Name: "a", Username: `CONTOSO\svc`}).key(), (Credential{Name: "b", Username: `contoso\SVC`}).key(); a != b {
+		t.Errorf("one account, two entries: keys %q and %q", a, b)
+	}
+}
+
+// TestAccountKerberos: with Kerberos the account is the principal asked of the KDC, so
+// a bare user, DOMAIN\user and user@REALM in the collector's realm are one account.
+func TestAccountKerberos(t *testing.T) {
+	c, err := New(Options{Auth: AuthKerberos, Krb5ConfPath: "krb5.conf", KrbRealm: "CONTOSO.EXAMPLE"}, CredentialMap{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{`svc`, `CONTOSO\svc`, `svc@contoso.example`, `SVC`} {
+		if got := c.account(Credential{Name: u, Username: u}); got != "svc@contoso.example" {
+			t.Errorf("kerberos account(%q) = %q, want svc@contoso.example", u, got)
+		}
+	}
+	if a, b := c.gate(Credential{Name: "a", Username: "svc", Password: "p"}), c.gate(Credential{Name: "b", Username: `CONTOSO\SVC`, Password: "q"}); a == b || a.acct != b.acct {
+		t.Error("two passwords of one account: want two password gates sharing one account gate")
 	}
 }

@@ -7,6 +7,7 @@ package winrm
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -95,11 +96,50 @@ func (c Credential) String() string {
 // GoString is String, so %#v cannot print the password either.
 func (c Credential) GoString() string { return "winrm.Credential{" + c.String() + "}" }
 
+// key is the account the credential logs on as: what the lockout gate counts failed
+// logons for. The domain locks an account, not a configuration entry, so two entries
+// naming the same account share one gate and one failure count, whatever their names
+// and passwords. See accountKey for the normalisation.
 func (c Credential) key() string {
-	if c.Name != "" {
-		return c.Name
+	if k := accountKey(c.Username); k != "" {
+		return k
 	}
-	return "user:" + c.Username
+	// No user name (a Kerberos credential cache): the entry is all we know.
+	return "entry:" + c.Name
+}
+
+// accountKey normalises a user name to its account: "DOMAIN\user" and "user@domain"
+// both become "user@domain", the domain (NetBIOS name, DNS name or realm) and the user
+// folded to lower case, as Windows compares both without regard to case. So
+// CONTOSO\svc, contoso\SVC and svc@CONTOSO are one account, and svc@contoso.example is
+// the same account as CONTOSO.EXAMPLE\svc. No directory is consulted: the NetBIOS
+// name CONTOSO and the DNS name contoso.example are not known to be one domain, and a
+// UPN suffix need not be the domain's name, so CONTOSO\svc and svc@contoso.example
+// stay two accounts (each is still bounded by LockoutThreshold). Where the same
+// spelling might still name two accounts (a UPN against a down-level name), merging
+// them only makes the gate stricter, never laxer.
+//
+// A bare "user" has no domain: the host resolves it (a local account, or the host's
+// own domain), so it may be a different account from any DOMAIN\user and is kept
+// apart as "user" alone (merging it with one domain's account would be a guess, and
+// could not be done for two domains at once). Bare names still fold case. Empty for an
+// empty user name.
+func accountKey(username string) string {
+	u := strings.TrimSpace(username)
+	if u == "" {
+		return ""
+	}
+	domain := ""
+	if i := strings.IndexByte(u, '\\'); i >= 0 {
+		domain, u = u[:i], u[i+1:]
+	} else if i := strings.LastIndexByte(u, '@'); i >= 0 {
+		u, domain = u[:i], u[i+1:]
+	}
+	u, domain = strings.ToLower(strings.TrimSpace(u)), strings.ToLower(strings.TrimSpace(domain))
+	if domain == "" {
+		return u
+	}
+	return u + "@" + domain
 }
 
 // CredentialSource chooses the credential for a host.
@@ -139,35 +179,53 @@ type Collector struct {
 	tlsErr   error                  // the CA bundle is unusable: reported by every host attempt
 	sessions tls.ClientSessionCache // TLS sessions of the listeners, resumed (listenerSessions)
 
-	mu    sync.Mutex
-	gates map[string]*credGate // credential key -> its gate
-	krb   map[string]*krbLogin // Kerberos: a credential's logon, shared by its hosts
+	mu       sync.Mutex
+	accounts map[string]*accountGate // account (Collector.account) -> its lockout count
+	gates    map[string]*credGate    // account and password digest -> the password's gate
+	krb      map[string]*krbLogin    // Kerberos: a credential's logon, shared by its hosts
 }
 
 // errCredentialRetired is returned by credGate.enter once the credential is retired.
 var errCredentialRetired = errors.New("credential retired")
 
-// credGate is the lockout guard of one credential in one run. Until the credential has
-// authenticated once (open), at most one host at a time may try it (probe): a wrong
-// password then costs at most LockoutThreshold failed logons, however many hosts run
-// in parallel. After LockoutThreshold hosts failed authentication it is retired.
-type credGate struct {
-	probe      chan struct{} // one slot: the host trying the unproven credential
-	open       chan struct{} // closed at the credential's first authenticated response
+// accountGate is the lockout state of one account in one run, shared by every
+// credential entry that logs on as it (Credential.key): the domain counts failed
+// logons per account, whichever entry sent them. At most one host at a time probes the
+// account with a password not yet proven (probe), and after LockoutThreshold hosts
+// failed authentication as it, the account is retired for every entry.
+type accountGate struct {
+	probe      chan struct{} // one slot: the host trying an unproven password of the account
 	retired    chan struct{} // closed when LockoutThreshold hosts failed authentication
-	openOnce   sync.Once
 	retireOnce sync.Once
 	failed     map[string]bool // hosts that failed authentication (under Collector.mu)
 }
 
-func newCredGate() *credGate {
-	return &credGate{probe: make(chan struct{}, 1), open: make(chan struct{}), retired: make(chan struct{}), failed: map[string]bool{}}
+func newAccountGate() *accountGate {
+	return &accountGate{probe: make(chan struct{}, 1), retired: make(chan struct{}), failed: map[string]bool{}}
+}
+
+// credGate is the lockout guard of one password of an account in one run. Until the
+// password has authenticated once (open), at most one host at a time may try it, or
+// any other unproven password of the account (the account's probe slot): a wrong
+// password then costs at most LockoutThreshold failed logons of the account, however
+// many hosts and credential entries run in parallel. A proven password does not open
+// the gate for another password of the same account.
+type credGate struct {
+	acct     *accountGate
+	open     chan struct{} // closed at the password's first authenticated response
+	openOnce sync.Once
+}
+
+func newCredGate() *credGate { return newPasswordGate(newAccountGate()) }
+
+func newPasswordGate(a *accountGate) *credGate {
+	return &credGate{acct: a, open: make(chan struct{})}
 }
 
 func (g *credGate) markOpen()       { g.openOnce.Do(func() { close(g.open) }) }
-func (g *credGate) retire()         { g.retireOnce.Do(func() { close(g.retired) }) }
+func (g *credGate) retire()         { g.acct.retireOnce.Do(func() { close(g.acct.retired) }) }
 func (g *credGate) isOpen() bool    { return isClosed(g.open) }
-func (g *credGate) isRetired() bool { return isClosed(g.retired) }
+func (g *credGate) isRetired() bool { return isClosed(g.acct.retired) }
 
 func isClosed(ch chan struct{}) bool {
 	select {
@@ -190,24 +248,24 @@ func (g *credGate) enter(ctx context.Context) (release func(), err error) {
 		return noop, nil
 	}
 	select {
-	case <-g.retired:
+	case <-g.acct.retired:
 		return nil, errCredentialRetired
 	case <-g.open:
 		return noop, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
-	case g.probe <- struct{}{}:
+	case g.acct.probe <- struct{}{}:
 		// select picks at random among ready cases: look again before probing.
 		switch {
 		case g.isRetired():
-			<-g.probe
+			<-g.acct.probe
 			return nil, errCredentialRetired
 		case g.isOpen():
-			<-g.probe
+			<-g.acct.probe
 			return noop, nil
 		}
 		var once sync.Once
-		return func() { once.Do(func() { <-g.probe }) }, nil
+		return func() { once.Do(func() { <-g.acct.probe }) }, nil
 	}
 }
 
@@ -292,7 +350,7 @@ func New(opts Options, creds CredentialSource, log zerolog.Logger) (*Collector, 
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &Collector{opts: opts, creds: creds, log: log, gates: map[string]*credGate{}}
+	c := &Collector{opts: opts, creds: creds, log: log, accounts: map[string]*accountGate{}, gates: map[string]*credGate{}}
 	c.tls, c.tlsErr = baseTLS(opts, ca)
 	c.sessions = tls.NewLRUClientSessionCache(sessionCacheSize)
 	return c, nil
@@ -304,14 +362,37 @@ func (c *Collector) Options() Options { return c.opts }
 // Name implements collect.Collector.
 func (c *Collector) Name() string { return CollectorWinRM }
 
-// gate returns the credential's gate, created on first use.
+// account is the account cred logs on as (Credential.key). With Kerberos it is the
+// principal the collector asks the KDC for (krbPrincipal: a DOMAIN\ prefix is dropped
+// and a bare user is in KrbRealm), so there CONTOSO\svc, svc and svc@REALM are one
+// account when they name one principal.
+func (c *Collector) account(cred Credential) string {
+	if c.opts.Auth == AuthKerberos && strings.TrimSpace(cred.Username) != "" {
+		user, realm := krbPrincipal(strings.TrimSpace(cred.Username), c.opts.KrbRealm)
+		if k := accountKey(user + "@" + realm); realm != "" && k != "" {
+			return k
+		}
+	}
+	return cred.key()
+}
+
+// gate returns the gate of the credential's password, created on first use, sharing
+// its account's lockout count with every other entry for the same account.
 func (c *Collector) gate(cred Credential) *credGate {
+	acct := c.account(cred)
+	sum := sha256.Sum256([]byte(acct + "\x00" + cred.Password))
+	key := string(sum[:])
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	g := c.gates[cred.key()]
+	g := c.gates[key]
 	if g == nil {
-		g = newCredGate()
-		c.gates[cred.key()] = g
+		a := c.accounts[acct]
+		if a == nil {
+			a = newAccountGate()
+			c.accounts[acct] = a
+		}
+		g = newPasswordGate(a)
+		c.gates[key] = g
 	}
 	return g
 }
@@ -321,8 +402,8 @@ func (c *Collector) gate(cred Credential) *credGate {
 func (c *Collector) recordAuthFailure(g *credGate, host string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	g.failed[host] = true
-	n := len(g.failed)
+	g.acct.failed[host] = true
+	n := len(g.acct.failed)
 	if n >= c.opts.LockoutThreshold {
 		g.retire()
 	}
@@ -331,16 +412,19 @@ func (c *Collector) recordAuthFailure(g *credGate, host string) int {
 
 // Collect reads one host. It never returns nil and never panics on remote input.
 //
-// Lockout protection, per credential: until the credential has authenticated once in
-// this run (a SOAP answer or fault from any host; a rejecting listener answers 401), at
-// most one host at a time tries it; the others wait (honouring ctx; the wait does not
-// count against HostTimeout). Its first authenticated answer opens the gate to full
-// parallelism: the probing host does not have to finish first. After
-// LockoutThreshold hosts failed authentication with it, the credential is retired and
-// the hosts still waiting or not yet started are skipped (class credential_locked). A
-// wrong password therefore costs exactly LockoutThreshold failed logons, whatever the
-// concurrency. A host whose attempt fails before authentication (connect, DNS, TLS,
-// timeout) gives its turn back before its retry backoff.
+// Lockout protection, per account (Collector.account: credential entries naming the
+// same account share one count): until a password has authenticated once in this run
+// (a SOAP answer or fault from any host; a rejecting listener answers 401), at most one
+// host at a time tries it or any other unproven password of the account; the others
+// wait (honouring ctx; the wait does not count against HostTimeout). Its first
+// authenticated answer opens the gate to full parallelism for that password: the
+// probing host does not have to finish first. After LockoutThreshold hosts failed
+// authentication as the account, through whichever entries, the account is retired and
+// the hosts still waiting or not yet started with it are skipped (class
+// credential_locked). A wrong password therefore costs exactly LockoutThreshold failed
+// logons of the account, whatever the concurrency and however many entries name it. A
+// host whose attempt fails before authentication (connect, DNS, TLS, timeout) gives its
+// turn back before its retry backoff.
 func (c *Collector) Collect(ctx context.Context, host evidence.HostRef) *evidence.Evidence {
 	start := c.opts.Now()
 	log := c.log.With().Str("host", host.Name).Logger()
@@ -401,7 +485,7 @@ func (c *Collector) Collect(ctx context.Context, host evidence.HostRef) *evidenc
 		if class == evidence.FailAuth {
 			n := c.recordAuthFailure(g, host.Name)
 			if n >= c.opts.LockoutThreshold {
-				log.Error().Str("credential", cred.Name).Int("hosts", n).Msg("credential failed authentication too often; not used again in this run")
+				log.Error().Str("credential", cred.Name).Str("account", c.account(cred)).Int("hosts", n).Msg("credential failed authentication too often; not used again in this run")
 			}
 			break
 		}
@@ -429,7 +513,7 @@ func (c *Collector) Collect(ctx context.Context, host evidence.HostRef) *evidenc
 func (c *Collector) gateRefused(host evidence.HostRef, cred Credential, start time.Time, err error, attempts int, log zerolog.Logger) *evidence.Evidence {
 	var ev *evidence.Evidence
 	if errors.Is(err, errCredentialRetired) {
-		msg := fmt.Sprintf("skipped: %s failed authentication on %d hosts; not used again in this run (account lockout protection)", cred, c.opts.LockoutThreshold)
+		msg := fmt.Sprintf("skipped: %s: its account %q failed authentication on %d hosts; not used again in this run (account lockout protection)", cred, c.account(cred), c.opts.LockoutThreshold)
 		ev = evidence.NewFailure(host, CollectorWinRM, start, evidence.StatusSkipped, evidence.FailCredential, msg)
 	} else {
 		ev = evidence.NewFailure(host, CollectorWinRM, start, evidence.StatusFailed, evidence.FailCanceled, fmt.Sprintf("collect %s: not started: %v", host.Name, err))

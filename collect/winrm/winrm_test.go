@@ -438,10 +438,12 @@ func TestWinRMLockout(t *testing.T) {
 		faults[n] = winrmtest.Faults{Unauthorized: true}
 	}
 	evs["good"] = virtualHost("good", false, 0)
-	env := newEnv(t, false, evs, faults)
+	// The other credential is another account: lockout is counted per account, so
+	// another entry for testUser would be retired with "lab" (TestWinRMLockoutPerAccount).
+	env := startFleet(t, evs, winrmtest.FleetServerOptions{Users: map[string]string{testUser: testPassword, `LAB\other`: "other-" + testPassword}, Faults: faults})
 	creds := winrm.CredentialFunc(func(h evidence.HostRef) (winrm.Credential, error) {
 		if h.Name == "good" {
-			return winrm.Credential{Name: "other", Username: testUser, Password: testPassword}, nil
+			return winrm.Credential{Name: "other", Username: `LAB\other`, Password: "other-" + testPassword}, nil
 		}
 		return winrm.Credential{Name: "lab", Username: testUser, Password: "wrong-" + testPassword}, nil
 	})
@@ -711,5 +713,77 @@ func TestWinRMGraceKeyValuesUnreadable(t *testing.T) {
 	}
 	if len(got.Errors) != 1 || got.Errors[0].Section != "registry:"+evidence.KeyGracePeriod {
 		t.Errorf("section errors: %+v", got.Errors)
+	}
+}
+
+// accountFleet starts n healthy session hosts over plain HTTP with Basic whose only
+// account is users, and a collector whose credential for the i-th host (in name
+// order) is creds[i % len(creds)].
+func accountFleet(t *testing.T, n int, users map[string]string, creds []winrm.Credential) (*testEnv, *winrm.Collector, []evidence.HostRef) {
+	t.Helper()
+	env := startFleet(t, sessionHosts(n), winrmtest.FleetServerOptions{Users: users})
+	hosts := env.list()
+	byHost := map[string]winrm.Credential{}
+	for i, h := range hosts {
+		byHost[h.Name] = creds[i%len(creds)]
+	}
+	c, err := winrm.New(winrm.Options{Scheme: "http", Auth: winrm.AuthBasic, AllowBasicOverHTTP: true, RetryBackoff: time.Millisecond, HostTimeout: 20 * time.Second},
+		winrm.CredentialFunc(func(h evidence.HostRef) (winrm.Credential, error) { return byHost[h.Name], nil }), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, c, hosts
+}
+
+// TestWinRMLockoutPerAccount: the domain locks an account, not a configuration entry.
+// Three entries spelling one account three ways (CONTOSO\svc, contoso\SVC,
+// svc@CONTOSO), each with the wrong password, all hosts in flight at once: the
+// listeners see exactly LockoutThreshold failed logons, not LockoutThreshold per
+// entry (9 when counted per entry).
+func TestWinRMLockoutPerAccount(t *testing.T) {
+	users := map[string]string{`CONTOSO\svc`: testPassword}
+	wrong := "wrong-" + testPassword
+	env, c, hosts := accountFleet(t, 12, users, []winrm.Credential{
+		{Name: "svc-a", Username: `CONTOSO\svc`, Password: wrong},
+		{Name: "svc-b", Username: `contoso\SVC`, Password: wrong},
+		{Name: "svc-c", Username: `svc@CONTOSO`, Password: wrong},
+	})
+	runLockout(t, c, hosts)
+	if st := env.fleet.Stats(); st["Unauthorized"] != winrm.DefaultLockoutThreshold || len(st) != 1 {
+		t.Errorf("server saw %v; want exactly %d requests refused with 401", st, winrm.DefaultLockoutThreshold)
+	}
+
+	// Two accounts keep two counts: LockoutThreshold failed logons each.
+	env, c, hosts = accountFleet(t, 12, users, []winrm.Credential{
+		{Name: "svc", Username: `CONTOSO\svc`, Password: wrong},
+		{Name: "other", Username: `CONTOSO\other`, Password: wrong},
+	})
+	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: len(hosts)}, func(*evidence.Evidence) {})
+	if st := env.fleet.Stats(); st["Unauthorized"] != 2*winrm.DefaultLockoutThreshold {
+		t.Errorf("two accounts: server saw %v; want %d requests refused with 401", st, 2*winrm.DefaultLockoutThreshold)
+	}
+}
+
+// TestWinRMLockoutPerAccountMixedPasswords: one entry of the account has the right
+// password, another (spelt differently) a wrong one. The right password proving
+// itself must not open the gate for the wrong one: the wrong password still tries one
+// host at a time, and the account's failed logons stay within LockoutThreshold
+// however the hosts interleave.
+func TestWinRMLockoutPerAccountMixedPasswords(t *testing.T) {
+	env, c, hosts := accountFleet(t, 12, map[string]string{`CONTOSO\svc`: testPassword}, []winrm.Credential{
+		{Name: "right", Username: `CONTOSO\svc`, Password: testPassword},
+		{Name: "wrong", Username: `contoso\SVC`, Password: "wrong-" + testPassword},
+	})
+	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: len(hosts)}, func(ev *evidence.Evidence) {
+		switch {
+		case ev.Status == evidence.StatusCollected:
+		case ev.Status == evidence.StatusFailed && ev.Failure.Class == evidence.FailAuth && ev.Failure.Attempts == 1:
+		case ev.Status == evidence.StatusSkipped && ev.Failure.Class == evidence.FailCredential:
+		default:
+			t.Errorf("%s: %s %+v", ev.Host.Name, ev.Status, ev.Failure)
+		}
+	})
+	if st := env.fleet.Stats(); st["Unauthorized"] > winrm.DefaultLockoutThreshold {
+		t.Errorf("server saw %v; want at most %d requests refused with 401", st, winrm.DefaultLockoutThreshold)
 	}
 }
