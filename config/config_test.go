@@ -389,7 +389,7 @@ func TestResolvePassword(t *testing.T) {
 		want string
 	}{
 		{Credential{Name: "a", PasswordEnv: "RDSAUDIT_TEST_UNSET_VAR"}, `credential "a": environment variable RDSAUDIT_TEST_UNSET_VAR is not set`},
-		{Credential{Name: "b", PasswordFile: filepath.Join(dir, "none.pw")}, `credential "b": read password file ` + filepath.Join(dir, "none.pw") + `: no such file or directory`},
+		{Credential{Name: "b", PasswordFile: filepath.Join(dir, "none.pw")}, `credential "b": read password file named in password_file (not shown): no such file or directory`},
 		{Credential{Name: "c", PasswordFile: filepath.Join(dir, "empty.pw")}, `credential "c": password file ` + filepath.Join(dir, "empty.pw") + ` is empty`},
 	} {
 		if _, err := ResolvePassword(tt.cred); err == nil || err.Error() != tt.want {

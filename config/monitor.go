@@ -81,7 +81,7 @@ func (c *Config) validateMonitor(at atFunc) {
 	case n.SecretEnv != "" && n.SecretFile != "":
 		at("notify", "set only one of secret_env and secret_file")
 	case n.SecretEnv != "" && !envNameRE.MatchString(n.SecretEnv):
-		at("notify.secret_env", "must be an environment variable name, got %q", n.SecretEnv)
+		at("notify.secret_env", "%s", envRefProblem("secret"))
 	}
 	if (n.SecretEnv != "" || n.SecretFile != "") && n.WebhookURL == "" {
 		at("notify", "a webhook secret is set but notify.webhook_url is empty")
@@ -94,19 +94,20 @@ func (c *Config) validateMonitor(at atFunc) {
 
 // ResolveWebhookSecret reads the webhook's secret header value from the environment
 // variable or the file notify references (one trailing newline, and CR, trimmed from a
-// file), or "" when none is configured. Errors name the variable or the file, never the
-// value.
+// file), or "" when none is configured. Errors never print the value, and name the
+// reference only when it cannot be the secret itself (see envRefName; a file path only
+// once the file was read).
 func ResolveWebhookSecret(n Notify) (string, error) {
 	switch {
 	case n.SecretEnv != "":
 		v, ok := os.LookupEnv(n.SecretEnv)
 		if !ok {
-			return "", fmt.Errorf("notify: environment variable %s is not set", n.SecretEnv)
+			return "", fmt.Errorf("notify: %s is not set", envRefName(n.SecretEnv, "notify.secret_env"))
 		}
 		if v == "" {
-			return "", fmt.Errorf("notify: environment variable %s is empty", n.SecretEnv)
+			return "", fmt.Errorf("notify: %s is empty", envRefName(n.SecretEnv, "notify.secret_env"))
 		}
-		return v, checkHeaderValue(v, "environment variable "+n.SecretEnv)
+		return v, checkHeaderValue(v, envRefName(n.SecretEnv, "notify.secret_env"))
 	case n.SecretFile != "":
 		data, err := os.ReadFile(n.SecretFile)
 		if err != nil {
@@ -114,7 +115,8 @@ func ResolveWebhookSecret(n Notify) (string, error) {
 			if errors.As(err, &pe) {
 				err = pe.Err
 			}
-			return "", fmt.Errorf("notify: read secret file %s: %w", n.SecretFile, err)
+			// Not the path: a value that names no readable file may be the secret itself.
+			return "", fmt.Errorf("notify: read secret file named in notify.secret_file (not shown): %w", err)
 		}
 		s := strings.TrimSuffix(string(data), "\n")
 		s = strings.TrimSuffix(s, "\r")

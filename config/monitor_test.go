@@ -86,7 +86,7 @@ func TestMonitorInvalid(t *testing.T) {
 		{"notify: {webhook_url: 'https://u:topsecret@example.test/x'}\n", `notify.webhook_url: must not carry user information`},
 		{"notify: {webhook_url: 'https://example.test/%zz?token=topsecret'}\n", `notify.webhook_url: not a URL`},
 		{"notify: {webhook_url: 'https://example.test/', secret_env: A, secret_file: b}\n", `notify: set only one of secret_env and secret_file`},
-		{"notify: {webhook_url: 'https://example.test/', secret_env: 'A-B'}\n", `notify.secret_env: must be an environment variable name`},
+		{"notify: {webhook_url: 'https://example.test/', secret_env: 'A-B'}\n", `notify.secret_env: must name an environment variable (letters, digits, _), not hold the secret itself (the value is not shown)`},
 		{"notify: {secret_env: HOOK}\n", `notify: a webhook secret is set but notify.webhook_url is empty`},
 		{"notify: {webhook_url: 'http://example.test/', secret_env: HOOK}\n", `notify.webhook_url: a secret header is only sent over https`},
 		{"notify: {webhook_url: 'HTTP://example.test/', secret_file: hook}\n", `notify.webhook_url: a secret header is only sent over https`},

@@ -15,18 +15,19 @@ import (
 )
 
 // ResolvePassword reads the credential's password from the environment variable or the
-// file it references, trimming one trailing newline (and CR) from a file. Errors name the
-// variable or the file, never the value. A credential with neither reference (Kerberos
+// file it references, trimming one trailing newline (and CR) from a file. Errors never
+// print the value, and name the reference only when it cannot be the password itself
+// (see envRefName; a file path only once the file was read). A credential with neither reference (Kerberos
 // from a credential cache) resolves to "".
 func ResolvePassword(cred Credential) (string, error) {
 	switch {
 	case cred.PasswordEnv != "":
 		v, ok := os.LookupEnv(cred.PasswordEnv)
 		if !ok {
-			return "", fmt.Errorf("credential %q: environment variable %s is not set", cred.Name, cred.PasswordEnv)
+			return "", fmt.Errorf("credential %q: %s is not set", cred.Name, envRefName(cred.PasswordEnv, "password_env"))
 		}
 		if v == "" {
-			return "", fmt.Errorf("credential %q: environment variable %s is empty", cred.Name, cred.PasswordEnv)
+			return "", fmt.Errorf("credential %q: %s is empty", cred.Name, envRefName(cred.PasswordEnv, "password_env"))
 		}
 		return v, nil
 	case cred.PasswordFile != "":
@@ -34,9 +35,10 @@ func ResolvePassword(cred Credential) (string, error) {
 		if err != nil {
 			var pe *os.PathError
 			if errors.As(err, &pe) {
-				err = pe.Err // the path is named below; keep the message short
+				err = pe.Err
 			}
-			return "", fmt.Errorf("credential %q: read password file %s: %w", cred.Name, cred.PasswordFile, err)
+			// Not the path: a value that names no readable file may be the password itself.
+			return "", fmt.Errorf("credential %q: read password file named in password_file (not shown): %w", cred.Name, err)
 		}
 		s := strings.TrimSuffix(string(data), "\n")
 		s = strings.TrimSuffix(s, "\r")

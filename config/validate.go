@@ -12,6 +12,26 @@ import (
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// conventionalEnvRE is the usual shape of an environment variable name (RDSAUDIT_PASSWORD).
+// Messages name a referenced variable only in this shape: anything else may be the
+// secret itself, typed where its reference belongs.
+var conventionalEnvRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+
+// envRefProblem says what is wrong with a *_env reference that is no variable name,
+// without repeating it: the value may be the secret itself.
+func envRefProblem(what string) string {
+	return "must name an environment variable (letters, digits, _), not hold the " + what + " itself (the value is not shown)"
+}
+
+// envRefName is how messages name the variable env: by name when it has the usual
+// shape, otherwise as "the environment variable named in field".
+func envRefName(env, field string) string {
+	if conventionalEnvRE.MatchString(env) {
+		return "environment variable " + env
+	}
+	return "the environment variable named in " + field + " (name not shown: it may be the secret itself)"
+}
+
 // Validate checks the whole configuration, including the inventory (it reads the
 // inventory CSV), and returns every problem found, one per line, each naming the file,
 // line and field path it concerns (or the environment variable or flag the value came
@@ -67,7 +87,7 @@ func (c *Config) Validate() error {
 				at(base, "set password_env: VAR or password_file: PATH")
 			}
 		case cr.PasswordEnv != "" && !envNameRE.MatchString(cr.PasswordEnv):
-			at(base+".password_env", "must be an environment variable name, got %q", cr.PasswordEnv)
+			at(base+".password_env", "%s", envRefProblem("password"))
 		}
 	}
 	if c.DefaultCredential != "" && !creds[c.DefaultCredential] {
