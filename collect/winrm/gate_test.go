@@ -3,6 +3,8 @@ package winrm
 import (
 	"context"
 	"errors"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -102,5 +104,18 @@ func TestAccountKerberos(t *testing.T) {
 	}
 	if a, b := c.gate(Credential{Name: "a", Username: "svc", Password: "p"}), c.gate(Credential{Name: "b", Username: `CONTOSO\SVC`, Password: "q"}); a == b || a.acct != b.acct {
 		t.Error("two passwords of one account: want two password gates sharing one account gate")
+	}
+}
+
+// Redaction is by token: a short password never turns "x509" into "[REDACTED]509"
+// (which would give it away); a real one is hidden wherever it stands whole.
+func TestScrubByToken(t *testing.T) {
+	if got := scrub("tls: x509: certificate signed by unknown authority", Credential{Username: "u", Password: "x"}); got != "tls: x509: certificate signed by unknown authority" {
+		t.Errorf("short password: %q", got)
+	}
+	pw := "Winter2026!x"
+	got := scrub(`auth "`+pw+`" refused; query p=`+url.QueryEscape(pw), Credential{Username: `LAB\u`, Password: pw})
+	if strings.Contains(got, pw) || strings.Contains(got, url.QueryEscape(pw)) || !strings.Contains(got, "[REDACTED]") {
+		t.Errorf("password not hidden: %q", got)
 	}
 }

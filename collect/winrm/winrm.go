@@ -25,6 +25,7 @@ import (
 
 	masterzen "github.com/masterzen/winrm"
 	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/internal/redact"
 	"github.com/rs/zerolog"
 )
 
@@ -540,21 +541,14 @@ func backoff(base time.Duration, n int) time.Duration {
 	return d + rand.N(d/2+1)
 }
 
-// scrub removes the credential's secret (and its Basic header form) from a message.
+// scrub removes the credential's secret (and its URL-escaped and Basic header forms)
+// from a message, by token (internal/redact): never a blind substring of a short secret.
 func scrub(msg string, cred Credential) string {
 	if cred.Password == "" {
 		return msg
 	}
-	for _, s := range []string{
-		cred.Password,
-		url.QueryEscape(cred.Password),
-		base64.StdEncoding.EncodeToString([]byte(cred.Username + ":" + cred.Password)),
-	} {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "[REDACTED]")
-		}
-	}
-	return msg
+	return redact.Secrets(msg, cred.Password, url.QueryEscape(cred.Password),
+		base64.StdEncoding.EncodeToString([]byte(cred.Username+":"+cred.Password)))
 }
 
 // ps2Error matches what Windows PowerShell 2.0 says about the bootstrap or the script.
