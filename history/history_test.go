@@ -177,7 +177,6 @@ func TestCorruptionIsAnError(t *testing.T) {
 		"truncated-3q":      data[:len(data)*3/4],
 		"truncated-page":    data[:len(data)-4096],
 		"garbage":           bytes.Repeat([]byte("not a database, just garbage "), 1000),
-		"empty":             {},
 		"header-only":       data[:100],
 		"zeroed-middle":     zeroed(data, len(data)/3, 8192),
 		"garbage-in-header": append([]byte("SQLite format 3\x00"), bytes.Repeat([]byte{0xA5}, 8192)...),
@@ -227,6 +226,65 @@ func TestCorruptionIsAnError(t *testing.T) {
 	defer s.Close()
 	if runs, _ := s.Runs(ctx); len(runs) != 1 {
 		t.Fatalf("good store has %d runs", len(runs))
+	}
+}
+
+// TestOpenUnfinishedFirstStore: a store file that is empty (0 bytes) never finished its
+// first transaction (issue 14, defect 2: a first run killed while SQLite created the store
+// left 0 bytes beside a 512-byte -journal, and every later run said "store is corrupt").
+// It is no damage: Open creates the store in it, and the history is empty and works.
+// (An empty file beside a journal left by SQLite itself is TestKillFirstTransaction.)
+func TestOpenUnfinishedFirstStore(t *testing.T) {
+	hdr := make([]byte, 512) // a rollback-journal header sector: magic, nRec 0, orig size 0
+	copy(hdr, "\xd9\xd5\x05\xf9\x20\xa1\x63\xd7")
+	cases := map[string]map[string][]byte{
+		"empty":                 {"": {}},
+		"empty-journal-header":  {"": {}, "-journal": hdr},
+		"empty-journal-zeroed":  {"": {}, "-journal": make([]byte, 512)},
+		"empty-journal-0-bytes": {"": {}, "-journal": {}},
+		"empty-wal-0-bytes":     {"": {}, "-wal": {}},
+	}
+	for name, files := range cases {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "history.db")
+			for suffix, content := range files {
+				if err := os.WriteFile(path+suffix, content, 0o640); err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkFreshStore(t, path)
+		})
+	}
+}
+
+// checkFreshStore opens path, which must give an empty history that records and reads
+// a run, and that reopens with that run.
+func checkFreshStore(t *testing.T, path string) {
+	t.Helper()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("open an unfinished first store: %v", err)
+	}
+	runs, err := s.Runs(ctx)
+	if err != nil || len(runs) != 0 {
+		s.Close()
+		t.Fatalf("fresh store: runs %v, err %v; want none", runs, err)
+	}
+	if err := s.Record(ctx, bigRun("R1", month(0), 3)); err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(path + "-journal"); err == nil {
+		t.Errorf("%s-journal still there", path)
+	}
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if runs, err := s.Runs(ctx); err != nil || len(runs) != 1 || runs[0].ID != "R1" {
+		t.Fatalf("after Record: runs %+v, err %v; want R1", runs, err)
 	}
 }
 

@@ -4,10 +4,12 @@ package history
 
 import (
 	"bufio"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,6 +30,12 @@ func TestHelperProcess(t *testing.T) {
 	mode := os.Getenv(envHelper)
 	if mode == "" {
 		t.Skip("helper process only")
+	}
+	switch mode {
+	case "first-tx":
+		firstTransaction(os.Getenv(envDB))
+	case "create-loop":
+		createLoop(os.Getenv(envDB))
 	}
 	s, err := Open(ctx, os.Getenv(envDB))
 	if err != nil {
@@ -60,6 +68,104 @@ func TestHelperProcess(t *testing.T) {
 		fmt.Println("LOCKED")
 		select {}
 	}
+}
+
+// firstTransaction is SQLite creating a store and stopped inside its first transaction,
+// where a killed first run stops: the database file exists and is empty, and the rollback
+// journal holds its header (page 1 of a new file is not journaled; it reaches the file
+// only at commit).
+func firstTransaction(path string) {
+	db, err := sql.Open("sqlite", path+"?_txlock=immediate&_journal_mode=DELETE")
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(2)
+	}
+	db.SetMaxOpenConns(1)
+	tx, err := db.Begin()
+	if err == nil {
+		_, err = tx.Exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+	}
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(2)
+	}
+	fmt.Println("AT first-tx")
+	select {} // wait for SIGKILL inside the transaction
+}
+
+// createLoop creates store after store (dir/NNNNN.db) through Open, as a first run does,
+// until it is killed.
+func createLoop(dir string) {
+	fmt.Println("START")
+	for i := 0; ; i++ {
+		s, err := Open(ctx, filepath.Join(dir, fmt.Sprintf("%05d.db", i)))
+		if err != nil {
+			fmt.Println("ERROR", err)
+			os.Exit(2)
+		}
+		s.Close()
+	}
+}
+
+// TestKillFirstTransaction: a first run killed while SQLite creates the store leaves an
+// empty history.db beside a -journal (issue 14, defect 2). That store never finished its
+// first transaction; Open recovers it (SQLite discards the journal) into an empty, working
+// history instead of calling it corrupt.
+func TestKillFirstTransaction(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill test spawns processes")
+	}
+	path := filepath.Join(t.TempDir(), "history.db")
+	cmd, sc := child(t, "first-tx", path, "")
+	waitLine(t, sc, "AT first-tx")
+	kill(t, cmd)
+	st, err := os.Stat(path)
+	if err != nil || st.Size() != 0 {
+		t.Fatalf("killed first transaction left %v, %v; want an empty file", st, err)
+	}
+	if j, err := os.Stat(path + "-journal"); err != nil || j.Size() == 0 {
+		t.Fatalf("killed first transaction left no journal: %v", err)
+	}
+	checkFreshStore(t, path)
+}
+
+// TestKillFirstOpen kills a child that creates stores through Open in a loop, at several
+// times; every store it leaves, the interrupted last one too, must open as a history
+// (the finished ones and the unfinished one alike are empty).
+func TestKillFirstOpen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill test spawns processes")
+	}
+	unfinished := 0
+	for _, d := range []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 120 * time.Millisecond, 300 * time.Millisecond} {
+		t.Run(fmt.Sprintf("after-%s", d), func(t *testing.T) {
+			dir := t.TempDir()
+			cmd, sc := child(t, "create-loop", dir, "")
+			waitLine(t, sc, "START")
+			time.Sleep(d)
+			kill(t, cmd)
+			dbs, err := filepath.Glob(filepath.Join(dir, "*.db"))
+			if err != nil || len(dbs) == 0 {
+				t.Fatalf("no store created in %s (%v)", d, err)
+			}
+			for _, db := range dbs {
+				if st, err := os.Stat(db); err == nil && st.Size() == 0 {
+					unfinished++
+				}
+				s, err := Open(ctx, db)
+				if err != nil {
+					t.Fatalf("store left by the killed child: %v", err)
+				}
+				runs, err := s.Runs(ctx)
+				s.Close()
+				if err != nil || len(runs) != 0 {
+					t.Fatalf("%s: runs %v, err %v; want none", db, runs, err)
+				}
+			}
+			t.Logf("%d stores created", len(dbs))
+		})
+	}
+	t.Logf("%d interrupted while empty", unfinished)
 }
 
 // child starts the helper and returns it with a reader of its stdout lines.

@@ -88,8 +88,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
-// precheck refuses files that SQLite would silently take as a new, empty database (an
-// existing zero-byte file) and names the file when the header is not SQLite's.
+// precheck names the file when its header is not SQLite's. An empty (0-byte) file is
+// not damage: it is a store that never finished its first transaction (SQLite creates
+// the file, writes its rollback journal, and writes the first page only at commit, so a
+// run killed in between leaves 0 bytes beside a -journal, or beside a -wal), or one
+// another process is creating right now. It holds no history, so nothing is lost by
+// opening it: SQLite discards the journal of a 0-page database (or replays a committed
+// WAL) and the store is created as on a first run. Every non-empty file must start with
+// SQLite's header; anything else (truncated, overwritten, another program's file) is
+// ErrCorrupt.
 func precheck(path string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -107,10 +114,7 @@ func precheck(path string) error {
 		return fmt.Errorf("open history store %s: is a directory", path)
 	}
 	if st.Size() == 0 {
-		if wal, err := os.Stat(path + "-wal"); err == nil && wal.Size() > 0 {
-			return nil // a new store whose first transaction is still in the WAL
-		}
-		return fmt.Errorf("open history store %s: %w: the file is empty (0 bytes); restore it from a backup, or delete it to start a new history", path, ErrCorrupt)
+		return nil // a store whose first transaction never committed (or is committing)
 	}
 	hdr := make([]byte, len(sqliteHeader))
 	if n, _ := f.Read(hdr); n < len(hdr) || string(hdr) != sqliteHeader {
