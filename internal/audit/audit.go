@@ -334,41 +334,44 @@ type stagingCollector struct {
 
 func (c *stagingCollector) Collect(ctx context.Context, h evidence.HostRef) *evidence.Evidence {
 	ev := c.Collector.Collect(ctx, h)
-	if ev != nil {
-		c.add(ev)
+	if ev == nil {
+		return nil
+	}
+	if in, ok := c.stageHost(ev); ok {
+		c.mu.Lock()
+		c.staged[ev] = in
+		c.mu.Unlock()
 	}
 	return ev
 }
 
-func (c *stagingCollector) add(ev *evidence.Evidence) {
+// stageHost writes ev to the stage and interprets it; false after a staging failure
+// (the first one is kept and stops the collection).
+func (c *stagingCollector) stageHost(ev *evidence.Evidence) (report.HostInput, bool) {
 	ref, err := c.stage.AddEvidence(ev)
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err != nil {
+		c.mu.Lock()
 		if c.err == nil {
 			c.err = err
 			c.cancel()
 		}
-		return
+		c.mu.Unlock()
+		return report.HostInput{}, false
 	}
-	c.staged[ev] = report.HostInput{Facts: facts.Interpret(ev), Collector: ev.Collector, CollectedAt: ev.CollectedAt, Evidence: ref}
+	return report.HostInput{Facts: facts.Interpret(ev), Collector: ev.Collector, CollectedAt: ev.CollectedAt, Evidence: ref}, true
 }
 
 // take returns the staged form of an emitted host. Evidence the fleet runner made
 // itself (a host not started, a collector that panicked) is staged here.
 func (c *stagingCollector) take(ev *evidence.Evidence) (report.HostInput, bool) {
 	c.mu.Lock()
-	h, ok := c.staged[ev]
+	in, ok := c.staged[ev]
 	delete(c.staged, ev)
 	c.mu.Unlock()
-	if !ok {
-		c.add(ev)
-		c.mu.Lock()
-		h, ok = c.staged[ev]
-		delete(c.staged, ev)
-		c.mu.Unlock()
+	if ok {
+		return in, true
 	}
-	return h, ok
+	return c.stageHost(ev)
 }
 
 // logRuleCounts logs each rule's outcome counts at debug level (field rule).

@@ -282,12 +282,7 @@ func manifestStart(dir string) (time.Time, bool) {
 	if err != nil {
 		return time.Time{}, false
 	}
-	var m struct {
-		Schema string `json:"schema"`
-		Run    struct {
-			StartedAt time.Time `json:"started_at"`
-		} `json:"run"`
-	}
+	var m report.Manifest
 	if json.Unmarshal(b, &m) != nil || m.Schema != report.ManifestSchema || m.Run.StartedAt.IsZero() {
 		return time.Time{}, false
 	}

@@ -11,9 +11,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/rdsaudit/rdsaudit/internal/monitor"
 )
 
@@ -117,15 +114,9 @@ func TestRunMonitoring(t *testing.T) {
 
 func parseTextfile(t *testing.T, path string) map[string]*monitor.MetricFamily {
 	t.Helper()
-	f, err := os.Open(path)
+	mfs, err := monitor.ParseTextfile(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	mfs, err := p.TextToMetricFamilies(f)
-	if err != nil {
-		t.Fatalf("parse %s: %v", path, err)
 	}
 	return mfs
 }
