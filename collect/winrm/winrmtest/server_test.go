@@ -301,7 +301,7 @@ except winrm.exceptions.InvalidCredentialsError as e:
 // collection script runs), which needs a shell, hence a logon. A wrong password is a
 // refused logon, recorded in OTHER. ntlm-auth hashes with MD4, which OpenSSL 3 offers
 // only through its legacy provider: the test enables it for the child, and skips when
-// it is not installed.
+// it is not installed (fails under CI=true, where it is).
 func TestPywinrmNTLMOtherDomain(t *testing.T) {
 	py := pywinrm(t)
 	dir := t.TempDir()
@@ -314,6 +314,11 @@ func TestPywinrmNTLMOtherDomain(t *testing.T) {
 	md4 := exec.Command(py, "-c", "import hashlib; hashlib.new('md4')")
 	md4.Env = env
 	if out, err := md4.CombinedOutput(); err != nil {
+		// As for pywinrm itself: CI's OpenSSL (Debian's libssl3) has the legacy provider,
+		// so there the missing MD4 is a failure; elsewhere the test skips.
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI: no MD4 in %s even with OpenSSL's legacy provider: %v %s", py, err, out)
+		}
 		t.Skipf("no MD4 in %s even with OpenSSL's legacy provider: %v %s", py, err, out)
 	}
 	s := winrmtest.NewTLSServer("h1", sampleHost(), winrmtest.ServerOptions{
