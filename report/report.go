@@ -60,6 +60,14 @@ type Run struct {
 	ConfigHash     string         `json:"config_hash"`
 	Collector      string         `json:"collector"`
 	FailOn         rules.Severity `json:"fail_on"`
+	// EvaluatedAt is the time the rules were evaluated as of: the --as-of time when
+	// Pinned, else when the run evaluated. Zero only in reports written before it existed.
+	EvaluatedAt time.Time `json:"evaluated_at"`
+	// Pinned says EvaluatedAt was set by the user (--as-of), not taken from the clock.
+	Pinned bool `json:"pinned"`
+	// CollectionWindow spans the collected_at times of the evidence of collected hosts;
+	// nil when no host was collected.
+	CollectionWindow *Window `json:"collection_window,omitempty"`
 	// Partial is set only on a run stopped before every host was collected
 	// (report/partial.go); a complete run has no "partial" key.
 	Partial *Partial `json:"partial,omitempty"`
@@ -73,6 +81,12 @@ type Coverage struct {
 	Skipped   int          `json:"skipped"`
 	ByClass   []ClassCount `json:"by_class"`
 	Hosts     []HostStatus `json:"hosts"`
+}
+
+// Window is a closed time interval.
+type Window struct {
+	Earliest time.Time `json:"earliest"`
+	Latest   time.Time `json:"latest"`
 }
 
 // ClassCount counts hosts not collected by failure class.
@@ -285,7 +299,10 @@ type RunInfo struct {
 	ConfigHash     string
 	Collector      string
 	FailOn         rules.Severity
-	Partial        *Partial // nil for a complete run
+	// EvaluatedAt is the evaluation time; zero means StartedAt. Pinned: set by --as-of.
+	EvaluatedAt time.Time
+	Pinned      bool
+	Partial     *Partial // nil for a complete run
 }
 
 // Evaluation is what the rule engine produced. It mirrors rules.Evaluation.
@@ -351,10 +368,14 @@ func Build(in BuildInput) *Report {
 		Schema: Schema,
 		Run: Run{ID: in.Run.ID, StartedAt: in.Run.StartedAt.UTC(), FinishedAt: in.Run.FinishedAt.UTC(),
 			ToolVersion: in.Run.ToolVersion, RuleSetVersion: in.Run.RuleSetVersion, RuleSetHash: in.Run.RuleSetHash,
-			ConfigHash: in.Run.ConfigHash, Collector: in.Run.Collector, FailOn: in.Run.FailOn, Partial: in.Run.Partial},
+			ConfigHash: in.Run.ConfigHash, Collector: in.Run.Collector, FailOn: in.Run.FailOn, Partial: in.Run.Partial,
+			EvaluatedAt: in.Run.EvaluatedAt.UTC(), Pinned: in.Run.Pinned},
 		Results: []rules.Result{}, RuleCoverage: []RuleCoverage{}, Hosts: []Host{}, LicenseServers: []LicenseServer{},
 		Position: []PositionRow{}, IssuedCALs: []IssuedCAL{}, Waivers: []Waiver{}, Catalogue: []RuleInfo{},
 		Evidence: []EvidenceRef{}, Drift: in.Drift,
+	}
+	if r.Run.EvaluatedAt.IsZero() {
+		r.Run.EvaluatedAt = r.Run.StartedAt
 	}
 	hosts := in.Hosts
 	if hosts == nil {
@@ -498,6 +519,7 @@ func (r *Report) addCoverage(h *HostInput, classes map[evidence.FailureClass]int
 	switch f.Status {
 	case evidence.StatusCollected:
 		c.Collected++
+		r.widenWindow(h.CollectedAt)
 	case evidence.StatusSkipped:
 		c.Skipped++
 	default:
@@ -510,6 +532,25 @@ func (r *Report) addCoverage(h *HostInput, classes map[evidence.FailureClass]int
 		}
 	}
 	c.Hosts = append(c.Hosts, hs)
+}
+
+// widenWindow extends the run's collection window to include t (zero t is ignored).
+func (r *Report) widenWindow(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	t = t.UTC()
+	w := r.Run.CollectionWindow
+	if w == nil {
+		r.Run.CollectionWindow = &Window{Earliest: t, Latest: t}
+		return
+	}
+	if t.Before(w.Earliest) {
+		w.Earliest = t
+	}
+	if t.After(w.Latest) {
+		w.Latest = t
+	}
 }
 
 func hostRow(f *facts.Facts) Host {

@@ -208,6 +208,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			ConfigHash:     o.ConfigHash,
 			Collector:      o.Collector.Name(),
 			FailOn:         ev.FailOn,
+			EvaluatedAt:    evalAt,
+			Pinned:         pinned,
 			Partial:        partial,
 		},
 		Hosts:      hosts,
