@@ -343,3 +343,95 @@ func TestScriptKeyMetadataWhenValuesUnreadable(t *testing.T) {
 		}
 	}
 }
+
+// cultureInvariantFormats are the .NET standard date formats whose output is the same
+// in every culture (round-trip, RFC 1123, sortable, universal sortable).
+var cultureInvariantFormats = map[string]bool{"o": true, "O": true, "r": true, "R": true, "s": true, "u": true}
+
+var (
+	toStringFormat = regexp.MustCompile(`(?i)\.ToString\(\s*(['"])([^'"]*)['"]\s*(,[^)]*)?\)`)
+	invariantArg   = regexp.MustCompile(`(?i)^,\s*\[(System\.)?(Globalization\.)?CultureInfo\]::InvariantCulture\s*$`)
+	// cultureBound are constructs that format or parse with the current culture, whatever
+	// their arguments: PowerShell's -f operator (String.Format with CurrentCulture), Get-Date
+	// -Format/-UFormat, [string]::Format and [DateTime]::Parse* without a provider.
+	cultureBound = []*regexp.Regexp{
+		regexp.MustCompile(`['")\]]\s*-f\s`),
+		regexp.MustCompile(`(?i)\bGet-Date\b[^\n;|]*-U?Format\b`),
+		regexp.MustCompile(`(?i)\[(System\.)?String\]::Format\(\s*['"$]`),
+		regexp.MustCompile(`(?i)\[(System\.)?DateTime\]::(Try)?Parse(Exact)?\((?:[^()]|\([^()]*\))*\)`),
+	}
+)
+
+// lintCulture returns every place in a PowerShell source that formats a date or a
+// number by hand without the invariant culture: a custom format string in .ToString()
+// (in a custom date format ':' is the culture's time separator, '/' its date separator,
+// and the year is the culture's calendar's) unless the invariant culture is passed, and
+// every construct of cultureBound. Numbers and dates that PowerShell itself turns into
+// text ("$x", ConvertTo-Json) are invariant already.
+func lintCulture(src string) []string {
+	var bad []string
+	for _, line := range strings.Split(src, "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "#") {
+			continue
+		}
+		for _, m := range toStringFormat.FindAllStringSubmatch(t, -1) {
+			if cultureInvariantFormats[m[2]] || invariantArg.MatchString(m[3]) {
+				continue
+			}
+			bad = append(bad, m[0]+" in: "+t)
+		}
+		for _, re := range cultureBound {
+			for _, m := range re.FindAllString(t, -1) {
+				if strings.Contains(strings.ToLower(m), "invariantculture") {
+					continue
+				}
+				bad = append(bad, m+" in: "+t)
+			}
+		}
+	}
+	return bad
+}
+
+// TestScriptCultureInvariant: every date and number the collection script prints is the
+// same on a host of any culture (issue 18: 'yyyy-MM-ddTHH:mm:ss.fffffffZ' printed
+// another time separator on some cultures, and rdsaudit rejected the host's output).
+func TestScriptCultureInvariant(t *testing.T) {
+	for _, b := range lintCulture(collectScriptSource) {
+		t.Errorf("collect.ps1: culture-dependent format %s", b)
+	}
+}
+
+func TestLintCatchesCultureFormats(t *testing.T) {
+	for _, src := range []string{
+		`[DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ss.fffffffZ')`,
+		`$d.ToString("yyyy-MM-dd")`,
+		`$n.ToString('N2')`,
+		`$n.ToString('0.00', $c)`,
+		`'{0:N2}' -f $n`,
+		`"{0}" -f 1.5`,
+		`Get-Date -Format o`,
+		`Get-Date -UFormat %s`,
+		`[string]::Format('{0}', $n)`,
+		`[DateTime]::Parse($s)`,
+		`[datetime]::ParseExact($s, 'yyyyMMdd', $null)`,
+	} {
+		if len(lintCulture(src)) == 0 {
+			t.Errorf("culture lint missed %q", src)
+		}
+	}
+	for _, src := range []string{
+		`[DateTime]::FromFileTimeUtc($ft).ToString('o')`,
+		`[DateTime]::UtcNow.ToString('o')`,
+		`$d.ToString('yyyy-MM-dd', [Globalization.CultureInfo]::InvariantCulture)`,
+		`$n.ToString('0.00', [System.Globalization.CultureInfo]::InvariantCulture)`,
+		`[string]::Format([Globalization.CultureInfo]::InvariantCulture, '{0}', $n)`,
+		`[DateTime]::ParseExact($s, 'yyyyMMdd', [Globalization.CultureInfo]::InvariantCulture)`,
+		`$sb.ToString()`, `"$($os.Version)"`, `Get-WmiObject -Class $cls -Filter x`,
+		`# a comment with .ToString('yyyy')`,
+	} {
+		if b := lintCulture(src); len(b) != 0 {
+			t.Errorf("culture lint flags invariant %q: %v", src, b)
+		}
+	}
+}

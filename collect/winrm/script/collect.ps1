@@ -88,7 +88,9 @@ function RegVal($k, $n, $redact) {
   $v
 }
 
-function FT($ft) { [DateTime]::FromFileTimeUtc($ft).ToString('yyyy-MM-ddTHH:mm:ss.fffffffZ') }
+# Times: .ToString('o') of a UTC DateTime (yyyy-MM-ddTHH:mm:ss.fffffffZ in every culture;
+# a custom format would use the culture's separators and calendar).
+function FT($ft) { [DateTime]::FromFileTimeUtc($ft).ToString('o') }
 function LastWrite($k, $e) {
   if ($RegQ) {
     $ft = [long]0
@@ -173,7 +175,7 @@ $Doc = [ordered]@{
   schema       = 'rdsaudit.evidence/v1'
   host         = [ordered]@{ name = "$env:COMPUTERNAME" }
   collector    = 'winrm'
-  collected_at = [DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ss.fffffffZ')
+  collected_at = [DateTime]::UtcNow.ToString('o')
   status       = 'collected'
 }
 
