@@ -2,61 +2,61 @@ package winrm
 
 import (
 	"bytes"
-	"compress/flate"
+	"crypto/sha256"
 	_ "embed"
-	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
-// The collection script and how it travels.
+// The collection script and how it travels (issue 18).
 //
-// cmd.exe limits a command line to 8191 characters and -EncodedCommand costs 2.67
-// characters per script character (UTF-16LE, then base64), so the script cannot be sent
-// as is. It is minified (comment lines and indentation dropped), deflated, and packed 15
-// bits per character into a single-quoted PowerShell string literal: the code points
-// U+3000..U+AFFF contain no quote character (none of ' ‘ ’ ‚ ‛) and no surrogate, so the
-// literal cannot end early. A small fixed bootstrap unpacks and inflates it, compiles it
-// with [ScriptBlock]::Create and invokes it with ONE argument: the parameters as JSON,
-// packed the same way into a second string literal. Host names, key paths and limits are
-// therefore always data, never code: nothing from configuration or inventory is ever
-// spliced into the script text.
+// The script travels in plain text on the command's stdin (WinRS Send, the last chunk
+// with End="true"), never compressed, packed or encoded. The command line is fixed and
+// readable: powershell.exe -NoProfile -NonInteractive -Command "<bootstrap>", where the
+// bootstrap reads stdin ($input, one string per line), takes the first line as the
+// parameters (JSON) and the rest, joined with LF as sent, as the script; it compiles
+// the script with [ScriptBlock]::Create and invokes it with the parameters as its ONE
+// argument. Host names, key paths and limits are therefore always data, never code:
+// nothing from configuration or inventory is spliced into the script text, and the
+// script block Windows PowerShell compiles (and logs, event 4104, when it logs) is the
+// embedded script byte for byte, whatever the host: ScriptSHA256 identifies it.
+//
+// Stdin is read by powershell.exe in the console code page of the shell (WINRS_CODEPAGE);
+// the script and the parameters are plain ASCII (non-ASCII in parameters is escaped as
+// \uXXXX JSON), so every code page reads them alike.
 
 //go:embed script/collect.ps1
 var collectScriptSource string
 
-// MaxCommandLine is the cmd.exe command-line limit the encoded command must respect.
+// MaxCommandLine is the cmd.exe command-line limit the command line must respect.
 const MaxCommandLine = 8191
 
-// packBase is the first code point of the packing alphabet (2^15 code points follow).
-const packBase = 0x3000
+// Bootstrap is the PowerShell on the command line: it runs the script read from stdin.
+// It contains no double quote, and none of cmd.exe's special characters outside the
+// double quotes that enclose it.
+const Bootstrap = `$ProgressPreference='SilentlyContinue';$p,$s=@($input);& ([ScriptBlock]::Create($s -join [char]10)) $p`
 
-// commandPrefix is the executable and switches preceding the encoded bootstrap.
-const commandPrefix = "powershell.exe -NoProfile -NonInteractive -EncodedCommand "
+// CommandLine is the command line of every collection, the same for every host.
+const CommandLine = `powershell.exe -NoProfile -NonInteractive -Command "` + Bootstrap + `"`
 
-// bootstrapHead and bootstrapTail surround the two packed literals: SCRIPT and DATA.
-const (
-	bootstrapHead = "$ProgressPreference='SilentlyContinue';" +
-		"function U($s){$m=New-Object IO.MemoryStream;$a=0;$n=0;" +
-		"foreach($c in $s.ToCharArray()){$a=($a -shl 15) -bor ([int]$c-12288);$n+=15;" +
-		"while($n -ge 8){$n-=8;$m.WriteByte(($a -shr $n) -band 255)};$a=$a -band ((1 -shl $n)-1)};" +
-		"$m.Position=0;(New-Object IO.StreamReader((New-Object IO.Compression.DeflateStream($m," +
-		"[IO.Compression.CompressionMode]::Decompress)),[Text.Encoding]::UTF8)).ReadToEnd()};" +
-		"& ([ScriptBlock]::Create((U '"
-	bootstrapMid  = "'))) (U '"
-	bootstrapTail = "')"
-)
+// MaxStdin bounds the stdin of a collection (script and parameters).
+const MaxStdin = 1 << 20
 
-// ErrNotCollectionScript is returned by ParseCollectionCommand for any command that is
-// not exactly the bootstrap carrying rdsaudit's collection script.
+// keyMetadataRegion marks the lines of collect.ps1 that read key metadata through the
+// in-memory P/Invoke stub; Script(false) leaves them out.
+const keyMetadataRegion = "key-metadata"
+
+// ErrNotCollectionScript is returned by ParseCollection for anything that is not exactly
+// rdsaudit's collection: the fixed command line, then the parameters and one of the
+// embedded scripts on stdin.
 var ErrNotCollectionScript = errors.New("not the rdsaudit collection script")
 
 // ScriptParams are the collection script's parameters. They travel as data (JSON).
@@ -68,6 +68,10 @@ type ScriptParams struct {
 	Keys []evidence.KeyRequest `json:"keys"`
 	// MaxIssued bounds the issued-licence list; the total is always counted.
 	MaxIssued int `json:"max_issued"`
+	// NoKeyMetadata selects the script without key metadata (collection.key_metadata:
+	// false): no Reflection.Emit, no P/Invoke, no key LastWriteTime. It chooses the
+	// script, it is not a parameter of it.
+	NoKeyMetadata bool `json:"-"`
 }
 
 // DefaultMaxIssued is the default bound of the issued-licence list per license server
@@ -85,248 +89,208 @@ func ParamsFor(host evidence.HostRef, maxIssued int) ScriptParams {
 	return ScriptParams{Roles: roles, Keys: evidence.KeysFor(roles), MaxIssued: maxIssued}
 }
 
-// CollectionScript returns the script as it runs on the host (minified).
-func CollectionScript() string { return minifiedScript() }
+// Script returns the script exactly as it is sent and compiled on the host: with key
+// metadata (the default) or without (collection.key_metadata: false).
+func Script(keyMetadata bool) string {
+	s := scripts()
+	if keyMetadata {
+		return s[0]
+	}
+	return s[1]
+}
 
-// minifiedScript returns the script as it runs on the host; computed once.
-var minifiedScript = sync.OnceValue(func() string { return minifyPS(collectScriptSource) })
+// CollectionScript returns the script as it runs on the host with the default options.
+func CollectionScript() string { return Script(true) }
 
-// packedScript returns the packed literal of the script; computed once.
-var packedScript = sync.OnceValue(func() string { return mustPack([]byte(minifiedScript())) })
+// ScriptSHA256 is the hex SHA-256 of Script(keyMetadata), the text of the script block
+// the host compiles: what `rdsaudit script` prints for allow-listing.
+func ScriptSHA256(keyMetadata bool) string { return sha256Hex(Script(keyMetadata)) }
 
-// minifyPS drops comment-only lines, blank lines and indentation. It never touches the
-// inside of a line, so string literals stay intact.
-func minifyPS(src string) string {
+// CommandLineSHA256 is the hex SHA-256 of CommandLine.
+func CommandLineSHA256() string { return sha256Hex(CommandLine) }
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// scripts are the two variants, minified, computed once.
+var scripts = sync.OnceValue(func() [2]string {
+	return [2]string{minifyPS(collectScriptSource), minifyPS(dropRegion(collectScriptSource, keyMetadataRegion))}
+})
+
+// dropRegion removes the lines from each "#region name" to its "#endregion name".
+func dropRegion(src, name string) string {
 	var b strings.Builder
+	in := false
+	for _, line := range strings.SplitAfter(src, "\n") {
+		switch strings.TrimSpace(line) {
+		case "#region " + name:
+			in = true
+			continue
+		case "#endregion " + name:
+			in = false
+			continue
+		}
+		if !in {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
+// minifyPS drops comment-only lines, blank lines and indentation; lines are joined with
+// LF, with none after the last (the bootstrap joins stdin lines with LF). It never
+// touches the inside of a line, so string literals stay intact.
+func minifyPS(src string) string {
+	var lines []string
 	for _, line := range strings.Split(strings.ReplaceAll(src, "\r\n", "\n"), "\n") {
 		t := strings.TrimSpace(line)
 		if t == "" || strings.HasPrefix(t, "#") {
 			continue
 		}
-		b.WriteString(t)
-		b.WriteByte('\n')
+		lines = append(lines, t)
 	}
-	return b.String()
+	return strings.Join(lines, "\n")
 }
 
-func mustPack(b []byte) string {
-	s, err := pack(b)
+// Collection is one run of the collection script: the command line and its stdin.
+type Collection struct {
+	CommandLine string // CommandLine
+	Stdin       []byte // the parameters (JSON, one line), LF, the script
+}
+
+// BuildCollection returns the collection that runs the script with the given parameters.
+func BuildCollection(p ScriptParams) (Collection, error) {
+	data, err := paramJSON(p)
 	if err != nil {
-		panic(err)
+		return Collection{}, err
 	}
-	return s
+	return buildCollection(data, !p.NoKeyMetadata)
 }
 
-// pack deflates b and packs the bytes 15 bits per code point (MSB first, zero padded).
-func pack(b []byte) (string, error) {
-	var z bytes.Buffer
-	w, err := flate.NewWriter(&z, flate.BestCompression)
-	if err != nil {
-		return "", err
+func buildCollection(data []byte, keyMetadata bool) (Collection, error) {
+	script := Script(keyMetadata)
+	if len(data)+1+len(script) > MaxStdin {
+		return Collection{}, fmt.Errorf("build collection: %d bytes of parameters exceed the %d-byte stdin bound", len(data), MaxStdin)
 	}
-	if _, err := w.Write(b); err != nil {
-		return "", err
-	}
-	if err := w.Close(); err != nil {
-		return "", err
-	}
-	var out strings.Builder
-	var acc uint32
-	n := 0
-	for _, c := range z.Bytes() {
-		acc = acc<<8 | uint32(c)
-		n += 8
-		if n >= 15 {
-			n -= 15
-			out.WriteRune(rune(packBase + (acc>>n)&0x7fff))
-			acc &= 1<<n - 1
-		}
-	}
-	if n > 0 {
-		out.WriteRune(rune(packBase + (acc<<(15-n))&0x7fff))
-	}
-	return out.String(), nil
+	stdin := make([]byte, 0, len(data)+1+len(script))
+	stdin = append(append(append(stdin, data...), '\n'), script...)
+	return Collection{CommandLine: CommandLine, Stdin: stdin}, nil
 }
 
-// unpack reverses pack, as the bootstrap does on the host.
-func unpack(s string) ([]byte, error) {
-	var z bytes.Buffer
-	var acc uint32
-	n := 0
-	for _, r := range s {
-		if r < packBase || r >= packBase+1<<15 {
-			return nil, fmt.Errorf("unpack: code point %U outside the packing alphabet", r)
-		}
-		acc = acc<<15 | uint32(r-packBase)
-		n += 15
-		for n >= 8 {
-			n -= 8
-			z.WriteByte(byte(acc >> n))
-		}
-		acc &= 1<<n - 1
-	}
-	// Like .NET's DeflateStream, stop at the final block: a padding byte may follow.
-	out, err := io.ReadAll(io.LimitReader(flate.NewReader(&z), 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("unpack: %w", err)
-	}
-	return out, nil
-}
-
-// BuildCommand returns the complete command line that runs the collection script with
-// the given parameters: powershell.exe -NoProfile -NonInteractive -EncodedCommand <b64>.
-// It fails when the result would exceed MaxCommandLine.
-func BuildCommand(p ScriptParams) (string, error) {
+// paramJSON is the parameters' JSON in ASCII: one line (encoding/json escapes control
+// characters), every non-ASCII character escaped as \uXXXX.
+func paramJSON(p ScriptParams) ([]byte, error) {
 	data, err := json.Marshal(p)
 	if err != nil {
-		return "", fmt.Errorf("build command: %w", err)
+		return nil, fmt.Errorf("build collection: %w", err)
 	}
-	return buildCommand(data)
+	var b bytes.Buffer
+	for _, r := range string(data) {
+		if r < utf8.RuneSelf {
+			b.WriteByte(byte(r))
+			continue
+		}
+		if r > 0xffff {
+			r1, r2 := surrogates(r)
+			fmt.Fprintf(&b, `\u%04x\u%04x`, r1, r2)
+			continue
+		}
+		fmt.Fprintf(&b, `\u%04x`, r)
+	}
+	return b.Bytes(), nil
 }
 
-// buildCommand is BuildCommand of the parameters' JSON.
-func buildCommand(data []byte) (string, error) {
-	packedData, err := pack(data)
-	if err != nil {
-		return "", fmt.Errorf("build command: %w", err)
-	}
-	ps := bootstrapHead + packedScript() + bootstrapMid + packedData + bootstrapTail
-	cmd := commandPrefix + EncodePowerShell(ps)
-	if len(cmd) > MaxCommandLine {
-		return "", fmt.Errorf("build command: %d characters exceed the %d-character command line limit", len(cmd), MaxCommandLine)
-	}
-	return cmd, nil
+func surrogates(r rune) (rune, rune) {
+	r -= 0x10000
+	return 0xd800 + (r>>10)&0x3ff, 0xdc00 + r&0x3ff
 }
 
 // maxCachedCommands bounds a commandCache: an inventory has a handful of distinct role
-// sets, so the bound is only reached by unusual inventories; past it, commands are
+// sets, so the bound is only reached by unusual inventories; past it, collections are
 // built on every use, as without a cache.
 const maxCachedCommands = 64
 
-// commandCache holds the command lines a collector built, by the JSON of their
-// parameters (what the command carries besides the fixed bootstrap and script): a
-// command costs about 1 ms of CPU and 0.9 MB of allocations to build (deflate, UTF-16,
-// base64), and is the same for every host with the same roles. Safe for concurrent
-// use; the zero value is ready.
+// commandCache holds the collections a collector built, by the JSON of their
+// parameters and the script variant: the same for every host with the same roles.
+// Safe for concurrent use; the zero value is ready.
 type commandCache struct {
 	mu     sync.Mutex
 	m      map[string]*cachedCommand
-	builds atomic.Int64 // commands built (tests)
+	builds atomic.Int64 // collections built (tests)
 }
 
 type cachedCommand struct {
 	once sync.Once
-	cmd  string
+	col  Collection
 	err  error
 }
 
-// command returns BuildCommand(p), building it once per distinct parameters.
-func (cc *commandCache) command(p ScriptParams) (string, error) {
-	data, err := json.Marshal(p)
+// collection returns BuildCollection(p), building it once per distinct parameters.
+func (cc *commandCache) collection(p ScriptParams) (Collection, error) {
+	data, err := paramJSON(p)
 	if err != nil {
-		return "", fmt.Errorf("build command: %w", err)
+		return Collection{}, err
 	}
+	key := fmt.Sprintf("%t %s", p.NoKeyMetadata, data)
 	cc.mu.Lock()
-	e := cc.m[string(data)]
+	e := cc.m[key]
 	if e == nil && len(cc.m) < maxCachedCommands {
 		if cc.m == nil {
 			cc.m = map[string]*cachedCommand{}
 		}
 		e = &cachedCommand{}
-		cc.m[string(data)] = e
+		cc.m[key] = e
 	}
 	cc.mu.Unlock()
-	build := func() (string, error) {
+	build := func() (Collection, error) {
 		cc.builds.Add(1)
-		return buildCommand(data)
+		return buildCollection(data, !p.NoKeyMetadata)
 	}
 	if e == nil {
 		return build()
 	}
-	e.once.Do(func() { e.cmd, e.err = build() })
-	return e.cmd, e.err
+	e.once.Do(func() { e.col, e.err = build() })
+	return e.col, e.err
 }
 
-// EncodePowerShell returns the -EncodedCommand form of a script: UTF-16LE, base64.
-func EncodePowerShell(script string) string {
-	u := utf16.Encode([]rune(script))
-	b := make([]byte, 2*len(u))
-	for i, c := range u {
-		b[2*i] = byte(c)
-		b[2*i+1] = byte(c >> 8)
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-// DecodeEncodedCommand finds the -EncodedCommand argument (any unambiguous prefix of the
-// switch, any case, as powershell.exe accepts: -e, -enc, -encodedcommand) in a command
-// line and returns the script it carries.
-func DecodeEncodedCommand(cmdline string) (string, error) {
-	f := strings.Fields(cmdline)
-	if len(f) == 0 || !isPowerShellExe(f[0]) {
-		return "", fmt.Errorf("decode command: not a powershell.exe command line")
-	}
-	for i := 1; i+1 < len(f); i++ {
-		a := strings.ToLower(f[i])
-		if len(a) >= 2 && (a[0] == '-' || a[0] == '/') && strings.HasPrefix("encodedcommand", a[1:]) && a[1:] != "encodedarguments" {
-			raw, err := base64.StdEncoding.DecodeString(f[i+1])
-			if err != nil {
-				return "", fmt.Errorf("decode command: %w", err)
-			}
-			if len(raw)%2 != 0 {
-				return "", fmt.Errorf("decode command: odd UTF-16 byte count")
-			}
-			u := make([]uint16, len(raw)/2)
-			for j := range u {
-				u[j] = uint16(raw[2*j]) | uint16(raw[2*j+1])<<8
-			}
-			return string(utf16.Decode(u)), nil
-		}
-	}
-	return "", fmt.Errorf("decode command: no -EncodedCommand argument")
-}
-
-func isPowerShellExe(s string) bool {
-	s = strings.ToLower(s)
-	if i := strings.LastIndexAny(s, `\/`); i >= 0 {
-		s = s[i+1:]
-	}
-	return s == "powershell" || s == "powershell.exe"
-}
-
-// ParseCollectionCommand checks that cmdline runs exactly rdsaudit's collection script
-// (the fixed bootstrap and the embedded script, byte for byte) and returns its
-// parameters. Any other command yields an error wrapping ErrNotCollectionScript.
-func ParseCollectionCommand(cmdline string) (ScriptParams, error) {
+// ParseCollection checks that a command line and the stdin it received are exactly
+// rdsaudit's collection (CommandLine; one JSON line of parameters, LF, one of the
+// embedded scripts byte for byte) and returns the parameters, with NoKeyMetadata set
+// for the script without key metadata. Anything else yields an error wrapping
+// ErrNotCollectionScript.
+func ParseCollection(cmdline string, stdin []byte) (ScriptParams, error) {
 	var p ScriptParams
-	ps, err := DecodeEncodedCommand(cmdline)
-	if err != nil {
-		return p, fmt.Errorf("%w: %v", ErrNotCollectionScript, err)
+	if err := CheckCommandLine(cmdline); err != nil {
+		return p, err
 	}
-	rest, ok := strings.CutPrefix(ps, bootstrapHead)
+	data, script, ok := bytes.Cut(stdin, []byte("\n"))
 	if !ok {
-		return p, fmt.Errorf("%w: unknown bootstrap", ErrNotCollectionScript)
+		return p, fmt.Errorf("%w: stdin holds no script", ErrNotCollectionScript)
 	}
-	script, rest, ok := strings.Cut(rest, bootstrapMid)
-	if !ok {
-		return p, fmt.Errorf("%w: unknown bootstrap", ErrNotCollectionScript)
-	}
-	data, ok := strings.CutSuffix(rest, bootstrapTail)
-	if !ok || strings.ContainsAny(data, "'\u2018\u2019\u201a\u201b") {
-		return p, fmt.Errorf("%w: unknown bootstrap", ErrNotCollectionScript)
-	}
-	plain, err := unpack(script)
-	if err != nil || string(plain) != minifiedScript() {
+	switch string(script) {
+	case Script(true):
+	case Script(false):
+		p.NoKeyMetadata = true
+	default:
 		return p, fmt.Errorf("%w: script differs from the embedded one", ErrNotCollectionScript)
 	}
-	raw, err := unpack(data)
-	if err != nil {
-		return p, fmt.Errorf("%w: parameters: %v", ErrNotCollectionScript, err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		return p, fmt.Errorf("%w: parameters: %v", ErrNotCollectionScript, err)
 	}
+	if dec.More() {
+		return p, fmt.Errorf("%w: parameters: data after the JSON object", ErrNotCollectionScript)
+	}
 	return p, nil
+}
+
+// CheckCommandLine reports whether cmdline is CommandLine (surrounding space aside).
+func CheckCommandLine(cmdline string) error {
+	if strings.TrimSpace(cmdline) != CommandLine {
+		return fmt.Errorf("%w: unknown command line", ErrNotCollectionScript)
+	}
+	return nil
 }

@@ -84,7 +84,7 @@ func lintReadOnly(src string) []string {
 }
 
 func TestScriptIsReadOnly(t *testing.T) {
-	for name, src := range map[string]string{"collect.ps1": collectScriptSource, "bootstrap": bootstrapHead + bootstrapMid + bootstrapTail} {
+	for name, src := range map[string]string{"collect.ps1": collectScriptSource, "bootstrap": Bootstrap} {
 		for _, b := range lintReadOnly(src) {
 			t.Errorf("%s: write verb %s", name, b)
 		}
@@ -162,7 +162,7 @@ func TestScriptTargetsPowerShell3(t *testing.T) {
 			t.Errorf("script lacks %q", want)
 		}
 	}
-	if !strings.HasPrefix(bootstrapHead, "$ProgressPreference='SilentlyContinue';") {
+	if !strings.HasPrefix(Bootstrap, "$ProgressPreference='SilentlyContinue';") {
 		t.Error("bootstrap must silence progress records before anything else")
 	}
 }
@@ -171,14 +171,17 @@ func goldenParams() ScriptParams {
 	return ParamsFor(evidence.HostRef{Name: "rdsh01", Roles: []string{evidence.RoleSessionHost, evidence.RoleLicenseServer}}, 5000)
 }
 
+// TestCommandGolden: the command line and the stdin of a collection, as sent. The golden
+// is readable PowerShell: review its diff like code.
 func TestCommandGolden(t *testing.T) {
-	cmd, err := BuildCommand(goldenParams())
+	col, err := BuildCollection(goldenParams())
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := col.CommandLine + "\n" + string(col.Stdin) + "\n"
 	path := filepath.Join("testdata", "command.golden")
 	if updateGolden() {
-		if err := os.WriteFile(path, []byte(cmd+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -186,78 +189,170 @@ func TestCommandGolden(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v (run go test ./collect/winrm -run TestCommandGolden -update)", err)
 	}
-	if cmd+"\n" != string(want) {
-		t.Errorf("encoded command changed; review and regenerate with -update")
-	}
-	script, err := DecodeEncodedCommand(strings.TrimSpace(string(want)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(script, bootstrapHead) {
-		t.Error("golden does not start with the bootstrap")
+	if got != string(want) {
+		t.Errorf("collection changed; review and regenerate with -update")
 	}
 }
 
-func TestCommandLength(t *testing.T) {
-	all := []string{evidence.RoleSessionHost, evidence.RoleLicenseServer, evidence.RoleClient}
-	cmd, err := BuildCommand(ParamsFor(evidence.HostRef{Roles: all}, 1<<30))
-	if err != nil {
-		t.Fatal(err)
+// TestScriptTravelsInPlainText: the script on stdin is the embedded script, minified
+// only (comment lines, blank lines and indentation dropped), ASCII with LF line ends,
+// so the script block the host compiles from its stdin lines is the same text in every
+// code page; the command line is fixed, readable and short.
+func TestScriptTravelsInPlainText(t *testing.T) {
+	for _, km := range []bool{true, false} {
+		sc := Script(km)
+		for i := 0; i < len(sc); i++ {
+			if c := sc[i]; c >= 0x80 || c == '\r' || (c < 0x20 && c != '\n' && c != '\t') {
+				t.Fatalf("key_metadata %t: byte %#x at %d: the script must be printable ASCII with LF line ends", km, c, i)
+			}
+		}
+		if strings.HasSuffix(sc, "\n") || strings.Contains(sc, "\n\n") {
+			t.Errorf("key_metadata %t: trailing or blank line (the bootstrap joins stdin lines with LF)", km)
+		}
+		col, err := BuildCollection(ScriptParams{Roles: []string{"session_host"}, NoKeyMetadata: !km, Keys: []evidence.KeyRequest{{Path: "HKLM\\SOFTWARE\\Caf\u00e9\U0001F600"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, script, _ := strings.Cut(string(col.Stdin), "\n")
+		if script != sc || strings.Contains(data, "\n") || strings.ContainsFunc(data, func(r rune) bool { return r >= 0x80 }) {
+			t.Errorf("key_metadata %t: stdin is not one ASCII JSON line then the script", km)
+		}
+		if !strings.Contains(data, `Caf\u00e9\ud83d\ude00`) {
+			t.Errorf("non-ASCII not escaped: %s", data)
+		}
 	}
-	if len(cmd) >= MaxCommandLine {
-		t.Fatalf("command line %d >= %d", len(cmd), MaxCommandLine)
+	if !strings.Contains(Script(true), "Get-WmiObject -Namespace $ns -Class $cls") {
+		t.Error("script not readable as sent")
 	}
-	t.Logf("command line: %d characters (limit %d)", len(cmd), MaxCommandLine)
-	// Far too many keys must be an error, not a truncated command.
-	p := ParamsFor(evidence.HostRef{Roles: all}, 1)
-	for i := 0; i < 400; i++ {
-		p.Keys = append(p.Keys, evidence.KeyRequest{Path: `HKLM\SOFTWARE\` + strings.Repeat(string(rune('A'+i%26)), i%50+1) + string(rune(0x4e00+i*37))})
+	if len(CommandLine) > MaxCommandLine || strings.Contains(Bootstrap, `"`) || strings.ContainsAny(CommandLine[:strings.IndexByte(CommandLine, '"')], "&|<>^%") {
+		t.Errorf("command line: %d characters, or a quote or a cmd.exe special character where cmd.exe would act on it: %s", len(CommandLine), CommandLine)
 	}
-	if _, err := BuildCommand(p); err == nil {
-		t.Error("oversized command accepted")
+	t.Logf("command line: %d characters; script %d bytes (key_metadata true), %d (false)", len(CommandLine), len(Script(true)), len(Script(false)))
+	if _, err := BuildCollection(ScriptParams{Keys: []evidence.KeyRequest{{Path: strings.Repeat("x", MaxStdin)}}}); err == nil {
+		t.Error("oversized parameters accepted")
 	}
 }
 
-func TestParseCollectionCommandRejects(t *testing.T) {
-	good, err := BuildCommand(goldenParams())
+// suspiciousWords is Windows PowerShell 5.1's list of strings that make a script block
+// "suspicious": logged as a Warning event 4104 with its full text even when script
+// block logging is not configured (System.Management.Automation, ScriptBlock, matched
+// case-insensitively as substrings).
+var suspiciousWords = []string{"Add-Type", "AddSecurityPackage", "AdjustTokenPrivileges", "AllocHGlobal",
+	"BindingFlags", "Bypass", "CloseHandle", "CreateDecryptor", "CreateEncryptor", "CreateProcessWithToken",
+	"CreateRemoteThread", "CreateThread", "CreateType", "CreateUserThread", "Cryptography", "CryptoServiceProvider",
+	"CryptoStream", "DangerousGetHandle", "DeclaringMethod", "DeclaringType", "DefineConstructor",
+	"DefineDynamicAssembly", "DefineDynamicModule", "DefineEnum", "DefineField", "DefineLiteral",
+	"DefinePInvokeMethod", "DefineType", "DeflateStream", "DeviceIoControl", "DllImport", "DuplicateTokenEx",
+	"Emit", "EncodedCommand", "EnumerateSecurityPackages", "ExpandString", "FreeHGlobal", "FreeLibrary",
+	"FromBase64String", "GetAssemblies", "GetAsyncKeyState", "GetConstructor", "GetConstructors",
+	"GetDefaultMembers", "GetDelegateForFunctionPointer", "GetEvent", "GetEvents", "GetField", "GetFields",
+	"GetForegroundWindow", "GetInterface", "GetInterfaceMap", "GetInterfaces", "GetKeyboardState",
+	"GetLogonSessionData", "GetMember", "GetMembers", "GetMethod", "GetMethods", "GetModuleHandle",
+	"GetNestedType", "GetNestedTypes", "GetPowerShell", "GetProcAddress", "GetProcessHandle", "GetProperties",
+	"GetProperty", "GetTokenInformation", "GetTypes", "ILGenerator", "ImpersonateLoggedOnUser",
+	"InteropServices", "IntPtr", "InvokeMember", "kernel32", "LoadLibrary", "LogPipelineExecutionDetails",
+	"MakeArrayType", "MakeByRefType", "MakeGenericType", "MakePointerType", "Marshal", "memcpy", "MemoryStream",
+	"Methods", "MiniDumpWriteDump", "NonPublic", "OpenDesktop", "OpenProcess", "OpenProcessToken",
+	"OpenThreadToken", "OpenWindowStation", "PasswordDeriveBytes", "Properties", "ProtectedEventLogging",
+	"PtrToString", "PtrToStructure", "ReadProcessMemory", "ReflectedType", "RevertToSelf", "RijndaelManaged",
+	"ScriptBlockLogging", "SetInformationProcess", "SetThreadToken", "SHA1Managed", "StructureToPtr",
+	"ToBase64String", "TransformFinalBlock", "TypeHandle", "TypeInitializer", "UnderlyingSystemType",
+	"UnverifiableCodeAttribute", "VirtualAlloc", "VirtualFree", "VirtualProtect", "WriteByte", "WriteInt32",
+	"WriteProcessMemory", "ZeroFreeGlobalAllocUnicode"}
+
+func suspicious(src string) []string {
+	var found []string
+	l := strings.ToLower(src)
+	for _, w := range suspiciousWords {
+		if strings.Contains(l, strings.ToLower(w)) {
+			found = append(found, w)
+		}
+	}
+	return found
+}
+
+// TestKeyMetadataOff: collection.key_metadata false sends a script without
+// Reflection.Emit and P/Invoke (issue 18). What each script still holds of Windows
+// PowerShell's suspicious words is pinned here (and in docs/security.md): the bootstrap
+// none; the script without key metadata only "Cryptography" (the SHA-256 of redacted
+// binary values).
+func TestKeyMetadataOff(t *testing.T) {
+	off := Script(false)
+	for _, w := range []string{"DefineDynamicAssembly", "DefinePInvokeMethod", "DeflateStream", "FromBase64String", "Reflection.Emit", "IntPtr", "RegQueryInfoKey"} {
+		if strings.Contains(off, w) {
+			t.Errorf("key_metadata false: script contains %s", w)
+		}
+	}
+	if got := suspicious(off); !reflect.DeepEqual(got, []string{"Cryptography"}) {
+		t.Errorf("key_metadata false: suspicious words %v, want [Cryptography]", got)
+	}
+	if got := suspicious(Bootstrap); len(got) != 0 {
+		t.Errorf("bootstrap: suspicious words %v", got)
+	}
+	on := Script(true)
+	for _, w := range []string{"DefineDynamicAssembly", "DefinePInvokeMethod", "RegQueryInfoKey", "RegEnumKeyEx"} {
+		if !strings.Contains(on, w) {
+			t.Errorf("key_metadata true: script lacks %s", w)
+		}
+	}
+	t.Logf("key_metadata true: suspicious words %v", suspicious(on))
+	for _, sc := range []string{on, off} {
+		if strings.Contains(sc, "#region") || strings.Contains(sc, "#endregion") {
+			t.Error("region marker sent")
+		}
+	}
+	// Both variants still read everything else.
+	for _, want := range []string{"function LastWrite($k, $e) {", "GetAccessControl(", "Win32_TSIssuedLicense", "ConvertTo-Json"} {
+		if !strings.Contains(off, want) {
+			t.Errorf("key_metadata false: script lacks %q", want)
+		}
+	}
+}
+
+func TestParseCollectionRejects(t *testing.T) {
+	good, err := BuildCollection(goldenParams())
 	if err != nil {
 		t.Fatal(err)
 	}
-	evil := commandPrefix + EncodePowerShell(strings.Replace(bootstrapHead, "SilentlyContinue", "Continue", 1)+packedScript()+bootstrapMid+"x"+bootstrapTail)
-	other, _ := pack([]byte("Remove-Item C:\\ -Recurse"))
-	swapped := commandPrefix + EncodePowerShell(bootstrapHead+other+bootstrapMid+other+bootstrapTail)
-	for name, c := range map[string]string{
-		"whoami":            "whoami",
-		"plain ps":          commandPrefix + EncodePowerShell("Get-Process"),
-		"bootstrap changed": evil,
-		"other script":      swapped,
-		"not base64":        commandPrefix + "!!!",
-		"truncated":         good[:len(good)-40],
+	data, _, _ := strings.Cut(string(good.Stdin), "\n")
+	for name, c := range map[string]Collection{
+		"whoami":          {CommandLine: "whoami", Stdin: good.Stdin},
+		"other bootstrap": {CommandLine: strings.Replace(CommandLine, "SilentlyContinue", "Continue", 1), Stdin: good.Stdin},
+		"other script":    {CommandLine: CommandLine, Stdin: []byte(data + "\nRemove-Item C:\\ -Recurse")},
+		"script appended": {CommandLine: CommandLine, Stdin: append(append([]byte{}, good.Stdin...), "\nRemove-Item C:\\"...)},
+		"no script":       {CommandLine: CommandLine, Stdin: []byte(data)},
+		"code as data":    {CommandLine: CommandLine, Stdin: []byte("$(Remove-Item C:\\)\n" + Script(true))},
+		"two objects":     {CommandLine: CommandLine, Stdin: []byte(data + data + "\n" + Script(true))},
+		"unknown field":   {CommandLine: CommandLine, Stdin: []byte(`{"roles":[],"run":"x"}` + "\n" + Script(true))},
+		"truncated":       {CommandLine: CommandLine, Stdin: good.Stdin[:len(good.Stdin)-40]},
 	} {
-		if _, err := ParseCollectionCommand(c); !errors.Is(err, ErrNotCollectionScript) {
+		if _, err := ParseCollection(c.CommandLine, c.Stdin); !errors.Is(err, ErrNotCollectionScript) {
 			t.Errorf("%s: err = %v, want ErrNotCollectionScript", name, err)
 		}
 	}
-	p, err := ParseCollectionCommand(good)
+	p, err := ParseCollection(good.CommandLine, good.Stdin)
 	if err != nil || !reflect.DeepEqual(p, goldenParams()) {
 		t.Errorf("round trip: %+v, %v", p, err)
 	}
+	off := goldenParams()
+	off.NoKeyMetadata = true
+	col, _ := BuildCollection(off)
+	if p, err := ParseCollection(col.CommandLine, col.Stdin); err != nil || !p.NoKeyMetadata {
+		t.Errorf("key_metadata false: %+v, %v", p, err)
+	}
 }
 
-func FuzzCommandRoundTrip(f *testing.F) {
+func FuzzCollectionRoundTrip(f *testing.F) {
 	f.Add("rdsh01", `HKLM\SOFTWARE\x`, "X509 Certificate", 100, true)
 	f.Add("", "", "", 0, false)
-	f.Add("a'b\"c$(x)`n", "HKLM\\‘quoted’\u2019\x00", "\uffff\U0001F600", -5, true)
+	f.Add("a'b\"c$(x)`n", "HKLM\\\u2018quoted\u2019\u2019\x00\n", "\uffff\U0001F600", -5, true)
 	f.Fuzz(func(t *testing.T, role, path, value string, max int, redact bool) {
-		p := ScriptParams{Roles: []string{role}, Keys: []evidence.KeyRequest{{Path: path, Redact: redact, OnlyValues: []string{value}}}, MaxIssued: max}
-		cmd, err := BuildCommand(p)
+		p := ScriptParams{Roles: []string{role}, Keys: []evidence.KeyRequest{{Path: path, Redact: redact, OnlyValues: []string{value}}}, MaxIssued: max, NoKeyMetadata: redact}
+		col, err := BuildCollection(p)
 		if err != nil {
-			return // only the length limit may refuse
+			return // only the stdin bound may refuse
 		}
-		if len(cmd) > MaxCommandLine {
-			t.Fatalf("length %d", len(cmd))
-		}
-		got, err := ParseCollectionCommand(cmd)
+		got, err := ParseCollection(col.CommandLine, col.Stdin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,27 +364,11 @@ func FuzzCommandRoundTrip(f *testing.F) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
 		}
-		ps, _ := DecodeEncodedCommand(cmd)
-		// The data literal never contains a quote that could end it early.
-		_, rest, _ := strings.Cut(strings.TrimPrefix(ps, bootstrapHead), bootstrapMid)
-		if strings.ContainsAny(strings.TrimSuffix(rest, bootstrapTail), "'\u2018\u2019\u201a\u201b") {
-			t.Fatal("quote inside the data literal")
+		// Data stays one line: the parameters can never become script lines.
+		if data, _, _ := strings.Cut(string(col.Stdin), "\n"); strings.ContainsAny(data, "\r\u2028\u2029") || strings.ContainsFunc(data, func(r rune) bool { return r >= 0x80 }) {
+			t.Fatal("parameters not one ASCII line")
 		}
 	})
-}
-
-func TestPackRoundTrip(t *testing.T) {
-	for n := 0; n < 64; n++ {
-		b := []byte(strings.Repeat("xy\x00\xff", n)[:n])
-		s, err := pack(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := unpack(s)
-		if err != nil || string(got) != string(b) {
-			t.Fatalf("n=%d: %q %v", n, got, err)
-		}
-	}
 }
 
 // jsonString is what encoding/json makes of s: each invalid UTF-8 byte becomes U+FFFD.
@@ -338,7 +417,7 @@ func TestScriptKeyMetadataWhenValuesUnreadable(t *testing.T) {
 		"DefinePInvokeMethod('RegEnumKeyEx'", "$RegQ::RegEnumKeyEx(",
 		"GetAccessControl([Security.AccessControl.AccessControlSections]::Owner)",
 	} {
-		if !strings.Contains(minifiedScript(), want) {
+		if !strings.Contains(Script(true), want) {
 			t.Errorf("script lacks %q", want)
 		}
 	}

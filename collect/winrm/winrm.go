@@ -74,6 +74,7 @@ type Options struct {
 	RetryBackoff      time.Duration // first backoff, doubled per attempt, with jitter (default 2s)
 	MaxOutputBytes    int64         // stdout bound per host (default 64 MiB)
 	MaxIssuedLicenses int           // bound of the issued-licence list (default DefaultMaxIssued)
+	NoKeyMetadata     bool          // collection.key_metadata false: the script without Reflection.Emit (no key LastWriteTime)
 	LockoutThreshold  int           // hosts failing auth before a credential is retired (default 3); see Collect
 
 	// DialContext replaces the TCP dialer (tests, benchmarks). Nil dials directly.
@@ -175,7 +176,7 @@ type Collector struct {
 	creds CredentialSource
 	log   zerolog.Logger
 
-	cmds     commandCache           // command lines by parameters, built once each
+	cmds     commandCache           // collections by parameters, built once each
 	tls      *tls.Config            // listeners' TLS configuration, CAs parsed once (baseTLS)
 	tlsErr   error                  // the CA bundle is unusable: reported by every host attempt
 	sessions tls.ClientSessionCache // TLS sessions of the listeners, resumed (listenerSessions)
@@ -585,7 +586,9 @@ func (c *Collector) attempt(ctx context.Context, host evidence.HostRef, cred Cre
 	if port == 0 {
 		port = c.opts.Port
 	}
-	cmdline, err := c.cmds.command(ParamsFor(host, c.opts.MaxIssuedLicenses))
+	params0 := ParamsFor(host, c.opts.MaxIssuedLicenses)
+	params0.NoKeyMetadata = c.opts.NoKeyMetadata
+	col, err := c.cmds.collection(params0)
 	if err != nil {
 		return nil, err
 	}
@@ -641,7 +644,7 @@ func (c *Collector) attempt(ctx context.Context, host evidence.HostRef, cred Cre
 	// WinRM's idle timeout (IdleTimeOut, PT7200S by default) and counts against
 	// MaxShellsPerUser meanwhile; one shell per host per attempt keeps that far below
 	// the quota (30), and a retry opens a fresh one.
-	shell, err := client.CreateShell()
+	shell, shellID, err := createShell(tr, client, &params)
 	if err != nil {
 		return nil, fmt.Errorf("create shell: %w", err)
 	}
@@ -656,31 +659,22 @@ func (c *Collector) attempt(ctx context.Context, host evidence.HostRef, cred Cre
 		}
 	}()
 
-	cctx, ccancel := context.WithCancel(ctx)
-	defer ccancel()
-	cmd, err := shell.ExecuteWithContext(cctx, cmdline)
-	if err != nil {
-		return nil, fmt.Errorf("run command: %w", err)
-	}
-	stdout := &limitedBuffer{max: c.opts.MaxOutputBytes, onOverflow: ccancel}
+	// The command path (command.go): Command, the script on stdin, Receive until Done;
+	// Signal terminate on a fresh short context when the deadline or the output bound
+	// cuts the command short.
+	stdout := &limitedBuffer{max: c.opts.MaxOutputBytes}
 	stderr := &limitedBuffer{max: 64 << 10}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _, _ = stdout.ReadFrom(cmd.Stdout) }()
-	go func() { defer wg.Done(); _, _ = stderr.ReadFrom(cmd.Stderr) }()
-	cmd.Wait()
-	wg.Wait()
-	// ExitCode is 0 until Done and on most failures: the error decides first.
+	code, err := runCollection(ctx, tr, client, shellID, &params, col, stdout, stderr)
 	if stdout.overflow {
 		return nil, fmt.Errorf("%w: output exceeds %d bytes", ErrBadOutput, c.opts.MaxOutputBytes)
 	}
-	if err := cmd.Error(); err != nil {
-		return nil, fmt.Errorf("receive output: %w", err)
+	if err != nil {
+		return nil, err
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if code := cmd.ExitCode(); code != 0 {
+	if code != 0 {
 		text := stderrText(stderr.buf.Bytes())
 		if ps2Error.MatchString(text) {
 			// Windows PowerShell 2.0 (Server 2008 R2) cannot parse the bootstrap's -shl

@@ -15,10 +15,10 @@ import (
 	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
-func BenchmarkBuildCommand(b *testing.B) {
+func BenchmarkBuildCollection(b *testing.B) {
 	p := winrm.ParamsFor(evidence.HostRef{Roles: []string{evidence.RoleSessionHost, evidence.RoleLicenseServer}}, 0)
 	for b.Loop() {
-		if _, err := winrm.BuildCommand(p); err != nil {
+		if _, err := winrm.BuildCollection(p); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -42,6 +42,9 @@ function Absent($err, $codes) {
 
 # ---- registry -------------------------------------------------------------------
 $RegQ = $null
+#region key-metadata
+# (collection.key_metadata: false sends the script without the lines of these regions:
+# no Reflection.Emit, no P/Invoke; keys then carry no last_write_time.)
 try {
   # RegQueryInfoKey (the key's LastWriteTime) through an in-memory P/Invoke stub built
   # with Reflection.Emit (AssemblyBuilderAccess Run: never saved). Compiling C# source
@@ -62,21 +65,24 @@ try {
   } catch { AddErr 'registry:RegEnumKeyEx' $_.Exception.Message }
   $RegQ = $tb.CreateType()
 } catch { AddErr 'registry:RegQueryInfoKey' $_.Exception.Message }
+#endregion key-metadata
 
 function RegVal($k, $n, $redact) {
   $kind = $k.GetValueKind($n)
   $raw = $k.GetValue($n, $null, [Microsoft.Win32.RegistryValueOptions]::DoNotExpandEnvironmentNames)
   $v = [ordered]@{ name = $n; length = 0 }
-  switch ("$kind") {
-    'String' { $v.type = 'REG_SZ'; $v.string = "$raw"; $v.length = ("$raw".Length + 1) * 2 }
-    'ExpandString' { $v.type = 'REG_EXPAND_SZ'; $v.string = "$raw"; $v.length = ("$raw".Length + 1) * 2 }
-    'MultiString' {
+  # By RegistryValueKind's value: 1 String, 2 ExpandString, 7 MultiString, 4 DWord,
+  # 11 QWord (its name ExpandString is on Windows PowerShell's list of suspicious words).
+  switch ([int]$kind) {
+    1 { $v.type = 'REG_SZ'; $v.string = "$raw"; $v.length = ("$raw".Length + 1) * 2 }
+    2 { $v.type = 'REG_EXPAND_SZ'; $v.string = "$raw"; $v.length = ("$raw".Length + 1) * 2 }
+    7 {
       $v.type = 'REG_MULTI_SZ'; $s = L; $len = 2
       foreach ($x in $raw) { [void]$s.Add("$x"); $len += ("$x".Length + 1) * 2 }
       $v.strings = $s; $v.length = $len
     }
-    'DWord' { $v.type = 'REG_DWORD'; $v.number = [BitConverter]::ToUInt32([BitConverter]::GetBytes([int32]$raw), 0); $v.length = 4 }
-    'QWord' { $v.type = 'REG_QWORD'; $v.number = [BitConverter]::ToUInt64([BitConverter]::GetBytes([int64]$raw), 0); $v.length = 8 }
+    4 { $v.type = 'REG_DWORD'; $v.number = [BitConverter]::ToUInt32([BitConverter]::GetBytes([int32]$raw), 0); $v.length = 4 }
+    11 { $v.type = 'REG_QWORD'; $v.number = [BitConverter]::ToUInt64([BitConverter]::GetBytes([int64]$raw), 0); $v.length = 8 }
     default {
       $v.type = if ("$kind" -eq 'Binary') { 'REG_BINARY' } elseif ("$kind" -eq 'None') { 'REG_NONE' } else { "REG_UNKNOWN($kind)" }
       if ($raw -is [byte[]]) {
@@ -92,10 +98,12 @@ function RegVal($k, $n, $redact) {
 # a custom format would use the culture's separators and calendar).
 function FT($ft) { [DateTime]::FromFileTimeUtc($ft).ToString('o') }
 function LastWrite($k, $e) {
+  #region key-metadata
   if ($RegQ) {
     $ft = [long]0
     if ($RegQ::RegQueryInfoKey($k.Handle, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [IntPtr]::Zero, [ref]$ft) -eq 0) { $e.last_write_time = FT $ft }
   }
+  #endregion key-metadata
 }
 function Owner($k, $e) {
   try { $e.owner = $k.GetAccessControl([Security.AccessControl.AccessControlSections]::Owner).GetOwner([Security.Principal.NTAccount]).Value } catch { }
@@ -119,6 +127,7 @@ function Unreadable($sub, $e) {
   # ReadPermissions handle. error says the values (and subkeys) are unknown.
   $q = OpenWith $sub 'QueryValues'
   if ($q) { LastWrite $q $e; $q.Close() }
+  #region key-metadata
   $i = $sub.LastIndexOf('\')
   if (-not $e.last_write_time -and $RegQ -and $i -gt 0 -and $RegQ.GetMethod('RegEnumKeyEx')) {
     $leaf = $sub.Substring($i + 1); $par = OpenWith $sub.Substring(0, $i) 'EnumerateSubKeys'
@@ -132,6 +141,7 @@ function Unreadable($sub, $e) {
       } finally { $par.Close() }
     }
   }
+  #endregion key-metadata
   $o = OpenWith $sub 'ReadPermissions'
   if ($o) { Owner $o $e; $o.Close() }
 }

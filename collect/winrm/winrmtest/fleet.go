@@ -58,7 +58,7 @@ func NewFleet(evidences map[string]*evidence.Evidence, opts FleetServerOptions) 
 		if !ok && ev != nil && ev.Status == evidence.StatusFailed && ev.Failure != nil {
 			faults = FaultsForFailure(ev.Failure.Class)
 		}
-		s, err := startServer(name, ev, opts.Users, opts.NTLM, opts.Kerberos, faults, net.JoinHostPort(host, strconv.Itoa(port)), f.ca, f.st)
+		s, err := startServer(name, ev, opts.Users, opts.NTLM, opts.Kerberos, faults, net.JoinHostPort(host, strconv.Itoa(port)), f.ca, f.st, nil)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("new fleet: host %s: %w", name, err)

@@ -131,9 +131,9 @@ type state struct {
 	tlsResumed atomic.Int64 // TLS handshakes that resumed a session
 	tlsForeign atomic.Int64 // session tickets offered that the server had not issued
 
-	// commands are the collection commands accepted so far, with their parameters: a
-	// fleet's hosts receive a handful of distinct commands, each decoded, inflated and
-	// checked once (ParseCollectionCommand is deterministic).
+	// commands are the collection stdin payloads accepted so far, with their
+	// parameters: a fleet's hosts receive a handful of distinct payloads, each checked
+	// once (ParseCollection is deterministic).
 	commandsMu sync.Mutex
 	commands   map[string]winrm.ScriptParams
 }
@@ -143,15 +143,18 @@ func newState() *state { return &state{stats: Stats{}} }
 // maxCachedCommands bounds state.commands; past it, commands are parsed every time.
 const maxCachedCommands = 64
 
-// parseCommand is winrm.ParseCollectionCommand, remembered for accepted commands.
-func (st *state) parseCommand(line string) (winrm.ScriptParams, error) {
+// parseCollection is winrm.ParseCollection, remembered for accepted payloads.
+func (st *state) parseCollection(line string, stdin []byte) (winrm.ScriptParams, error) {
+	if err := winrm.CheckCommandLine(line); err != nil {
+		return winrm.ScriptParams{}, err
+	}
 	st.commandsMu.Lock()
-	p, ok := st.commands[line]
+	p, ok := st.commands[string(stdin)]
 	st.commandsMu.Unlock()
 	if ok {
 		return p, nil
 	}
-	p, err := winrm.ParseCollectionCommand(line)
+	p, err := winrm.ParseCollection(line, stdin)
 	if err != nil {
 		return p, err
 	}
@@ -160,7 +163,7 @@ func (st *state) parseCommand(line string) (winrm.ScriptParams, error) {
 		st.commands = map[string]winrm.ScriptParams{}
 	}
 	if len(st.commands) < maxCachedCommands {
-		st.commands[line] = p
+		st.commands[string(stdin)] = p
 	}
 	st.commandsMu.Unlock()
 	return p, nil
@@ -233,8 +236,11 @@ type Handler struct {
 	faults atomic.Pointer[Faults]
 	mu     sync.Mutex
 	shells map[string]*shell
-	done   chan struct{} // closed by Close: releases hanging requests
-	once   sync.Once
+	// capture, when set, receives every request's SOAP text as the server read it
+	// (unsealed, for NTLM over HTTP): tests decode what a client really sent.
+	capture func(soap []byte)
+	done    chan struct{} // closed by Close: releases hanging requests
+	once    sync.Once
 }
 
 type shell struct {
@@ -243,7 +249,12 @@ type shell struct {
 }
 
 type command struct {
-	mu       sync.Mutex
+	mu sync.Mutex
+	// stdin: the command line was the collection's; the script runs once its stdin
+	// ended (Send with End="true"), as powershell.exe reads its input to the end.
+	line     string
+	stdin    []byte
+	ended    bool
 	stdout   []byte
 	stderr   []byte
 	exit     int
@@ -328,6 +339,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer sw.flush()
 		w, body = sw, plain
 	}
+	if h.capture != nil {
+		h.capture(body)
+	}
 	req, err := parseRequest(body)
 	if err != nil {
 		h.writeFault(w, "", FaultInvalidParameter())
@@ -336,13 +350,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	action := req.Header.Action
 	h.count(shortAction(action))
 	mid := req.Header.MessageID
+	if uri := strings.TrimSpace(req.Header.ResourceURI); uri != resourceCmd {
+		// The only resource this listener serves is the cmd shell (winrm identify and
+		// WMI resources are not simulated): Windows answers an unknown one so.
+		h.writeFault(w, mid, faultUnknownResource(uri))
+		return
+	}
 	switch action {
 	case actionCreate:
 		h.create(w, r, req, f, owner)
 	case actionCommand:
 		h.command(w, req, f)
 	case actionSend:
-		h.send(w, req)
+		h.send(w, req, f)
 	case actionReceive:
 		h.receive(w, r, req, f)
 	case actionSignal:
@@ -364,7 +384,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.st.open.Add(-1)
 		h.write(w, envelope(actionDelete+"Response", mid, ""))
 	default:
-		h.writeFault(w, mid, FaultInvalidParameter())
+		h.writeFault(w, mid, faultActionNotSupported(action))
 	}
 }
 
@@ -514,7 +534,14 @@ func (h *Handler) command(w http.ResponseWriter, req *request, f Faults) {
 	for _, a := range req.Body.CommandLine.Arguments {
 		line += " " + strings.TrimSpace(a)
 	}
-	c := h.run(line, f)
+	if line == "" {
+		h.writeFault(w, mid, FaultInvalidParameter())
+		return
+	}
+	c := &command{line: line}
+	if err := winrm.CheckCommandLine(line); err != nil {
+		c = h.reject(line, nil, err) // not the collection: refused before any input
+	}
 	id := strings.ToUpper(newGUID())
 	h.mu.Lock()
 	sh.commands[id] = c
@@ -522,33 +549,45 @@ func (h *Handler) command(w http.ResponseWriter, req *request, f Faults) {
 	h.write(w, envelope(actionCommand+"Response", mid, `<rsp:CommandResponse><rsp:CommandId>`+id+`</rsp:CommandId></rsp:CommandResponse>`))
 }
 
-// run "executes" a command line: only the collection script is accepted.
-func (h *Handler) run(line string, f Faults) *command {
-	c := &command{readyAt: time.Now().Add(f.ScriptDelay), waitFor: f.WaitForShells}
+// reject is a command refused (exit 1, stderr) because it is not the collection.
+func (h *Handler) reject(line string, stdin []byte, err error) *command {
+	h.st.mu.Lock()
+	h.st.rejected = append(h.st.rejected, Rejection{Host: h.Host, Command: line, Reason: err.Error()})
+	h.st.mu.Unlock()
+	return &command{line: line, ended: true, exit: 1, readyAt: time.Now(),
+		stderr: clixmlError("winrmtest: command rejected: only the rdsaudit collection script runs here")}
+}
+
+// run "executes" the collection once its stdin ended: only the exact collection
+// (command line, parameters and embedded script) is accepted. It fills c.
+func (h *Handler) run(c *command, f Faults) {
+	c.ended = true
+	c.readyAt = time.Now().Add(f.ScriptDelay)
+	c.waitFor = f.WaitForShells
 	if f.WaitForShells > 0 && f.ScriptDelay <= 0 {
 		c.readyAt = time.Time{}
 	}
-	p, err := h.st.parseCommand(line)
+	p, err := h.st.parseCollection(c.line, c.stdin)
+	c.stdin = nil
 	if err != nil {
-		h.st.mu.Lock()
-		h.st.rejected = append(h.st.rejected, Rejection{Host: h.Host, Command: line, Reason: err.Error()})
-		h.st.mu.Unlock()
-		c.exit = 1
-		c.stderr = clixmlError("winrmtest: command rejected: only the rdsaudit collection script runs here")
-		return c
+		r := h.reject(c.line, c.stdin, err)
+		c.exit, c.stderr, c.readyAt, c.waitFor = r.exit, r.stderr, r.readyAt, 0
+		return
 	}
 	switch {
 	case f.PowerShell2:
+		// Windows PowerShell 2.0 runs the bootstrap, then the script fails at its first
+		// PowerShell 3.0 cmdlet.
 		c.exit = 1
-		c.stderr = clixmlError("Unexpected token '-shl' in expression or statement.")
-		return c
+		c.stderr = clixmlError("The term 'ConvertFrom-Json' is not recognized as the name of a cmdlet, function, script file, or operable program.")
+		return
 	case f.ScriptError:
 		c.exit = 1
 		c.stderr = clixmlError("Get-WmiObject : Invalid class \"Win32_TerminalServiceSetting\"")
-		return c
+		return
 	case f.NonJSON:
 		c.stdout = []byte("WARNING: this is not JSON\r\n")
-		return c
+		return
 	}
 	ev := Answer(h.Evidence, h.Host, p)
 	if f.WrongSchema {
@@ -558,7 +597,7 @@ func (h *Handler) run(line string, f Faults) *command {
 	if err != nil {
 		c.exit = 1
 		c.stderr = clixmlError(err.Error())
-		return c
+		return
 	}
 	switch {
 	case f.Truncated:
@@ -567,7 +606,6 @@ func (h *Handler) run(line string, f Faults) *command {
 		out = append(out, bytes.Repeat([]byte(" "), f.HugeOutput-len(out))...)
 	}
 	c.stdout = out
-	return c
 }
 
 // clixmlError renders an error the way encoded PowerShell writes it on stderr.
@@ -576,11 +614,42 @@ func clixmlError(msg string) []byte {
 		"<S S=\"Error\">" + esc(msg) + "_x000D__x000A_</S></Objs>")
 }
 
-func (h *Handler) send(w http.ResponseWriter, req *request) {
+// send takes stdin chunks (Send, any number, the last with End="true"), as Windows
+// passes them to the process; at the end the collection runs.
+func (h *Handler) send(w http.ResponseWriter, req *request, f Faults) {
 	mid := req.Header.MessageID
-	if _, ok := h.lookup(req.shellID()); !ok {
+	sh, ok := h.lookup(req.shellID())
+	if !ok {
 		h.writeFault(w, mid, faultShellNotFound(req.shellID()))
 		return
+	}
+	if req.Body.Send == nil || len(req.Body.Send.Streams) == 0 {
+		h.writeFault(w, mid, FaultInvalidParameter())
+		return
+	}
+	for _, st := range req.Body.Send.Streams {
+		h.mu.Lock()
+		c := sh.commands[strings.TrimSpace(st.CommandID)]
+		h.mu.Unlock()
+		data, err := base64.StdEncoding.DecodeString(strings.TrimSpace(st.Data))
+		if c == nil || err != nil || (st.Name != "" && st.Name != "stdin") {
+			h.writeFault(w, mid, FaultInvalidParameter())
+			return
+		}
+		c.mu.Lock()
+		if !c.ended {
+			if len(c.stdin)+len(data) > winrm.MaxStdin {
+				// Bounded memory: far more input than any collection.
+				r := h.reject(c.line, nil, fmt.Errorf("%w: stdin exceeds %d bytes", winrm.ErrNotCollectionScript, winrm.MaxStdin))
+				c.ended, c.exit, c.stderr, c.readyAt, c.stdin = true, r.exit, r.stderr, r.readyAt, nil
+			} else {
+				c.stdin = append(c.stdin, data...)
+				if strings.EqualFold(strings.TrimSpace(st.End), "true") {
+					h.run(c, f)
+				}
+			}
+		}
+		c.mu.Unlock()
 	}
 	h.write(w, envelope(actionSend+"Response", mid, `<rsp:SendResponse/>`))
 }
@@ -620,10 +689,13 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, req *request, 
 			h.writeFault(w, mid, FaultTimedOut())
 			return
 		}
-		if !c.readyAt.IsZero() {
-			step = min(step, max(time.Until(c.readyAt), 0))
+		c.mu.Lock()
+		ended, readyAt, waitFor := c.ended, c.readyAt, c.waitFor
+		c.mu.Unlock()
+		if !readyAt.IsZero() {
+			step = min(step, max(time.Until(readyAt), 0))
 		}
-		if c.waitFor > 0 {
+		if waitFor > 0 || !ended {
 			step = min(step, 5*time.Millisecond)
 		}
 		select {
@@ -667,13 +739,20 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, req *request, 
 	h.write(w, envelope(actionReceive+"Response", mid, `<rsp:ReceiveResponse>`+b.String()+`</rsp:ReceiveResponse>`))
 }
 
-// ready reports whether the command's output may be sent.
+// ready reports whether the command's output may be sent: its input ended (the
+// process waits for stdin until then) and its time has come.
 func (h *Handler) ready(c *command) bool {
-	byTime := !c.readyAt.IsZero() && !time.Now().Before(c.readyAt)
-	if c.waitFor <= 0 {
+	c.mu.Lock()
+	ended, readyAt, waitFor := c.ended, c.readyAt, c.waitFor
+	c.mu.Unlock()
+	if !ended {
+		return false
+	}
+	byTime := !readyAt.IsZero() && !time.Now().Before(readyAt)
+	if waitFor <= 0 {
 		return byTime
 	}
-	return byTime || h.st.maxOpen.Load() >= int64(c.waitFor)
+	return byTime || h.st.maxOpen.Load() >= int64(waitFor)
 }
 
 // parseDuration reads an xs:duration of the form PTnS / PTn.nnnS (default 60 s).
@@ -715,6 +794,9 @@ type ServerOptions struct {
 	Listen   string // address to listen on; default "127.0.0.1:0"
 	NTLM     NTLMOptions
 	Kerberos KerberosOptions // Kerberos (SPNEGO) instead of Basic; not with NTLM
+	// Capture, when set, receives the SOAP text of every request the server reads
+	// (after unsealing): what a client really sent, for tests to decode.
+	Capture func(soap []byte)
 }
 
 // NTLMOptions make a host authenticate with NTLMv2 (ntlm.go) instead of Basic, like a
@@ -733,7 +815,7 @@ type NTLMOptions struct {
 // NewServer starts a plain-HTTP simulator for one virtual host on loopback. Like
 // httptest.NewServer it panics if it cannot listen.
 func NewServer(host string, ev *evidence.Evidence, opts ServerOptions) *Server {
-	s, err := startServer(host, ev, opts.Users, opts.NTLM, opts.Kerberos, opts.Faults, opts.Listen, nil, newState())
+	s, err := startServer(host, ev, opts.Users, opts.NTLM, opts.Kerberos, opts.Faults, opts.Listen, nil, newState(), opts.Capture)
 	if err != nil {
 		panic(fmt.Sprintf("winrmtest: %v", err))
 	}
@@ -747,7 +829,7 @@ func NewTLSServer(host string, ev *evidence.Evidence, opts ServerOptions) *Serve
 	if err != nil {
 		panic(fmt.Sprintf("winrmtest: %v", err))
 	}
-	s, err := startServer(host, ev, opts.Users, opts.NTLM, opts.Kerberos, opts.Faults, opts.Listen, ca, newState())
+	s, err := startServer(host, ev, opts.Users, opts.NTLM, opts.Kerberos, opts.Faults, opts.Listen, ca, newState(), opts.Capture)
 	if err != nil {
 		panic(fmt.Sprintf("winrmtest: %v", err))
 	}
@@ -763,7 +845,7 @@ func hostOf(listen string) string {
 	return h
 }
 
-func startServer(host string, ev *evidence.Evidence, users map[string]string, nt NTLMOptions, kerb KerberosOptions, f Faults, listen string, ca *authority, st *state) (*Server, error) {
+func startServer(host string, ev *evidence.Evidence, users map[string]string, nt NTLMOptions, kerb KerberosOptions, f Faults, listen string, ca *authority, st *state, capture func([]byte)) (*Server, error) {
 	if nt.Enabled && len(users) == 0 {
 		return nil, errors.New("NTLM needs Users (an NTLM server cannot verify a logon without the password)")
 	}
@@ -786,6 +868,7 @@ func startServer(host string, ev *evidence.Evidence, users map[string]string, nt
 	}
 	h := newHandler(host, ev, users, st)
 	h.SetFaults(f)
+	h.capture = capture
 	if nt.Enabled {
 		h.ntlm = true
 		h.ntlmID = defaultNTLMIdentity(host, nt.Domain, nt.DNSDomain, users)

@@ -2,6 +2,7 @@ package winrmtest_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -96,6 +97,7 @@ func TestFaultAndAuthShapes(t *testing.T) {
 	defer s.Close()
 	create := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing"><s:Header>` +
 		`<a:To>http://windows-host:5985/wsman</a:To><a:MessageID>uuid:11111111-2222-3333-4444-555555555555</a:MessageID>` +
+		`<w:ResourceURI xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd</w:ResourceURI>` +
 		`<a:Action>http://schemas.xmlsoap.org/ws/2004/09/transfer/Create</a:Action></s:Header><s:Body/></s:Envelope>`
 	post := func(user string) *http.Response {
 		req, _ := http.NewRequest(http.MethodPost, s.URL, strings.NewReader(create))
@@ -127,15 +129,48 @@ func TestFaultAndAuthShapes(t *testing.T) {
 }
 
 const pyClient = `
-import json, sys
-import winrm
-url, user, password, cmd, other = sys.argv[1:6]
-s = winrm.Session(url, auth=(user, password), transport='basic', operation_timeout_sec=1, read_timeout_sec=10)
-exe, rest = cmd.split(' ', 1)
-r = s.run_cmd(exe, rest.split(' '))
-o = s.run_cmd(other)
-print(json.dumps({"code": r.status_code, "out": r.std_out.decode('utf-8'), "err": r.std_err.decode('utf-8'),
-                  "other_code": o.status_code, "other_err": o.std_err.decode('utf-8')}))
+import base64, json, sys
+import xmltodict
+from winrm.protocol import Protocol
+from winrm.exceptions import InvalidCredentialsError
+url, user, password, transport, ca, cmdline, stdin_path, other, chunk = sys.argv[1:10]
+kw = dict(transport=transport, username=user, password=password, operation_timeout_sec=1, read_timeout_sec=10)
+if ca:
+    kw.update(server_cert_validation='validate', ca_trust_path=ca)
+p = Protocol(url, **kw)
+
+def send_input(shell, cid, data, end):
+    # pywinrm 0.4's Protocol.send_command_input (0.3.0, Debian's, lacks it) on 0.3.0's
+    # own SOAP header, transport, authentication and message encryption.
+    req = {'env:Envelope': p._get_soap_header(
+        resource_uri='http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd',
+        action='http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send', shell_id=shell)}
+    st = req['env:Envelope'].setdefault('env:Body', {}).setdefault('rsp:Send', {}).setdefault('rsp:Stream', {})
+    st['@CommandId'] = cid
+    st['@Name'] = 'stdin'
+    st['@End'] = 'true' if end else 'false'
+    st['@xmlns:rsp'] = 'http://schemas.microsoft.com/wbem/wsman/1/windows/shell'
+    st['#text'] = base64.b64encode(data).decode('ascii')
+    p.send_message(xmltodict.unparse(req))
+
+try:
+    shell = p.open_shell()
+    exe, rest = cmdline.split(' ', 1)
+    cid = p.run_command(shell, exe, rest.split(' '), console_mode_stdin=False)
+    data = open(stdin_path, 'rb').read()
+    n = int(chunk)
+    for i in range(0, len(data), n):
+        send_input(shell, cid, data[i:i + n], i + n >= len(data))
+    out, err, code = p.get_command_output(shell, cid)
+    p.cleanup_command(shell, cid)
+    ocid = p.run_command(shell, other)
+    oout, oerr, ocode = p.get_command_output(shell, ocid)
+    p.cleanup_command(shell, ocid)
+    p.close_shell(shell)
+    print(json.dumps({"code": code, "out": out.decode('utf-8'), "err": err.decode('utf-8'),
+                      "other_code": ocode, "other_err": oerr.decode('utf-8')}))
+except InvalidCredentialsError as e:
+    print(json.dumps({"code": -1, "err": "InvalidCredentialsError: " + str(e)}))
 `
 
 // pywinrm returns the Python that has Debian's python3-winrm (pywinrm 0.3.0), a
@@ -164,32 +199,7 @@ func TestPywinrmInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	host := evidence.HostRef{Name: "lic01", Roles: []string{evidence.RoleSessionHost, evidence.RoleLicenseServer}}
-	cmd, err := winrm.BuildCommand(winrm.ParamsFor(host, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	py3 := exec.CommandContext(ctx, py, script, s.URL, "auditor", "pw", cmd, "ipconfig /all")
-	py3.Env = append(os.Environ(), "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
-	out, err := py3.Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("pywinrm: %v\n%s", err, stderr)
-	}
-	var res struct {
-		Code      int    `json:"code"`
-		Out       string `json:"out"`
-		Err       string `json:"err"`
-		OtherCode int    `json:"other_code"`
-		OtherErr  string `json:"other_err"`
-	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
+	res := runPyClient(t, py, os.Environ(), script, s.URL, "auditor", "pw", "basic", "", host)
 	if res.Code != 0 || res.Err != "" {
 		t.Fatalf("collection script via pywinrm: code %d stderr %q", res.Code, res.Err)
 	}
@@ -206,12 +216,51 @@ func TestPywinrmInterop(t *testing.T) {
 	if r := s.Rejected(); len(r) != 1 || r[0].Command != "ipconfig /all" {
 		t.Errorf("rejections: %+v", r)
 	}
-	if st := s.Stats(); st["Receive"] < 3 {
-		t.Errorf("expected repeated Receives (timeout + chunks): %v", st)
+	if st := s.Stats(); st["Receive"] < 3 || st["Send"] < 3 {
+		t.Errorf("expected repeated Receives (timeout + chunks) and stdin in several Sends: %v", st)
 	}
 	if n := s.OpenShells(); n != 0 {
 		t.Errorf("%d shells open", n)
 	}
+}
+
+type pyResult struct {
+	Code      int    `json:"code"`
+	Out       string `json:"out"`
+	Err       string `json:"err"`
+	OtherCode int    `json:"other_code"`
+	OtherErr  string `json:"other_err"`
+}
+
+// runPyClient runs pyClient: the collection for host (its stdin in Sends of 4,000
+// bytes, the last with End="true"), then "ipconfig /all" in the same shell.
+func runPyClient(t *testing.T, py string, env []string, script, url, user, password, transport, ca string, host evidence.HostRef) pyResult {
+	t.Helper()
+	col, err := winrm.BuildCollection(winrm.ParamsFor(host, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin := filepath.Join(t.TempDir(), "stdin")
+	if err := os.WriteFile(stdin, col.Stdin, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	py3 := exec.CommandContext(ctx, py, script, url, user, password, transport, ca, col.CommandLine, stdin, "ipconfig /all", "4000")
+	py3.Env = append(env, "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
+	out, err := py3.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("pywinrm: %v\n%s", err, stderr)
+	}
+	var res pyResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return res
 }
 
 // TestReceiveHeldForOperationTimeout: like Windows, a Receive with no output is held
@@ -226,7 +275,7 @@ func TestReceiveHeldForOperationTimeout(t *testing.T) {
 		env := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" ` +
 			`xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header>` +
 			`<a:MessageID>uuid:11111111-2222-3333-4444-555555555555</a:MessageID><a:Action>` + action + `</a:Action>` +
-			`<w:OperationTimeout>` + timeout + `</w:OperationTimeout>`
+			`<w:OperationTimeout>` + timeout + `</w:OperationTimeout><w:ResourceURI>http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd</w:ResourceURI>`
 		if selector != "" {
 			env += `<w:SelectorSet><w:Selector Name="ShellId">` + selector + `</w:Selector></w:SelectorSet>`
 		}
@@ -249,15 +298,19 @@ func TestReceiveHeldForOperationTimeout(t *testing.T) {
 	const shellNS = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"
 	created := post("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", "PT60S", "", `<rsp:Shell><rsp:InputStreams>stdin</rsp:InputStreams><rsp:OutputStreams>stdout stderr</rsp:OutputStreams></rsp:Shell>`)
 	shell := between(created, `<w:Selector Name="ShellId">`, `<`)
-	cmdline, err := winrm.BuildCommand(winrm.ParamsFor(evidence.HostRef{Roles: []string{evidence.RoleSessionHost}}, 1))
+	col, err := winrm.BuildCollection(winrm.ParamsFor(evidence.HostRef{Roles: []string{evidence.RoleSessionHost}}, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	exe, args, _ := strings.Cut(cmdline, " ")
-	commanded := post(shellNS+"Command", "PT60S", shell, `<rsp:CommandLine><rsp:Command>`+exe+`</rsp:Command><rsp:Arguments>`+args+`</rsp:Arguments></rsp:CommandLine>`)
+	exe, args, _ := strings.Cut(col.CommandLine, " ")
+	commanded := post(shellNS+"Command", "PT60S", shell, `<rsp:CommandLine><rsp:Command><![CDATA[`+exe+`]]></rsp:Command><rsp:Arguments><![CDATA[`+args+`]]></rsp:Arguments></rsp:CommandLine>`)
 	cid := between(commanded, `<rsp:CommandId>`, `<`)
 	if shell == "" || cid == "" {
 		t.Fatalf("no shell or command:\n%s\n%s", created, commanded)
+	}
+	sent := post(shellNS+"Send", "PT60S", shell, `<rsp:Send><rsp:Stream Name="stdin" CommandId="`+cid+`" End="true">`+base64.StdEncoding.EncodeToString(col.Stdin)+`</rsp:Stream></rsp:Send>`)
+	if !strings.Contains(sent, "SendResponse") {
+		t.Fatalf("send: %s", sent)
 	}
 	for _, tc := range []struct {
 		header string

@@ -1,6 +1,7 @@
 package winrmtest
 
 import (
+	"cmp"
 	"encoding/xml"
 	"fmt"
 	"html"
@@ -51,6 +52,7 @@ type request struct {
 		} `xml:"Receive"`
 		Send *struct {
 			Streams []struct {
+				Name      string `xml:"Name,attr"`
 				CommandID string `xml:"CommandId,attr"`
 				End       string `xml:"End,attr"`
 				Data      string `xml:",chardata"`
@@ -97,6 +99,9 @@ type Fault struct {
 	WSMan   string // f:WSManFault Code, "" for none
 	Text    string // s:Reason/s:Text, with Windows' trailing space
 	Detail  string // optional w:FaultDetail URI
+	// Message is f:WSManFault/f:Message when it differs from Text: Windows gives some
+	// faults a generic reason and the specific text in the message detail.
+	Message string
 }
 
 // The faults of wsman.md, texts verbatim.
@@ -129,13 +134,31 @@ func FaultInvalidParameter() Fault {
 	return Fault{Code: "s:Sender", Subcode: "w:InvalidParameter", Text: "The parameter is incorrect. "}
 }
 
-// faultShellNotFound is the fault for an unknown, closed or expired shell.
+// faultShellNotFound is the fault for an unknown, closed or expired shell: the generic
+// reason of w:InvalidSelectors, the specific text in the WSManFault message.
 func faultShellNotFound(id string) Fault {
 	return Fault{Code: "s:Sender", Subcode: "w:InvalidSelectors", WSMan: "2150858843",
 		Detail: "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors",
-		Text: fmt.Sprintf("The request for the Windows Remote Shell with ShellId %s failed because the shell was not found on the server. "+
+		Text:   "The WS-Management service cannot process the request because the request contained invalid selectors for the resource. ",
+		Message: fmt.Sprintf("The request for the Windows Remote Shell with ShellId %s failed because the shell was not found on the server. "+
 			"Possible causes are: the specified ShellId is incorrect or the shell no longer exists on the server. "+
 			"Provide the correct ShellId or create a new shell and retry the operation. ", id)}
+}
+
+// faultUnknownResource is the fault for a resource URI the listener does not serve
+// (text as Windows words it; the WSManFault code 0x8033803B is UNSURE).
+func faultUnknownResource(uri string) Fault {
+	return Fault{Code: "s:Sender", Subcode: "w:DestinationUnreachable", WSMan: "2150858811",
+		Detail: "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InvalidResourceURI",
+		Text: "The WS-Management service cannot process the request. The resource URI (" + uri + ") was not found in the WS-Management catalog. " +
+			"The catalog contains the metadata that describes resources, or logical endpoints. "}
+}
+
+// faultActionNotSupported is the WS-Addressing fault for an action the resource does
+// not support (a:ActionNotSupported; Windows' exact WSManFault detail is UNSURE and left out).
+func faultActionNotSupported(action string) Fault {
+	return Fault{Code: "s:Sender", Subcode: "a:ActionNotSupported",
+		Text: "The action is not supported by the service. "}
 }
 
 func (f Fault) render(relatesTo, machine string) string {
@@ -149,7 +172,7 @@ func (f Fault) render(relatesTo, machine string) string {
 		}
 		if f.WSMan != "" {
 			b.WriteString(`<f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code="` + f.WSMan +
-				`" Machine="` + esc(machine) + `"><f:Message>` + esc(f.Text) + `</f:Message></f:WSManFault>`)
+				`" Machine="` + esc(machine) + `"><f:Message>` + esc(cmp.Or(f.Message, f.Text)) + `</f:Message></f:WSManFault>`)
 		}
 		b.WriteString(`</s:Detail>`)
 	}
