@@ -142,9 +142,12 @@ func parseFault(body string, status int) *WSManFault {
 		return nil
 	}
 	f := env.Body.Fault
-	reason := f.Reason.Text
+	// Windows gives some faults a generic reason ("… invalid selectors for the
+	// resource") and the specific text in the WSManFault message ("… the shell was not
+	// found on the server …"): the message wins when there is one.
+	reason := strings.TrimSpace(f.Detail.WSManFault.Message)
 	if reason == "" {
-		reason = f.Detail.WSManFault.Message
+		reason = f.Reason.Text
 	}
 	return &WSManFault{Code: f.Code.Value, Subcode: f.Code.Subcode.Value, WSMan: strings.TrimSpace(f.Detail.WSManFault.Code), Reason: reason, Status: status}
 }

@@ -15,7 +15,8 @@ import (
 // requested key the host lacks reads as not existing), values limited by OnlyValues,
 // binary data redacted where requested, license-server sections only for the
 // license_server role, the issued-licence list bounded by MaxIssued with the total and
-// the truncated flag. ev is not modified.
+// the truncated flag, no key LastWriteTime with the script without key metadata. ev is
+// not modified.
 func Answer(ev *evidence.Evidence, host string, p winrm.ScriptParams) *evidence.Evidence {
 	src := deepCopy(ev)
 	out := &evidence.Evidence{
@@ -42,6 +43,12 @@ func Answer(ev *evidence.Evidence, host string, p winrm.ScriptParams) *evidence.
 		}
 		return evidence.RegKey{Path: path}
 	})
+	if p.NoKeyMetadata {
+		// The script without key metadata reads no LastWriteTime (no P/Invoke).
+		for i := range out.Registry {
+			out.Registry[i].LastWriteTime = nil
+		}
+	}
 	requested := map[string]bool{}
 	for _, k := range out.Registry {
 		requested[strings.ToLower(k.Path)] = true

@@ -425,3 +425,124 @@ func TestPywinrmNTLMOtherDomain(t *testing.T) {
 		t.Errorf("%d shells open", n)
 	}
 }
+
+// TestProtocolFaults: an unknown resource URI, an unknown action and an empty command
+// line get the faults Windows returns; a lost shell's fault has the generic reason and
+// the specific text in the WSManFault message.
+func TestProtocolFaults(t *testing.T) {
+	s := winrmtest.NewServer("h1", sampleHost(), winrmtest.ServerOptions{})
+	defer s.Close()
+	post := func(action, resource, selector, body string) string {
+		t.Helper()
+		env := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" ` +
+			`xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header>` +
+			`<a:MessageID>uuid:1</a:MessageID><a:Action>` + action + `</a:Action><w:ResourceURI>` + resource + `</w:ResourceURI>`
+		if selector != "" {
+			env += `<w:SelectorSet><w:Selector Name="ShellId">` + selector + `</w:Selector></w:SelectorSet>`
+		}
+		env += `</s:Header><s:Body>` + body + `</s:Body></s:Envelope>`
+		req, _ := http.NewRequest(http.MethodPost, s.URL, strings.NewReader(env))
+		req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
+		resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	const cmdURI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+	const shellNS = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"
+	for name, tc := range map[string]struct{ got, want string }{
+		"unknown resource": {post("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", "http://schemas.microsoft.com/powershell/Microsoft.PowerShell", "", "<rsp:Shell/>"),
+			"<s:Value>w:DestinationUnreachable</s:Value>"},
+		"unknown action": {post("http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate", cmdURI, "", ""), "<s:Value>a:ActionNotSupported</s:Value>"},
+		"lost shell": {post(shellNS+"Receive", cmdURI, "NOPE", `<rsp:Receive><rsp:DesiredStream CommandId="X">stdout</rsp:DesiredStream></rsp:Receive>`),
+			"request contained invalid selectors for the resource. </s:Text>"},
+	} {
+		if !strings.Contains(tc.got, tc.want) {
+			t.Errorf("%s: want %q in\n%s", name, tc.want, tc.got)
+		}
+	}
+	lost := post(shellNS+"Receive", cmdURI, "NOPE", `<rsp:Receive><rsp:DesiredStream CommandId="X">stdout</rsp:DesiredStream></rsp:Receive>`)
+	if !strings.Contains(lost, "<f:Message>The request for the Windows Remote Shell with ShellId NOPE failed because the shell was not found on the server.") {
+		t.Errorf("lost shell: specific text not in the WSManFault message:\n%s", lost)
+	}
+	created := post("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create", cmdURI, "", "<rsp:Shell/>")
+	_, rest, _ := strings.Cut(created, `<w:Selector Name="ShellId">`)
+	shell, _, _ := strings.Cut(rest, "<")
+	empty := post(shellNS+"Command", cmdURI, shell, `<rsp:CommandLine><rsp:Command></rsp:Command></rsp:CommandLine>`)
+	if !strings.Contains(empty, "<s:Value>w:InvalidParameter</s:Value>") {
+		t.Errorf("empty command line:\n%s", empty)
+	}
+	post("http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete", cmdURI, shell, "")
+}
+
+// pyMD4Env is the environment in which pywinrm's NTLM (ntlm-auth) finds MD4: OpenSSL 3
+// offers it only through its legacy provider. It skips when MD4 is unavailable even so
+// (fails under CI=true).
+func pyMD4Env(t *testing.T, py string) []string {
+	t.Helper()
+	conf := filepath.Join(t.TempDir(), "openssl.cnf")
+	const legacy = "openssl_conf = init\n[init]\nproviders = prov\n[prov]\ndefault = on\nlegacy = on\n[on]\nactivate = 1\n"
+	if err := os.WriteFile(conf, []byte(legacy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "OPENSSL_CONF="+conf)
+	md4 := exec.Command(py, "-c", "import hashlib; hashlib.new('md4')")
+	md4.Env = env
+	if out, err := md4.CombinedOutput(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI: no MD4 in %s even with OpenSSL's legacy provider: %v %s", py, err, out)
+		}
+		t.Skipf("no MD4 in %s even with OpenSSL's legacy provider: %v %s", py, err, out)
+	}
+	return env
+}
+
+// TestPywinrmNTLMCollect: pywinrm runs the collection (stdin in several Sends) with
+// NTLM over HTTPS and with NTLM message encryption over plain HTTP (pywinrm's
+// message_encryption 'auto'), and a wrong password is refused on both.
+func TestPywinrmNTLMCollect(t *testing.T) {
+	py := pywinrm(t)
+	env := pyMD4Env(t, py)
+	dir := t.TempDir()
+	script := filepath.Join(dir, "client.py")
+	if err := os.WriteFile(script, []byte(pyClient), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host := evidence.HostRef{Name: "lic01", Roles: []string{evidence.RoleSessionHost, evidence.RoleLicenseServer}}
+	for _, tls := range []bool{true, false} {
+		opts := winrmtest.ServerOptions{Users: map[string]string{`LAB\auditor`: "pw"}, NTLM: winrmtest.NTLMOptions{Enabled: true, Domain: "LAB"}}
+		var s *winrmtest.Server
+		ca := ""
+		if tls {
+			s = winrmtest.NewTLSServer("lic01", sampleHost(), opts)
+			ca = filepath.Join(dir, "ca.pem")
+			if err := os.WriteFile(ca, s.CACertPEM(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			s = winrmtest.NewServer("lic01", sampleHost(), opts)
+		}
+		res := runPyClient(t, py, env, script, s.URL, `LAB\auditor`, "pw", "ntlm", ca, host)
+		if res.Code != 0 || res.Err != "" {
+			t.Errorf("tls %t: collection via pywinrm NTLM: code %d stderr %q (failed logons %+v)", tls, res.Code, res.Err, s.NTLMFailures())
+		} else if got, err := evidence.Decode(strings.NewReader(res.Out)); err != nil || got.LicenseServer == nil {
+			t.Errorf("tls %t: answer %v", tls, err)
+		}
+		if st := s.Stats(); st["Send"] < 3 || st["NTLMAuthenticated"] < 1 || st["NTLMFailed"] != 0 {
+			t.Errorf("tls %t: stats %v", tls, st)
+		}
+		if res := runPyClient(t, py, env, script, s.URL, `LAB\auditor`, "wrong", "ntlm", ca, host); res.Code != -1 {
+			t.Errorf("tls %t: wrong password: code %d stderr %q; want InvalidCredentialsError", tls, res.Code, res.Err)
+		}
+		if f := s.NTLMFailures(); len(f) != 1 {
+			t.Errorf("tls %t: failed logons %+v, want one", tls, f)
+		}
+		if n := s.OpenShells(); n != 0 {
+			t.Errorf("tls %t: %d shells open", tls, n)
+		}
+		s.Close()
+	}
+}
