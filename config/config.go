@@ -209,6 +209,10 @@ type Collection struct {
 	AuthFailureLimit  int   `mapstructure:"auth_failure_limit" json:"auth_failure_limit"`
 	MaxOutputBytes    int64 `mapstructure:"max_output_bytes" json:"max_output_bytes"`
 	MaxIssuedLicenses int   `mapstructure:"max_issued_licenses" json:"max_issued_licenses"`
+	// KeyMetadata: read registry key LastWriteTime through the script's in-memory
+	// P/Invoke stub (Reflection.Emit). false sends the script without it; rules that
+	// need key times then report not evaluable.
+	KeyMetadata bool `mapstructure:"key_metadata" json:"key_metadata"`
 	// StopGrace is how long hosts in flight may finish after SIGINT/SIGTERM before
 	// they are canceled; OnStop says what becomes of a stopped run (publish|discard).
 	StopGrace time.Duration `mapstructure:"stop_grace" json:"stop_grace"`
@@ -271,6 +275,7 @@ func defaults(dir string) map[string]any {
 		"collection.auth_failure_limit":   3,
 		"collection.max_output_bytes":     int64(64 << 20),
 		"collection.max_issued_licenses":  winrm.DefaultMaxIssued,
+		"collection.key_metadata":         true,
 		"collection.stop_grace":           DefaultStopGrace,
 		"collection.on_stop":              OnStopPublish,
 		"rules_file":                      "",

@@ -14,6 +14,8 @@ import (
 	"github.com/rdsaudit/rdsaudit/collect/winrm"
 	"github.com/rdsaudit/rdsaudit/collect/winrm/winrmtest"
 	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
+	"github.com/rdsaudit/rdsaudit/rules"
 )
 
 // captured is what a client sent, decoded from the SOAP the simulator read.
@@ -140,5 +142,40 @@ func TestLostShellReadsSpecificMessage(t *testing.T) {
 	got := c.Collect(context.Background(), evidence.HostRef{Name: "rdsh01", Address: "127.0.0.1", Roles: []string{evidence.RoleSessionHost}})
 	if got.Failure == nil || !strings.Contains(got.Failure.Message, "the shell was not found on the server") || strings.Contains(got.Failure.Message, "invalid selectors") {
 		t.Errorf("failure %+v: want the specific message", got.Failure)
+	}
+}
+
+// TestKeyMetadataOffRulesNotEvaluable: collected with collection.key_metadata false, the
+// rule that needs the GracePeriod key's LastWriteTime (RDS-GRACE-005, with a previous
+// run in history) reports error (evidence missing: not evaluable), never pass; with
+// key metadata the same host passes.
+func TestKeyMetadataOffRulesNotEvaluable(t *testing.T) {
+	now := time.Now().UTC()
+	for _, km := range []bool{true, false} {
+		ev := virtualHost("rdsh01", false, 0)
+		when := now.AddDate(0, 0, -60)
+		ev.Registry[1].LastWriteTime = &when
+		s, _ := plainServer(t, ev, winrmtest.Faults{})
+		c := plainCollector(t, s, winrm.Options{NoKeyMetadata: !km})
+		got := c.Collect(context.Background(), evidence.HostRef{Name: "rdsh01", Address: "127.0.0.1", Roles: []string{evidence.RoleSessionHost}})
+		if got.Status != evidence.StatusCollected {
+			t.Fatalf("key_metadata %t: %+v", km, got.Failure)
+		}
+		hist := rules.MemHistory{}
+		hist.Add("rdsh01", rules.HostSnapshot{RunID: "r1", At: now.AddDate(0, 0, -30), Collected: true, GraceDays: ptr(int64(90))})
+		e := rules.Evaluate(rules.Input{Now: now, Hosts: []*facts.Facts{facts.Interpret(got)}, History: hist})
+		var outcomes []rules.Outcome
+		for _, r := range e.Results {
+			if r.RuleID == "RDS-GRACE-005" {
+				outcomes = append(outcomes, r.Outcome)
+			}
+		}
+		want := rules.Pass
+		if !km {
+			want = rules.Error
+		}
+		if len(outcomes) != 1 || outcomes[0] != want {
+			t.Errorf("key_metadata %t: RDS-GRACE-005 %v, want %s", km, outcomes, want)
+		}
 	}
 }

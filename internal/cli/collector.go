@@ -63,6 +63,7 @@ func winrmOptions(cfg *config.Config) winrm.Options {
 		RetryBackoff:       c.RetryBackoff,
 		MaxOutputBytes:     c.MaxOutputBytes,
 		MaxIssuedLicenses:  c.MaxIssuedLicenses,
+		NoKeyMetadata:      !c.KeyMetadata,
 		LockoutThreshold:   c.AuthFailureLimit,
 	}
 }
