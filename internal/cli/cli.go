@@ -202,6 +202,7 @@ workbook, a JSON report, the raw evidence and a manifest of hashes.`,
 		newKeygenCmd(e),
 		newVerifyCmd(e),
 		newStatusCmd(e),
+		newScriptCmd(e),
 	)
 	root.AddCommand(newHistoryCmds(e)...)
 	return root
