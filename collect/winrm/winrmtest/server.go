@@ -4,9 +4,9 @@
 //
 // A Server answers as one virtual Windows host: it speaks the shell protocol of
 // ../../../../shared/wsman.md (Create, Command, Send, Receive, Signal, Delete, SOAP 1.2
-// faults), authenticates with HTTP Basic, decodes -EncodedCommand, accepts only
-// rdsaudit's collection script (anything else exits 1 with stderr and is recorded in
-// Rejected) and answers from the host's evidence, filtered to exactly what the request
+// faults), authenticates with HTTP Basic, reads the script from the command's stdin
+// (Send, End="true"), accepts only rdsaudit's collection script (anything else exits
+// 1 with stderr and is recorded in Rejected) and answers from the host's evidence, filtered to exactly what the request
 // asked for. A Fleet runs one Server per virtual host.
 //
 // With the NTLM option a host authenticates like a Windows listener with Basic off
