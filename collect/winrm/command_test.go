@@ -111,6 +111,15 @@ func TestScriptSentInPlainText(t *testing.T) {
 		if k == nil || (k.LastWriteTime != nil) != km {
 			t.Errorf("key_metadata %t: GracePeriod %+v", km, k)
 		}
+		// Redacted either way: hashed on the host with key metadata, by the collector
+		// without (the host sent the hex).
+		const timebombSHA = "66840dda154e8a113c31dd0ad32f7f3a366a80e8136979d8f5a101d3d29d6f72" // sha256 of 01..08
+		if v := k.Value(evidence.ValTimebomb); v == nil || !v.Redacted || v.Hex != "" || v.SHA256 != timebombSHA || v.Length != 8 {
+			t.Errorf("key_metadata %t: timebomb %+v, want redacted with its SHA-256", km, v)
+		}
+		if v := got.Key(evidence.KeyLicensingCore).Value(evidence.ValLicensingMode); v == nil || v.Number == nil {
+			t.Errorf("key_metadata %t: LicensingMode %+v", km, v)
+		}
 	}
 }
 

@@ -294,3 +294,49 @@ func CheckCommandLine(cmdline string) error {
 	}
 	return nil
 }
+
+// completeRegistry finishes the binary registry values of a decoded collection as the
+// script with key metadata reports them: the script without it (no hashing on the host:
+// "Cryptography" is on Windows PowerShell's suspicious list) sends every binary value as
+// hex, so here each gets its SHA-256, and the values of keys requested with Redact are
+// reduced to length and SHA-256 (evidence.RegValue.Redact) before the evidence goes
+// anywhere. Values that arrived hashed or redacted are left as they are.
+func completeRegistry(ev *evidence.Evidence, reqs []evidence.KeyRequest) {
+	for i := range ev.Registry {
+		k := &ev.Registry[i]
+		redact := redactedKey(k.Path, reqs)
+		for j := range k.Values {
+			v := &k.Values[j]
+			if v.Hex == "" {
+				continue
+			}
+			if redact {
+				*v = v.Redact()
+				continue
+			}
+			if v.SHA256 == "" {
+				if raw, err := hex.DecodeString(v.Hex); err == nil {
+					sum := sha256.Sum256(raw)
+					v.SHA256 = hex.EncodeToString(sum[:])
+				}
+			}
+		}
+	}
+}
+
+// redactedKey reports whether the key at path was requested with Redact: by its own
+// path, or as a direct subkey of a Subkeys request.
+func redactedKey(path string, reqs []evidence.KeyRequest) bool {
+	for _, r := range reqs {
+		if !r.Redact {
+			continue
+		}
+		if strings.EqualFold(path, r.Path) {
+			return true
+		}
+		if r.Subkeys && len(path) > len(r.Path)+1 && strings.EqualFold(path[:len(r.Path)+1], r.Path+`\`) && !strings.Contains(path[len(r.Path)+1:], `\`) {
+			return true
+		}
+	}
+	return false
+}

@@ -463,6 +463,7 @@ func (c *Collector) Collect(ctx context.Context, host evidence.HostRef) *evidenc
 		if lastErr == nil {
 			ev, err := evidence.Decode(bytes.NewReader(out))
 			if err == nil {
+				completeRegistry(ev, evidence.KeysFor(host.Roles)) // hashes and redacts what the host did not (script.go)
 				ev.Host = host
 				ev.Collector = CollectorWinRM
 				ev.CollectedAt = start.UTC()

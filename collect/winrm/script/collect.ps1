@@ -9,10 +9,14 @@ $P = ConvertFrom-Json $ParamJson
 $Errs = New-Object Collections.ArrayList
 function L { ,(New-Object Collections.ArrayList) }
 function AddErr($s, $m) { [void]$Errs.Add([ordered]@{ section = $s; message = "$m" }) }
+#region key-metadata
+# (Also left out with collection.key_metadata false: the word Cryptography is on Windows
+# PowerShell's suspicious list; rdsaudit then hashes and redacts binary values itself.)
 function Hash([byte[]]$b) {
   $h = [Security.Cryptography.SHA256]::Create()
   ([BitConverter]::ToString($h.ComputeHash($b)) -replace '-', '').ToLowerInvariant()
 }
+#endregion key-metadata
 function Wmi($cls, $ns) {
   if ($ns) { Get-WmiObject -Namespace $ns -Class $cls } else { Get-WmiObject -Class $cls }
 }
@@ -86,8 +90,11 @@ function RegVal($k, $n, $redact) {
     default {
       $v.type = if ("$kind" -eq 'Binary') { 'REG_BINARY' } elseif ("$kind" -eq 'None') { 'REG_NONE' } else { "REG_UNKNOWN($kind)" }
       if ($raw -is [byte[]]) {
-        $v.length = $raw.Length; $v.sha256 = Hash $raw
-        if ($redact) { $v.redacted = $true } else { $v.hex = ([BitConverter]::ToString($raw) -replace '-', '').ToLowerInvariant() }
+        $v.length = $raw.Length
+        #region key-metadata
+        $v.sha256 = Hash $raw
+        #endregion key-metadata
+        if ($redact -and $v.sha256) { $v.redacted = $true } else { $v.hex = ([BitConverter]::ToString($raw) -replace '-', '').ToLowerInvariant() }
       }
     }
   }

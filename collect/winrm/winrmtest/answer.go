@@ -44,9 +44,25 @@ func Answer(ev *evidence.Evidence, host string, p winrm.ScriptParams) *evidence.
 		return evidence.RegKey{Path: path}
 	})
 	if p.NoKeyMetadata {
-		// The script without key metadata reads no LastWriteTime (no P/Invoke).
+		// The script without key metadata reads no LastWriteTime (no P/Invoke) and hashes
+		// nothing: binary values travel as hex, redacted ones too (the collector redacts
+		// them); a value the host holds only as a hash stays so.
 		for i := range out.Registry {
-			out.Registry[i].LastWriteTime = nil
+			k := &out.Registry[i]
+			k.LastWriteTime = nil
+			for j, v := range k.Values {
+				if h := src.Key(k.Path); h != nil && v.Redacted {
+					for _, raw := range h.Values {
+						if raw.Name == v.Name && raw.Hex != "" {
+							v = raw
+						}
+					}
+				}
+				if v.Hex != "" {
+					v.SHA256, v.Redacted = "", false
+				}
+				k.Values[j] = v
+			}
 		}
 	}
 	requested := map[string]bool{}
