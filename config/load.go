@@ -420,3 +420,25 @@ func yamlSyntaxError(err error) (int, string) {
 	}
 	return line, msg
 }
+
+// Restrict narrows the configuration's inventory to the hosts s selects (the CLI's
+// --hosts and --group; see Selection.Select): from then on Hosts, CheckSecrets,
+// Redacted and Hash see only those hosts, so a run of one group neither needs the
+// passwords of the others nor records them in its configuration hash. The zero
+// Selection changes nothing. An error (a malformed pattern, one matching no host)
+// matches ErrInvalid.
+func (c *Config) Restrict(s Selection) error {
+	if s.Empty() {
+		return nil
+	}
+	hosts, err := c.Hosts()
+	if err != nil {
+		return err
+	}
+	sel, err := s.Select(hosts)
+	if err != nil {
+		return &Error{Problems: []Problem{{Msg: err.Error()}}}
+	}
+	c.hosts = sel
+	return nil
+}
