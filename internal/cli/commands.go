@@ -62,7 +62,7 @@ waivers and the entitlement ledger. Secret files other users can read are warnin
 			if strict && len(problems) > 0 {
 				return usageErr(fmt.Errorf("%d waiver problem(s) in %s (--strict)", len(problems), cfg.RulesFile))
 			}
-			creds := fmt.Sprintf("%d credentials resolved", len(cfg.Credentials))
+			creds := fmt.Sprintf("%d credential(s) resolved", len(cfg.Credentials))
 			if cfg.Collection.Source != config.SourceWinRM {
 				creds = "credentials not resolved (collection.source is " + cfg.Collection.Source + ")"
 			}

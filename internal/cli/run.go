@@ -179,7 +179,6 @@ func auditOptions(e *env, cfg *config.Config, col collect.Collector, asOf time.T
 		Now:         e.now,
 		AsOf:        asOf,
 		Log:         e.log,
-		Progress:    newProgressBar(e.stderr),
 
 		Stop:          e.stop,
 		StopGrace:     cfg.Collection.StopGrace,
@@ -187,6 +186,10 @@ func auditOptions(e *env, cfg *config.Config, col collect.Collector, asOf time.T
 	}
 	if wrap := hooksOf(e.ctx).wrap; wrap != nil {
 		o.Collector = wrap(o.Collector)
+	}
+	if o.Collector != nil {
+		prog := newProgress(e.stderr, e.log)
+		o.Progress, o.Collector = prog, prog.track(o.Collector)
 	}
 	hosts, err := cfg.Hosts()
 	if err != nil {

@@ -46,7 +46,7 @@ func TestValidateResolvesCredentials(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	if !strings.Contains(stdout, "ok: "+cfg+": 24 hosts, 2 credentials resolved") ||
+	if !strings.Contains(stdout, "ok: "+cfg+": 24 hosts, 2 credential(s) resolved") ||
 		!strings.Contains(stdout, "warning: "+cfg+":4: credentials[1].password_file: "+filepath.Join(dir, "ls.pw")+" is accessible to other users (mode 0644)") {
 		t.Errorf("stdout:\n%s", stdout)
 	}
