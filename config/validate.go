@@ -303,7 +303,8 @@ func (c *Config) ResolveCredentials() error {
 }
 
 // SecretFileWarnings lists the secret files (transport.kerberos.ccache,
-// notify.secret_file) that other users can read; Warnings covers password files.
+// notify.secret_file, the signing key signing.key_file) that other users can read;
+// Warnings covers password files.
 func (c *Config) SecretFileWarnings() []string {
 	if runtime.GOOS == "windows" {
 		return nil
@@ -312,6 +313,7 @@ func (c *Config) SecretFileWarnings() []string {
 	for _, f := range []struct{ key, path string }{
 		{"transport.kerberos.ccache", c.Transport.Kerberos.CCache},
 		{"notify.secret_file", c.Notify.SecretFile},
+		{"signing.key_file", c.Signing.KeyFile},
 	} {
 		if f.path == "" {
 			continue
