@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"bytes"
+	"context"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // --hosts and --group narrow the audit to the hosts they select, on run and demo alike;
@@ -67,5 +71,30 @@ func TestDemoSelection(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "coverage: 2 of 2 hosts collected") {
 		t.Errorf("stdout:\n%s", stdout)
+	}
+}
+
+// schedule applies --hosts to every audit it runs; a pattern matching no host refuses
+// to start.
+func TestScheduleSelection(t *testing.T) {
+	dir := t.TempDir()
+	cfg := scheduleConfig(t, dir, "", `schedule: "0 * * * *"
+scheduler: {timezone: UTC, run_at_start: true}`)
+	clock := newFakeClock(time.Date(2026, 11, 1, 0, 30, 0, 0, time.UTC))
+	s := startCLI(t, clock, &hooks{}, "schedule", "--config", cfg, "--hosts", "rdsh-*")
+	eventually(t, "the audit at start ends", func() bool { return s.finished() == 1 })
+	ids := runIDs(t, filepath.Join(dir, "out"))
+	if len(ids) != 1 {
+		t.Fatalf("runs %v", ids)
+	}
+	rep := readReport(t, filepath.Join(dir, "out", ids[0]))
+	if rep.Coverage.Targeted != 2 {
+		t.Errorf("targeted %d, want the 2 RDSH hosts", rep.Coverage.Targeted)
+	}
+
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), []string{"schedule", "--config", cfg, "--group", "nope"}, &out, &errb, fixedClock(sampleNow))
+	if code != ExitUsage || !strings.Contains(errb.String(), "--group: no group of the inventory matches nope") {
+		t.Errorf("exit %d, stderr %s", code, errb.String())
 	}
 }
