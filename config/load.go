@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,6 +69,41 @@ func BindLogFlags(fs *pflag.FlagSet) {
 // a usable configuration whose inventory has been resolved (see Hosts). Every error
 // matches ErrInvalid and lists all problems found, one per line.
 func Load(path string, fs *pflag.FlagSet) (*Config, error) {
+	cfg, probs, err := load(path, fs)
+	if err != nil {
+		return nil, err
+	}
+	if len(probs) > 0 {
+		return nil, cfg.sorted(probs).err()
+	}
+	return cfg, nil
+}
+
+// Check is Load followed, in the same pass, by the resolution of every credential
+// reference (ResolveCredentials): `rdsaudit validate`. Its error lists the problems of
+// both, in file order; a nil error means a configuration whose secrets can all be read
+// now.
+func Check(path string, fs *pflag.FlagSet) (*Config, error) {
+	cfg, probs, err := load(path, fs)
+	if err != nil {
+		return nil, err
+	}
+	if cerr := cfg.ResolveCredentials(); cerr != nil {
+		var ce *Error
+		if !errors.As(cerr, &ce) {
+			return nil, cerr
+		}
+		probs = append(probs, consequential(probs, ce.Problems)...)
+	}
+	if len(probs) > 0 {
+		return nil, cfg.sorted(probs).err()
+	}
+	return cfg, nil
+}
+
+// load is Load returning the configuration along with its problems; err is set (and
+// cfg nil) only when nothing further can be checked.
+func load(path string, fs *pflag.FlagSet) (*Config, problems, error) {
 	dir := "."
 	if path != "" {
 		dir = filepath.Dir(path)
@@ -80,11 +116,16 @@ func Load(path string, fs *pflag.FlagSet) (*Config, error) {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			probs.add(Problem{Msg: fmt.Sprintf("read config: %v", err)})
-			return nil, probs.err()
+			return nil, nil, probs.err()
 		}
 		w := &walker{file: path, dir: dir, lines: cfg.lines}
 		fileMap = w.document(data)
 		probs = append(probs, w.probs...)
+		if w.unreadable {
+			// Nothing of the file was read: checking the defaults in its place would
+			// only add noise ("no hosts").
+			return nil, nil, probs.err()
+		}
 	}
 
 	defs := defaults(dir)
@@ -112,6 +153,7 @@ func Load(path string, fs *pflag.FlagSet) (*Config, error) {
 			cfg.origins[k] = "env " + EnvVar(k)
 			if msg := checkScalar(reflect.TypeOf(defs[k]), val); msg != "" {
 				probs.add(Problem{Field: k, Origin: cfg.origins[k], Msg: msg})
+				v.Set(k, defs[k]) // reported; the default lets the other checks run
 			}
 		}
 	}
@@ -134,23 +176,50 @@ func Load(path string, fs *pflag.FlagSet) (*Config, error) {
 			}
 		}
 	}
-	if len(probs) > 0 {
-		return nil, probs.err()
-	}
-
+	// Values the file or the environment got wrong were left out (their defaults
+	// apply): the decode and the checks below still run, so one pass reports every
+	// problem, not the first.
 	if err := v.Unmarshal(cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = true
 	}); err != nil {
 		probs.add(Problem{File: path, Msg: fmt.Sprintf("decode: %v", err)})
-		return nil, probs.err()
+		return nil, nil, cfg.sorted(probs).err()
 	}
 	if cfg.History.Path == "" && cfg.OutputDir != "" {
 		cfg.History.Path = filepath.Join(cfg.OutputDir, HistoryFileName)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		var ce *Error
+		if !errors.As(err, &ce) {
+			return nil, nil, err
+		}
+		probs = append(probs, consequential(probs, ce.Problems)...)
 	}
-	return cfg, nil
+	return cfg, probs, nil
+}
+
+// consequential returns the problems of later that are not mere consequences of a value
+// already reported in earlier (and so left out): one on the same field, on a field
+// inside it, or on a field containing it ("inventory: no hosts" after a malformed
+// inventory.hosts).
+func consequential(earlier, later []Problem) []Problem {
+	related := func(a, b string) bool {
+		return a == b || strings.HasPrefix(a, b+".") || strings.HasPrefix(a, b+"[")
+	}
+	var out []Problem
+	for _, p := range later {
+		dup := false
+		for _, e := range earlier {
+			if p.Field != "" && e.Field != "" && (related(p.Field, e.Field) || related(e.Field, p.Field)) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // checkScalar checks that s (from the environment) converts to a value of type t, and
@@ -183,6 +252,9 @@ type walker struct {
 	dir   string
 	lines map[string]int
 	probs problems
+	// unreadable: the document as a whole could not be decoded (syntax, size bounds, a
+	// root that is no mapping), so none of it was read.
+	unreadable bool
 }
 
 func (w *walker) problem(line int, field, format string, args ...any) {
@@ -198,6 +270,7 @@ func (w *walker) document(data []byte) map[string]any {
 		}
 		line, msg := yamlSyntaxError(err)
 		w.problem(line, "", "invalid YAML: %s", msg)
+		w.unreadable = true
 		return map[string]any{}
 	}
 	var extra yaml.Node
@@ -215,24 +288,145 @@ func (w *walker) document(data []byte) map[string]any {
 			line = be.Line
 		}
 		w.problem(line, "", "%v", err)
+		w.unreadable = true
 		return map[string]any{}
 	}
 	m, ok := w.value(root, reflect.TypeOf(Config{}), "", reflect.StructField{})
 	if !ok {
+		w.unreadable = root.ShortTag() != "!!null"
 		return map[string]any{}
 	}
 	return m.(map[string]any)
 }
 
-func kindName(n *yaml.Node) string {
+// kindName names what n is for a message: a mapping, a list, or the scalar quoted; under
+// a secret-bearing key (secretPath) the scalar is not shown, since a value typed where
+// a mapping or a reference belongs may be the secret itself.
+func (w *walker) kindName(n *yaml.Node, path string) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.SequenceNode:
 		return "a list"
-	default:
-		return fmt.Sprintf("%q", n.Value)
 	}
+	if secretPath(path) {
+		return "a single value (not shown: it may be a secret)"
+	}
+	return fmt.Sprintf("%q", n.Value)
+}
+
+// secretPath says whether a value at path may hold a secret typed in the wrong place:
+// anything under credentials and notify (the webhook secret's references).
+func secretPath(path string) bool {
+	return path == "credentials" || strings.HasPrefix(path, "credentials[") || strings.HasPrefix(path, "credentials.") ||
+		path == "notify" || strings.HasPrefix(path, "notify.")
+}
+
+// keyShapeRE is the shape of every configuration key: lower-case words joined by "_".
+var keyShapeRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// unknownKey reports key, unknown in struct type t at path, with the closest known key
+// when one is close ("did you mean collection.concurrency?"). Under a secret-bearing
+// key an unknown key is named only when it has the shape of a key (lower-case words):
+// "Winter2026:" or "password_env:Winter2026" (no space) may be the secret itself.
+func (w *walker) unknownKey(line int, t reflect.Type, path, key string) {
+	child := join(path, key)
+	var msg string
+	if secretPath(path) && !keyShapeRE.MatchString(key) {
+		msg = fmt.Sprintf("unknown key in %s (not shown: it is no key name and may be a secret)", path)
+	} else {
+		msg = fmt.Sprintf("unknown key %q", child)
+	}
+	if s := suggestKey(t, path, key); s != "" {
+		msg += "; did you mean " + s + "?"
+	}
+	w.problem(line, "", "%s", msg)
+}
+
+// suggestKey returns the known key closest to key: a sibling in t within a small edit
+// distance ("concurency" → collection.concurrency), else a key of the same or a close
+// name elsewhere in the file's shape ("concurrency" at the top → collection.concurrency).
+// "" when nothing is close, or two candidates are equally close.
+func suggestKey(t reflect.Type, path, key string) string {
+	key = strings.ToLower(key)
+	limit := max(1, len(key)/4)
+	best, bestD, tie := "", limit+1, false
+	consider := func(name, full string) {
+		d := editDistance(key, name)
+		switch {
+		case d < bestD:
+			best, bestD, tie = full, d, false
+		case d == bestD && full != best:
+			tie = true
+		}
+	}
+	for _, name := range structKeys(t) {
+		consider(name, join(path, name))
+	}
+	if best != "" && !tie {
+		return best
+	}
+	// Elsewhere: only keys of struct sections reachable without a list (the paths a
+	// user can be told to write as such).
+	best, bestD, tie = "", limit+1, false
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name := strings.Split(f.Tag.Get("mapstructure"), ",")[0]
+			if !f.IsExported() || name == "" || name == "-" {
+				continue
+			}
+			full := join(prefix, name)
+			if full != join(path, name) {
+				consider(name, full)
+			}
+			if f.Type.Kind() == reflect.Struct && f.Type != durationType() {
+				walk(f.Type, full)
+			}
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "")
+	if best != "" && !tie {
+		return best
+	}
+	return ""
+}
+
+// structKeys lists the keys of struct type t.
+func structKeys(t reflect.Type) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := strings.Split(f.Tag.Get("mapstructure"), ",")[0]
+		if f.IsExported() && name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes; keys are ASCII), with
+// "-" and "_" counted alike (host-timeout is host_timeout misspelt).
+func editDistance(a, b string) int {
+	a, b = strings.ReplaceAll(a, "-", "_"), strings.ReplaceAll(b, "-", "_")
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func join(path, key string) string {
@@ -258,7 +452,7 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string, sf reflect.Str
 	switch {
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			w.problem(n.Line, path, "expected a mapping, got %s", kindName(n))
+			w.problem(n.Line, path, "expected a mapping, got %s", w.kindName(n, path))
 			return nil, false
 		}
 		out := map[string]any{}
@@ -279,7 +473,7 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string, sf reflect.Str
 			}
 			f, found := fieldByTag(t, key)
 			if !found {
-				w.problem(k.Line, "", "unknown key %q", child)
+				w.unknownKey(k.Line, t, path, key)
 				continue
 			}
 			if v, ok := w.value(val, f.Type, child, f); ok {
@@ -294,7 +488,7 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string, sf reflect.Str
 			return []string{n.Value}, true // roles: session_host
 		}
 		if n.Kind != yaml.SequenceNode {
-			w.problem(n.Line, path, "expected a list, got %s", kindName(n))
+			w.problem(n.Line, path, "expected a list, got %s", w.kindName(n, path))
 			return nil, false
 		}
 		var out []any
@@ -306,6 +500,11 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string, sf reflect.Str
 			if !ok {
 				if item.ShortTag() == "!!null" {
 					w.problem(item.Line, child, "empty list item")
+				}
+				if et.Kind() == reflect.Struct {
+					// Keep the indexes of the items after it those of the file, so
+					// that later problems name the right item and line.
+					out = append(out, map[string]any{})
 				}
 				continue
 			}
@@ -328,7 +527,7 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string, sf reflect.Str
 	}
 
 	if n.Kind != yaml.ScalarNode {
-		w.problem(n.Line, path, "expected a single value, got %s", kindName(n))
+		w.problem(n.Line, path, "expected a single value, got %s", w.kindName(n, path))
 		return nil, false
 	}
 	tag := n.ShortTag()
@@ -362,7 +561,7 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string, sf reflect.Str
 		return i, true
 	case t.Kind() == reflect.String:
 		if tag != "!!str" && tag != "!!int" && tag != "!!float" && tag != "!!bool" {
-			w.problem(n.Line, path, "expected a string, got %s", kindName(n))
+			w.problem(n.Line, path, "expected a string, got %s", w.kindName(n, path))
 			return nil, false
 		}
 		s := n.Value
@@ -371,7 +570,7 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string, sf reflect.Str
 		}
 		return s, true
 	}
-	w.problem(n.Line, path, "unsupported value %s", kindName(n))
+	w.problem(n.Line, path, "unsupported value %s", w.kindName(n, path))
 	return nil, false
 }
 
@@ -419,4 +618,26 @@ func yamlSyntaxError(err error) (int, string) {
 		line++
 	}
 	return line, msg
+}
+
+// Restrict narrows the configuration's inventory to the hosts s selects (the CLI's
+// --hosts and --group; see Selection.Select): from then on Hosts, CheckSecrets,
+// Redacted and Hash see only those hosts, so a run of one group neither needs the
+// passwords of the others nor records them in its configuration hash. The zero
+// Selection changes nothing. An error (a malformed pattern, one matching no host)
+// matches ErrInvalid.
+func (c *Config) Restrict(s Selection) error {
+	if s.Empty() {
+		return nil
+	}
+	hosts, err := c.Hosts()
+	if err != nil {
+		return err
+	}
+	sel, err := s.Select(hosts)
+	if err != nil {
+		return &Error{Problems: []Problem{{Msg: err.Error()}}}
+	}
+	c.hosts = sel
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -239,4 +240,99 @@ func (c *Config) sorted(ps problems) problems {
 		return li < lj
 	})
 	return out
+}
+
+// ResolveCredentials resolves every credential reference of the configuration, as a
+// WinRM collection would, and discards the values: each credential's password_env (set
+// and not empty) or password_file (readable, not empty), transport.kerberos.ccache
+// (readable) with Kerberos, and the webhook secret (notify.secret_env / secret_file).
+// Every problem is located at the key holding the reference and says what to do; none
+// prints a secret, nor a reference that may be one (see ResolvePassword). With an
+// offline source passwords are never used and only the webhook secret is checked.
+// Group- or world-readable secret files are warnings, not problems (Warnings,
+// SecretFileWarnings).
+func (c *Config) ResolveCredentials() error {
+	var probs problems
+	at := func(field, format string, args ...any) {
+		probs.add(Problem{File: c.file, Line: c.lines[field], Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if c.Collection.Source == SourceWinRM {
+		used := map[string]bool{}
+		hosts, herr := c.Hosts()
+		for _, h := range hosts {
+			used[h.Credential] = true
+		}
+		for i, cr := range c.Credentials {
+			field := fmt.Sprintf("credentials[%d].password_env", i)
+			hint := "set it in the environment rdsaudit runs in (a systemd unit: Environment= or LoadCredential= with password_file)"
+			if cr.PasswordEnv == "" {
+				field = fmt.Sprintf("credentials[%d].password_file", i)
+				hint = "check the path and that the account running rdsaudit can read it"
+			}
+			if cr.PasswordEnv != "" && cr.PasswordFile != "" || cr.PasswordEnv != "" && !envNameRE.MatchString(cr.PasswordEnv) {
+				continue // Validate reports the reference itself
+			}
+			if _, err := ResolvePassword(cr); err != nil {
+				unused := ""
+				if herr == nil && cr.Name != "" && !used[cr.Name] {
+					unused = " (no host uses this credential; remove it, or fix it)"
+				}
+				at(field, "%v; %s%s", err, hint, unused)
+			}
+		}
+		k := c.Transport.Kerberos
+		if c.Transport.Auth == AuthKerberos && k.CCache != "" {
+			if f, err := os.Open(k.CCache); err != nil {
+				at("transport.kerberos.ccache", "%v; run kinit (or the keytab renewal) as the account running rdsaudit, or fix the path", err)
+			} else {
+				f.Close()
+			}
+		}
+	}
+	n := c.Notify
+	if n.WebhookURL != "" && !(n.SecretEnv != "" && n.SecretFile != "") && (n.SecretEnv == "" || envNameRE.MatchString(n.SecretEnv)) {
+		if _, err := ResolveWebhookSecret(n); err != nil {
+			field := "notify.secret_env"
+			if n.SecretEnv == "" {
+				field = "notify.secret_file"
+			}
+			at(field, "%v", err)
+		}
+	}
+	return c.sorted(probs).err()
+}
+
+// SecretFileWarnings lists the secret files (transport.kerberos.ccache,
+// notify.secret_file, the signing key signing.key_file) that other users can read;
+// Warnings covers password files.
+func (c *Config) SecretFileWarnings() []string {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	var w []string
+	for _, f := range []struct{ key, path string }{
+		{"transport.kerberos.ccache", c.Transport.Kerberos.CCache},
+		{"notify.secret_file", c.Notify.SecretFile},
+		{"signing.key_file", c.Signing.KeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if fi, err := os.Stat(f.path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			w = append(w, fmt.Sprintf("%s: %s is accessible to other users (mode %04o); chmod 600 it", f.key, f.path, fi.Mode().Perm()))
+		}
+	}
+	return w
+}
+
+// Where locates a field path for a message: "FILE:LINE" when the field was written in
+// the configuration file, "FILE" otherwise ("" with no file).
+func (c *Config) Where(field string) string {
+	if c.file == "" {
+		return ""
+	}
+	if l := c.lines[field]; l > 0 && c.origins[field] == "" {
+		return fmt.Sprintf("%s:%d", c.file, l)
+	}
+	return c.file
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rdsaudit/rdsaudit/config"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -16,13 +18,26 @@ func newValidateCmd(e *env) *cobra.Command {
 	var strict bool
 	cmd := &cobra.Command{
 		Use:   "validate",
-		Short: "Check configuration, inventory, rules, waivers and entitlements (no network)",
-		Args:  args(cobra.NoArgs),
+		Short: "Check configuration, inventory, credentials, rules, waivers and entitlements (no network)",
+		Long: `validate checks the configuration file and everything it references without contacting any
+host: every problem of the file in one pass (file:line: key: message; the closest known
+key for an unknown one), the inventory, every credential reference (the environment
+variable is set, the password file readable; never printing a secret), the rule set,
+waivers and the entitlement ledger. Secret files other users can read are warnings.`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(e, path, cmd.Flags())
-			if err != nil {
-				return err
+			if path == "" {
+				return usageErr(errors.New("--config: a configuration file is required (see samples/config.yaml)"))
 			}
+			cfg, err := config.Check(path, cmd.Flags())
+			if err != nil {
+				return usageErr(err)
+			}
+			lg, err := e.configLogger(cfg)
+			if err != nil {
+				return usageErr(err)
+			}
+			e.log = lg
 			// The same loading as an audit's: inventory, rule set, ledger, signing key.
 			in, err := auditOptions(e, cfg, nil, time.Time{})
 			if err != nil {
@@ -31,7 +46,13 @@ func newValidateCmd(e *env) *cobra.Command {
 			// Waiver lint: an expired waiver or one matching no host is worth a look but does
 			// not make the configuration unusable (the audit reports expired waivers as
 			// RDS-WAIVER-001); --strict makes any lint problem fail validation.
-			for _, w := range cfg.Warnings() {
+			for _, w := range append(cfg.Warnings(), cfg.SecretFileWarnings()...) {
+				// Each warning starts with its key: locate it in the file.
+				if field, _, ok := strings.Cut(w, ": "); ok {
+					if at := cfg.Where(field); at != "" {
+						w = at + ": " + w
+					}
+				}
 				fmt.Fprintf(e.stdout, "warning: %s\n", w)
 			}
 			problems := rules.LintWaivers(in.RuleSet, in.Hosts, e.now())
@@ -41,8 +62,12 @@ func newValidateCmd(e *env) *cobra.Command {
 			if strict && len(problems) > 0 {
 				return usageErr(fmt.Errorf("%d waiver problem(s) in %s (--strict)", len(problems), cfg.RulesFile))
 			}
-			fmt.Fprintf(e.stdout, "ok: %s: %d hosts, rule set v%d (%d rules enabled, %d waivers), %d entitlement lines\n",
-				cfg.File(), len(in.Hosts), in.RuleSet.Version, enabledCount(in.RuleSet), len(in.RuleSet.Waivers), len(in.Entitlements))
+			creds := fmt.Sprintf("%d credential(s) resolved", len(cfg.Credentials))
+			if cfg.Collection.Source != config.SourceWinRM {
+				creds = "credentials not resolved (collection.source is " + cfg.Collection.Source + ")"
+			}
+			fmt.Fprintf(e.stdout, "ok: %s: %d hosts, %s, rule set v%d (%d rules enabled, %d waivers), %d entitlement lines\n",
+				cfg.File(), len(in.Hosts), creds, in.RuleSet.Version, enabledCount(in.RuleSet), len(in.RuleSet.Waivers), len(in.Entitlements))
 			return nil
 		},
 	}

@@ -26,6 +26,7 @@ const demoUser = `CONTOSO\svc-rdsaudit`
 
 func newDemoCmd(e *env) *cobra.Command {
 	var out, asOf string
+	var sel selectionFlags
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Audit the built-in sample fleet over real WinRM against the simulator",
@@ -51,6 +52,9 @@ client, writes the reports and prints where. The findings equal those of
 			}
 			cfg, err := loadConfig(e, cfgPath, nil)
 			if err != nil {
+				return err
+			}
+			if err := sel.apply(e, cfg); err != nil {
 				return err
 			}
 			if out, err = filepath.Abs(out); err != nil {
@@ -126,6 +130,7 @@ client, writes the reports and prints where. The findings equal those of
 	}
 	cmd.Flags().StringVar(&out, "out", "demo-out", "output directory for run directories and history")
 	cmd.Flags().StringVar(&asOf, "as-of", "", "evaluate as of this UTC time (RFC 3339) instead of now")
+	sel.bind(cmd.Flags())
 	return cmd
 }
 

@@ -24,6 +24,7 @@ import (
 type runFlags struct {
 	config string
 	asOf   string
+	sel    selectionFlags
 	fs     *pflag.FlagSet
 }
 
@@ -31,7 +32,41 @@ func (f *runFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.config, "config", "c", "", "configuration file (YAML)")
 	cmd.Flags().StringVar(&f.asOf, "as-of", "", "evaluate as of this UTC time (RFC 3339) instead of now: reproduces an audit of archived evidence")
 	config.BindFlags(cmd.Flags())
+	f.sel.bind(cmd.Flags())
 	f.fs = cmd.Flags()
+}
+
+// selectionFlags are --hosts and --group (run, demo, schedule): which inventory hosts
+// the audit targets (config.Selection).
+type selectionFlags struct{ hosts, groups []string }
+
+func (s *selectionFlags) bind(fs *pflag.FlagSet) {
+	fs.StringArrayVar(&s.hosts, "hosts", nil, "audit only these inventory hosts: names or globs (RDSH-A*), comma-separated or repeated")
+	fs.StringArrayVar(&s.groups, "group", nil, "audit only the hosts of these inventory groups: names or globs, comma-separated or repeated")
+}
+
+func (s *selectionFlags) selection() config.Selection {
+	return config.Selection{Hosts: config.ParseList(s.hosts), Groups: config.ParseList(s.groups)}
+}
+
+// apply restricts cfg's inventory to the selected hosts (a usage error when a pattern
+// matches nothing) and logs the restriction.
+func (s *selectionFlags) apply(e *env, cfg *config.Config) error {
+	sel := s.selection()
+	if sel.Empty() {
+		return nil
+	}
+	all, err := cfg.Hosts()
+	if err != nil {
+		return usageErr(err)
+	}
+	if err := cfg.Restrict(sel); err != nil {
+		return usageErr(err)
+	}
+	hosts, _ := cfg.Hosts()
+	e.log.Info().Int("selected", len(hosts)).Int("inventory", len(all)).
+		Strs("hosts", sel.Hosts).Strs("groups", sel.Groups).Msg("inventory restricted by --hosts/--group")
+	return nil
 }
 
 // pinned returns the --as-of evaluation time, or the zero time when not given.
@@ -59,6 +94,9 @@ func newRunCmd(e *env) *cobra.Command {
 			}
 			cfg, err := loadConfig(e, f.config, f.fs)
 			if err != nil {
+				return err
+			}
+			if err := f.sel.apply(e, cfg); err != nil {
 				return err
 			}
 			col, err := collectorFor(e, cfg)
@@ -141,7 +179,6 @@ func auditOptions(e *env, cfg *config.Config, col collect.Collector, asOf time.T
 		Now:         e.now,
 		AsOf:        asOf,
 		Log:         e.log,
-		Progress:    newProgressBar(e.stderr),
 
 		Stop:          e.stop,
 		StopGrace:     cfg.Collection.StopGrace,
@@ -149,6 +186,10 @@ func auditOptions(e *env, cfg *config.Config, col collect.Collector, asOf time.T
 	}
 	if wrap := hooksOf(e.ctx).wrap; wrap != nil {
 		o.Collector = wrap(o.Collector)
+	}
+	if o.Collector != nil {
+		prog := newProgress(e.stderr, e.log)
+		o.Progress, o.Collector = prog, prog.track(o.Collector)
 	}
 	hosts, err := cfg.Hosts()
 	if err != nil {

@@ -37,6 +37,7 @@ func (realClock) NewTimer(d time.Duration) (<-chan time.Time, func()) {
 
 func newScheduleCmd(e *env) *cobra.Command {
 	var path string
+	var sel selectionFlags
 	cmd := &cobra.Command{
 		Use:   "schedule",
 		Short: "Run the audit on the configuration's cron schedule until stopped (SIGHUP reloads the configuration)",
@@ -51,12 +52,13 @@ an audit in progress stops gracefully (collection.stop_grace, collection.on_stop
 the scheduler exits 7 if that run was stopped before every host was collected, else 0.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s := &scheduler{e: e, path: path, fs: cmd.Flags()}
+			s := &scheduler{e: e, path: path, fs: cmd.Flags(), sel: &sel}
 			return s.run()
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (YAML); re-read on SIGHUP")
 	config.BindFlags(cmd.Flags())
+	sel.bind(cmd.Flags())
 	return cmd
 }
 
@@ -65,6 +67,7 @@ type scheduler struct {
 	e    *env
 	path string
 	fs   *pflag.FlagSet
+	sel  *selectionFlags // --hosts/--group, applied to every (re)loaded configuration
 
 	clock  timerClock
 	jitter func(time.Duration) time.Duration
@@ -107,6 +110,11 @@ func (s *scheduler) load() error {
 	lg, err := s.e.configLogger(cfg)
 	if err != nil {
 		return usageErr(err)
+	}
+	if s.sel != nil {
+		if err := s.sel.apply(s.e, cfg); err != nil {
+			return err
+		}
 	}
 	s.e.log = lg
 	s.cfg, s.sched, s.loc = cfg, sched, loc
