@@ -312,7 +312,7 @@ if ($P.roles -contains 'license_server') {
     # Existing reports only: rdsaudit never generates one.
     $rl = L
     foreach ($r in (Wmi Win32_TSLicenseReport)) {
-      $e = [ordered]@{ file_name = "$($r.FileName)"; generated_date = "$($r.GeneratedDate)"; scope_type = I64 $r.ScopeType }
+      $e = [ordered]@{ file_name = "$($r.FileName)"; generated_date = "$($r.GenerationDateTime)"; scope_type = I64 $r.ScopeType }
       $sm = L
       try {
         $f = $r.FetchReportSummaryEntries(0, 0)
