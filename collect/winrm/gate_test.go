@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
 // TestCredGate drives the gate's states directly: one probe at a time, waiters honour
@@ -31,7 +33,7 @@ func TestCredGate(t *testing.T) {
 	}
 	waiting := make(chan error)
 	go func() { _, err := g.enter(context.Background()); waiting <- err }()
-	g.markOpen()
+	g.markOpen(evidence.HostRef{})
 	if err := <-waiting; err != nil {
 		t.Fatalf("waiter after open: %v", err)
 	}
@@ -45,12 +47,12 @@ func TestCredGate(t *testing.T) {
 	g = newCredGate()
 	r3, _ := g.enter(context.Background())
 	go func() { _, err := g.enter(context.Background()); waiting <- err }()
-	g.retire()
+	g.retire("")
 	if err := <-waiting; !errors.Is(err, errCredentialRetired) {
 		t.Fatalf("waiter after retire: %v", err)
 	}
 	r3()
-	g.markOpen()
+	g.markOpen(evidence.HostRef{})
 	if _, err := g.enter(context.Background()); !errors.Is(err, errCredentialRetired) {
 		t.Fatalf("retired and open: %v, want retired", err)
 	}
