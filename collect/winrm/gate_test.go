@@ -121,3 +121,48 @@ func TestScrubByToken(t *testing.T) {
 		t.Errorf("password not hidden: %q", got)
 	}
 }
+
+// TestCredGateSuspect: while a proven password is re-checked, new hosts wait (their
+// context bounds the wait); the re-check's end lets them in; retiring refuses them.
+func TestCredGateSuspect(t *testing.T) {
+	g := newCredGate()
+	g.markOpen(evidence.HostRef{Name: "a"})
+	g.mu.Lock()
+	g.suspect = true
+	g.broadcast()
+	g.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := g.enter(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("suspect gate: %v, want to wait (context.Canceled)", err)
+	}
+	waiting := make(chan error)
+	go func() { _, err := g.enter(context.Background()); waiting <- err }()
+	g.mu.Lock()
+	g.suspect = false
+	g.broadcast()
+	g.mu.Unlock()
+	if err := <-waiting; err != nil {
+		t.Fatalf("after the re-check: %v", err)
+	}
+	g.mu.Lock()
+	g.suspect = true
+	g.broadcast()
+	g.mu.Unlock()
+	go func() { _, err := g.enter(context.Background()); waiting <- err }()
+	g.retire("changed")
+	if err := <-waiting; !errors.Is(err, errCredentialRetired) {
+		t.Fatalf("retired while suspect: %v", err)
+	}
+	// Proven hosts are remembered, most recent last, bounded, without repeats.
+	for _, n := range []string{"b", "c", "a", "d", "e"} {
+		g.markOpen(evidence.HostRef{Name: n})
+	}
+	var names []string
+	for _, h := range g.hosts {
+		names = append(names, h.Name)
+	}
+	if got := strings.Join(names, ","); got != "c,a,d,e" {
+		t.Errorf("proven hosts %s, want c,a,d,e", got)
+	}
+}
