@@ -166,3 +166,17 @@ func TestCredGateSuspect(t *testing.T) {
 		t.Errorf("proven hosts %s, want c,a,d,e", got)
 	}
 }
+
+// TestParseFaultPrefersSpecificMessage: Windows' shell-not-found fault carries the
+// subcode's generic s:Reason and the specific f:Message; the message is kept.
+func TestParseFaultPrefersSpecificMessage(t *testing.T) {
+	body := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault"><s:Body><s:Fault>` +
+		`<s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>w:InvalidSelectors</s:Value></s:Subcode></s:Code>` +
+		`<s:Reason><s:Text xml:lang="en-US">The WS-Management service cannot process the request because the request contained invalid selectors for the resource. </s:Text></s:Reason>` +
+		`<s:Detail><f:WSManFault Code="2150858843" Machine="h"><f:Message>The request for the Windows Remote Shell with ShellId 1 failed because the shell was not found on the server. </f:Message></f:WSManFault></s:Detail>` +
+		`</s:Fault></s:Body></s:Envelope>`
+	f := parseFault(body, 500)
+	if f == nil || !strings.Contains(f.Error(), "shell was not found") || !errors.Is(f, ErrShellNotFound) {
+		t.Fatalf("fault %v", f)
+	}
+}

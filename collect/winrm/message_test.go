@@ -23,6 +23,7 @@ func TestFailureMessagesNameTheRemedy(t *testing.T) {
 		"denied":       {AccessDenied: true},
 		"quota":        {QuotaExceeded: true},
 		"lost":         {LoseShell: true},
+		"hang":         {Hang: true},
 	}
 	for n := range faults {
 		evs[n] = virtualHost(n, false, 0)
@@ -64,6 +65,8 @@ func TestFailureMessagesNameTheRemedy(t *testing.T) {
 			[]string{"cannot connect to 127.0.0.1:", "firewalls"}},
 		{"dns", c, evidence.HostRef{Name: "nx", Address: "rdsaudit-no-such-host.invalid", Port: 5986}, evidence.FailDNS,
 			[]string{"cannot resolve rdsaudit-no-such-host.invalid", "DNS"}},
+		{"hang", c, env.hosts["hang"], evidence.FailTimeout,
+			[]string{"host_timeout (3s) reached during WS-Man Create", "the WinRM service did not answer in time"}},
 		{"dead", c, dead, evidence.FailTimeout,
 			[]string{"host_timeout (3s) reached during TLS handshake", "accepted TCP", "did not complete TLS"}},
 	} {

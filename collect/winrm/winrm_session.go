@@ -175,15 +175,27 @@ func (c *Collector) authenticate(ctx context.Context, host evidence.HostRef, cre
 		return err
 	}
 	defer hc.close()
-	return c.createDelete(ctx, hc, time.Time{})
+	// The Delete ends with ctx's deadline (the refused host's work deadline for a
+	// re-check, the host's for check), given at least minDelete.
+	var by time.Time
+	if d, ok := ctx.Deadline(); ok {
+		by = d
+	}
+	return c.createDelete(ctx, hc, by)
 }
 
-// createDelete creates a shell and deletes it (by the deadline cleanupBy, zero: within
-// deleteTimeout).
+// minDelete is the least time a Delete is given when its deadline has (nearly) passed.
+const minDelete = 500 * time.Millisecond
+
+// createDelete creates a shell and deletes it (by the deadline cleanupBy, at least
+// minDelete from now; zero: within deleteTimeout).
 func (c *Collector) createDelete(ctx context.Context, hc *hostClient, cleanupBy time.Time) error {
 	shell, err := hc.client.CreateShell()
 	if err != nil {
 		return fmt.Errorf("create shell: %w", err)
+	}
+	if !cleanupBy.IsZero() && time.Until(cleanupBy) < minDelete {
+		cleanupBy = time.Now().Add(minDelete)
 	}
 	dctx, cancel := cleanupContext(ctx, cleanupBy)
 	defer cancel()
