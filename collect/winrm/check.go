@@ -146,15 +146,9 @@ func (c *Collector) Check(ctx context.Context, host evidence.HostRef) *CheckResu
 	}
 
 	// WS-Man Identify, unauthenticated, on the same connection.
-	pc := newPooledConn(nc)
-	req, err := newPost(hctx, ep.URL(), ep.hostPort(), []byte(identifyRequest), soapType, "")
+	resp, body, err := identify(hctx, nc, ep, c.opts.OperationTimeout+HTTPTimeoutMargin)
 	if err != nil {
 		return failed(StepIdentify, err)
-	}
-	req.Header.Set("WSMANIDENTIFY", "unauthenticated")
-	resp, body, err := roundTrip(hctx, &pc, req, c.opts.OperationTimeout+HTTPTimeoutMargin, 1<<20)
-	if err != nil {
-		return failed(StepIdentify, &phaseError{Phase: PhaseOperation + " Identify", Err: err})
 	}
 	var id identifyResponse
 	switch {

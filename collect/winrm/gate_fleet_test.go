@@ -263,3 +263,34 @@ func TestWinRMHostTimeoutHoldsWithHangingDelete(t *testing.T) {
 		}
 	}
 }
+
+// TestWinRMDeadHostsPlainHTTP: over plain HTTP a listener that accepts TCP and never
+// answers is caught by the unauthenticated Identify that precedes the probe turn: 4
+// such hosts end within host_timeout plus a margin, not one after the other.
+func TestWinRMDeadHostsPlainHTTP(t *testing.T) {
+	const hostTimeout = 3 * time.Second
+	env := newEnv(t, false, sessionHosts(2), nil)
+	c := newCollector(t, env, winrm.Options{HostTimeout: hostTimeout, Retries: -1}, zerolog.Nop())
+	var hosts []evidence.HostRef
+	for i := 0; i < 4; i++ {
+		hosts = append(hosts, evidence.HostRef{Name: "dead" + strconv.Itoa(i), Address: "127.0.0.1", Port: deadListener(t)})
+	}
+	hosts = append(hosts, env.list()...)
+	start := time.Now()
+	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: 16}, func(ev *evidence.Evidence) {
+		switch {
+		case strings.HasPrefix(ev.Host.Name, "dead"):
+			if ev.Failure == nil || ev.Failure.Class != evidence.FailTimeout || !strings.Contains(ev.Failure.Message, "during WS-Man Identify") {
+				t.Errorf("%s: want timeout during WS-Man Identify, got %s %+v", ev.Host.Name, ev.Status, ev.Failure)
+			}
+		case ev.Status != evidence.StatusCollected:
+			t.Errorf("%s: %s %+v", ev.Host.Name, ev.Status, ev.Failure)
+		}
+	})
+	if elapsed := time.Since(start); elapsed > hostTimeout+time.Second {
+		t.Errorf("took %s; want at most host_timeout %s + 1s", elapsed, hostTimeout)
+	}
+	if st := env.fleet.Stats(); st["Unauthorized"] != 0 || st["Create"] != 2 {
+		t.Errorf("requests %v: Identify must not count, and no logon failed", st)
+	}
+}

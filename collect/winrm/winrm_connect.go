@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -101,16 +102,47 @@ func (c *Collector) dialer() func(ctx context.Context, network, addr string) (ne
 }
 
 // reach establishes a connection to the listener: TCP, then over HTTPS the TLS
-// handshake with the certificate chain and name checked. It is what a host must show
-// before it may take its credential's probe turn (Collect): a host that does not
-// answer never holds the turn. The connection is handed to the host attempt's
-// transport as its first (preConn).
+// handshake with the certificate chain and name checked, then an unauthenticated
+// WS-Man Identify (no credentials; Windows answers it, as to Test-WSMan; any HTTP
+// answer will do). It is what a host must show before it may take its credential's
+// probe turn (Collect): a host that does not answer, at any of these levels, never
+// holds the turn. The connection is handed to the host attempt's transport as its
+// first (preConn); nil when the listener closed it after its answer.
 func (c *Collector) reach(ctx context.Context, ep endpoint) (net.Conn, error) {
 	conf, err := c.listenerTLS(ep)
 	if err != nil {
 		return nil, &phaseError{Phase: PhaseTLS, Err: err}
 	}
-	return dialListener(ctx, c.dialer(), ep.hostPort(), conf)
+	nc, err := dialListener(ctx, c.dialer(), ep.hostPort(), conf)
+	if err != nil {
+		return nil, err
+	}
+	resp, _, err := identify(ctx, nc, ep, c.opts.OperationTimeout+HTTPTimeoutMargin)
+	if err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	if resp.Close {
+		_ = nc.Close()
+		return nil, nil
+	}
+	return nc, nil
+}
+
+// identify sends an unauthenticated WS-Man Identify on nc and reads the answer
+// (within timeout and ctx).
+func identify(ctx context.Context, nc net.Conn, ep endpoint, timeout time.Duration) (*http.Response, []byte, error) {
+	pc := newPooledConn(nc)
+	req, err := newPost(ctx, ep.URL(), ep.hostPort(), []byte(identifyRequest), soapType, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("WSMANIDENTIFY", "unauthenticated")
+	resp, body, err := roundTrip(ctx, &pc, req, timeout, 1<<20)
+	if err != nil {
+		return nil, nil, &phaseError{Phase: PhaseOperation + " Identify", Err: err}
+	}
+	return resp, body, nil
 }
 
 // preConnTTL: a connection established before the credential's turn is used only if

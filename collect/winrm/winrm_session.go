@@ -169,9 +169,10 @@ func (c *Collector) authenticate(ctx context.Context, host evidence.HostRef, cre
 	if err != nil {
 		return err
 	}
-	hc, err := c.newClient(ctx, host, cred, newPreConn(nc), onAuth)
+	pre := newPreConn(nc)
+	hc, err := c.newClient(ctx, host, cred, pre, onAuth)
 	if err != nil {
-		_ = nc.Close()
+		pre.close()
 		return err
 	}
 	defer hc.close()
