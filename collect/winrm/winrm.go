@@ -301,9 +301,8 @@ func (c *Collector) account(cred Credential) string {
 // (a SOAP answer or fault from any host; a rejecting listener answers 401), at most one
 // host at a time tries it or any other unproven password of the account. A host first
 // shows it can be reached (TCP, over HTTPS the TLS handshake, and an unauthenticated
-// WS-Man Identify: Collector.reach),
-// then waits for that probe turn within its own deadline: an unreachable host never
-// holds the turn, and a waiting host's wait is part of its duration and its
+// WS-Man Identify: Collector.reach), then waits for that probe turn within its own
+// deadline: an unreachable host never holds the turn, and a waiting host's wait is part of its duration and its
 // host_timeout. The first authenticated answer opens the gate to full parallelism for
 // that password: the probing host does not have to finish first. After
 // LockoutThreshold hosts failed authentication as the account, through whichever
