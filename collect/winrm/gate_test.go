@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
 // TestCredGate drives the gate's states directly: one probe at a time, waiters honour
@@ -31,7 +33,7 @@ func TestCredGate(t *testing.T) {
 	}
 	waiting := make(chan error)
 	go func() { _, err := g.enter(context.Background()); waiting <- err }()
-	g.markOpen()
+	g.markOpen(evidence.HostRef{})
 	if err := <-waiting; err != nil {
 		t.Fatalf("waiter after open: %v", err)
 	}
@@ -45,12 +47,12 @@ func TestCredGate(t *testing.T) {
 	g = newCredGate()
 	r3, _ := g.enter(context.Background())
 	go func() { _, err := g.enter(context.Background()); waiting <- err }()
-	g.retire()
+	g.retire("")
 	if err := <-waiting; !errors.Is(err, errCredentialRetired) {
 		t.Fatalf("waiter after retire: %v", err)
 	}
 	r3()
-	g.markOpen()
+	g.markOpen(evidence.HostRef{})
 	if _, err := g.enter(context.Background()); !errors.Is(err, errCredentialRetired) {
 		t.Fatalf("retired and open: %v, want retired", err)
 	}
@@ -117,5 +119,64 @@ func TestScrubByToken(t *testing.T) {
 	got := scrub(`auth "`+pw+`" refused; query p=`+url.QueryEscape(pw), Credential{Username: `LAB\u`, Password: pw})
 	if strings.Contains(got, pw) || strings.Contains(got, url.QueryEscape(pw)) || !strings.Contains(got, "[REDACTED]") {
 		t.Errorf("password not hidden: %q", got)
+	}
+}
+
+// TestCredGateSuspect: while a proven password is re-checked, new hosts wait (their
+// context bounds the wait); the re-check's end lets them in; retiring refuses them.
+func TestCredGateSuspect(t *testing.T) {
+	g := newCredGate()
+	g.markOpen(evidence.HostRef{Name: "a"})
+	g.mu.Lock()
+	g.suspect = true
+	g.broadcast()
+	g.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := g.enter(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("suspect gate: %v, want to wait (context.Canceled)", err)
+	}
+	waiting := make(chan error)
+	go func() { _, err := g.enter(context.Background()); waiting <- err }()
+	g.mu.Lock()
+	g.suspect = false
+	g.broadcast()
+	g.mu.Unlock()
+	if err := <-waiting; err != nil {
+		t.Fatalf("after the re-check: %v", err)
+	}
+	g.mu.Lock()
+	g.suspect = true
+	g.broadcast()
+	g.mu.Unlock()
+	go func() { _, err := g.enter(context.Background()); waiting <- err }()
+	g.retire("changed")
+	if err := <-waiting; !errors.Is(err, errCredentialRetired) {
+		t.Fatalf("retired while suspect: %v", err)
+	}
+	// Proven hosts are remembered, most recent last, bounded, without repeats.
+	for _, n := range []string{"b", "c", "a", "d", "e"} {
+		g.markOpen(evidence.HostRef{Name: n})
+	}
+	var names []string
+	for _, h := range g.hosts {
+		names = append(names, h.Name)
+	}
+	if got := strings.Join(names, ","); got != "c,a,d,e" {
+		t.Errorf("proven hosts %s, want c,a,d,e", got)
+	}
+}
+
+// TestParseFaultPrefersSpecificMessage: Windows' shell-not-found fault carries the
+// subcode's generic s:Reason and the specific f:Message; the message is kept.
+func TestParseFaultPrefersSpecificMessage(t *testing.T) {
+	body := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault"><s:Body><s:Fault>` +
+		`<s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>w:InvalidSelectors</s:Value></s:Subcode></s:Code>` +
+		`<s:Reason><s:Text xml:lang="en-US">The WS-Management service cannot process the request because the request contained invalid selectors for the resource. </s:Text></s:Reason>` +
+		`<s:Detail><f:WSManFault Code="2150858843" Machine="h"><f:Message>The request for the Windows Remote Shell with ShellId 1 failed because the shell was not found on the server. </f:Message></f:WSManFault></s:Detail>` +
+		`</s:Fault></s:Body></s:Envelope>`
+	f := parseFault(body, 500)
+	if f == nil || !strings.Contains(f.Error(), "shell was not found") || !errors.Is(f, ErrShellNotFound) {
+		t.Fatalf("fault %v", f)
 	}
 }

@@ -7,7 +7,6 @@ package winrm
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -18,12 +17,10 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	masterzen "github.com/masterzen/winrm"
 	"github.com/rdsaudit/rdsaudit/evidence"
 	"github.com/rdsaudit/rdsaudit/internal/redact"
 	"github.com/rs/zerolog"
@@ -187,90 +184,6 @@ type Collector struct {
 	krb      map[string]*krbLogin    // Kerberos: a credential's logon, shared by its hosts
 }
 
-// errCredentialRetired is returned by credGate.enter once the credential is retired.
-var errCredentialRetired = errors.New("credential retired")
-
-// accountGate is the lockout state of one account in one run, shared by every
-// credential entry that logs on as it (Credential.key): the domain counts failed
-// logons per account, whichever entry sent them. At most one host at a time probes the
-// account with a password not yet proven (probe), and after LockoutThreshold hosts
-// failed authentication as it, the account is retired for every entry.
-type accountGate struct {
-	probe      chan struct{} // one slot: the host trying an unproven password of the account
-	retired    chan struct{} // closed when LockoutThreshold hosts failed authentication
-	retireOnce sync.Once
-	failed     map[string]bool // hosts that failed authentication (under Collector.mu)
-}
-
-func newAccountGate() *accountGate {
-	return &accountGate{probe: make(chan struct{}, 1), retired: make(chan struct{}), failed: map[string]bool{}}
-}
-
-// credGate is the lockout guard of one password of an account in one run. Until the
-// password has authenticated once (open), at most one host at a time may try it, or
-// any other unproven password of the account (the account's probe slot): a wrong
-// password then costs at most LockoutThreshold failed logons of the account, however
-// many hosts and credential entries run in parallel. A proven password does not open
-// the gate for another password of the same account.
-type credGate struct {
-	acct     *accountGate
-	open     chan struct{} // closed at the password's first authenticated response
-	openOnce sync.Once
-}
-
-func newCredGate() *credGate { return newPasswordGate(newAccountGate()) }
-
-func newPasswordGate(a *accountGate) *credGate {
-	return &credGate{acct: a, open: make(chan struct{})}
-}
-
-func (g *credGate) markOpen()       { g.openOnce.Do(func() { close(g.open) }) }
-func (g *credGate) retire()         { g.acct.retireOnce.Do(func() { close(g.acct.retired) }) }
-func (g *credGate) isOpen() bool    { return isClosed(g.open) }
-func (g *credGate) isRetired() bool { return isClosed(g.acct.retired) }
-
-func isClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
-// enter waits until the caller may try the credential and returns the function that
-// gives its turn back (idempotent; a no-op once the gate is open). It fails with
-// errCredentialRetired, or with ctx's error while waiting.
-func (g *credGate) enter(ctx context.Context) (release func(), err error) {
-	noop := func() {}
-	switch {
-	case g.isRetired():
-		return nil, errCredentialRetired
-	case g.isOpen():
-		return noop, nil
-	}
-	select {
-	case <-g.acct.retired:
-		return nil, errCredentialRetired
-	case <-g.open:
-		return noop, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case g.acct.probe <- struct{}{}:
-		// select picks at random among ready cases: look again before probing.
-		switch {
-		case g.isRetired():
-			<-g.acct.probe
-			return nil, errCredentialRetired
-		case g.isOpen():
-			<-g.acct.probe
-			return noop, nil
-		}
-		var once sync.Once
-		return func() { once.Do(func() { <-g.acct.probe }) }, nil
-	}
-}
-
 // New checks the options and returns a collector.
 func New(opts Options, creds CredentialSource, log zerolog.Logger) (*Collector, error) {
 	if creds == nil {
@@ -378,55 +291,34 @@ func (c *Collector) account(cred Credential) string {
 	return cred.key()
 }
 
-// gate returns the gate of the credential's password, created on first use, sharing
-// its account's lockout count with every other entry for the same account.
-func (c *Collector) gate(cred Credential) *credGate {
-	acct := c.account(cred)
-	sum := sha256.Sum256([]byte(acct + "\x00" + cred.Password))
-	key := string(sum[:])
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	g := c.gates[key]
-	if g == nil {
-		a := c.accounts[acct]
-		if a == nil {
-			a = newAccountGate()
-			c.accounts[acct] = a
-		}
-		g = newPasswordGate(a)
-		c.gates[key] = g
-	}
-	return g
-}
-
-// recordAuthFailure counts a host that failed authentication with the credential and
-// retires the credential at LockoutThreshold hosts. It returns the count.
-func (c *Collector) recordAuthFailure(g *credGate, host string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	g.acct.failed[host] = true
-	n := len(g.acct.failed)
-	if n >= c.opts.LockoutThreshold {
-		g.retire()
-	}
-	return n
-}
-
 // Collect reads one host. It never returns nil and never panics on remote input.
+//
+// HostTimeout is a wall-clock limit on the whole host: reaching it, waiting for the
+// credential's turn, every attempt and backoff, and the closing Delete (the work
+// stops cleanupReserve before the deadline; the Delete gets what is left).
 //
 // Lockout protection, per account (Collector.account: credential entries naming the
 // same account share one count): until a password has authenticated once in this run
 // (a SOAP answer or fault from any host; a rejecting listener answers 401), at most one
-// host at a time tries it or any other unproven password of the account; the others
-// wait (honouring ctx; the wait does not count against HostTimeout). Its first
-// authenticated answer opens the gate to full parallelism for that password: the
-// probing host does not have to finish first. After LockoutThreshold hosts failed
-// authentication as the account, through whichever entries, the account is retired and
-// the hosts still waiting or not yet started with it are skipped (class
-// credential_locked). A wrong password therefore costs exactly LockoutThreshold failed
-// logons of the account, whatever the concurrency and however many entries name it. A
-// host whose attempt fails before authentication (connect, DNS, TLS, timeout) gives its
-// turn back before its retry backoff.
+// host at a time tries it or any other unproven password of the account. A host first
+// shows it can be reached (TCP, over HTTPS the TLS handshake, and an unauthenticated
+// WS-Man Identify: Collector.reach), then waits for that probe turn within its own
+// deadline: an unreachable host never holds the turn, and a waiting host's wait is part of its duration and its
+// host_timeout. The first authenticated answer opens the gate to full parallelism for
+// that password: the probing host does not have to finish first. After
+// LockoutThreshold hosts failed authentication as the account, through whichever
+// entries, the account is retired and the hosts still waiting or not yet started with
+// it are skipped (class credential_locked). A wrong password therefore costs exactly
+// LockoutThreshold failed logons of the account, whatever the concurrency and however
+// many entries name it. A host whose attempt fails before authentication (connect,
+// DNS, TLS, timeout) gives its turn back before its retry backoff.
+//
+// A 401 for a password that has authenticated before in the run is re-checked once on
+// a host that accepted it (Collector.recheck; new logons with it wait meanwhile):
+// accepted there, the 401 is this host's own refusal (class auth, not counted as a
+// failed logon of the account, since the password is right); refused there too, the
+// password changed during the run and the account is retired; inconclusive, the 401
+// is counted as for an unproven password.
 func (c *Collector) Collect(ctx context.Context, host evidence.HostRef) *evidence.Evidence {
 	start := c.opts.Now()
 	log := c.log.With().Str("host", host.Name).Logger()
@@ -435,13 +327,16 @@ func (c *Collector) Collect(ctx context.Context, host evidence.HostRef) *evidenc
 		return c.finish(evidence.NewFailure(host, CollectorWinRM, start, evidence.StatusFailed, evidence.FailInternal, err.Error()), start, 0, log)
 	}
 	g := c.gate(cred)
-	release, err := g.enter(ctx)
-	if err != nil {
-		return c.gateRefused(host, cred, start, err, 0, log)
+	if g.isRetired() {
+		return c.gateRefused(host, cred, g, start, errCredentialRetired, 0, log)
 	}
-	defer func() { release() }()
-	hctx, cancel := context.WithTimeout(ctx, c.opts.HostTimeout)
+	deadline := time.Now().Add(c.opts.HostTimeout)
+	hctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	// The work (attempts, backoffs, the turn) ends cleanupReserve early: the Delete
+	// of the last shell gets the rest (attempt).
+	wctx, wcancel := context.WithDeadline(hctx, deadline.Add(-cleanupReserve(c.opts.HostTimeout)))
+	defer wcancel()
 
 	var (
 		lastErr  error
@@ -449,18 +344,17 @@ func (c *Collector) Collect(ctx context.Context, host evidence.HostRef) *evidenc
 		attempts int
 	)
 	for attempts = 1; ; attempts++ {
-		if attempts > 1 {
-			if release, err = g.enter(hctx); err != nil {
-				release = func() {}
-				if errors.Is(err, errCredentialRetired) {
-					return c.gateRefused(host, cred, start, err, attempts-1, log)
-				}
-				break // the host's deadline or the run ended while waiting: keep the last error
-			}
+		var (
+			out     []byte
+			release func()
+		)
+		out, release, lastErr = c.attempt(wctx, deadline, host, cred, g, log)
+		if errors.Is(lastErr, errCredentialRetired) {
+			release()
+			return c.gateRefused(host, cred, g, start, lastErr, attempts-1, log)
 		}
-		var out []byte
-		out, lastErr = c.attempt(hctx, host, cred, g.markOpen, log)
 		if lastErr == nil {
+			release()
 			ev, err := evidence.Decode(bytes.NewReader(out))
 			if err == nil {
 				completeRegistry(ev, evidence.KeysFor(host.Roles)) // hashes and redacts what the host did not (script.go)
@@ -481,42 +375,80 @@ func (c *Collector) Collect(ctx context.Context, host evidence.HostRef) *evidenc
 		} else if ctx.Err() != nil {
 			class = evidence.FailCanceled
 		}
-		if class == evidence.FailAuth && errors.Is(lastErr, ErrNTLMNotOffered) {
+		if class == evidence.FailAuth && noLogonSent(lastErr) {
 			// No credentials were sent (no failed logon): not counted for lockout.
+			release()
 			break
 		}
 		if class == evidence.FailAuth {
-			n := c.recordAuthFailure(g, host.Name)
-			if n >= c.opts.LockoutThreshold {
-				log.Error().Str("credential", cred.Name).Str("account", c.account(cred)).Int("hosts", n).Msg("credential failed authentication too often; not used again in this run")
-			}
+			lastErr = c.authRefused(wctx, g, host, cred, lastErr, log)
+			release() // after counting: the next host probes knowing this one's outcome
 			break
 		}
 		release() // the next host may probe while this one backs off
-		if !transient(class) || attempts > c.opts.Retries || hctx.Err() != nil {
+		if !transient(class) || attempts > c.opts.Retries || wctx.Err() != nil {
 			break
 		}
 		wait := backoff(c.opts.RetryBackoff, attempts)
 		log.Warn().Str("class", string(class)).Int("attempt", attempts).Stringer("backoff", wait).Msg(scrub(lastErr.Error(), cred))
 		select {
 		case <-time.After(wait):
-		case <-hctx.Done():
+		case <-wctx.Done():
 		}
-		if hctx.Err() != nil {
+		if wctx.Err() != nil {
 			break
 		}
 	}
-	msg := scrub(fmt.Sprintf("collect %s: %v", host.Name, lastErr), cred)
+	msg := scrub(c.failureMessage(host, cred, class, lastErr), cred)
 	ev := evidence.NewFailure(host, CollectorWinRM, start, evidence.StatusFailed, class, msg)
 	ev.Failure.Attempts = attempts
 	return c.finish(ev, start, attempts, log)
 }
 
+// authRefused accounts for a host that refused the credential (class auth) and returns
+// the error to report: for a password proven in this run, after the re-check
+// (Collector.recheck); else, or when the re-check is inconclusive, counted as a failed
+// logon of the account (retiring it at LockoutThreshold).
+func (c *Collector) authRefused(ctx context.Context, g *credGate, host evidence.HostRef, cred Credential, err error, log zerolog.Logger) error {
+	if g.wasProven() {
+		rc := c.recheck(ctx, g, host, cred)
+		switch rc.verdict {
+		case recheckAccepted:
+			log.Warn().Str("credential", cred.Name).Str("rechecked_on", rc.on).Msg("host refused a credential that still authenticates elsewhere: a host-side refusal")
+			return &hostRefusal{err: err, on: rc.on}
+		case recheckRefused:
+			log.Error().Str("credential", cred.Name).Str("account", c.account(cred)).Str("rechecked_on", rc.on).Msg("credential refused again where it had worked: the password changed during the run; not used again in this run")
+			return fmt.Errorf("%w (refused on %s too, which had accepted it earlier in this run: the password changed during the run; the credential is retired)", err, rc.on)
+		}
+	}
+	n := c.recordAuthFailure(g, host.Name)
+	if n >= c.opts.LockoutThreshold {
+		log.Error().Str("credential", cred.Name).Str("account", c.account(cred)).Int("hosts", n).Msg("credential failed authentication too often; not used again in this run")
+	}
+	return err
+}
+
+// hostRefusal is a 401 from a host for a credential that still authenticates on
+// another host of the run (on).
+type hostRefusal struct {
+	err error
+	on  string
+}
+
+func (e *hostRefusal) Error() string {
+	return e.err.Error() + " (the credential still authenticates on " + e.on + " in this run: this host refuses it; not counted as a failed logon of the account)"
+}
+func (e *hostRefusal) Unwrap() error { return e.err }
+
 // gateRefused is the evidence of a host that did not get to try its credential.
-func (c *Collector) gateRefused(host evidence.HostRef, cred Credential, start time.Time, err error, attempts int, log zerolog.Logger) *evidence.Evidence {
+func (c *Collector) gateRefused(host evidence.HostRef, cred Credential, g *credGate, start time.Time, err error, attempts int, log zerolog.Logger) *evidence.Evidence {
 	var ev *evidence.Evidence
 	if errors.Is(err, errCredentialRetired) {
-		msg := fmt.Sprintf("skipped: %s: its account %q failed authentication on %d hosts; not used again in this run (account lockout protection)", cred, c.account(cred), c.opts.LockoutThreshold)
+		why := fmt.Sprintf("failed authentication on %d hosts", c.opts.LockoutThreshold)
+		if g.acct.why != "" {
+			why = g.acct.why
+		}
+		msg := fmt.Sprintf("skipped: %s: its account %q %s; not used again in this run (account lockout protection) — check the password and the account's lockout state before the next run", cred, c.account(cred), why)
 		ev = evidence.NewFailure(host, CollectorWinRM, start, evidence.StatusSkipped, evidence.FailCredential, msg)
 	} else {
 		ev = evidence.NewFailure(host, CollectorWinRM, start, evidence.StatusFailed, evidence.FailCanceled, fmt.Sprintf("collect %s: not started: %v", host.Name, err))
@@ -576,83 +508,37 @@ func stderrText(b []byte) string {
 	return s
 }
 
-// attempt runs the collection script once: one shell, always deleted.
-// onAuth is called at the first response that proves the credential authenticated.
-func (c *Collector) attempt(ctx context.Context, host evidence.HostRef, cred Credential, onAuth func(), log zerolog.Logger) (out []byte, err error) {
-	addr := host.Address
-	if addr == "" {
-		addr = host.Name
-	}
-	port := host.Port
-	if port == 0 {
-		port = c.opts.Port
-	}
+// attempt runs the collection script once: one shell, always deleted. It reaches the
+// host and takes the credential's turn first (begin); release gives the turn back
+// (never nil; the caller calls it once it has accounted for the outcome). The closing
+// Delete ends by cleanupBy, the host's deadline (ctx, the work, ends earlier).
+func (c *Collector) attempt(ctx context.Context, cleanupBy time.Time, host evidence.HostRef, cred Credential, g *credGate, log zerolog.Logger) (out []byte, release func(), err error) {
 	params0 := ParamsFor(host, c.opts.MaxIssuedLicenses)
 	params0.NoKeyMetadata = c.opts.NoKeyMetadata
 	col, err := c.cmds.collection(params0)
 	if err != nil {
-		return nil, err
+		return nil, func() {}, err
 	}
-	https := c.opts.Scheme == "https"
-	// The TLS configuration (server name, verification, CAs) is the collector's, in
-	// tr.tls: our transport does not read the endpoint's.
-	ep := &masterzen.Endpoint{
-		Host: addr, Port: port, HTTPS: https, Insecure: c.opts.InsecureSkipVerify,
-		TLSServerName: c.opts.TLSServerName,
-		Timeout:       c.opts.OperationTimeout + HTTPTimeoutMargin,
-	}
-	params := *masterzen.DefaultParameters // a copy: DefaultParameters is shared
-	params.Timeout = "PT" + strconv.Itoa(int(c.opts.OperationTimeout/time.Second)) + "S"
-	scheme := "http"
-	if https {
-		scheme = "https"
-	}
-	hostPort := net.JoinHostPort(addr, strconv.Itoa(port))
-	tr := &transport{
-		url:     (&url.URL{Scheme: scheme, Host: hostPort, Path: "/wsman"}).String(),
-		user:    cred.Username,
-		pass:    cred.Password,
-		ntlm:    c.opts.Auth == AuthNTLM,
-		maxBody: 8 << 20,
-		dial:    c.opts.DialContext,
-		tlsErr:  c.tlsErr,
-		onAuth:  onAuth,
-	}
-	if c.tls != nil {
-		tr.tls = c.tls.Clone()
-		tr.tls.ClientSessionCache = listenerSessions{cache: c.sessions, addr: hostPort}
-	}
-	// NTLM: tr logs on with our NTLM client, and over plain HTTP seals every message
-	// (winrm_ntlmhttp.go). Kerberos: tr presents the tickets of the credential's
-	// logon, shared by the run's hosts (winrm_kerberos.go).
-	if c.opts.Auth == AuthKerberos {
-		tr.spn = c.opts.KrbSPN
-		if tr.spn == "" {
-			tr.spn = "HTTP/" + addr
-		}
-		tr.krb = c.krbLogin(cred)
-	}
-	params.TransportDecorator = func() masterzen.Transporter { return tr }
-	tr.setContext(ctx)
-	defer tr.close()
-	client, err := masterzen.NewClientWithParameters(ep, cred.Username, cred.Password, &params)
+	hc, release, err := c.begin(ctx, host, cred, g)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+		return nil, release, err
 	}
+	defer hc.close()
+	tr, client := hc.tr, hc.client
 	// A Create whose answer is lost (the HTTP or host deadline fires after the request
 	// was sent, or the connection drops) may still have opened a shell on the host. It
 	// cannot be deleted: only the lost answer carries its ShellId. It lingers until
 	// WinRM's idle timeout (IdleTimeOut, PT7200S by default) and counts against
 	// MaxShellsPerUser meanwhile; one shell per host per attempt keeps that far below
 	// the quota (30), and a retry opens a fresh one.
-	shell, shellID, err := createShell(tr, client, &params)
+	shell, shellID, err := createShell(tr, client, &hc.params)
 	if err != nil {
-		return nil, fmt.Errorf("create shell: %w", err)
+		return nil, release, fmt.Errorf("create shell: %w", err)
 	}
 	defer func() {
-		// Always delete the shell, also after an error or the deadline: a fresh
-		// short context detached from the (maybe expired) host deadline.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		// Always delete the shell, also after an error or the work deadline: a
+		// context detached from the work's, ending with the host's deadline.
+		dctx, cancel := cleanupContext(ctx, cleanupBy)
 		defer cancel()
 		tr.setContext(dctx)
 		if derr := shell.Close(); derr != nil {
@@ -665,29 +551,29 @@ func (c *Collector) attempt(ctx context.Context, host evidence.HostRef, cred Cre
 	// cuts the command short.
 	stdout := &limitedBuffer{max: c.opts.MaxOutputBytes}
 	stderr := &limitedBuffer{max: 64 << 10}
-	code, err := runCollection(ctx, tr, client, shellID, &params, col, stdout, stderr)
+	code, err := runCollection(ctx, tr, client, shellID, &hc.params, col, stdout, stderr)
 	if stdout.overflow {
-		return nil, fmt.Errorf("%w: output exceeds %d bytes", ErrBadOutput, c.opts.MaxOutputBytes)
+		return nil, release, fmt.Errorf("%w: output exceeds %d bytes", ErrBadOutput, c.opts.MaxOutputBytes)
 	}
 	if err != nil {
-		return nil, err
+		return nil, release, err
 	}
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return nil, release, ctx.Err()
 	}
 	if code != 0 {
 		text := stderrText(stderr.buf.Bytes())
 		if ps2Error.MatchString(text) {
 			// Windows PowerShell 2.0 (Server 2008 R2) cannot parse the bootstrap's -shl
 			// or has no ConvertTo-Json (domain.md §1): out of support, not a script bug.
-			return nil, fmt.Errorf("%w: exit code %d: %s", ErrUnsupportedOS, code, text)
+			return nil, release, fmt.Errorf("%w: exit code %d: %s", ErrUnsupportedOS, code, text)
 		}
-		return nil, fmt.Errorf("%w: exit code %d: %s", ErrScript, code, text)
+		return nil, release, fmt.Errorf("%w: exit code %d: %s", ErrScript, code, text)
 	}
 	if len(bytes.TrimSpace(stdout.buf.Bytes())) == 0 {
-		return nil, fmt.Errorf("%w: empty output (stderr: %s)", ErrBadOutput, stderrText(stderr.buf.Bytes()))
+		return nil, release, fmt.Errorf("%w: empty output (stderr: %s)", ErrBadOutput, stderrText(stderr.buf.Bytes()))
 	}
-	return stdout.buf.Bytes(), nil
+	return stdout.buf.Bytes(), release, nil
 }
 
 // krbPrincipal turns a credential's user name into the Kerberos principal name and

@@ -299,6 +299,7 @@ type krbHTTP struct {
 	maxBody int64
 
 	pool connPool[*pooledConn] // authenticated connections
+	pre  *preConn              // the connection Collect established before the credential's turn
 }
 
 // Post sends one SOAP request and returns the answer of a 200, or the fault / HTTP
@@ -347,6 +348,10 @@ func (t *krbHTTP) Post(ctx context.Context, reqText string) (string, error) {
 // connect dials the listener through our dialer and, over HTTPS, completes the TLS
 // handshake under ctx (dialListener).
 func (t *krbHTTP) connect(ctx context.Context) (*pooledConn, error) {
+	if nc := t.pre.take(); nc != nil {
+		c := newPooledConn(nc)
+		return &c, nil
+	}
 	nc, err := dialListener(ctx, t.dial, t.addr, t.tls)
 	if err != nil {
 		return nil, err

@@ -109,6 +109,7 @@ type ntlmHTTP struct {
 	timeout    time.Duration // one exchange (request and answer); > OperationTimeout
 	maxBody    int64
 	logonToken chan struct{} // one handshake at a time until a logon succeeded
+	pre        *preConn      // the connection Collect established before the credential's turn
 
 	pool     connPool[*ntlmConn]
 	mu       sync.Mutex
@@ -205,37 +206,6 @@ func roundTrip(ctx context.Context, c *pooledConn, req *http.Request, timeout ti
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return resp, body, nil
-}
-
-// dialListener dials addr through dial and, when tlsConf is set, completes the TLS
-// handshake under ctx (at most 30 s), with the address's host as server name unless
-// tlsConf names one.
-func dialListener(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), addr string, tlsConf *tls.Config) (net.Conn, error) {
-	nc, err := dial(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	if tlsConf == nil {
-		return nc, nil
-	}
-	cfg := tlsConf.Clone()
-	if cfg.ServerName == "" {
-		if h, _, err := net.SplitHostPort(addr); err == nil {
-			cfg.ServerName = h
-		}
-	}
-	tc := tls.Client(nc, cfg)
-	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = tc.HandshakeContext(hctx)
-	cancel()
-	if err != nil {
-		_ = nc.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
-	}
-	return tc, nil
 }
 
 // newRequest builds a POST to the listener; body nil is an empty body.
@@ -425,6 +395,9 @@ func challengeToken(values []string, scheme string) []byte {
 // the AUTHENTICATE carries first and its answer is returned with the connection.
 func (t *ntlmHTTP) logon(ctx context.Context, first []byte) (_ *ntlmConn, _ *http.Response, _ []byte, err error) {
 	dial := func() (*ntlmConn, error) {
+		if nc := t.pre.take(); nc != nil {
+			return &ntlmConn{pooledConn: newPooledConn(nc)}, nil
+		}
 		nc, err := dialListener(ctx, t.dial, t.addr, t.tls)
 		if err != nil {
 			return nil, t.postErr(err)

@@ -348,6 +348,13 @@ func TestWinRMFailureClasses(t *testing.T) {
 		evidence.HostRef{Name: "refused", Address: "127.0.0.1", Port: closedPort(t)},
 		evidence.HostRef{Name: "nxdomain", Address: "rdsaudit-no-such-host.invalid", Port: 5985},
 	)
+	// The credential proves itself on the healthy host first: a reachable host whose
+	// listener never answers (hang) would otherwise hold the credential's first logon
+	// until its own deadline, and the others' wait counts against their host_timeout
+	// (TestWinRMDeadHostsDoNotSerialise covers hosts that cannot be reached).
+	if ev := c.Collect(context.Background(), env.hosts["healthy"]); ev.Status != evidence.StatusCollected {
+		t.Fatalf("healthy: %s %+v", ev.Status, ev.Failure)
+	}
 	got := map[string]*evidence.Evidence{}
 	var mu sync.Mutex
 	collect.RunFleet(context.Background(), c, hosts, collect.FleetOptions{Concurrency: 8, Logger: zerolog.New(logw)}, func(ev *evidence.Evidence) {

@@ -175,6 +175,9 @@ type transport struct {
 	// onAuth, when set, is called after every response that proves the credentials were
 	// accepted: a SOAP answer or a SOAP fault (a listener rejecting them answers 401).
 	onAuth func()
+	// pre is the connection Collect established before the credential's turn: the
+	// first connection of whichever client carries the requests.
+	pre *preConn
 
 	mu         sync.Mutex
 	ctx        context.Context
@@ -218,11 +221,12 @@ func (t *transport) Transport(ep *masterzen.Endpoint) error {
 	if t.ntlm {
 		// tlsConf nil (plain HTTP): message encryption.
 		t.ntlmc = newNTLMHTTP(t.url, addr, t.user, t.pass, t.dial, tlsConf, ep.Timeout, t.maxBody)
+		t.ntlmc.pre = t.pre
 		return nil
 	}
 	dial := t.dial
 	if dial == nil {
-		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		dial = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	}
 	if t.krb != nil {
 		if !ep.HTTPS {
@@ -230,19 +234,32 @@ func (t *transport) Transport(ep *masterzen.Endpoint) error {
 		}
 		t.kerb = &krbHTTP{
 			url: t.url, host: addr, addr: addr, spn: t.spn, login: t.krb, dial: dial, tls: tlsConf,
-			timeout: ep.Timeout, maxBody: t.maxBody,
+			timeout: ep.Timeout, maxBody: t.maxBody, pre: t.pre,
 		}
 		return nil
 	}
-	t.httpClient = &http.Client{Transport: &http.Transport{
+	// Basic: net/http, its first connection the one Collect established; others are
+	// dialed (and over HTTPS shaken hands) as dialListener does.
+	if !ep.HTTPS {
+		tlsConf = nil
+	}
+	first := func(ctx context.Context, _, addr string) (net.Conn, error) {
+		if nc := t.pre.take(); nc != nil {
+			return nc, nil
+		}
+		return dialListener(ctx, dial, addr, tlsConf)
+	}
+	ht := &http.Transport{
 		Proxy:                 nil,
-		DialContext:           dial,
-		TLSClientConfig:       tlsConf,
-		TLSHandshakeTimeout:   30 * time.Second,
+		DialContext:           first,
 		ResponseHeaderTimeout: ep.Timeout,
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       30 * time.Second,
-	}}
+	}
+	if tlsConf != nil {
+		ht.DialTLSContext = first
+	}
+	t.httpClient = &http.Client{Transport: ht}
 	return nil
 }
 
@@ -320,6 +337,9 @@ func (t *transport) Post(c *masterzen.Client, msg *soap.SoapMessage) (string, er
 		t.onAuth()
 	}
 	if err != nil {
+		if fault == nil && phaseOf(err) == "" {
+			err = &phaseError{Phase: PhaseOperation + " " + actionName(reqText), Err: err}
+		}
 		return "", err
 	}
 	return t.checkBody(ctx, reqText, body, http.StatusOK)
@@ -360,6 +380,28 @@ func soapAnswer(status int, contentType string, body []byte) (string, error) {
 		return "", &HTTPError{Status: status, ContentType: contentType}
 	}
 	return string(body), nil
+}
+
+// actionName is the short name of a request's WS-Man action (Create, Command,
+// Receive, Send, Signal, Delete), "request" if it has none.
+func actionName(reqText string) string {
+	i := strings.Index(reqText, "Action")
+	if i < 0 {
+		return "request"
+	}
+	rest := reqText[i:]
+	gt, lt := strings.IndexByte(rest, '>'), strings.Index(rest, "</")
+	if gt < 0 || lt < gt {
+		return "request"
+	}
+	v := rest[gt+1 : lt]
+	if j := strings.LastIndexByte(v, '/'); j >= 0 {
+		v = v[j+1:]
+	}
+	if v == "" || len(v) > 32 {
+		return "request"
+	}
+	return v
 }
 
 // streamWithData matches an output stream element carrying data.

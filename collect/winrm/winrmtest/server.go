@@ -304,6 +304,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if h.identify(w, r) {
+		return
+	}
 	if hasBasic(r) {
 		h.st.basic.Add(1)
 	}

@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/collect/winrm"
+	"github.com/rdsaudit/rdsaudit/config"
+	"github.com/rdsaudit/rdsaudit/evidence"
+)
+
+// newCheckCmd is `rdsaudit check`: a read-only preflight of every targeted host over
+// WinRM (winrm.Collector.Check), one line per host. Exit 0 when every host passed, 3
+// when some did not (as a run whose coverage is incomplete), 2 for a configuration
+// error.
+func newCheckCmd(e *env) *cobra.Command {
+	var (
+		path          string
+		hosts, groups []string
+	)
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Preflight every targeted host over WinRM: DNS, TCP, TLS, WS-Man Identify, authentication (read-only, no command runs)",
+		Long: `check reaches every targeted host as an audit would and stops at the first step that
+fails: DNS, TCP, TLS (certificate chain and name), an unauthenticated WS-Man Identify,
+then authentication (a shell is created and deleted; no command runs). It prints one
+line per host, with what to check for each failure. Authentication honours the lockout
+protection of an audit (collection.auth_failure_limit): a wrong password is tried on
+that many hosts at most, the others are reported skipped.
+
+Exit codes: 0 every host passed, 3 some host failed, 2 configuration error.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(e, path, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			inv, err := cfg.Hosts()
+			if err != nil {
+				return usageErr(err)
+			}
+			sel := config.Selection{Hosts: config.ParseList(hosts), Groups: config.ParseList(groups)}
+			if inv, err = sel.Select(inv); err != nil {
+				return usageErr(err)
+			}
+			col, err := checkCollector(e, cfg)
+			if err != nil {
+				return err
+			}
+			refs := make([]evidence.HostRef, len(inv))
+			for i, h := range inv {
+				refs[i] = h.Ref()
+			}
+			results := runChecks(e.ctx, col, refs, cfg.Collection.Concurrency)
+			return printChecks(e, results)
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (YAML)")
+	cmd.Flags().StringSliceVar(&hosts, "hosts", nil, "check only these hosts: names or globs, comma-separated or repeated")
+	cmd.Flags().StringSliceVar(&groups, "group", nil, "check only the hosts of these inventory groups: names or globs")
+	return cmd
+}
+
+// checkCollector is the WinRM collector of the configuration, whatever
+// collection.source says (an offline audit's transport can be checked before going live).
+func checkCollector(e *env, cfg *config.Config) (*winrm.Collector, error) {
+	for _, w := range cfg.Warnings() {
+		e.log.Warn().Msg(w)
+	}
+	if err := cfg.CheckSecrets(); err != nil {
+		return nil, usageErr(err)
+	}
+	creds, err := credentialsFor(cfg)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	c, err := winrm.New(winrmOptions(cfg), creds, e.log)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	return c, nil
+}
+
+// runChecks checks every host, at most concurrency at a time, and returns the results
+// in the hosts' order.
+func runChecks(ctx context.Context, c *winrm.Collector, hosts []evidence.HostRef, concurrency int) []*winrm.CheckResult {
+	if concurrency <= 0 {
+		concurrency = collect.DefaultConcurrency
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	out := make([]*winrm.CheckResult, len(hosts))
+	sem := make(chan struct{}, concurrency)
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = c.Check(ctx, h)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// printChecks prints one line per host and a summary; some host failing is exit 3.
+func printChecks(e *env, results []*winrm.CheckResult) error {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tRESULT\tDETAIL")
+	failed := map[string]int{}
+	nFailed := 0
+	for _, r := range results {
+		steps := make([]string, 0, len(r.Steps))
+		for _, s := range r.Steps {
+			if s.OK {
+				steps = append(steps, s.Name)
+			}
+		}
+		if r.OK() {
+			fmt.Fprintf(tw, "%s\tok\t%s (%s)\n", r.Host.Name, strings.Join(steps, ", "), r.Duration.Round(1e6))
+			continue
+		}
+		nFailed++
+		last := r.Steps[len(r.Steps)-1]
+		result := "FAIL"
+		if r.Skipped {
+			result = "SKIPPED"
+		}
+		failed[last.Name+" "+string(r.Class)]++
+		passed := ""
+		if len(steps) > 0 {
+			passed = " (passed: " + strings.Join(steps, ", ") + ")"
+		}
+		msg := strings.TrimPrefix(r.Message, "collect ")
+		fmt.Fprintf(tw, "%s\t%s\t%s [%s]%s: %s\n", r.Host.Name, result, last.Name, r.Class, passed, msg)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if nFailed == 0 {
+		fmt.Fprintf(e.stdout, "check: all %d hosts passed\n", len(results))
+		return nil
+	}
+	var parts []string
+	for k, n := range failed {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, n))
+	}
+	sort.Strings(parts)
+	summary := fmt.Sprintf("check: %d of %d hosts failed (%s)", nFailed, len(results), strings.Join(parts, ", "))
+	fmt.Fprintln(e.stdout, summary)
+	return fmt.Errorf("%w: %s", errCoverage, summary)
+}
