@@ -305,9 +305,14 @@ func TestRulesCommand(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d", code)
 	}
+	flat := strings.Join(strings.Fields(stdout), " ")
 	for _, r := range rules.Rules() {
 		if !strings.Contains(stdout, r.ID) {
 			t.Errorf("catalogue lacks %s", r.ID)
+		}
+		// The whole rationale is printed (issue 11: RDS-CAL-007 was cut at "(e.g.").
+		if !strings.Contains(flat, strings.Join(strings.Fields(r.Rationale), " ")) {
+			t.Errorf("catalogue cuts the rationale of %s", r.ID)
 		}
 	}
 	code, stdout, _ = rdsaudit(t, sampleNow, "rules", "RDS-GRACE-003")
