@@ -334,6 +334,10 @@ for ws in wb.worksheets:
 ro = openpyxl.load_workbook(sys.argv[1], read_only=True)
 for ws in ro.worksheets:
     print("RO\t%s\t%d" % (ws.title, sum(1 for _ in ws.iter_rows())))
+for ws in wb.worksheets:
+    ps = ws.page_setup
+    print("PRINT\t%s\t%s %s %s %s %s %s" % (ws.title, ps.orientation, ps.fitToWidth, ps.fitToHeight,
+        ws.sheet_properties.pageSetUpPr.fitToPage, ws.print_title_rows, "&A" in (ws.oddFooter.center.text or "")))
 ws = wb["Findings"]
 print("DATE\t%s" % type(ws["O2"].value).__name__)
 print("TABLES\t%s" % ",".join(ws.tables.keys()))
@@ -381,6 +385,16 @@ func TestXLSXOpenpyxl(t *testing.T) {
 	for sheet, n := range map[string]string{SheetFindings: "5", SheetHosts: "4", SheetCoverage: "5", SheetIssued: "3"} {
 		if got["ROWS\t"+sheet] != n || got["RO\t"+sheet] != n {
 			t.Errorf("openpyxl %s rows %q (read-only %q), want %s", sheet, got["ROWS\t"+sheet], got["RO\t"+sheet], n)
+		}
+	}
+	// openpyxl reads the page setup of every sheet as written (issue 11).
+	for _, sh := range Sheets() {
+		want := "landscape 1 0 True $1:$1 True"
+		if sh == SheetSummary {
+			want = "landscape 1 1 True None True"
+		}
+		if got["PRINT\t"+sh] != want {
+			t.Errorf("openpyxl %s page setup %q, want %q", sh, got["PRINT\t"+sh], want)
 		}
 	}
 	if got["DATE"] != "datetime" {
