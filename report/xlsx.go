@@ -494,7 +494,7 @@ func (x *xlsxWriter) stream(name string, header []string, lay sheetLayout, rows 
 	for i := range all {
 		all[i] = colWrap // header cells wrap
 	}
-	if h := rowHeight(hdr, all, lay.widths); h > 0 {
+	if h := rowHeight(hdr, all, boldWidths(lay.widths)); h > 0 {
 		s.err = sw.SetRow("A1", hdr, excelize.RowOpts{Height: h})
 	} else {
 		s.err = sw.SetRow("A1", hdr)
@@ -837,6 +837,10 @@ func (x *xlsxWriter) lsCollected() string {
 func (x *xlsxWriter) position() error {
 	f, sh, header := x.f, SheetPosition, PositionHeader()
 	widths := []float64{34, 10, 11, 10, 11, 9, 10, 9, 13, 14, 42, 9, 40}
+	// Every cell top-aligned, so numbers stay level with the wrapped text beside them.
+	if err := f.SetColStyle(sh, "A:M", x.styles.top); err != nil {
+		return err
+	}
 	if err := x.header(sh, header, widths, []int{1, 2, 3, 4, 5, 6, 7, 8, 9}); err != nil {
 		return err
 	}
@@ -871,6 +875,8 @@ func (x *xlsxWriter) position() error {
 		switch {
 		case t.mixedCur:
 			cost = "mixed currencies"
+		case t.unpriced && !t.costed:
+			cost = excelize.Cell{StyleID: x.styles.flag, Value: "NOT PRICED"}
 		case t.costed:
 			v := t.cost
 			var err error
@@ -996,10 +1002,19 @@ func (x *xlsxWriter) header(sheet string, header []string, widths []float64, num
 	for i, h := range header {
 		hdr[i], all[i] = h, colWrap
 	}
-	if h := rowHeight(hdr, all, widths); h > 0 {
+	if h := rowHeight(hdr, all, boldWidths(widths)); h > 0 {
 		return x.f.SetRowHeight(sheet, 1, h)
 	}
 	return nil
+}
+
+// boldWidths are column widths as bold header text fills them (wider letters).
+func boldWidths(w []float64) []float64 {
+	out := make([]float64, len(w))
+	for i, v := range w {
+		out[i] = v * 0.75
+	}
+	return out
 }
 
 // setRow writes one row with the normal API, mapping values like the stream helpers:
@@ -1124,6 +1139,9 @@ func (x *xlsxWriter) drift() error {
 func (x *xlsxWriter) waivers() error {
 	sh, header := SheetWaivers, WaiversHeader()
 	widths := []float64{12, 15, 24, 16, 16, 12, 44, 18, 8, 8, 10, 10}
+	if err := x.f.SetColStyle(sh, "A:L", x.styles.top); err != nil {
+		return err
+	}
 	if err := x.header(sh, header, widths, []int{7, 10, 11}); err != nil {
 		return err
 	}
@@ -1219,7 +1237,7 @@ func (x *xlsxWriter) identity() [][]any {
 		{"Collection window (UTC)", window, windowTo},
 		{"Started / finished (UTC)", x.date(&r.Run.StartedAt), x.date(&r.Run.FinishedAt)},
 		{"Rule set", "version " + r.Run.RuleSetVersion, txt(r.Run.RuleSetHash)},
-		{"Tool version", txt(r.Run.ToolVersion), txt(r.Run.Collector)},
+		{"Tool version", txt(r.Run.ToolVersion), "collector: " + r.Run.Collector},
 		{"Config hash", txt(r.Run.ConfigHash)},
 		{"Signing key", key},
 	}
@@ -1396,7 +1414,7 @@ func (p *summaryPage) section(h ...string) {
 func (x *xlsxWriter) shortUsage(pr PositionRow) string {
 	src := pr.UsageSource
 	if strings.HasPrefix(src, "issued") {
-		return "issued CALs on the key packs, read " + x.lsCollected()
+		return "issued, key packs read " + x.lsCollected()
 	}
 	src = strings.TrimSuffix(strings.TrimPrefix(src, "used (existing Per User reports: "), ")")
 	var out []string
@@ -1558,9 +1576,16 @@ func (x *xlsxWriter) summary() error {
 					p.err = e
 				}
 			}
+			note := "this CAL type only: never netted across types or versions"
+			if t.unpriced {
+				note = "this CAL type only, never netted; a shortfall is NOT PRICED"
+				if cost == nil {
+					cost = excelize.Cell{StyleID: st.flag, Value: "NOT PRICED"}
+				}
+			}
 			p.put(calTypeLabel(t.calType), t.entitled, count(&t.installed), t.usage, t.short, nil, cost)
 			p.style("A", "A", st.bold)
-			p.span("H", "H", "this CAL type only: never netted across types or versions", st.note)
+			p.span("H", "H", note, st.note)
 			p.next()
 		}
 		p.put("True-up cost")
