@@ -35,6 +35,9 @@ func (JSON) Write(ctx context.Context, w io.Writer, r *Report) error {
 	jsonArray(jw, "position", r.Position)
 	jsonArray(jw, "issued_cals", r.IssuedCALs)
 	jw.field("drift", r.Drift, false)
+	if len(r.Changes) > 0 {
+		jsonArray(jw, "changes", r.Changes)
+	}
 	jsonArray(jw, "waivers", r.Waivers)
 	jsonArray(jw, "catalogue", r.Catalogue)
 	jw.field("evidence", r.Evidence, true)

@@ -302,3 +302,52 @@ func TestSampleWorkbookPrintsToPDF(t *testing.T) {
 		}
 	}
 }
+
+// Drift shows what changed besides findings, against the previous run's report:
+// recounted key packs, issued CALs, CAL position lines (issue 11).
+func TestDriftChangesAgainstPreviousReport(t *testing.T) {
+	cur := Build(fixtureInput())
+	// The previous run's report.json, as published, read back with ReadPrevious.
+	prevIn := fixtureInput()
+	prevIn.Run.ID = cur.Drift.PreviousRunID
+	prevIn.Drift = nil
+	prevRep := Build(prevIn)
+	prevRep.LicenseServers[0].KeyPacks[1].Issued = &Count{Value: 9}
+	prevRep.LicenseServers[0].IssuedTotal = 1
+	*prevRep.Position[1].Entitled = 20
+	path := filepath.Join(t.TempDir(), "report.json")
+	if err := os.WriteFile(path, writeJSON(t, prevRep), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := ReadPrevious(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := fixtureInput()
+	in.Previous = prev
+	r := Build(in)
+	kinds := map[string]int{}
+	for _, c := range r.Changes {
+		kinds[c.Kind]++
+	}
+	if kinds[ChangeKeyPack] != 1 || kinds[ChangeIssuedCALs] != 1 || kinds[ChangePosition] != 1 || len(r.Changes) != 3 {
+		t.Fatalf("changes %+v", r.Changes)
+	}
+	writeJSON(t, r) // validates against the schema
+	f := openXLSX(t, writeXLSX(t, r))
+	got := map[string]string{}
+	for _, row := range rows(t, f, SheetDrift)[1:] {
+		got[row[0]] = row[len(row)-1]
+	}
+	if !strings.Contains(got["key pack"], "issued 9, available 9 → ") || !strings.Contains(got["issued cals"], "1 issued Per Device CALs → 2") ||
+		!strings.Contains(got["position"], "entitled 20") {
+		t.Errorf("drift rows %q", got)
+	}
+	// A report of another run than the drift's baseline gives no changes.
+	prev.Run.ID = "someone-else"
+	in = fixtureInput()
+	in.Previous = prev
+	if r := Build(in); len(r.Changes) != 0 {
+		t.Errorf("changes against a report that is not the baseline: %+v", r.Changes)
+	}
+}

@@ -47,9 +47,12 @@ type Report struct {
 	Position       []PositionRow   `json:"position"`
 	IssuedCALs     []IssuedCAL     `json:"issued_cals"`
 	Drift          *rules.Drift    `json:"drift"`
-	Waivers        []Waiver        `json:"waivers"`
-	Catalogue      []RuleInfo      `json:"catalogue"`
-	Evidence       []EvidenceRef   `json:"evidence"`
+	// Changes since the previous run besides findings (key packs, issued CALs, CAL
+	// position); absent without a previous report (BuildInput.Previous).
+	Changes   []Change      `json:"changes,omitempty"`
+	Waivers   []Waiver      `json:"waivers"`
+	Catalogue []RuleInfo    `json:"catalogue"`
+	Evidence  []EvidenceRef `json:"evidence"`
 }
 
 // Run is the run's metadata.
@@ -342,6 +345,10 @@ type BuildInput struct {
 	Facts      []*facts.Facts
 	Evaluation Evaluation
 	Drift      *rules.Drift // nil without history
+	// Previous is the previous run's report (its report.json, decoded), for the changes
+	// in key packs, issued CALs and CAL position; nil when there is none or it is
+	// unreadable.
+	Previous *Report
 }
 
 // HostInput is what the report needs of one host once its evidence is staged: its
@@ -471,6 +478,9 @@ func Build(in BuildInput) *Report {
 	r.score()
 	r.ruleCoverage()
 	r.notChecked()
+	if in.Previous != nil && r.Drift != nil && r.Drift.PreviousRunID != "" && in.Previous.Run.ID == r.Drift.PreviousRunID {
+		r.Changes = r.diffChanges(in.Previous)
+	}
 	return r
 }
 

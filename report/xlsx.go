@@ -1087,6 +1087,7 @@ func (x *xlsxWriter) drift() error {
 	var newRes []*rules.Result
 	var newMissing []string
 	var resolved []*rules.Result
+	persisting := 0 // as the Findings sheet lists them: an uncollected host's unchecked rules left out
 	if d != nil {
 		byID := make(map[string]*rules.Result, len(x.r.Results))
 		for i := range x.r.Results {
@@ -1103,10 +1104,15 @@ func (x *xlsxWriter) drift() error {
 		for i := range d.Resolved {
 			resolved = append(resolved, &d.Resolved[i])
 		}
+		for _, id := range d.Persisting {
+			if res := byID[id]; res == nil || !unchecked(res, un) {
+				persisting++
+			}
+		}
 	}
 	n := 1
 	if d != nil {
-		n = len(newRes) + len(newMissing) + len(resolved) + 1
+		n = len(newRes) + len(newMissing) + len(resolved) + len(x.r.Changes) + 1
 	}
 	header := DriftHeader()
 	s, err := x.stream(SheetDrift, header, sheetLayout{widths: []float64{11, 13, 15, 9, 26, 14, 70},
@@ -1131,8 +1137,20 @@ func (x *xlsxWriter) drift() error {
 	for _, res := range resolved {
 		row("resolved", res)
 	}
+	for _, c := range x.r.Changes {
+		var msg string
+		switch {
+		case c.Before == "":
+			msg = "added: " + c.After
+		case c.After == "":
+			msg = "removed (was " + c.Before + ")"
+		default:
+			msg = c.Before + " → " + c.After
+		}
+		s.add(strings.ReplaceAll(c.Kind, "_", " "), nil, nil, nil, c.Subject, nil, msg)
+	}
 	s.add("unchanged", nil, nil, nil, nil, nil, fmt.Sprintf("%d %s still open since run %s (%s UTC): counted, not listed; the Findings sheet shows them with status persisting.",
-		len(d.Persisting), plural(len(d.Persisting), "finding"), d.PreviousRunID, d.PreviousAt.UTC().Format("2006-01-02 15:04")))
+		persisting, plural(persisting, "finding"), d.PreviousRunID, d.PreviousAt.UTC().Format("2006-01-02 15:04")))
 	return s.flush()
 }
 
