@@ -22,6 +22,9 @@ func (JSON) Write(ctx context.Context, w io.Writer, r *Report) error {
 	jw.raw("{\n")
 	jw.field("schema", r.Schema, false)
 	jw.field("run", r.Run, false)
+	// The verdict is computed here from the report, by the function the exit code
+	// comes from; a decoded report's Judged is never written back.
+	jw.field("verdict", r.Verdict().Record(), false)
 	jw.field("coverage", r.Coverage, false)
 	jw.field("score", r.Score, false)
 	jsonArray(jw, "severities", r.Severities)
@@ -32,6 +35,9 @@ func (JSON) Write(ctx context.Context, w io.Writer, r *Report) error {
 	jsonArray(jw, "position", r.Position)
 	jsonArray(jw, "issued_cals", r.IssuedCALs)
 	jw.field("drift", r.Drift, false)
+	if len(r.Changes) > 0 {
+		jsonArray(jw, "changes", r.Changes)
+	}
 	jsonArray(jw, "waivers", r.Waivers)
 	jsonArray(jw, "catalogue", r.Catalogue)
 	jw.field("evidence", r.Evidence, true)

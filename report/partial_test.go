@@ -22,16 +22,18 @@ func TestPartialRun(t *testing.T) {
 		t.Errorf("decoded partial = %+v, %v", back.Run.Partial, err)
 	}
 	f := openXLSX(t, writeXLSX(t, r))
-	if a, b := cell(t, f, SheetSummary, "A4"), cell(t, f, SheetSummary, "B4"); a != "Run status" ||
-		b != "PARTIAL: stopped by SIGTERM at 2026-11-02 08:01:00 UTC; 2 hosts not started, 1 canceled in flight" {
-		t.Errorf("Summary A4:B4 = %q, %q", a, b)
+	rs := find(t, f, SheetSummary, "Run status")[1:]
+	if b := cell(t, f, SheetSummary, "B"+rs); b != "PARTIAL: stopped by SIGTERM at 2026-11-02 08:01:00 UTC; 2 hosts not started, 1 canceled in flight" {
+		t.Errorf("Summary run status = %q", b)
 	}
 
 	complete := writeJSON(t, Build(fixtureInput()))
 	if strings.Contains(string(complete), `"partial"`) {
 		t.Error("a complete run has a partial key")
 	}
-	if a := cell(t, openXLSX(t, writeXLSX(t, Build(fixtureInput()))), SheetSummary, "A4"); a == "Run status" {
-		t.Error("a complete run has a Run status row")
+	for _, row := range rows(t, openXLSX(t, writeXLSX(t, Build(fixtureInput()))), SheetSummary) {
+		if len(row) > 0 && row[0] == "Run status" {
+			t.Error("a complete run has a Run status row")
+		}
 	}
 }

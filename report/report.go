@@ -32,8 +32,11 @@ const ScoreFormula = "score = 100 × passed ÷ (passed + failed + errors), over 
 
 // Report is one audit run, rendered identically by every writer.
 type Report struct {
-	Schema         string          `json:"schema"`
-	Run            Run             `json:"run"`
+	Schema string `json:"schema"`
+	Run    Run    `json:"run"`
+	// Judged is the verdict as report.json records it. Writers never read it: they
+	// compute Verdict(), the one function the exit code comes from; Decode fills it.
+	Judged         *VerdictRecord  `json:"verdict,omitempty"`
 	Coverage       Coverage        `json:"coverage"`
 	Score          Score           `json:"score"`
 	Severities     []SeverityCount `json:"severities"`
@@ -44,9 +47,12 @@ type Report struct {
 	Position       []PositionRow   `json:"position"`
 	IssuedCALs     []IssuedCAL     `json:"issued_cals"`
 	Drift          *rules.Drift    `json:"drift"`
-	Waivers        []Waiver        `json:"waivers"`
-	Catalogue      []RuleInfo      `json:"catalogue"`
-	Evidence       []EvidenceRef   `json:"evidence"`
+	// Changes since the previous run besides findings (key packs, issued CALs, CAL
+	// position); absent without a previous report (BuildInput.Previous).
+	Changes   []Change      `json:"changes,omitempty"`
+	Waivers   []Waiver      `json:"waivers"`
+	Catalogue []RuleInfo    `json:"catalogue"`
+	Evidence  []EvidenceRef `json:"evidence"`
 }
 
 // Run is the run's metadata.
@@ -68,6 +74,9 @@ type Run struct {
 	// CollectionWindow spans the collected_at times of the evidence of collected hosts;
 	// nil when no host was collected.
 	CollectionWindow *Window `json:"collection_window,omitempty"`
+	// SigningKey is the fingerprint of the public key that signs the run's manifest
+	// (KeyFingerprint), set when the run is published signed; empty when unsigned.
+	SigningKey string `json:"signing_key,omitempty"`
 	// Partial is set only on a run stopped before every host was collected
 	// (report/partial.go); a complete run has no "partial" key.
 	Partial *Partial `json:"partial,omitempty"`
@@ -81,6 +90,10 @@ type Coverage struct {
 	Skipped   int          `json:"skipped"`
 	ByClass   []ClassCount `json:"by_class"`
 	Hosts     []HostStatus `json:"hosts"`
+	// NotChecked counts the rule results that could not be evaluated because their host
+	// was not collected (outcome error). They are in results, never listed as findings:
+	// the host's one finding is RDS-COLLECT-001 or RDS-COLLECT-002.
+	NotChecked int `json:"not_checked"`
 }
 
 // Window is a closed time interval.
@@ -107,6 +120,9 @@ type HostStatus struct {
 	Collector     string                  `json:"collector,omitempty"`
 	CollectedAt   time.Time               `json:"collected_at"`
 	SectionErrors []evidence.SectionError `json:"section_errors,omitempty"`
+	// NotChecked counts this uncollected host's rule results that are errors (evidence
+	// missing); see Coverage.NotChecked.
+	NotChecked int `json:"not_checked,omitempty"`
 }
 
 // Score is the compliance score with its formula.
@@ -329,6 +345,10 @@ type BuildInput struct {
 	Facts      []*facts.Facts
 	Evaluation Evaluation
 	Drift      *rules.Drift // nil without history
+	// Previous is the previous run's report (its report.json, decoded), for the changes
+	// in key packs, issued CALs and CAL position; nil when there is none or it is
+	// unreadable.
+	Previous *Report
 }
 
 // HostInput is what the report needs of one host once its evidence is staged: its
@@ -457,7 +477,48 @@ func Build(in BuildInput) *Report {
 	}
 	r.score()
 	r.ruleCoverage()
+	r.notChecked()
+	if in.Previous != nil && r.Drift != nil && r.Drift.PreviousRunID != "" && in.Previous.Run.ID == r.Drift.PreviousRunID {
+		r.Changes = r.diffChanges(in.Previous)
+	}
 	return r
+}
+
+// uncollectedHosts returns the lower-cased names of the targeted hosts that were not
+// collected.
+func (r *Report) uncollectedHosts() map[string]int {
+	m := map[string]int{}
+	for i, h := range r.Coverage.Hosts {
+		if h.Status != evidence.StatusCollected {
+			m[strings.ToLower(h.Name)] = i
+		}
+	}
+	return m
+}
+
+// unchecked reports whether a result is an error only because its host was not
+// collected (un from uncollectedHosts).
+func unchecked(res *rules.Result, un map[string]int) bool {
+	if res.Outcome != rules.Error || res.Subject.Kind != rules.SubjectHost {
+		return false
+	}
+	_, ok := un[strings.ToLower(res.Subject.Name)]
+	return ok
+}
+
+// notChecked counts the results of uncollected hosts that are errors, per host and in
+// total.
+func (r *Report) notChecked() {
+	un := r.uncollectedHosts()
+	if len(un) == 0 {
+		return
+	}
+	for i := range r.Results {
+		if res := &r.Results[i]; unchecked(res, un) {
+			r.Coverage.NotChecked++
+			r.Coverage.Hosts[un[strings.ToLower(res.Subject.Name)]].NotChecked++
+		}
+	}
 }
 
 func i64(p *int64) int64 {
@@ -728,12 +789,14 @@ func (r *Report) rule(id string) (RuleInfo, bool) {
 }
 
 // Findings returns the results that are findings (fail or error), most severe first,
-// then by rule and subject: the Findings sheet's order.
+// then by rule and subject: the Findings sheet's rows. An uncollected host's errors are
+// left out (counted in Coverage.NotChecked): its one finding is RDS-COLLECT-001/002.
 func (r *Report) Findings() []*rules.Result {
 	var out []*rules.Result
+	un := r.uncollectedHosts()
 	for i := range r.Results {
-		if r.Results[i].IsFinding() {
-			out = append(out, &r.Results[i])
+		if res := &r.Results[i]; res.IsFinding() && !unchecked(res, un) {
+			out = append(out, res)
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Severity > out[j].Severity })

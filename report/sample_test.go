@@ -77,7 +77,7 @@ func TestSampleFleetWorkbook(t *testing.T) {
 		SheetFindings:       {FindingsHeader(), len(r.Findings())},
 		SheetHosts:          {HostsHeader(), sessionHosts},
 		SheetLicenseServers: {LicenseServersHeader(), packs},
-		SheetPosition:       {PositionHeader(), len(r.Position) + 1},
+		SheetPosition:       {PositionHeader(), len(r.Position) + 2}, // a total per CAL type
 		SheetIssued:         {IssuedHeader(), len(r.IssuedCALs)},
 		SheetDrift:          {DriftHeader(), 1},
 		SheetWaivers:        {WaiversHeader(), len(r.Waivers)},

@@ -198,6 +198,10 @@ func (s *Stage) Publish(ctx context.Context, rep *Report, opts PublishOptions) (
 	if err := s.checkRefs(rep); err != nil {
 		return "", err
 	}
+	if opts.Signer != nil && len(opts.Signer) == ed25519.PrivateKeySize {
+		// The report names the key that signs its manifest (Summary, About, report.json).
+		rep.Run.SigningKey = KeyFingerprint(opts.Signer.Public().(ed25519.PublicKey))
+	}
 	writers := opts.Writers
 	if writers == nil {
 		writers = map[string]Writer{"report.json": JSON{}, "report.xlsx": XLSX{}}

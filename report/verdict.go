@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/rdsaudit/rdsaudit/rules"
 )
@@ -30,6 +31,9 @@ type Verdict struct {
 	Targeted, Collected int
 	// Blocking counts the unwaived failures at or above FailOn.
 	Blocking int
+	// NotCollected names the failure classes of the hosts not collected, as
+	// "connect 1, unsupported_os 1".
+	NotCollected string
 }
 
 // Verdict judges the report: coverage first, then findings at or above fail_on.
@@ -40,6 +44,11 @@ func (r *Report) Verdict() Verdict {
 			v.Blocking++
 		}
 	}
+	var classes []string
+	for _, c := range r.Coverage.ByClass {
+		classes = append(classes, fmt.Sprintf("%s %d", c.Class, c.Count))
+	}
+	v.NotCollected = strings.Join(classes, ", ")
 	switch {
 	case v.Collected < v.Targeted:
 		v.Status = VerdictIncomplete
@@ -64,4 +73,64 @@ func (v Verdict) Reason() string {
 		return fmt.Sprintf("unwaived findings at or above %s", v.FailOn)
 	}
 	return fmt.Sprintf("no unwaived finding at or above %s", v.FailOn)
+}
+
+// Word is the verdict as a reader signs it: PASS, or FAIL with what failed. An
+// incomplete audit does not pass: its exit code is the coverage one.
+func (v Verdict) Word() string {
+	switch {
+	case v.Status == VerdictPass:
+		return "PASS"
+	case v.Status == VerdictIncomplete && v.FindingsFail():
+		return "FAIL (coverage and findings)"
+	case v.Status == VerdictIncomplete:
+		return "FAIL (coverage)"
+	}
+	return "FAIL (findings)"
+}
+
+// Reasons states both grounds of the verdict, coverage first, then findings against
+// fail_on, each in one sentence.
+func (v Verdict) Reasons() []string {
+	var out []string
+	if v.Collected < v.Targeted {
+		s := fmt.Sprintf("coverage: %d of %d targeted hosts collected", v.Collected, v.Targeted)
+		if v.NotCollected != "" {
+			s += " (not collected: " + v.NotCollected + ")"
+		}
+		out = append(out, s+"; an audit that did not see every host cannot pass")
+	} else {
+		out = append(out, fmt.Sprintf("coverage: all %d targeted hosts collected", v.Targeted))
+	}
+	if v.Blocking > 0 {
+		out = append(out, fmt.Sprintf("findings: %d unwaived %s at or above fail_on = %s", v.Blocking, plural(v.Blocking, "finding"), v.FailOn))
+	} else {
+		out = append(out, fmt.Sprintf("findings: no unwaived finding at or above fail_on = %s", v.FailOn))
+	}
+	return out
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// VerdictRecord is the verdict as report.json carries it ("verdict").
+type VerdictRecord struct {
+	Status    VerdictStatus  `json:"status"`
+	Word      string         `json:"word"`
+	FailOn    rules.Severity `json:"fail_on"`
+	Reason    string         `json:"reason"`
+	Reasons   []string       `json:"reasons"`
+	Targeted  int            `json:"targeted"`
+	Collected int            `json:"collected"`
+	Blocking  int            `json:"blocking"`
+}
+
+// Record is the verdict as report.json records it.
+func (v Verdict) Record() VerdictRecord {
+	return VerdictRecord{Status: v.Status, Word: v.Word(), FailOn: v.FailOn, Reason: v.Reason(), Reasons: v.Reasons(),
+		Targeted: v.Targeted, Collected: v.Collected, Blocking: v.Blocking}
 }

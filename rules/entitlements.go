@@ -285,6 +285,26 @@ type PositionRow struct {
 	// and issued figures are totals rather than lower bounds.
 	Complete bool     `json:"complete"`
 	Notes    []string `json:"notes,omitempty"`
+
+	usedFrom []string // reportSource of each report Used adds up
+}
+
+// reportSource names the newest Per User report of a license server, with its date:
+// "LS01: PerUserReport_20261001_030000.xml generated 2026-10-01 03:00 UTC".
+func reportSource(ls *facts.Facts) string {
+	rep := latestReport(ls.Holdings)
+	if rep == nil {
+		return ls.Host.Name
+	}
+	when := rep.GeneratedDate
+	if t, err := facts.ParseDate(rep.GeneratedDate, ""); err == nil {
+		when = t.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	name := rep.FileName
+	if name == "" {
+		name = "report"
+	}
+	return ls.Host.Name + ": " + name + " generated " + when
 }
 
 type posKey struct {
@@ -354,19 +374,22 @@ func (c *evalCtx) buildPosition() {
 				r.Issued += kp.Issued.Value
 			}
 		}
+		src := reportSource(ls)
 		for k, v := range perUserUsage(ls.Holdings) {
 			r := c.row(k)
 			if r.Used == nil {
 				r.Used = new(int64)
 			}
 			*r.Used += v
+			r.usedFrom = append(r.usedFrom, src)
 		}
 	}
 	for i := range c.position {
 		r := &c.position[i]
 		r.Usage, r.UsageSource = r.Issued, "issued (key packs)"
 		if r.Used != nil {
-			r.Usage, r.UsageSource = *r.Used, "used (existing Per User reports)"
+			// Each figure names the report it comes from and its date (issue 11).
+			r.Usage, r.UsageSource = *r.Used, "used (existing Per User reports: "+strings.Join(r.usedFrom, "; ")+")"
 		}
 		if r.Usage > r.Entitled {
 			r.Shortfall = r.Usage - r.Entitled

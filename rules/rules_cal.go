@@ -37,10 +37,14 @@ func (cal001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 		return
 	}
 	found, missing := c.hostServers(h)
-	var typed, valid, unversioned []string
-	ev := []EvidenceField{osEv}
+	var typed, valid, unversioned, temporary []string
+	ev, tempEv := []EvidenceField{osEv}, []EvidenceField(nil)
 	for _, ls := range found {
 		for i, kp := range ls.Holdings.KeyPacks {
+			if kp.Temporary && !kp.BuiltIn && kp.CALType == want {
+				tempEv = append(tempEv, c.packEvidence(ls, i))
+				temporary = append(temporary, fmt.Sprintf("temporary key pack %d@%s", kp.ID, ls.Host.Name))
+			}
 			if !usablePack(kp, c) || kp.CALType != want {
 				continue
 			}
@@ -67,8 +71,15 @@ func (cal001) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 		r.Outcome, r.Message = Error, fmt.Sprintf("no %s CAL of version %s or newer on the audited license servers, and %s were not audited", want, versionName(min), strings.Join(missing, ", "))
 	case len(unversioned) > 0:
 		r.Outcome, r.Message = Error, fmt.Sprintf("no %s CAL of version %s or newer is known, and the version of %s was not reported (ProductVersionID absent)", want, versionName(min), strings.Join(unversioned, ", "))
+	case len(typed) == 0 && len(temporary) > 0:
+		// Temporary packs (KeyPackType 4) expire and are no entitlement: the host has no
+		// valid CAL, whatever RDS-MODE-005 says about the mode's type (issue 11).
+		r.Evidence = append(r.Evidence, tempEv...)
+		r.Outcome, r.Message = Fail, fmt.Sprintf("Windows Server %s host needs %s CALs of version %s or newer; its license servers hold only temporary %s packs (%s), which are no CALs",
+			h.OS.Release, want, versionName(min), want, strings.Join(temporary, ", "))
 	case len(typed) == 0:
-		r.Outcome, r.Message = NotApplicable, "the host's license servers hold no "+want+" CALs at all; see RDS-MODE-005"
+		r.Outcome, r.Message = Fail, fmt.Sprintf("Windows Server %s host needs %s CALs of version %s or newer; its license servers hold no %s CALs at all (see also RDS-MODE-005)",
+			h.OS.Release, want, versionName(min), want)
 	default:
 		r.Outcome, r.Message = Fail, fmt.Sprintf("Windows Server %s host needs %s CALs of version %s or newer; its license servers hold only %s", h.OS.Release, want, versionName(min), strings.Join(typed, ", "))
 	}
@@ -515,6 +526,11 @@ func (collect001) checkUncollected(c *evalCtx, h *facts.Facts, s *sink) {
 	if h.Failure != nil {
 		class, msg = string(h.Failure.Class), h.Failure.Message
 	}
+	if class == string(evidence.FailUnsupported) && c.rs.Enabled("RDS-COLLECT-002") {
+		// One finding per uncollected host (issue 11): an unsupported OS is RDS-COLLECT-002's.
+		s.add(Result{Outcome: NotApplicable, Subject: r.Subject, Message: "host not collected (unsupported OS); see RDS-COLLECT-002"})
+		return
+	}
 	r.Evidence = []EvidenceField{{Field: fieldCollection, Value: string(h.Status) + " (" + class + ")"}}
 	r.Message = fmt.Sprintf("host not collected (%s, error class %s): %s", h.Status, class, orNone(msg))
 	s.add(r)
@@ -527,7 +543,7 @@ func (collect002) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-COLLECT-002", Severity: SevMedium, Scope: ScopeHost,
 		Title:       "Host OS unsupported by the collector (Windows Server 2008 R2 and older)",
 		Rationale:   "Windows Server 2008 R2 and older lack PowerShell 3 and are out of support; rdsaudit reports them as unsupported rather than guessing their licensing state.",
-		Remediation: "Upgrade or retire the host; audit it manually until then.",
+		Remediation: "Upgrade the host to a supported Windows Server (2012 or newer), or exclude it from the inventory and audit it manually until it is retired.",
 		References:  []string{"domain.md §1"},
 		Evidence:    []string{fieldOSVersion, fieldCollection}}
 }
@@ -552,7 +568,7 @@ func (collect002) checkUncollected(c *evalCtx, h *facts.Facts, s *sink) {
 	if h.Failure != nil && h.Failure.Class == evidence.FailUnsupported {
 		s.add(Result{Outcome: Fail, Subject: sub, Source: "collection", Observed: "unsupported_os", Expected: "Windows Server 2012 or newer",
 			Evidence: []EvidenceField{{Field: fieldCollection, Value: string(h.Status) + " (unsupported_os)"}},
-			Message:  "OS unsupported by the collector: " + h.Failure.Message})
+			Message:  "host not collected (" + string(h.Status) + ", error class unsupported_os): OS unsupported by the collector: " + h.Failure.Message})
 		return
 	}
 	s.add(Result{Outcome: NotApplicable, Subject: sub, Message: "host not collected; see RDS-COLLECT-001"})

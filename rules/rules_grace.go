@@ -513,13 +513,35 @@ func (grace009) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	}
 	r := Result{Subject: sub, Evidence: ev, Source: "wmi, registry", Observed: "0 grace days left; " + listOrNone(why),
 		Expected: "licensed mode and at least one valid license server"}
+	// Only a missing mode or a missing license server proves the refusal (event 1069). A
+	// server that answers 4 (lower version), 6 (not connectable), 8 (access denied) or
+	// another non-valid status makes refusal likely, not certain: the status is the
+	// host's view at collection time, and a transient network or permission state gives
+	// it too.
+	certain := noServers || (h.Mode.EffectiveSource != facts.SourceUnknown && facts.ModeCALType(h.Mode.Effective) == "")
 	switch {
-	case len(why) > 0:
+	case len(why) > 0 && certain:
 		r.Outcome, r.Message = Fail, "grace period expired and "+strings.Join(why, ", ")+": the host refuses user connections"
+		r.Strength = "strong: no licensed mode or no license server after the grace period is refused by design"
+	case len(why) > 0:
+		r.Outcome = Fail
+		r.Message = "grace period expired and " + strings.Join(why, ", ") + " (answered: " + connectivityStatuses(h) +
+			"), so the host likely refuses user connections; not proven, since a transient network or permission state answers the same"
+		r.Strength = "moderate: refusal inferred from the connectivity status at collection time, not observed"
 	case !healthy:
 		r.Outcome, r.Message = Error, "grace period expired; license-server connectivity unknown (GetTStoLSConnectivityStatus missing or failed)"
 	default:
 		r.Outcome, r.Message = Pass, "grace period expired, but a licensed mode and a valid license server are in place"
 	}
 	s.add(r)
+}
+
+// connectivityStatuses lists each license server's connectivity status, as
+// "LS01 status 6 (not connectable)".
+func connectivityStatuses(h *facts.Facts) string {
+	var out []string
+	for _, cn := range h.LicenseServers.Connectivity {
+		out = append(out, cn.Server+" "+ConnectivityValue(cn))
+	}
+	return listOrNone(out)
 }

@@ -291,11 +291,12 @@ func ruleCases() []ruleCase {
 		// GRACE-009
 		{rule: "RDS-GRACE-009", name: "in grace", subject: "RDSH1", want: Pass},
 		{rule: "RDS-GRACE-009", name: "expired, healthy server", subject: "RDSH1", want: Pass, setup: graceDaysSet("RDSH1", 0)},
-		{rule: "RDS-GRACE-009", name: "expired, not connectable", subject: "RDSH1", want: Fail, setup: func(f *fleet) {
+		// Issue 11: status 6 makes refusal likely, not proven; the message says so.
+		{rule: "RDS-GRACE-009", name: "expired, not connectable", subject: "RDSH1", want: Fail, contains: "likely refuses user connections; not proven", setup: func(f *fleet) {
 			graceDaysSet("RDSH1", 0)(f)
 			f.host("RDSH1").TerminalServices.Connectivity[0].Status = p64(6)
 		}},
-		{rule: "RDS-GRACE-009", name: "expired, not configured", subject: "RDSH1", want: Fail, setup: func(f *fleet) {
+		{rule: "RDS-GRACE-009", name: "expired, not configured", subject: "RDSH1", want: Fail, contains: ": the host refuses user connections", setup: func(f *fleet) {
 			graceDaysSet("RDSH1", 0)(f)
 			setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 5))
 		}},
@@ -318,8 +319,18 @@ func ruleCases() []ruleCase {
 		{rule: "RDS-CAL-001", name: "pack without version is unknown, not absent", subject: "RDSH1", want: Error, setup: func(f *fleet) {
 			f.host("LS01").LicenseServer.KeyPacks[1].ProductVersionID = nil
 		}},
-		{rule: "RDS-CAL-001", name: "temporary packs do not count", subject: "RDSH1", want: NotApplicable, setup: func(f *fleet) {
+		{rule: "RDS-CAL-001", name: "temporary packs do not count", subject: "RDSH1", want: Fail, contains: "only temporary per_user packs", setup: func(f *fleet) {
 			f.host("LS01").LicenseServer.KeyPacks[1].KeyPackType = p64(4)
+		}},
+		// Issue 11: only temporary Per Device packs (KeyPackType 4) and no valid CAL is a
+		// failure, not "not applicable", so no finding vanishes when RDS-MODE-005 is waived.
+		{rule: "RDS-CAL-001", name: "only temporary per device packs", subject: "RDSH1", want: Fail, contains: "only temporary per_device packs (temporary key pack 4@LS01)", setup: func(f *fleet) {
+			setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 2))
+			f.host("LS01").LicenseServer.KeyPacks[2].KeyPackType = p64(4)
+		}},
+		{rule: "RDS-CAL-001", name: "no pack of the mode's type", subject: "RDSH1", want: Fail, contains: "hold no per_device CALs at all", setup: func(f *fleet) {
+			setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 2))
+			f.host("LS01").LicenseServer.KeyPacks = f.host("LS01").LicenseServer.KeyPacks[:2]
 		}},
 		{rule: "RDS-CAL-001", name: "per device mode", subject: "RDSH1", want: Pass, setup: func(f *fleet) {
 			setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 2))
@@ -415,6 +426,8 @@ func ruleCases() []ruleCase {
 		// COLLECT-001
 		{rule: "RDS-COLLECT-001", name: "collected", subject: "RDSH1", want: Pass},
 		{rule: "RDS-COLLECT-001", name: "timeout", subject: "RDSH1", want: Fail, contains: "error class timeout", setup: uncollected("RDSH1", evidence.FailTimeout)},
+		// One finding per uncollected host: an unsupported OS is RDS-COLLECT-002's (issue 11).
+		{rule: "RDS-COLLECT-001", name: "unsupported os is COLLECT-002's", subject: "RDSH1", want: NotApplicable, contains: "see RDS-COLLECT-002", setup: uncollected("RDSH1", evidence.FailUnsupported)},
 		{rule: "RDS-COLLECT-001", name: "client timeout", subject: "CLIENT1", want: Fail, setup: uncollected("CLIENT1", evidence.FailTimeout)},
 		// COLLECT-002
 		{rule: "RDS-COLLECT-002", name: "2022", subject: "RDSH1", want: Pass},
@@ -422,7 +435,7 @@ func ruleCases() []ruleCase {
 			o := f.host("RDSH1").OS
 			o.Version, o.BuildNumber, o.Caption = "6.1.7601", "7601", "Microsoft Windows Server 2008 R2 Enterprise"
 		}},
-		{rule: "RDS-COLLECT-002", name: "unsupported failure", subject: "RDSH1", want: Fail, setup: uncollected("RDSH1", evidence.FailUnsupported)},
+		{rule: "RDS-COLLECT-002", name: "unsupported failure", subject: "RDSH1", want: Fail, contains: "error class unsupported_os", setup: uncollected("RDSH1", evidence.FailUnsupported)},
 		{rule: "RDS-COLLECT-002", name: "other failure", subject: "RDSH1", want: NotApplicable, setup: uncollected("RDSH1", evidence.FailDNS)},
 	}
 }
@@ -582,5 +595,25 @@ func TestDisabledAndSeverityOverride(t *testing.T) {
 	}
 	if ev.Disabled[0] != "RDS-MODE-001" {
 		t.Errorf("disabled %v", ev.Disabled)
+	}
+}
+
+// An inference that is not certain says so in its evidence strength as well as its
+// message (issue 11): GRACE-009 with a license server answering 4, 6 or 8.
+func TestGrace009UncertainStrength(t *testing.T) {
+	for _, status := range []int64{4, 6, 8} {
+		f := baseFleet()
+		graceDaysSet("RDSH1", 0)(f)
+		f.host("RDSH1").TerminalServices.Connectivity[0].Status = p64(status)
+		r := findResult(t, f.evaluate(), "RDS-GRACE-009", "RDSH1")
+		if r.Outcome != Fail || !strings.HasPrefix(r.Strength, "moderate") || !strings.Contains(r.Message, "likely") {
+			t.Errorf("status %d: %s, strength %q: %s", status, r.Outcome, r.Strength, r.Message)
+		}
+	}
+	f := baseFleet()
+	graceDaysSet("RDSH1", 0)(f)
+	setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 5))
+	if r := findResult(t, f.evaluate(), "RDS-GRACE-009", "RDSH1"); !strings.HasPrefix(r.Strength, "strong") || strings.Contains(r.Message, "likely") {
+		t.Errorf("no licensed mode: strength %q: %s", r.Strength, r.Message)
 	}
 }

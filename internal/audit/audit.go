@@ -196,6 +196,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("annotate findings from history: %w", err)
 	}
 	t.Annotate = mark()
+	// The previous run's report gives the changes in key packs, issued CALs and CAL
+	// position (issue 11); without it the drift has findings only.
+	var previous *report.Report
+	if drift != nil && drift.PreviousRunID != "" && filepath.Base(drift.PreviousRunID) == drift.PreviousRunID {
+		if previous, err = report.ReadPrevious(filepath.Join(o.OutputDir, drift.PreviousRunID, "report.json")); err != nil {
+			log.Warn().Err(err).Msg("drift without key-pack and CAL position changes")
+			previous = nil
+		}
+	}
 	finished := now().UTC()
 	rep := report.Build(report.BuildInput{
 		Run: report.RunInfo{
@@ -215,6 +224,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Hosts:      hosts,
 		Evaluation: report.FromEvaluation(ev, rules.Rules()),
 		Drift:      drift,
+		Previous:   previous,
 	})
 	t.Report = mark()
 	dir, err := stage.Publish(ctx, rep, report.PublishOptions{Signer: o.Signer})

@@ -130,7 +130,8 @@ func TestSampleRun(t *testing.T) {
 		"RDS-GRACE-009 RDSH-B07",
 		"RDS-CAL-001 RDSH-B04", "RDS-CAL-001 RDSH-C01",
 		"RDS-CLIENT-001 CLIENT-02", "RDS-CLIENT-002 CLIENT-01",
-		"RDS-COLLECT-001 RDSH-B09", "RDS-COLLECT-001 OLD-2008R2",
+		"RDS-CAL-001 RDSH-A08",
+		"RDS-COLLECT-001 RDSH-B09",
 		"RDS-COLLECT-002 OLD-2008R2",
 	}
 	for _, w := range want {
@@ -310,9 +311,14 @@ func TestRulesCommand(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d", code)
 	}
+	flat := strings.Join(strings.Fields(stdout), " ")
 	for _, r := range rules.Rules() {
 		if !strings.Contains(stdout, r.ID) {
 			t.Errorf("catalogue lacks %s", r.ID)
+		}
+		// The whole rationale is printed (issue 11: RDS-CAL-007 was cut at "(e.g.").
+		if !strings.Contains(flat, strings.Join(strings.Fields(r.Rationale), " ")) {
+			t.Errorf("catalogue cuts the rationale of %s", r.ID)
 		}
 	}
 	code, stdout, _ = rdsaudit(t, sampleNow, "rules", "RDS-GRACE-003")

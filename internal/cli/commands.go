@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -84,12 +83,15 @@ func newRulesCmd(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cat := rules.Rules()
 			if len(args) == 0 {
-				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tSEVERITY\tTITLE\tRATIONALE")
-				for _, r := range cat {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, r.Severity, r.Title, firstSentence(r.Rationale))
+				// One block per rule: ID, severity and title on a line, then the whole
+				// rationale folded under it; a description is never cut.
+				for i, r := range cat {
+					if i > 0 {
+						fmt.Fprintln(e.stdout)
+					}
+					fmt.Fprintf(e.stdout, "%s  %s  %s\n    %s\n", r.ID, r.Severity, r.Title, wrap(r.Rationale, "    "))
 				}
-				return tw.Flush()
+				return nil
 			}
 			for _, r := range cat {
 				if strings.EqualFold(r.ID, args[0]) {
@@ -107,13 +109,6 @@ func newRulesCmd(e *env) *cobra.Command {
 			return usageErr(fmt.Errorf("rules: no rule %q (run `rdsaudit rules` for the catalogue)", args[0]))
 		},
 	}
-}
-
-func firstSentence(s string) string {
-	if i := strings.Index(s, ". "); i > 0 {
-		return s[:i+1]
-	}
-	return s
 }
 
 // wrap folds s at about 88 columns, indenting continuation lines.
