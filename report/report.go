@@ -47,6 +47,7 @@ type Report struct {
 	Waivers        []Waiver        `json:"waivers"`
 	Catalogue      []RuleInfo      `json:"catalogue"`
 	Evidence       []EvidenceRef   `json:"evidence"`
+	PerUser        *PerUser        `json:"per_user,omitempty"` // peruser.go
 }
 
 // Run is the run's metadata.
@@ -329,6 +330,7 @@ type BuildInput struct {
 	Facts      []*facts.Facts
 	Evaluation Evaluation
 	Drift      *rules.Drift // nil without history
+	PerUser    *PerUser     // nil without a directory (peruser.go)
 }
 
 // HostInput is what the report needs of one host once its evidence is staged: its
@@ -372,7 +374,7 @@ func Build(in BuildInput) *Report {
 			EvaluatedAt: in.Run.EvaluatedAt.UTC(), Pinned: in.Run.Pinned},
 		Results: []rules.Result{}, RuleCoverage: []RuleCoverage{}, Hosts: []Host{}, LicenseServers: []LicenseServer{},
 		Position: []PositionRow{}, IssuedCALs: []IssuedCAL{}, Waivers: []Waiver{}, Catalogue: []RuleInfo{},
-		Evidence: []EvidenceRef{}, Drift: in.Drift,
+		Evidence: []EvidenceRef{}, Drift: in.Drift, PerUser: in.PerUser,
 	}
 	if r.Run.EvaluatedAt.IsZero() {
 		r.Run.EvaluatedAt = r.Run.StartedAt

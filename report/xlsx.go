@@ -32,7 +32,7 @@ const (
 // Sheets returns the workbook's sheets in order.
 func Sheets() []string {
 	return []string{SheetSummary, SheetFindings, SheetHosts, SheetLicenseServers, SheetPosition,
-		SheetIssued, SheetDrift, SheetWaivers, SheetCoverage, SheetAbout}
+		SheetIssued, SheetPerUser, SheetDrift, SheetWaivers, SheetCoverage, SheetAbout}
 }
 
 // FindingsHeader returns the column headers (row 1) of the Findings sheet.
@@ -150,7 +150,7 @@ func (x *xlsxWriter) build() error {
 	}
 	_ = f.SetDocProps(&excelize.DocProperties{Creator: "rdsaudit " + x.r.Run.ToolVersion,
 		Title: "RDS CAL licensing audit " + x.r.Run.ID, Created: x.r.Run.StartedAt.UTC().Format(time.RFC3339)})
-	for _, step := range []func() error{x.findings, x.hosts, x.licenseServers, x.position, x.issued, x.drift,
+	for _, step := range []func() error{x.findings, x.hosts, x.licenseServers, x.position, x.issued, x.perUser, x.drift,
 		x.waivers, x.coverage, x.about, x.summary} {
 		if err := x.ctx.Err(); err != nil {
 			return err

@@ -362,11 +362,15 @@ func (c *evalCtx) buildPosition() {
 			*r.Used += v
 		}
 	}
+	c.directoryUsage() // rules_peruser.go: directory figures replace the reports'
 	for i := range c.position {
 		r := &c.position[i]
 		r.Usage, r.UsageSource = r.Issued, "issued (key packs)"
 		if r.Used != nil {
 			r.Usage, r.UsageSource = *r.Used, "used (existing Per User reports)"
+			if c.dirRows[posKey{r.CALType, r.VersionID}] {
+				r.UsageSource = dirPositionSource
+			}
 		}
 		if r.Usage > r.Entitled {
 			r.Shortfall = r.Usage - r.Entitled
