@@ -252,6 +252,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("record run %s in history (reports are published in %s): %w", runID, dir, err)
 	}
+	if err := recordPerUser(ctx, store, runID, started, perUser); err != nil { // directory.go
+		return nil, fmt.Errorf("record run %s in history (reports are published in %s): %w", runID, dir, err)
+	}
 	t.Record = mark()
 	res.Recorded = true
 	if err := finishOutputDir(o, rep, finished, log); err != nil {

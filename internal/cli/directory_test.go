@@ -14,6 +14,7 @@ import (
 	"github.com/rdsaudit/rdsaudit/collect/offline"
 	"github.com/rdsaudit/rdsaudit/directory"
 	"github.com/rdsaudit/rdsaudit/directory/slapdtest"
+	"github.com/rdsaudit/rdsaudit/history"
 	"github.com/rdsaudit/rdsaudit/report"
 	"github.com/rdsaudit/rdsaudit/rules"
 	"github.com/xuri/excelize/v2"
@@ -165,6 +166,15 @@ func TestRunDirectoryEndToEnd(t *testing.T) {
 		}
 		if err := report.Verify(dirs[0], nil); err != nil {
 			t.Error(err)
+		}
+		st, err := history.Open(context.Background(), filepath.Join(out, "history.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		counts, err := st.PerUserCounts(context.Background())
+		if err != nil || len(counts) != 2 || counts[0].Version != "2012" || counts[0].Active != want["2012"][0] || !counts[0].Complete {
+			t.Errorf("history per-user counts %+v, %v", counts, err)
 		}
 	})
 
