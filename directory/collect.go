@@ -221,6 +221,10 @@ func search(ctx context.Context, t Target, raw string, conn *ldap.Conn, cc *coun
 	if err != nil {
 		return nil, &attemptError{class: evidence.FailAuth, msg: err.Error(), final: true}
 	}
+	if pw == "" || t.BindName == "" {
+		// An empty password would be an unauthenticated bind (RFC 4513 §5.1.2): refused.
+		return nil, &attemptError{class: evidence.FailAuth, final: true, msg: "the domain's credential has no bind name or password (simple bind needs both)"}
+	}
 	if err := conn.Bind(t.BindName, pw); err != nil {
 		ae := classify(ctx, cc, err, "bind")
 		if ae.class == evidence.FailProtocol {

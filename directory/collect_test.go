@@ -205,6 +205,7 @@ func TestCollectFailures(t *testing.T) {
 			tg.Password = func() (string, error) { return "wrong", nil }
 			tg.URLs = append(tg.URLs, s.LDAPURL) // a second URL must not be tried
 		}, evidence.FailAuth, "Invalid Credentials (LDAP 49); not retried", 1},
+		{"empty password", func(tg *directory.Target) { tg.Password = func() (string, error) { return "", nil } }, evidence.FailAuth, "no bind name or password", 1},
 		{"unreachable", func(tg *directory.Target) { tg.URLs = []string{"ldaps://127.0.0.1:1"} }, evidence.FailConnect, "connection refused", 1},
 		{"dns", func(tg *directory.Target) { tg.URLs = []string{"ldaps://no-such-dc.invalid"} }, evidence.FailDNS, "resolve no-such-dc.invalid", 1},
 		{"untrusted certificate", func(tg *directory.Target) { tg.RootCAs = nil }, evidence.FailTLS, "certificate not trusted", 1},
