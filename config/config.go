@@ -90,6 +90,7 @@ type Config struct {
 	Log               Log          `mapstructure:"log" json:"log"`
 	Metrics           Metrics      `mapstructure:"metrics" json:"metrics"`
 	Notify            Notify       `mapstructure:"notify" json:"notify"`
+	Directory         Directory    `mapstructure:"directory" json:"directory"`
 
 	// OutputLockWait is how long a run waits while another holds output_dir's lock
 	// (0: refuse at once, exit 6).
@@ -298,5 +299,13 @@ func defaults(dir string) map[string]any {
 		"notify.secret_env":               "",
 		"notify.secret_file":              "",
 		"notify.timeout":                  DefaultWebhookTimeout,
+		"directory.page_size":             DefaultDirectoryPageSize,
+		"directory.timeout":               DefaultDirectoryTimeout,
+		"directory.max_entries":           DefaultDirectoryMaxEntries,
+		"directory.max_bytes":             DefaultDirectoryMaxBytes,
+		"directory.reclaim_after":         DefaultReclaimAfter,
+		"directory.pseudonymise":          false,
+		"directory.pseudonym_key_env":     "",
+		"directory.pseudonym_key_file":    "",
 	}
 }

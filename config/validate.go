@@ -173,6 +173,7 @@ func (c *Config) Validate() error {
 	c.validateSchedule(at, oneOf)
 
 	c.validateMonitor(at)
+	c.validateDirectory(at, creds)
 
 	// Logging.
 	oneOf("log.level", c.Log.Level, LogLevels()...)

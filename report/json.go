@@ -40,7 +40,10 @@ func (JSON) Write(ctx context.Context, w io.Writer, r *Report) error {
 	}
 	jsonArray(jw, "waivers", r.Waivers)
 	jsonArray(jw, "catalogue", r.Catalogue)
-	jw.field("evidence", r.Evidence, true)
+	jw.field("evidence", r.Evidence, r.PerUser == nil)
+	if r.PerUser != nil { // peruser.go
+		jw.field("per_user", r.PerUser, true)
+	}
 	jw.raw("}\n")
 	if jw.err != nil {
 		return fmt.Errorf("write report json: %w", jw.err)

@@ -53,6 +53,7 @@ type Report struct {
 	Waivers   []Waiver      `json:"waivers"`
 	Catalogue []RuleInfo    `json:"catalogue"`
 	Evidence  []EvidenceRef `json:"evidence"`
+	PerUser   *PerUser      `json:"per_user,omitempty"` // peruser.go
 }
 
 // Run is the run's metadata.
@@ -349,6 +350,7 @@ type BuildInput struct {
 	// in key packs, issued CALs and CAL position; nil when there is none or it is
 	// unreadable.
 	Previous *Report
+	PerUser  *PerUser // nil without a directory (peruser.go)
 }
 
 // HostInput is what the report needs of one host once its evidence is staged: its
@@ -392,7 +394,7 @@ func Build(in BuildInput) *Report {
 			EvaluatedAt: in.Run.EvaluatedAt.UTC(), Pinned: in.Run.Pinned},
 		Results: []rules.Result{}, RuleCoverage: []RuleCoverage{}, Hosts: []Host{}, LicenseServers: []LicenseServer{},
 		Position: []PositionRow{}, IssuedCALs: []IssuedCAL{}, Waivers: []Waiver{}, Catalogue: []RuleInfo{},
-		Evidence: []EvidenceRef{}, Drift: in.Drift,
+		Evidence: []EvidenceRef{}, Drift: in.Drift, PerUser: in.PerUser,
 	}
 	if r.Run.EvaluatedAt.IsZero() {
 		r.Run.EvaluatedAt = r.Run.StartedAt

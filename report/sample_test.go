@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -38,11 +39,12 @@ func sampleReport(t *testing.T) (*Report, []*evidence.Evidence) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eval := rules.Evaluate(rules.Input{Now: sampleClock(), Hosts: fs, RuleSet: rs, Entitlements: ents, Ledger: true})
+	pu := &PerUser{Summary: samples.Directory(dir, sampleClock()), Evidence: []EvidenceRef{}}
+	eval := rules.Evaluate(rules.Input{Now: sampleClock(), Hosts: fs, RuleSet: rs, Entitlements: ents, Ledger: true, PerUser: pu.Summary})
 	r := Build(BuildInput{
 		Run: RunInfo{ID: "20261101T000000Z-demo", StartedAt: sampleClock(), FinishedAt: sampleClock().Add(42 * time.Second),
 			ToolVersion: "test", ConfigHash: "sha256:demo", Collector: "snapshot"},
-		Evidence: evs, Facts: fs, Evaluation: FromEvaluation(eval, rules.Rules()),
+		Evidence: evs, Facts: fs, Evaluation: FromEvaluation(eval, rules.Rules()), PerUser: pu,
 	})
 	return r, evs
 }
@@ -83,6 +85,17 @@ func TestSampleFleetWorkbook(t *testing.T) {
 		SheetWaivers:        {WaiversHeader(), len(r.Waivers)},
 		SheetCoverage:       {CoverageHeader(), len(evs)},
 	}
+	// Per User CALs: the counts table from the sample directory evidence.
+	pu := rows(t, f, SheetPerUser)
+	if !reflect.DeepEqual(pu[0], PerUserHeader()) || len(pu) < len(r.PerUser.Rows)+1 {
+		t.Errorf("%s: header %v, %d rows", SheetPerUser, pu[0], len(pu))
+	}
+	for i, pr := range r.PerUser.Rows {
+		if got := pu[i+1]; got[0] != pr.Domain || got[2] != pr.RawVersion || got[3] != pr.LicenseServer || got[5] != fmt.Sprint(pr.Users) {
+			t.Errorf("%s row %d: %v, want %+v", SheetPerUser, i+2, got, pr)
+		}
+	}
+	find(t, f, SheetPerUser, "user005") // a disabled holder, a reclaim candidate
 	for sheet, w := range want {
 		rs := rows(t, f, sheet)
 		if !reflect.DeepEqual(rs[0], w.header) || len(rs)-1 != w.rows {

@@ -33,7 +33,7 @@ const (
 // Sheets returns the workbook's sheets in order.
 func Sheets() []string {
 	return []string{SheetSummary, SheetFindings, SheetHosts, SheetLicenseServers, SheetPosition,
-		SheetIssued, SheetDrift, SheetWaivers, SheetCoverage, SheetAbout}
+		SheetIssued, SheetPerUser, SheetDrift, SheetWaivers, SheetCoverage, SheetAbout}
 }
 
 // FindingsHeader returns the column headers (row 1) of the Findings sheet.
@@ -154,7 +154,7 @@ func (x *xlsxWriter) build() error {
 	}
 	_ = f.SetDocProps(&excelize.DocProperties{Creator: "rdsaudit " + x.r.Run.ToolVersion,
 		Title: "RDS CAL licensing audit " + x.r.Run.ID, Created: x.r.Run.StartedAt.UTC().Format(time.RFC3339)})
-	for _, step := range []func() error{x.findings, x.hosts, x.licenseServers, x.position, x.issued, x.drift,
+	for _, step := range []func() error{x.findings, x.hosts, x.licenseServers, x.position, x.issued, x.perUser, x.drift,
 		x.waivers, x.coverage, x.about, x.summary} {
 		if err := x.ctx.Err(); err != nil {
 			return err
@@ -448,23 +448,33 @@ type sheetLayout struct {
 	// filter adds an AutoFilter over the header and the rows (a sheet with a Table has
 	// the table's own).
 	filter bool
+	// cols, when wider than the header, is the width of the sheet's dimension and print
+	// area (a sheet with several blocks below its first table); filterRows, when > 0,
+	// limits the AutoFilter to the first table's rows.
+	cols, filterRows int
 }
 
 // stream opens a streamed list sheet with a frozen, styled header row, its column
 // widths, AutoFilter and print setup. rows is the number of data rows, for the sheet
 // dimension and the print area.
 func (x *xlsxWriter) stream(name string, header []string, lay sheetLayout, rows int) (*streamSheet, error) {
-	last, _ := excelize.ColumnNumberToName(len(header))
+	cols := max(len(header), lay.cols)
+	last, _ := excelize.ColumnNumberToName(cols)
 	if err := x.f.SetSheetDimension(name, fmt.Sprintf("A1:%s%d", last, rows+1)); err != nil {
 		return nil, err
 	}
 	// AutoFilter first: it replaces the sheet properties printSetup sets.
 	if lay.filter {
-		if err := x.f.AutoFilter(name, fmt.Sprintf("A1:%s%d", last, rows+1), nil); err != nil {
+		fLast, _ := excelize.ColumnNumberToName(len(header))
+		fRows := rows
+		if lay.filterRows > 0 {
+			fRows = lay.filterRows
+		}
+		if err := x.f.AutoFilter(name, fmt.Sprintf("A1:%s%d", fLast, fRows+1), nil); err != nil {
 			return nil, err
 		}
 	}
-	if err := x.printSetup(name, len(header), rows+1, 1, 0); err != nil {
+	if err := x.printSetup(name, cols, rows+1, 1, 0); err != nil {
 		return nil, err
 	}
 	sw, err := x.f.NewStreamWriter(name)

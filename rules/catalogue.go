@@ -109,6 +109,7 @@ func catalogue() []Rule {
 		cal001{}, cal002{}, cal003{}, cal004{}, cal005{}, cal006{}, cal007{},
 		client001{}, client002{},
 		collect001{}, collect002{},
+		pu001{}, pu002{}, pu003{}, pu004{},
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/rdsaudit/rdsaudit/directory"
 	"github.com/rdsaudit/rdsaudit/evidence"
 	"github.com/rdsaudit/rdsaudit/facts"
 )
@@ -27,6 +28,9 @@ type Input struct {
 	Ledger  bool
 	RuleSet *RuleSet // nil: DefaultRuleSet()
 	History History  // nil: no history; history rules are not applicable
+	// PerUser is the Active Directory Per User CAL summary (nil: no directory
+	// configured; the RDS-PU rules are then not applicable).
+	PerUser *directory.Summary
 }
 
 // Evaluation is the outcome of one evaluation: every result (pass, fail, not applicable,
@@ -469,6 +473,8 @@ type evalCtx struct {
 	packEv   map[*facts.Facts][]EvidenceField // license server → packEvidence of each key pack
 	lsDone   bool                             // every license server in the inventory was collected
 	missLS   []string
+	perUser  *directory.Summary // rules_peruser.go
+	dirRows  map[posKey]bool    // position rows whose Per User usage is the directory's
 }
 
 type issuedRef struct {
@@ -480,7 +486,7 @@ func newContext(in Input, rs *RuleSet) *evalCtx {
 	c := &evalCtx{now: in.Now.UTC(), rs: rs, hist: in.History, ent: in.Entitlements,
 		ledger: in.Ledger || len(in.Entitlements) > 0, ls: map[string]*facts.Facts{},
 		issued: map[string][]issuedRef{}, lsDone: true, params: resolveParams(rs),
-		packEv: map[*facts.Facts][]EvidenceField{}}
+		packEv: map[*facts.Facts][]EvidenceField{}, perUser: in.PerUser}
 	c.hosts = make([]*facts.Facts, 0, len(in.Hosts))
 	for _, h := range in.Hosts {
 		if h != nil {

@@ -384,12 +384,16 @@ func (c *evalCtx) buildPosition() {
 			r.usedFrom = append(r.usedFrom, src)
 		}
 	}
+	c.directoryUsage() // rules_peruser.go: directory figures replace the reports'
 	for i := range c.position {
 		r := &c.position[i]
 		r.Usage, r.UsageSource = r.Issued, "issued (key packs)"
 		if r.Used != nil {
 			// Each figure names the report it comes from and its date (issue 11).
 			r.Usage, r.UsageSource = *r.Used, "used (existing Per User reports: "+strings.Join(r.usedFrom, "; ")+")"
+			if c.dirRows[posKey{r.CALType, r.VersionID}] {
+				r.UsageSource = dirPositionSource
+			}
 		}
 		if r.Usage > r.Entitled {
 			r.Shortfall = r.Usage - r.Entitled

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rdsaudit/rdsaudit/directory"
 	"github.com/rdsaudit/rdsaudit/evidence"
 	"github.com/rdsaudit/rdsaudit/facts"
 )
@@ -111,6 +112,7 @@ type fleet struct {
 	ent     []Entitlement
 	ledger  bool
 	nowTime time.Time
+	perUser *directory.Summary // rules_peruser_test.go
 }
 
 func baseFleet() *fleet {
@@ -131,7 +133,7 @@ func (f *fleet) evaluate() *Evaluation {
 	for i, h := range f.hosts {
 		fs[i] = facts.Interpret(h)
 	}
-	return Evaluate(Input{Now: f.nowTime, Hosts: fs, RuleSet: f.rs, History: f.hist, Entitlements: f.ent, Ledger: f.ledger})
+	return Evaluate(Input{Now: f.nowTime, Hosts: fs, RuleSet: f.rs, History: f.hist, Entitlements: f.ent, Ledger: f.ledger, PerUser: f.perUser})
 }
 
 func key(ev *evidence.Evidence, path string) *evidence.RegKey {

@@ -262,7 +262,10 @@ func positionEvidence(r PositionRow) []EvidenceField {
 		{Field: fieldLedger, Value: fmt.Sprintf("%d entitled (%s)", r.Entitled, listOrNone(r.Sources))},
 		{Field: fieldKeyPack + " (installed, non-built-in, non-temporary)", Value: fmt.Sprintf("%d installed, %d issued%s", r.Installed, r.Issued, unlimitedNote(r.InstalledUnlimited))},
 	}
-	if r.Used != nil {
+	switch {
+	case r.Used != nil && r.UsageSource == dirPositionSource: // rules_peruser.go
+		ev = append(ev, EvidenceField{Field: fieldDirExpire, Value: fmt.Sprintf("%d users with an active CAL (Active Directory)", *r.Used)})
+	case r.Used != nil:
 		ev = append(ev, EvidenceField{Field: fieldReport, Value: fmt.Sprintf("%d used", *r.Used)})
 	}
 	return ev

@@ -56,7 +56,7 @@ func uncollected(host string, class evidence.FailureClass) func(*fleet) {
 // ruleCases returns the rule table: each case changes the baseline fleet and wants one
 // outcome for one rule on one subject.
 func ruleCases() []ruleCase {
-	return []ruleCase{
+	return append([]ruleCase{
 		// MODE-001
 		{rule: "RDS-MODE-001", name: "per user", subject: "RDSH1", want: Pass},
 		{rule: "RDS-MODE-001", name: "not configured", subject: "RDSH1", want: Fail, setup: func(f *fleet) {
@@ -437,7 +437,7 @@ func ruleCases() []ruleCase {
 		}},
 		{rule: "RDS-COLLECT-002", name: "unsupported failure", subject: "RDSH1", want: Fail, contains: "error class unsupported_os", setup: uncollected("RDSH1", evidence.FailUnsupported)},
 		{rule: "RDS-COLLECT-002", name: "other failure", subject: "RDSH1", want: NotApplicable, setup: uncollected("RDSH1", evidence.FailDNS)},
-	}
+	}, perUserCases()...) // rules_peruser_test.go
 }
 
 func TestRules(t *testing.T) {
@@ -510,7 +510,8 @@ func TestCatalogue(t *testing.T) {
 		"RDS-LS-001", "RDS-LS-002", "RDS-LS-003", "RDS-LS-004", "RDS-LS-005", "RDS-LS-006", "RDS-LS-007",
 		"RDS-GRACE-001", "RDS-GRACE-002", "RDS-GRACE-003", "RDS-GRACE-004", "RDS-GRACE-005", "RDS-GRACE-006", "RDS-GRACE-007", "RDS-GRACE-008", "RDS-GRACE-009",
 		"RDS-CAL-001", "RDS-CAL-002", "RDS-CAL-003", "RDS-CAL-004", "RDS-CAL-005", "RDS-CAL-006", "RDS-CAL-007",
-		"RDS-CLIENT-001", "RDS-CLIENT-002", "RDS-COLLECT-001", "RDS-COLLECT-002", "RDS-WAIVER-001"}
+		"RDS-CLIENT-001", "RDS-CLIENT-002", "RDS-COLLECT-001", "RDS-COLLECT-002",
+		"RDS-PU-001", "RDS-PU-002", "RDS-PU-003", "RDS-PU-004", "RDS-WAIVER-001"}
 	got := Rules()
 	if len(got) != len(want) {
 		t.Fatalf("%d rules, want %d", len(got), len(want))

@@ -39,7 +39,8 @@ func evaluateSamples(t *testing.T) *Evaluation {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Evaluate(Input{Now: sampleClock(), Hosts: hosts, RuleSet: rs, Entitlements: ents, Ledger: true})
+	return Evaluate(Input{Now: sampleClock(), Hosts: hosts, RuleSet: rs, Entitlements: ents, Ledger: true,
+		PerUser: samples.Directory(dir, sampleClock())})
 }
 
 func TestSampleFleetFiresEveryRule(t *testing.T) {

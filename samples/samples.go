@@ -5,6 +5,7 @@ package samples
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"encoding/csv"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rdsaudit/rdsaudit/collect/offline"
+	"github.com/rdsaudit/rdsaudit/directory"
 	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
@@ -85,4 +87,12 @@ func Evidence(dir string, now time.Time) ([]*evidence.Evidence, error) {
 		return nil, fmt.Errorf("evidence for %s, which the inventory does not list", strings.Join(extra, ", "))
 	}
 	return evs, nil
+}
+
+// Directory is the sample fleet's Per User summary at now, from its offline directory
+// evidence (fleet/directory/), as the rule and report tests use it.
+func Directory(dir string, now time.Time) *directory.Summary {
+	docs := directory.Offline{Dir: filepath.Join(dir, "fleet"), Now: func() time.Time { return now },
+		Domains: []directory.OfflineDomain{{Name: "corp.example.com", BaseDN: "DC=corp,DC=example,DC=com"}}}.Documents(context.Background())
+	return directory.Summarise(docs, now, 90*24*time.Hour)
 }

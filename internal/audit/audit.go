@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rdsaudit/rdsaudit/collect"
+	"github.com/rdsaudit/rdsaudit/directory"
 	"github.com/rdsaudit/rdsaudit/evidence"
 	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/history"
@@ -36,6 +37,10 @@ type Options struct {
 
 	Collector   collect.Collector
 	Concurrency int // hosts in flight; 0: collect.DefaultConcurrency
+	// Directory, when set, reads Per User CALs from Active Directory (directory.go);
+	// ReclaimAfter is the inactivity that makes a holder a reclaim candidate.
+	Directory    directory.Source
+	ReclaimAfter time.Duration
 
 	// OutputDir receives the run directory <OutputDir>/<run-id>/ (created if missing).
 	OutputDir string
@@ -179,9 +184,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for i := range hosts {
 		fs[i] = hosts[i].Facts
 	}
+	perUser, err := collectDirectory(ctx, o, stage, evalAt, log)
+	if err != nil {
+		return nil, err
+	}
 	t.Collect = mark()
 
 	ev := rules.Evaluate(rules.Input{
+		PerUser:      perUserSummary(perUser),
 		Now:          evalAt,
 		Hosts:        fs,
 		Entitlements: o.Entitlements,
@@ -225,6 +235,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Evaluation: report.FromEvaluation(ev, rules.Rules()),
 		Drift:      drift,
 		Previous:   previous,
+		PerUser:    perUser,
 	})
 	t.Report = mark()
 	dir, err := stage.Publish(ctx, rep, report.PublishOptions{Signer: o.Signer})
@@ -249,6 +260,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Hosts: records, Results: ev.Results,
 		Retention: o.Retention,
 	}); err != nil {
+		return nil, fmt.Errorf("record run %s in history (reports are published in %s): %w", runID, dir, err)
+	}
+	if err := recordPerUser(ctx, store, runID, started, perUser); err != nil { // directory.go
 		return nil, fmt.Errorf("record run %s in history (reports are published in %s): %w", runID, dir, err)
 	}
 	t.Record = mark()

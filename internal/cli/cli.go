@@ -137,6 +137,8 @@ type env struct {
 	// logLevel and logFormat come from flags; the config may set them too.
 	logLevel  string
 	logFormat string
+	// directoryDir, when set, is where directory evidence is read offline (the demo).
+	directoryDir string
 }
 
 // Run runs the rdsaudit command line with args (without the program name) and returns

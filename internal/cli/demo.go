@@ -87,6 +87,7 @@ client, writes the reports and prints where. The findings equal those of
 
 			// Over WinRM as configured by default: HTTPS (the throwaway CA verified) and
 			// NTLMv2, which the simulator verifies like a Windows listener.
+			e.directoryDir = cfg.Collection.EvidenceDir // the sample directory evidence, offline
 			cfg.Collection.Source = config.SourceWinRM
 			cfg.Transport.Scheme, cfg.Transport.Auth = config.SchemeHTTPS, config.AuthNTLM
 			cfg.Transport.CABundle, cfg.Transport.InsecureSkipVerify = caPath, false

@@ -215,6 +215,14 @@ func auditOptions(e *env, cfg *config.Config, col collect.Collector, asOf time.T
 		return o, usageErr(err)
 	}
 	o.OutputLockWait = cfg.OutputLockWait
+	offlineDir := e.directoryDir
+	if cfg.Collection.Source == config.SourceOffline {
+		offlineDir = cfg.Collection.EvidenceDir
+	}
+	if o.Directory, err = directorySource(cfg, offlineDir, e.now); err != nil {
+		return o, usageErr(err)
+	}
+	o.ReclaimAfter = cfg.Directory.ReclaimAfter
 	return o, nil
 }
 
