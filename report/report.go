@@ -81,6 +81,8 @@ type Coverage struct {
 	Skipped   int          `json:"skipped"`
 	ByClass   []ClassCount `json:"by_class"`
 	Hosts     []HostStatus `json:"hosts"`
+	// Bundles is set on a run evaluated from evidence bundles (bundles.go).
+	Bundles *BundleCoverage `json:"bundles,omitempty"`
 }
 
 // Window is a closed time interval.

@@ -57,6 +57,9 @@ func newRunCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := applyBundlesFlag(cmd); err != nil {
+				return err
+			}
 			cfg, err := loadConfig(e, f.config, f.fs)
 			if err != nil {
 				return err
@@ -75,6 +78,7 @@ func newRunCmd(e *env) *cobra.Command {
 		},
 	}
 	f.bind(cmd)
+	bindBundlesFlag(cmd)
 	return cmd
 }
 
