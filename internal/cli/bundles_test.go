@@ -291,7 +291,19 @@ func TestBundleRefusedExit(t *testing.T) {
 	if _, err := os.Stat(out); err == nil && len(runDirs(t, out)) > 0 {
 		t.Error("a run was published from a refused bundle")
 	}
-	if code, _, stderr := rdsaudit(t, sampleNow, "collect", "--config", "samples/config.yaml", "--bundle", bundles, "--shard", "4/3"); code != ExitUsage {
-		t.Errorf("--shard 4/3: exit %d, want %d: %s", code, ExitUsage, stderr)
+	for _, bad := range [][]string{{"--shard", "4/3"}, {"--shard", "0/3"}, {"--shard", "x"}, {"--shard-index", "3/3"},
+		{"--shard-index", "-1/3"}, {"--shard", "1/2", "--shard-index", "0/2"}} {
+		args := append([]string{"collect", "--config", "samples/config.yaml", "--bundle", bundles}, bad...)
+		if code, _, stderr := rdsaudit(t, sampleNow, args...); code != ExitUsage || !strings.Contains(stderr, "--shard") {
+			t.Errorf("%v: exit %d, want %d: %s", bad, code, ExitUsage, stderr)
+		}
+	}
+	// --shard-index I/N is --shard I+1/N.
+	for _, tc := range []struct{ index, shard string }{{"0/3", "1/3"}, {"2/3", "3/3"}, {"0/1", "1/1"}} {
+		a, err1 := parseShardFlag("", tc.index)
+		b, err2 := parseShardFlag(tc.shard, "")
+		if err1 != nil || err2 != nil || a != b {
+			t.Errorf("--shard-index %s = %v (%v), --shard %s = %v (%v)", tc.index, a, err1, tc.shard, b, err2)
+		}
 	}
 }

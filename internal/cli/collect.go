@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,7 +20,7 @@ import (
 // newCollectCmd is `rdsaudit collect`: collection only, into a signed evidence bundle
 // for a central `run --bundles` (issue 16).
 func newCollectCmd(e *env) *cobra.Command {
-	var path, dir, shard string
+	var path, dir, shard, shardIndex string
 	var sel config.Selection
 	cmd := &cobra.Command{
 		Use:   "collect",
@@ -31,7 +32,7 @@ manifest signed with signing.key_file). A central "rdsaudit run --bundles DIR" v
 the bundles against bundles.trusted_keys and evaluates their union.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sh, err := parseShardFlag(shard)
+			sh, err := parseShardFlag(shard, shardIndex)
 			if err != nil {
 				return err
 			}
@@ -99,18 +100,34 @@ the bundles against bundles.trusted_keys and evaluates their union.`,
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (YAML)")
 	cmd.Flags().StringVar(&dir, "bundle", "", "directory to publish the evidence bundle in (a subdirectory per bundle)")
 	cmd.Flags().StringVar(&shard, "shard", "", "collect only shard K of N of the inventory (K/N, e.g. 2/3; a stable split by host name)")
+	cmd.Flags().StringVar(&shardIndex, "shard-index", "", "the same 0-based: I/N is --shard I+1/N (for a Kubernetes Indexed Job: --shard-index $(JOB_COMPLETION_INDEX)/N, no shell needed)")
 	cmd.Flags().StringSliceVar(&sel.Hosts, "hosts", nil, "collect only these hosts (names or globs, comma-separated)")
 	cmd.Flags().StringSliceVar(&sel.Groups, "group", nil, "collect only hosts of these groups (names or globs, comma-separated)")
 	config.BindFlags(cmd.Flags())
 	return cmd
 }
 
-// parseShardFlag parses --shard; "" is the whole inventory.
-func parseShardFlag(s string) (config.Shard, error) {
-	if s == "" {
+// parseShardFlag parses --shard K/N or --shard-index I/N (0-based); neither is the
+// whole inventory.
+func parseShardFlag(shard, index string) (config.Shard, error) {
+	switch {
+	case shard != "" && index != "":
+		return config.Shard{}, usageErr(errors.New("--shard and --shard-index: give one"))
+	case index != "":
+		i, n, ok := strings.Cut(index, "/")
+		k, err := strconv.Atoi(strings.TrimSpace(i))
+		if !ok || err != nil || k < 0 {
+			return config.Shard{}, usageErr(fmt.Errorf("--shard-index %q: want I/N with I from 0 to N-1, e.g. 0/3 for the first of three shards", index))
+		}
+		sh, err := config.ParseShard(fmt.Sprintf("%d/%s", k+1, n))
+		if err != nil {
+			return sh, usageErr(fmt.Errorf("--shard-index %q: want I/N with 0 ≤ I < N ≤ %d", index, config.MaxShards))
+		}
+		return sh, nil
+	case shard == "":
 		return config.Shard{}, nil
 	}
-	sh, err := config.ParseShard(s)
+	sh, err := config.ParseShard(shard)
 	if err != nil {
 		return sh, usageErr(err)
 	}
