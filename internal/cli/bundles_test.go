@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rdsaudit/rdsaudit/collect/bundle"
 	"github.com/rdsaudit/rdsaudit/collect/offline"
@@ -304,6 +305,93 @@ func TestBundleRefusedExit(t *testing.T) {
 		b, err2 := parseShardFlag(tc.shard, "")
 		if err1 != nil || err2 != nil || a != b {
 			t.Errorf("--shard-index %s = %v (%v), --shard %s = %v (%v)", tc.index, a, err1, tc.shard, b, err2)
+		}
+	}
+}
+
+// TestBundleAnomaliesReported: through the command line and into report.json, a host in
+// two bundles (the newer used, a conflict listed), inventory hosts in no bundle
+// (missing_bundle: not collected, exit 3), a bundle host the inventory lacks (listed,
+// not evaluated), and a stale bundle.
+func TestBundleAnomaliesReported(t *testing.T) {
+	chdirRoot(t)
+	work := t.TempDir()
+	bundles := filepath.Join(work, "bundles")
+	var trusted strings.Builder
+	collectAs := func(site string, now time.Time, cfg string, args ...string) {
+		t.Helper()
+		prefix := filepath.Join(work, site)
+		if _, err := os.Stat(prefix + ".key"); err != nil {
+			if code, _, stderr := rdsaudit(t, sampleNow, "keygen", "--out", prefix); code != ExitOK {
+				t.Fatal(stderr)
+			}
+			fmt.Fprintf(&trusted, "    - {site: %s, public_key_file: %s}\n", site, prefix+".pub")
+		}
+		t.Setenv("RDSAUDIT_SITE_NAME", site)
+		t.Setenv("RDSAUDIT_SIGNING_KEY_FILE", prefix+".key")
+		code, stdout, stderr := rdsaudit(t, now, append([]string{"collect", "--config", cfg, "--bundle", bundles}, args...)...)
+		if code != ExitOK {
+			t.Fatalf("collect %s %v: exit %d\n%s\n%s", site, args, code, stdout, stderr)
+		}
+	}
+	// Site A: farm A, two days before the central run. Site B: RDSH-A01 again (the
+	// conflict) and the license servers, an hour before. Site C: a host the central
+	// inventory does not have.
+	collectAs("site-a", sampleNow.Add(-48*time.Hour), "samples/config.yaml", "--group", "farm-a")
+	collectAs("site-b", sampleNow.Add(-time.Hour), "samples/config.yaml", "--hosts", "RDSH-A01,LS0*")
+	extra := filepath.Join(work, "extra.yaml")
+	writeFile(t, extra, fmt.Sprintf("inventory:\n  hosts:\n    - {name: RDSH-Z99, roles: [session_host]}\ncollection: {source: offline, evidence_dir: %s}\n", mustAbs(t, "samples/fleet")))
+	collectAs("site-c", sampleNow.Add(-time.Hour), extra)
+
+	out := filepath.Join(work, "central")
+	code, stdout, stderr := rdsaudit(t, sampleNow, "run", "--config", centralConfig(t, trusted.String(), "  max_age: 24h\n"), "--bundles", bundles, "--output-dir", out)
+	if code != ExitCoverage {
+		t.Fatalf("central run: exit %d, want %d\n%s\n%s", code, ExitCoverage, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "bundles: 3 read (1 stale, 0 superseded); 1 hosts in more than one bundle; 1 bundle hosts not in the inventory") {
+		t.Errorf("summary lacks the bundles line:\n%s", stdout)
+	}
+	rep := readReport(t, runDirs(t, out)[0])
+	bc := rep.Coverage.Bundles
+	if bc == nil {
+		t.Fatal("no coverage.bundles")
+	}
+	if len(bc.Conflicts) != 1 || bc.Conflicts[0].Host != "RDSH-A01" || !strings.HasPrefix(bc.Conflicts[0].Used, "site-b_") ||
+		len(bc.Conflicts[0].Ignored) != 1 || !strings.HasPrefix(bc.Conflicts[0].Ignored[0], "site-a_") {
+		t.Errorf("conflicts = %+v", bc.Conflicts)
+	}
+	if len(bc.NotInInventory) != 1 || bc.NotInInventory[0].Host != "RDSH-Z99" {
+		t.Errorf("not_in_inventory = %+v", bc.NotInInventory)
+	}
+	stale := map[string]bool{}
+	for _, b := range bc.Bundles {
+		stale[b.Site] = b.Stale
+	}
+	if !stale["site-a"] || stale["site-b"] || stale["site-c"] {
+		t.Errorf("stale = %v, want site-a only", stale)
+	}
+	// farm A (8), the conflict host once, LS01 and LS02 collected; every other host
+	// of the inventory is missing_bundle and RDSH-Z99 is not evaluated.
+	missing := 0
+	for _, h := range rep.Coverage.Hosts {
+		switch {
+		case h.Name == "RDSH-Z99":
+			t.Error("a host outside the inventory was evaluated")
+		case h.FailureClass == "missing_bundle":
+			missing++
+			if h.Collector != bundle.CollectorName {
+				t.Errorf("%s: collector %q", h.Name, h.Collector)
+			}
+		case h.Name == "RDSH-A01" && !strings.HasPrefix(h.Collector, "bundle:site-b/site-b_"):
+			t.Errorf("RDSH-A01 collector %q, want the newer bundle of site-b", h.Collector)
+		}
+	}
+	if want := rep.Coverage.Targeted - 10; missing != want || rep.Coverage.Collected != 10 {
+		t.Errorf("missing_bundle %d (want %d), collected %d (want 10)", missing, want, rep.Coverage.Collected)
+	}
+	for _, r := range rep.Results {
+		if r.Subject.Name == "RDSH-Z99" {
+			t.Errorf("result for a host outside the inventory: %s", r.RuleID)
 		}
 	}
 }

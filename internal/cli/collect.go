@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -187,4 +188,20 @@ func openBundles(e *env, cfg *config.Config) (collect.Collector, error) {
 			Time("finished_at", b.FinishedAt).Str("key", b.SigningKey).Msg("evidence bundle verified")
 	}
 	return src, nil
+}
+
+// printBundles writes what a run from evidence bundles says of them (nothing for
+// another run): how many were read, and the anomalies of their union.
+func printBundles(w io.Writer, bc *report.BundleCoverage) {
+	if bc == nil {
+		return
+	}
+	stale := 0
+	for _, b := range bc.Bundles {
+		if b.Stale {
+			stale++
+		}
+	}
+	fmt.Fprintf(w, "bundles: %d read (%d stale, %d superseded); %d hosts in more than one bundle; %d bundle hosts not in the inventory (coverage.bundles in report.json)\n",
+		len(bc.Bundles), stale, len(bc.Superseded), len(bc.Conflicts), len(bc.NotInInventory))
 }

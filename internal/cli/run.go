@@ -201,6 +201,7 @@ func runAudit(e *env, cfg *config.Config, col collect.Collector, asOf time.Time)
 		return nil, err
 	}
 	printSummary(e.stdout, res)
+	printBundles(e.stdout, res.Report.Coverage.Bundles)
 	if p := res.Report.Run.Partial; p != nil {
 		fmt.Fprintf(e.stdout, "run is PARTIAL: %s\n", p.Summary())
 	}
