@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -25,6 +26,13 @@ import (
 // CollectorName is the source's name, and the collector of the failure of a host in no
 // bundle.
 const CollectorName = "bundles"
+
+// maxEvidenceBytes bounds one host's evidence file (collection.max_output_bytes is at
+// most 1 GiB).
+const maxEvidenceBytes = 1 << 30
+
+// idRE is what a bundle ID may be: it names a directory of the central run.
+var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$`)
 
 // maxMetaBytes bounds bundle.json and manifest.json (a 10,000-host bundle's are a few MB).
 const maxMetaBytes = 256 << 20
@@ -93,7 +101,7 @@ func Open(paths []string, opts Options) (*Source, error) {
 		}
 		dirs = append(dirs, ds...)
 	}
-	seen := map[string]string{}
+	seen := map[string]*loaded{}
 	var all []*loaded
 	for _, d := range dirs {
 		l, err := load(d, opts)
@@ -101,12 +109,12 @@ func Open(paths []string, opts Options) (*Source, error) {
 			return nil, err
 		}
 		if prev, dup := seen[l.b.ID]; dup {
-			if sameDir(prev, d) {
-				continue
+			if prev.manifest == l.manifest {
+				continue // the same bundle reached through two paths (or copied twice)
 			}
-			return nil, &RefusedError{Dir: d, Reason: fmt.Sprintf("bundle ID %s is also the ID of %s: two copies of one bundle; give one", l.b.ID, prev)}
+			return nil, &RefusedError{Dir: d, Reason: fmt.Sprintf("bundle ID %s is also the ID of the different bundle %s; a bundle ID names one bundle", l.b.ID, prev.dir)}
 		}
-		seen[l.b.ID] = d
+		seen[l.b.ID] = l
 		all = append(all, l)
 	}
 	sort.SliceStable(all, func(i, j int) bool { return older(all[i], all[j]) })
@@ -133,12 +141,6 @@ func Open(paths []string, opts Options) (*Source, error) {
 		}
 	}
 	return s, nil
-}
-
-func sameDir(a, b string) bool {
-	aa, err1 := filepath.Abs(a)
-	bb, err2 := filepath.Abs(b)
-	return err1 == nil && err2 == nil && aa == bb
 }
 
 // older orders bundles by the end of their collection, then ID.
@@ -221,6 +223,9 @@ func load(dir string, opts Options) (*loaded, error) {
 	if b.Schema != Schema {
 		return nil, refuse("%s: schema %q, want %q", File, b.Schema, Schema)
 	}
+	if !idRE.MatchString(b.ID) || !idRE.MatchString(b.Site) {
+		return nil, refuse("%s: bundle ID %q or site %q is not a safe name (letters, digits, '.', '_', '-')", File, b.ID, b.Site)
+	}
 	keys, ok := opts.Trusted[b.Site]
 	if !ok {
 		return nil, refuse("bundle %s names site %q, which has no key in bundles.trusted_keys (signed with key %s); add the site's public key if this collector is genuine", b.ID, b.Site, b.SigningKey)
@@ -255,7 +260,8 @@ func load(dir string, opts Options) (*loaded, error) {
 		return nil, refuse("%s says bundle %s, its manifest says %s", File, b.ID, man.Run.ID)
 	}
 	for _, ref := range b.Evidence {
-		if f, ok := files[ref.Path]; !ok || f.SHA256 != ref.SHA256 || !strings.HasPrefix(ref.Path, report.EvidenceDir+"/") {
+		if f, ok := files[ref.Path]; !ok || f.SHA256 != ref.SHA256 || f.Size != ref.Size || ref.Size > maxEvidenceBytes ||
+			!strings.HasPrefix(ref.Path, report.EvidenceDir+"/") {
 			return nil, refuse("%s: evidence of %s (%s) is not the file the manifest lists", File, ref.Host, ref.Path)
 		}
 	}

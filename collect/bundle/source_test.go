@@ -259,3 +259,28 @@ func TestUnionAnomalies(t *testing.T) {
 		t.Errorf("attached %v, want manifest, signature and bundle.json of both bundles", added)
 	}
 }
+
+// TestSameBundleTwice: one bundle reached through two paths is read once; two
+// different bundles claiming one ID are refused.
+func TestSameBundleTwice(t *testing.T) {
+	k := newKey(t)
+	hosts := byName(sampleHosts(t), "RDSH-A01", "LS01")
+	root := t.TempDir()
+	dir := collectBundle(t, root, "site-a", "", k, hosts, t0)
+	src, err := bundle.Open([]string{root, dir}, bundle.Options{Trusted: trusted("site-a", k)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(src.Bundles()); n != 1 {
+		t.Errorf("%d bundles, want the one bundle once", n)
+	}
+	other := collectBundle(t, t.TempDir(), "site-a", "", k, hosts[:1], t0) // same site and second: same ID
+	if filepath.Base(other) != filepath.Base(dir) {
+		t.Fatalf("IDs %s and %s", filepath.Base(other), filepath.Base(dir))
+	}
+	_, err = bundle.Open([]string{dir, other}, bundle.Options{Trusted: trusted("site-a", k)})
+	var re *bundle.RefusedError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "a bundle ID names one bundle") {
+		t.Errorf("two bundles with one ID: %v", err)
+	}
+}
