@@ -35,3 +35,33 @@ func (f funcCollector) Name() string { return f.name }
 func (f funcCollector) Collect(ctx context.Context, host evidence.HostRef) *evidence.Evidence {
 	return f.fn(ctx, host)
 }
+
+// Wrap returns a collector that collects through fn around inner (a decorator: progress
+// tracking, metrics); As still finds the capabilities inner has besides Collector.
+func Wrap(inner Collector, fn func(ctx context.Context, host evidence.HostRef) *evidence.Evidence) Collector {
+	return wrapped{funcCollector: funcCollector{name: inner.Name(), fn: fn}, inner: inner}
+}
+
+type wrapped struct {
+	funcCollector
+	inner Collector
+}
+
+func (w wrapped) Unwrap() Collector { return w.inner }
+
+// As finds in c, or in the collectors c wraps (Wrap), the first that implements T:
+// optional capabilities (Origin, attaching bundle files) survive decoration.
+func As[T any](c Collector) (T, bool) {
+	for c != nil {
+		if t, ok := c.(T); ok {
+			return t, true
+		}
+		u, ok := c.(interface{ Unwrap() Collector })
+		if !ok {
+			break
+		}
+		c = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}

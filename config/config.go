@@ -34,6 +34,7 @@ const (
 
 	SourceWinRM   = "winrm"
 	SourceOffline = "offline"
+	SourceBundles = "bundles" // evidence bundles of site collectors (bundles.go)
 
 	FormatAuto    = "auto"
 	FormatConsole = "console"
@@ -91,6 +92,8 @@ type Config struct {
 	Metrics           Metrics      `mapstructure:"metrics" json:"metrics"`
 	Notify            Notify       `mapstructure:"notify" json:"notify"`
 	Directory         Directory    `mapstructure:"directory" json:"directory"`
+	Site              Site         `mapstructure:"site" json:"site"`
+	Bundles           Bundles      `mapstructure:"bundles" json:"bundles"`
 
 	// OutputLockWait is how long a run waits while another holds output_dir's lock
 	// (0: refuse at once, exit 6).
@@ -200,6 +203,7 @@ type Kerberos struct {
 type Collection struct {
 	Source           string        `mapstructure:"source" json:"source"`
 	EvidenceDir      string        `mapstructure:"evidence_dir" json:"evidence_dir" rdsaudit:"path"`
+	Bundles          []string      `mapstructure:"bundles" json:"bundles,omitempty" rdsaudit:"path"` // source bundles: bundle directories, or directories of bundles
 	Concurrency      int           `mapstructure:"concurrency" json:"concurrency"`
 	HostTimeout      time.Duration `mapstructure:"host_timeout" json:"host_timeout"`
 	OperationTimeout time.Duration `mapstructure:"operation_timeout" json:"operation_timeout"`
@@ -307,5 +311,8 @@ func defaults(dir string) map[string]any {
 		"directory.pseudonymise":          false,
 		"directory.pseudonym_key_env":     "",
 		"directory.pseudonym_key_file":    "",
+		"directory.evidence_dir":          "",
+		"site.name":                       "",
+		"bundles.max_age":                 time.Duration(0),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -29,6 +30,12 @@ type Directory struct {
 	Pseudonymise     bool   `mapstructure:"pseudonymise" json:"pseudonymise"`
 	PseudonymKeyEnv  string `mapstructure:"pseudonym_key_env" json:"pseudonym_key_env,omitempty"`
 	PseudonymKeyFile string `mapstructure:"pseudonym_key_file" json:"pseudonym_key_file,omitempty" rdsaudit:"path"`
+	// EvidenceDir, when set, reads the domains' directory evidence offline from
+	// <EvidenceDir>/directory/<domain>.directory.json instead of over LDAP, whatever
+	// collection.source is: a central run from evidence bundles, or a re-evaluation of
+	// archived evidence. Empty: offline with collection.source offline (its evidence_dir),
+	// else live.
+	EvidenceDir string `mapstructure:"evidence_dir" json:"evidence_dir,omitempty" rdsaudit:"path"`
 }
 
 // DirectoryDomain is one AD domain (Per User attributes are not in the Global Catalog:
@@ -75,6 +82,13 @@ func (c *Config) validateDirectory(at atFunc, creds map[string]bool) {
 		at("directory.pseudonym_key_env", "%s", envRefProblem("key"))
 	case d.Pseudonymise && d.PseudonymKeyEnv == "" && d.PseudonymKeyFile == "":
 		at("directory.pseudonymise", "needs a key: set directory.pseudonym_key_env: VAR or directory.pseudonym_key_file: PATH")
+	}
+	if d.EvidenceDir != "" {
+		if fi, err := os.Stat(d.EvidenceDir); err != nil {
+			at("directory.evidence_dir", "%v", err)
+		} else if !fi.IsDir() {
+			at("directory.evidence_dir", "%s is not a directory", d.EvidenceDir)
+		}
 	}
 	seen := map[string]bool{}
 	for i, dom := range d.Domains {

@@ -39,6 +39,7 @@ func Flags() map[string]string {
 		"concurrency":  "collection.concurrency",
 		"source":       "collection.source",
 		"evidence-dir": "collection.evidence_dir",
+		"bundles":      "collection.bundles", // a list: run --bundles (internal/cli/collect.go)
 		"log-level":    "log.level",
 		"log-format":   "log.format",
 	}

@@ -135,7 +135,7 @@ func (c *Config) Validate() error {
 
 	// Collection.
 	col := c.Collection
-	if oneOf("collection.source", col.Source, SourceWinRM, SourceOffline) && col.Source == SourceOffline {
+	if oneOf("collection.source", col.Source, SourceWinRM, SourceOffline, SourceBundles) && col.Source == SourceOffline {
 		if col.EvidenceDir == "" {
 			at("collection.evidence_dir", "required when collection.source is offline")
 		} else if fi, err := os.Stat(col.EvidenceDir); err != nil {
@@ -174,6 +174,7 @@ func (c *Config) Validate() error {
 
 	c.validateMonitor(at)
 	c.validateDirectory(at, creds)
+	c.validateBundles(at)
 
 	// Logging.
 	oneOf("log.level", c.Log.Level, LogLevels()...)

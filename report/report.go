@@ -95,6 +95,8 @@ type Coverage struct {
 	// was not collected (outcome error). They are in results, never listed as findings:
 	// the host's one finding is RDS-COLLECT-001 or RDS-COLLECT-002.
 	NotChecked int `json:"not_checked"`
+	// Bundles is set on a run evaluated from evidence bundles (bundles.go).
+	Bundles *BundleCoverage `json:"bundles,omitempty"`
 }
 
 // Window is a closed time interval.

@@ -237,6 +237,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Previous:   previous,
 		PerUser:    perUser,
 	})
+	if err := attachSource(o, rep, stage, log); err != nil {
+		return nil, err
+	}
 	t.Report = mark()
 	dir, err := stage.Publish(ctx, rep, report.PublishOptions{Signer: o.Signer})
 	if err != nil {
@@ -384,7 +387,11 @@ func (c *stagingCollector) stageHost(ev *evidence.Evidence) (report.HostInput, b
 		c.mu.Unlock()
 		return report.HostInput{}, false
 	}
-	return report.HostInput{Facts: facts.Interpret(ev), Collector: ev.Collector, CollectedAt: ev.CollectedAt, Evidence: ref}, true
+	in := report.HostInput{Facts: facts.Interpret(ev), Collector: ev.Collector, CollectedAt: ev.CollectedAt, Evidence: ref}
+	if o, ok := collect.As[collect.Origin](c.Collector); ok {
+		in.Collector = o.Origin(ev) // relayed evidence (bundles): where it came from
+	}
+	return in, true
 }
 
 // take returns the staged form of an emitted host. Evidence the fleet runner made

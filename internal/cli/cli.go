@@ -195,6 +195,7 @@ workbook, a JSON report, the raw evidence and a manifest of hashes.`,
 	root.PersistentFlags().StringVar(&e.logFormat, "log-format", "", "log format: auto, console, json (default auto: console on a terminal)")
 	root.AddCommand(
 		newRunCmd(e),
+		newCollectCmd(e),
 		newScheduleCmd(e),
 		newValidateCmd(e),
 		newCheckCmd(e),

@@ -18,6 +18,8 @@ func collectorFor(e *env, cfg *config.Config) (collect.Collector, error) {
 		c := offline.New(cfg.Collection.EvidenceDir)
 		c.Now = e.now
 		return c, nil
+	case config.SourceBundles:
+		return openBundles(e, cfg)
 	case config.SourceWinRM:
 		for _, w := range cfg.Warnings() {
 			e.log.Warn().Msg(w)

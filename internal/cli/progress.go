@@ -75,7 +75,7 @@ func newProgress(w io.Writer, log zerolog.Logger) *progress {
 
 // track wraps c so that the reporter knows which hosts are in flight.
 func (p *progress) track(c collect.Collector) collect.Collector {
-	return collect.Func(c.Name(), func(ctx context.Context, h evidence.HostRef) *evidence.Evidence {
+	return collect.Wrap(c, func(ctx context.Context, h evidence.HostRef) *evidence.Evidence {
 		p.mu.Lock()
 		p.inFlight[h.Name] = p.now()
 		p.mu.Unlock()

@@ -92,6 +92,9 @@ func newRunCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := applyBundlesFlag(cmd); err != nil {
+				return err
+			}
 			cfg, err := loadConfig(e, f.config, f.fs)
 			if err != nil {
 				return err
@@ -113,6 +116,7 @@ func newRunCmd(e *env) *cobra.Command {
 		},
 	}
 	f.bind(cmd)
+	bindBundlesFlag(cmd)
 	return cmd
 }
 
@@ -219,6 +223,9 @@ func auditOptions(e *env, cfg *config.Config, col collect.Collector, asOf time.T
 	if cfg.Collection.Source == config.SourceOffline {
 		offlineDir = cfg.Collection.EvidenceDir
 	}
+	if cfg.Directory.EvidenceDir != "" {
+		offlineDir = cfg.Directory.EvidenceDir
+	}
 	if o.Directory, err = directorySource(cfg, offlineDir, e.now); err != nil {
 		return o, usageErr(err)
 	}
@@ -246,6 +253,7 @@ func runAudit(e *env, cfg *config.Config, col collect.Collector, asOf time.Time)
 		return nil, err
 	}
 	printSummary(e.stdout, res)
+	printBundles(e.stdout, res.Report.Coverage.Bundles)
 	if p := res.Report.Run.Partial; p != nil {
 		fmt.Fprintf(e.stdout, "run is PARTIAL: %s\n", p.Summary())
 	}
