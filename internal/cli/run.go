@@ -276,28 +276,18 @@ func printSummary(w io.Writer, r *audit.Result) {
 		fmt.Fprintf(w, " (not collected: %s)", strings.Join(parts, ", "))
 	}
 	fmt.Fprintln(w)
-	counts := map[string]int{}
-	waived, errs := 0, 0
-	for i := range r.Evaluation.Results {
-		res := &r.Evaluation.Results[i]
-		if !res.IsFinding() {
-			continue
-		}
-		switch {
-		case res.Waived:
-			waived++
-		case res.Outcome == rules.Error:
-			errs++
-		default:
-			counts[res.Severity.String()]++
-		}
+	// The same counts as the workbook's Summary and the Findings sheet's rows
+	// (report.FindingsBySeverity): failures (waived ones apart) and rules not checked on
+	// a collected host; an uncollected host's unchecked rules are counted separately.
+	var parts []string
+	var tot report.SeverityRow
+	for _, sr := range r.Report.FindingsBySeverity() {
+		parts = append(parts, fmt.Sprintf("%s %d", sr.Severity, sr.Failed))
+		tot.Listed, tot.Waived, tot.NotChecked = tot.Listed+sr.Listed, tot.Waived+sr.Waived, tot.NotChecked+sr.NotChecked
 	}
-	fmt.Fprintf(w, "findings: critical %d, high %d, medium %d, low %d, info %d; waived %d; not checked (evidence missing) %d\n",
-		counts["critical"], counts["high"], counts["medium"], counts["low"], counts["info"], waived, errs)
-	// The findings' verdict; coverage is on its own line above.
-	if v := r.Verdict(); v.FindingsFail() {
-		fmt.Fprintf(w, "verdict: FAIL (unwaived findings at or above %s)\n", v.FailOn)
-	} else {
-		fmt.Fprintf(w, "verdict: PASS (no unwaived finding at or above %s)\n", v.FailOn)
-	}
+	fmt.Fprintf(w, "findings: %d listed: failed %s; waived %d; not checked %d; rules not checked on uncollected hosts %d\n",
+		tot.Listed, strings.Join(parts, ", "), tot.Waived, tot.NotChecked, c.NotChecked)
+	// The verdict as report.json and the workbook's Summary state it (report.Verdict).
+	v := r.Verdict()
+	fmt.Fprintf(w, "verdict: %s — %s\n", v.Word(), strings.Join(v.Reasons(), "; "))
 }
