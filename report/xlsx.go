@@ -813,7 +813,35 @@ func (x *xlsxWriter) usageFigure(p PositionRow) string {
 	if strings.HasPrefix(src, "issued") {
 		src = "issued Per Device CALs counted on the license servers' key packs, as collected " + x.lsCollected()
 	}
+	if strings.HasPrefix(src, "directory") {
+		src = "users holding an active Per User CAL in Active Directory (msTS attributes, Per User CALs sheet), read " + x.dirRead()
+	}
 	return src
+}
+
+// dirRead is when the directory's domains were read: one time or the span.
+func (x *xlsxWriter) dirRead() string {
+	var lo, hi time.Time
+	if pu := x.r.PerUser; pu != nil && pu.Summary != nil {
+		for _, d := range pu.Summary.Domains {
+			if t := d.CollectedAt; !t.IsZero() {
+				if lo.IsZero() || t.Before(lo) {
+					lo = t
+				}
+				if t.After(hi) {
+					hi = t
+				}
+			}
+		}
+	}
+	const layout = "2006-01-02 15:04 UTC"
+	switch {
+	case lo.IsZero():
+		return "(time unknown)"
+	case lo.UTC().Format(layout) == hi.UTC().Format(layout):
+		return lo.UTC().Format(layout)
+	}
+	return lo.UTC().Format(layout) + " to " + hi.UTC().Format(layout)
 }
 
 // lsCollected is when the license servers were read: one time or the span.
@@ -1357,7 +1385,7 @@ func (r *Report) FindingsBySeverity() []SeverityRow {
 
 // summaryWidths are the Summary's column widths (A..H): 152 characters, one landscape
 // A4 or Letter page wide.
-var summaryWidths = []float64{30, 15, 13, 13, 13, 13, 15, 40}
+var summaryWidths = []float64{38, 12, 12, 12, 12, 12, 14, 40}
 
 // summaryPage lays out the Summary row by row with the normal API: each helper writes
 // into the current row; next moves on. The first error sticks.
@@ -1444,6 +1472,9 @@ func (x *xlsxWriter) shortUsage(pr PositionRow) string {
 	if strings.HasPrefix(src, "issued") {
 		return "issued, key packs read " + x.lsCollected()
 	}
+	if strings.HasPrefix(src, "directory") {
+		return "Active Directory, read " + x.dirRead()
+	}
 	src = strings.TrimSuffix(strings.TrimPrefix(src, "used (existing Per User reports: "), ")")
 	var out []string
 	for _, part := range strings.Split(src, "; ") {
@@ -1484,17 +1515,17 @@ func (x *xlsxWriter) summary() error {
 
 	// Verdict, in words, against fail_on, and why.
 	v := r.Verdict()
-	p.put("Verdict", v.Word(), nil, nil, "against fail_on", v.FailOn.String())
+	p.put("Verdict", v.Word(), nil, nil, nil, "against fail_on", v.FailOn.String())
 	if p.err == nil {
-		p.err = f.MergeCell(sh, p.ref("B"), p.ref("D"))
+		p.err = f.MergeCell(sh, p.ref("B"), p.ref("E"))
 	}
 	vs := st.verdictFail
 	if v.Status == VerdictPass {
 		vs = st.verdictPass
 	}
-	p.style("B", "D", vs)
+	p.style("B", "E", vs)
 	p.style("A", "A", st.bold)
-	p.style("F", "F", st.bold)
+	p.style("G", "G", st.bold)
 	if p.err == nil {
 		p.err = f.SetRowHeight(sh, p.row, 24)
 	}

@@ -70,7 +70,7 @@ func (x *xlsxWriter) perUser() error {
 	// The dimension and print area span the widest block (coverage: 8 columns); the
 	// AutoFilter covers the first table (the counts) only.
 	lay := sheetLayout{widths: []float64{26, 30, 24, 30, 40, 24, 10, 40},
-		kinds: []colKind{colWrap, colWrap, colWrap, colWrap, colWrap, colText, colNum, colWrap},
+		kinds: []colKind{colText, colText, colWrap, colWrap, colWrap, colText, colNum, colWrap},
 		cols:  8, filter: true, filterRows: max(countRows, 1)}
 	sh, err := x.stream(SheetPerUser, PerUserHeader(), lay, len(rows))
 	if err != nil {
