@@ -525,9 +525,14 @@ func TestWarnings(t *testing.T) {
 	if err := os.Chmod(filepath.Join(dir, "pw"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	writeFile(t, filepath.Join(dir, "sign.key"), "k\n")
+	if err := os.Chmod(filepath.Join(dir, "sign.key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	writeFile(t, filepath.Join(dir, "c.yaml"), "inventory: {hosts: [{name: H, roles: [client]}]}\n"+
 		"credentials: [{name: a, username: u, password_file: pw}]\ndefault_credential: a\n"+
-		"transport: {scheme: http, auth: basic, allow_basic_over_http: true, server_name: h}\n")
+		"transport: {scheme: http, auth: basic, allow_basic_over_http: true, server_name: h}\n"+
+		"signing: {key_file: sign.key}\n")
 	cfg, err := Load(filepath.Join(dir, "c.yaml"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -537,6 +542,7 @@ func TestWarnings(t *testing.T) {
 		"transport.allow_basic_over_http: passwords are sent in clear text over http",
 		"transport.server_name: ignored with scheme http",
 		"credentials[0].password_file: " + filepath.Join(dir, "pw") + " is accessible to other users (mode 0644); chmod 600 it",
+		"signing.key_file: " + filepath.Join(dir, "sign.key") + " is accessible to other users (mode 0644); chmod 600 it",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("warnings\n%s\nlack\n%s", got, want)

@@ -109,6 +109,9 @@ func (c *Config) resolveHosts() ([]Host, problems) {
 		case e.Name == "":
 			at("name", "required")
 			ok = false
+		case dnsBounds("host name", e.Name) != "":
+			at("name", "%s", dnsBounds("host name", e.Name))
+			ok = false
 		case !hostNameRE.MatchString(e.Name):
 			at("name", "invalid host name %q (letters, digits, '-', '_' and '.' only)", e.Name)
 			ok = false
@@ -121,7 +124,10 @@ func (c *Config) resolveHosts() ([]Host, problems) {
 				seen[key] = source
 			}
 		}
-		if e.Address != "" && !validAddress(e.Address) {
+		if msg := dnsBounds("address", e.Address); msg != "" {
+			at("address", "%s", msg)
+			ok = false
+		} else if e.Address != "" && !validAddress(e.Address) {
 			at("address", "invalid address %q (a host name or IP address, without scheme, port or path)", e.Address)
 			ok = false
 		}
@@ -168,6 +174,33 @@ func (c *Config) resolveHosts() ([]Host, problems) {
 		hosts = append(hosts, h)
 	}
 	return hosts, probs
+}
+
+// Host name bounds, as Windows resolves names: a DNS name of at most 253 characters
+// (255 octets on the wire) in labels of at most 63. A name without a dot is resolved as
+// a DNS host name too (DNS suffix search), whose label limit is 63: the NetBIOS limit of
+// 15 is not imposed, since Windows derives the NetBIOS name by truncating the host name.
+const (
+	MaxHostName  = 253
+	MaxHostLabel = 63
+)
+
+// dnsBounds says what is wrong with the length of a host name or address (what names
+// it), or "" when it is within the DNS bounds. The value itself is never echoed: it may
+// be megabytes long.
+func dnsBounds(what, name string) string {
+	if len(name) > MaxHostName {
+		return fmt.Sprintf("%s of %d characters (%.20q…): at most %d, as in DNS", what, len(name), name[:20], MaxHostName)
+	}
+	if net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")) != nil {
+		return ""
+	}
+	for _, l := range strings.Split(name, ".") {
+		if len(l) > MaxHostLabel {
+			return fmt.Sprintf("%s label of %d characters (%.20q…): at most %d between dots, as in DNS", what, len(l), l[:20], MaxHostLabel)
+		}
+	}
+	return ""
 }
 
 // validAddress accepts a host name or an IP address (IPv6 with or without brackets), and

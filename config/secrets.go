@@ -125,6 +125,11 @@ func (c *Config) Warnings() []string {
 					i, cr.PasswordFile, fi.Mode().Perm()))
 			}
 		}
+		if k := c.Signing.KeyFile; k != "" {
+			if fi, err := os.Stat(k); err == nil && fi.Mode().Perm()&0o077 != 0 {
+				w = append(w, fmt.Sprintf("signing.key_file: %s is accessible to other users (mode %04o); chmod 600 it", k, fi.Mode().Perm()))
+			}
+		}
 	}
 	return w
 }

@@ -25,17 +25,17 @@ import (
 // timebomb hash. The findings keep the first-seen the report carries; those without one
 // get it from the latest earlier run in the store. Import does not take the run lock.
 //
-// A run directory with a manifest is verified first (report.Verify): an altered,
-// missing or extra file refuses the import. A ".partial" directory (a run killed before
-// it was published) is refused too.
-func (s *Store) Import(ctx context.Context, runDir string) (string, error) {
+// The run directory is verified first (verifyImport): a run that fails verification is
+// refused; one whose authenticity cannot be proven is refused unless opts.Unverified,
+// and then recorded with origin OriginImportUnverified. A ".partial" directory (a run
+// killed before it was published) is refused too.
+func (s *Store) Import(ctx context.Context, runDir string, opts ImportOptions) (string, error) {
 	if report.IsPartial(filepath.Base(filepath.Clean(runDir))) {
 		return "", fmt.Errorf("import %s: not a published run (a run killed before publishing leaves such a directory)", runDir)
 	}
-	if _, err := os.Stat(filepath.Join(runDir, report.ManifestName)); err == nil {
-		if err := report.Verify(runDir, nil); err != nil {
-			return "", fmt.Errorf("import %s: %w", runDir, err)
-		}
+	origin, checked, err := verifyImport(runDir, opts)
+	if err != nil {
+		return "", err
 	}
 	file := filepath.Join(runDir, "report.json")
 	f, err := os.Open(file)
@@ -55,6 +55,10 @@ func (s *Store) Import(ctx context.Context, runDir string) (string, error) {
 		RuleSetHash: run.RuleSetHash, ConfigHash: run.ConfigHash, Origin: OriginImport, Results: rep.Results,
 		Coverage: Coverage{Targeted: rep.Coverage.Targeted, Collected: rep.Coverage.Collected,
 			Failed: rep.Coverage.Failed + rep.Coverage.Skipped}}
+	rec.Origin = origin
+	if checked != nil && checked.Run.ID != run.ID {
+		return "", fmt.Errorf("import %s: report of run %q, but the manifest is of run %q", file, run.ID, checked.Run.ID)
+	}
 	rows := map[string]report.Host{}
 	for _, h := range rep.Hosts {
 		rows[strings.ToLower(h.Name)] = h

@@ -53,15 +53,15 @@ func TestImportBackfill(t *testing.T) {
 	f2 := fail("RDS-GRACE-001", "RDSH01", rules.SevLow, "grace active") // no first_seen: carried by Record
 	d2 := writeReport(t, "ARCH-2", month(1), 118, []rules.Result{f2})
 	for _, d := range []string{d1, d2} {
-		if _, err := s.Import(ctx, d); err != nil {
+		if _, err := s.Import(ctx, d, ImportOptions{Unverified: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Import(ctx, d1); !errors.Is(err, ErrRunExists) {
+	if _, err := s.Import(ctx, d1, ImportOptions{Unverified: true}); !errors.Is(err, ErrRunExists) {
 		t.Fatalf("re-import: %v", err)
 	}
 	runs, _ := s.Runs(ctx)
-	if len(runs) != 2 || runs[0].Origin != OriginImport || runs[1].Coverage != (Coverage{2, 1, 1}) || runs[1].ToolVersion != "0.9.0" {
+	if len(runs) != 2 || runs[0].Origin != OriginImportUnverified || runs[1].Coverage != (Coverage{2, 1, 1}) || runs[1].ToolVersion != "0.9.0" {
 		t.Fatalf("runs %+v", runs)
 	}
 	h, err := s.Load(ctx, month(2), 90*24*time.Hour)
@@ -85,7 +85,7 @@ func TestImportBackfill(t *testing.T) {
 	if tl, err := s.Timeline(ctx, "RDSH09"); err != nil || len(tl) == 0 || tl[0].Host.Status != "failed" {
 		t.Fatalf("timeline of RDSH09: %v %+v", err, tl)
 	}
-	if _, err := s.Import(ctx, t.TempDir()); err == nil || !strings.Contains(err.Error(), "report.json") {
+	if _, err := s.Import(ctx, t.TempDir(), ImportOptions{Unverified: true}); err == nil || !strings.Contains(err.Error(), "report.json") {
 		t.Fatalf("missing report: %v", err)
 	}
 }

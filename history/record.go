@@ -15,7 +15,15 @@ import (
 const (
 	OriginRun    = "run"    // recorded by the run itself
 	OriginImport = "import" // backfilled from an archived report.json
+	// OriginImportUnverified is an import allowed without proof of authenticity
+	// (ImportOptions.Unverified): no manifest, or a signature not checked.
+	OriginImportUnverified = "import-unverified"
 )
+
+// Imported reports whether a run of this origin was backfilled by Import (verified or not).
+func Imported(origin string) bool {
+	return origin == OriginImport || origin == OriginImportUnverified
+}
 
 // Coverage is how many hosts a run targeted, collected and failed to collect.
 type Coverage struct {

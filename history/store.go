@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -74,6 +75,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := precheck(path); err != nil {
 		return nil, err
 	}
+	if err := restrictMode(path); err != nil {
+		return nil, err
+	}
 	dsn := path + "?_busy_timeout=" + fmt.Sprint(BusyTimeout.Milliseconds()) +
 		"&_txlock=immediate&_foreign_keys=1&_journal_mode=WAL&_synchronous=FULL"
 	db, err := sql.Open("sqlite", dsn)
@@ -86,6 +90,27 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// restrictMode creates the store file 0640 when it does not exist (SQLite would create
+// it 0644 less the umask, and gives its -wal and -shm the database file's mode) and
+// tightens an existing store, -wal or -shm that others may read or anyone but the owner
+// may write to 0640 (best effort: a store someone else owns stays as it is).
+func restrictMode(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("open history store %s: %w", path, err)
+	}
+	f.Close()
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&^0o640 != 0 {
+			_ = os.Chmod(p, fi.Mode().Perm()&0o640)
+		}
+	}
+	return nil
 }
 
 // precheck names the file when its header is not SQLite's. An empty (0-byte) file is

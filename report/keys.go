@@ -3,10 +3,8 @@ package report
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -113,15 +111,4 @@ func readKey[K ed25519.PrivateKey | ed25519.PublicKey](path, kind string, parse 
 		return nil, true, nil, fmt.Errorf("load %s key %s: %T is not an ed25519 key", kind, path, k)
 	}
 	return key, true, nil, nil
-}
-
-// KeyFingerprint names a signing key by its public half: "sha256:" and the hex SHA-256
-// of the PKIX DER encoding (what `openssl pkey -pubout -outform DER | sha256sum` gives).
-func KeyFingerprint(pub ed25519.PublicKey) string {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(der)
-	return "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -2,21 +2,16 @@ package report
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -38,6 +33,10 @@ type Manifest struct {
 	Schema string         `json:"schema"`
 	Run    Run            `json:"run"`
 	Files  []ManifestFile `json:"files"`
+	// Signer is the fingerprint (KeyFingerprint) of the key manifest.sig was made
+	// with; absent on unsigned runs and on runs signed before it existed. It is a claim
+	// inside the signed document, checked against the key Verify is given.
+	Signer string `json:"signer,omitempty"`
 }
 
 // ManifestFile is one file of the run directory, path relative with "/" separators.
@@ -166,93 +165,6 @@ func CleanPartials(outDir string, olderThan time.Duration) ([]string, error) {
 		removed = append(removed, p)
 	}
 	return removed, nil
-}
-
-// VerifyError lists every problem Verify found, each naming the file.
-type VerifyError struct {
-	Dir      string
-	Problems []string
-}
-
-func (e *VerifyError) Error() string {
-	return fmt.Sprintf("verify %s: %s", e.Dir, strings.Join(e.Problems, "; "))
-}
-
-// Verify checks a run directory against its manifest: every listed file exists with
-// the recorded size and SHA-256, no other file exists, and — when pub is not nil — the
-// manifest's signature in manifest.sig is valid. The error (a *VerifyError) names every
-// altered, missing or extra file.
-func Verify(dir string, pub ed25519.PublicKey) error {
-	raw, err := os.ReadFile(filepath.Join(dir, ManifestName))
-	if err != nil {
-		return fmt.Errorf("verify %s: %w", dir, err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	var man Manifest
-	if err := dec.Decode(&man); err != nil {
-		return fmt.Errorf("verify %s: %s: %w", dir, ManifestName, err)
-	}
-	if man.Schema != ManifestSchema {
-		return fmt.Errorf("verify %s: %s: schema %q, want %q", dir, ManifestName, man.Schema, ManifestSchema)
-	}
-	ve := &VerifyError{Dir: dir}
-	if pub != nil {
-		sig, err := os.ReadFile(filepath.Join(dir, SignatureFile))
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			ve.Problems = append(ve.Problems, SignatureFile+": missing (a public key was given)")
-		case err != nil:
-			ve.Problems = append(ve.Problems, SignatureFile+": "+err.Error())
-		default:
-			s, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(string(sig)))
-			if derr != nil || len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, raw, s) {
-				ve.Problems = append(ve.Problems, SignatureFile+": signature does not match "+ManifestName+" and the public key")
-			}
-		}
-	}
-	listed := map[string]bool{ManifestName: true, SignatureFile: true}
-	for _, mf := range man.Files {
-		p := mf.Path
-		if !fs.ValidPath(p) || p == ManifestName || p == SignatureFile {
-			ve.Problems = append(ve.Problems, fmt.Sprintf("%s: invalid path in manifest", p))
-			continue
-		}
-		listed[p] = true
-		got, err := hashFile(filepath.Join(dir, filepath.FromSlash(p)))
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			ve.Problems = append(ve.Problems, p+": missing")
-		case err != nil:
-			ve.Problems = append(ve.Problems, p+": "+err.Error())
-		case got.SHA256 != mf.SHA256 || got.Size != mf.Size:
-			ve.Problems = append(ve.Problems, fmt.Sprintf("%s: altered (sha256 %s, size %d; manifest says %s, %d)", p, got.SHA256, got.Size, mf.SHA256, mf.Size))
-		}
-	}
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		rel = filepath.ToSlash(rel)
-		if d.IsDir() {
-			return nil
-		}
-		if !listed[rel] {
-			ve.Problems = append(ve.Problems, rel+": extra file not in manifest")
-		} else if !d.Type().IsRegular() {
-			ve.Problems = append(ve.Problems, rel+": not a regular file")
-		}
-		return nil
-	})
-	if err != nil {
-		ve.Problems = append(ve.Problems, err.Error())
-	}
-	if len(ve.Problems) > 0 {
-		sort.Strings(ve.Problems)
-		return ve
-	}
-	return nil
 }
 
 func hashFile(path string) (ManifestFile, error) {

@@ -832,8 +832,10 @@ func (r *Report) expiredWaivers() map[string]bool {
 
 // EvidenceFileNames maps host names to safe, unique evidence file names
 // ("<name>.json"): lower case, characters other than [a-z0-9._-] replaced by "_", no
-// leading dot; names that collide (case-insensitively) or had to be changed get a short
-// hash of the original name appended. The mapping depends only on the set of names.
+// leading dot, a Windows device name (CON, PRN, AUX, NUL, COM0-9, LPT0-9, alone or before
+// a dot) escaped with "_" after it ("con_.corp.example-…"); names that collide
+// (case-insensitively) or had to be changed get a short hash of the original name
+// appended. The mapping depends only on the set of names.
 func EvidenceFileNames(hosts []string) map[string]string {
 	safe := func(h string) (string, bool) {
 		var b strings.Builder
@@ -853,6 +855,13 @@ func EvidenceFileNames(hosts []string) map[string]string {
 		}
 		if len(s) > 100 {
 			s = s[:100]
+		}
+		if stem, rest, _ := strings.Cut(s, "."); windowsDevice(stem) {
+			// CON, NUL.txt, com1.corp.example… are devices on Windows, not files.
+			s, changed = stem+"_", true
+			if rest != "" {
+				s += "." + rest
+			}
 		}
 		return s, changed
 	}
@@ -877,5 +886,29 @@ func EvidenceFileNames(hosts []string) map[string]string {
 		}
 		out[h] = s + ".json"
 	}
+	// A changed name with its hash could equal another host's name as written; such
+	// names (rare, and only in an inventory made to collide) take a longer hash.
+	owners := make(map[string][]string, len(out))
+	for h, n := range out {
+		owners[n] = append(owners[n], h)
+	}
+	for n, hs := range owners {
+		if len(hs) > 1 {
+			for _, h := range hs {
+				sum := sha256.Sum256([]byte(h))
+				out[h] = strings.TrimSuffix(n, ".json") + "-" + hex.EncodeToString(sum[:12]) + ".json"
+			}
+		}
+	}
 	return out
+}
+
+// windowsDevice reports whether a file name stem (the part before the first dot,
+// lower case) is a device name on Windows: CON, PRN, AUX, NUL, COM0-9, LPT0-9.
+func windowsDevice(stem string) bool {
+	switch stem {
+	case "con", "prn", "aux", "nul":
+		return true
+	}
+	return len(stem) == 4 && (strings.HasPrefix(stem, "com") || strings.HasPrefix(stem, "lpt")) && stem[3] >= '0' && stem[3] <= '9'
 }

@@ -222,7 +222,11 @@ func (s *Stage) Publish(ctx context.Context, rep *Report, opts PublishOptions) (
 	}
 	files := append([]ManifestFile(nil), s.files...)
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
-	man, err := json.MarshalIndent(Manifest{Schema: ManifestSchema, Run: rep.Run, Files: files}, "", "  ")
+	m := Manifest{Schema: ManifestSchema, Run: rep.Run, Files: files}
+	if len(opts.Signer) == ed25519.PrivateKeySize {
+		m.Signer = KeyFingerprint(opts.Signer.Public().(ed25519.PublicKey))
+	}
+	man, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("publish: %w", err)
 	}

@@ -11,8 +11,6 @@ package bundle
 
 import (
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/base64"
 	"time"
 
 	"github.com/rdsaudit/rdsaudit/report"
@@ -54,9 +52,6 @@ type Bundle struct {
 // supersedes an older one.
 func (b *Bundle) Slot() string { return b.Site + "|" + b.Shard + "|" + b.Selection }
 
-// KeyFingerprint is an ed25519 public key's fingerprint as bundles and errors show it:
-// "SHA256:" and the unpadded base64 of the key's SHA-256 (as OpenSSH prints keys).
-func KeyFingerprint(pub ed25519.PublicKey) string {
-	sum := sha256.Sum256(pub)
-	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
-}
+// KeyFingerprint is an ed25519 public key's fingerprint as bundles, runs and errors
+// show it (report.KeyFingerprint: one definition for every signed document).
+func KeyFingerprint(pub ed25519.PublicKey) string { return report.KeyFingerprint(pub) }

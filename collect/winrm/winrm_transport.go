@@ -410,6 +410,9 @@ var streamWithData = regexp.MustCompile(`<(?:\w+:)?Stream\b[^>]*[^/]>[^<]+<`)
 // checkBody finds faults in "successful" bodies, checks that a Create answer names a
 // shell, and slows down a Receive loop that gets neither output nor a final state.
 func (t *transport) checkBody(ctx context.Context, reqText, body string, status int) (string, error) {
+	if err := checkXMLDepth(body); err != nil {
+		return "", err
+	}
 	if f := parseFault(body, status); f != nil {
 		return "", f
 	}

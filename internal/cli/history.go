@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rdsaudit/rdsaudit/history"
+	"github.com/rdsaudit/rdsaudit/report"
 )
 
 // historyFlags locate the history store: --db, or the configuration's history.path.
@@ -109,14 +111,21 @@ func newHistoryCmds(e *env) []*cobra.Command {
 	}
 	df.bind(diff)
 
-	var imf historyFlags
+	var (
+		imf    historyFlags
+		impPub string
+		opts   history.ImportOptions
+	)
 	imp := &cobra.Command{
 		Use:   "import RUN_DIR",
-		Short: "Load an earlier run's report.json into the history (backfill)",
+		Short: "Load an earlier run's report.json into the history (backfill), after verifying the run",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := imf.path(e)
 			if err != nil {
+				return err
+			}
+			if opts.PublicKey, err = importKey(e, impPub, imf); err != nil {
 				return err
 			}
 			s, err := history.Open(e.ctx, path)
@@ -130,14 +139,55 @@ func newHistoryCmds(e *env) []*cobra.Command {
 				return err
 			}
 			defer release()
-			id, err := s.Import(e.ctx, args[0])
-			if err != nil {
+			id, err := s.Import(e.ctx, args[0], opts)
+			var ve *report.VerifyError
+			switch {
+			case errors.As(err, &ve):
+				return fmt.Errorf("%w: %v", errVerify, err)
+			case errors.Is(err, history.ErrUnverifiable):
+				return usageErr(err)
+			case err != nil:
 				return err
 			}
-			fmt.Fprintf(e.stdout, "imported run %s from %s into %s\n", id, args[0], path)
+			how := "verified: hashes match, signature by key " + report.KeyFingerprint(opts.PublicKey)
+			if runs, err := s.Runs(e.ctx); err == nil {
+				for _, r := range runs {
+					if r.ID == id && r.Origin == history.OriginImportUnverified {
+						how = "UNVERIFIED (--unverified): recorded as " + history.OriginImportUnverified
+					}
+				}
+			}
+			fmt.Fprintf(e.stdout, "imported run %s from %s into %s (%s)\n", id, args[0], path, how)
 			return nil
 		},
 	}
 	imf.bind(imp)
+	imp.Flags().StringVar(&impPub, "pubkey", "", "public key to check the run's manifest.sig with (default: the public half of the configuration's signing.key_file)")
+	imp.Flags().BoolVar(&opts.Unverified, "unverified", false, "import a run whose authenticity cannot be checked (no manifest, unsigned, no key); recorded as import-unverified")
 	return []*cobra.Command{hist, diff, imp}
+}
+
+// importKey is the key import checks signatures with: --pubkey, else the public half of
+// the configuration's signing key (the key that signs this installation's runs), else
+// none.
+func importKey(e *env, pubPath string, f historyFlags) (ed25519.PublicKey, error) {
+	if pubPath != "" {
+		pub, err := report.LoadPublicKey(pubPath)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("--pubkey: %w", err))
+		}
+		return pub, nil
+	}
+	if f.config == "" {
+		return nil, nil
+	}
+	cfg, err := loadConfig(e, f.config, nil)
+	if err != nil || cfg.Signing.KeyFile == "" {
+		return nil, err
+	}
+	priv, err := report.LoadPrivateKey(cfg.Signing.KeyFile)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("signing.key_file: %w", err))
+	}
+	return priv.Public().(ed25519.PublicKey), nil
 }
