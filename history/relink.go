@@ -36,7 +36,8 @@ func (s *Store) relinkTx(ctx context.Context, tx *sql.Tx, id string, evalAt time
 		return err
 	}
 	defer up.Close()
-	for i, r := range later {
+	relinked := 0
+	for _, r := range later {
 		prevID, _, err := latestBefore(ctx, tx, r.at, r.id)
 		if err != nil {
 			return err
@@ -67,7 +68,8 @@ func (s *Store) relinkTx(ctx context.Context, tx *sql.Tx, id string, evalAt time
 				return fmt.Errorf("relink finding %s of run %s: %w", f.ID, r.id, err)
 			}
 		}
-		s.hook("relinked", i+1)
+		relinked++
+		s.hook("relinked", relinked)
 	}
 	return nil
 }
