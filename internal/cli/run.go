@@ -48,6 +48,7 @@ func (f *runFlags) pinned() (time.Time, error) {
 
 func newRunCmd(e *env) *cobra.Command {
 	var f runFlags
+	var record bool
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run one audit: collect, evaluate, publish the run directory, record history",
@@ -56,6 +57,9 @@ func newRunCmd(e *env) *cobra.Command {
 			asOf, err := f.pinned()
 			if err != nil {
 				return err
+			}
+			if record && asOf.IsZero() {
+				return usageErr(errors.New("--record needs --as-of: a run evaluated now is always recorded"))
 			}
 			cfg, err := loadConfig(e, f.config, f.fs)
 			if err != nil {
@@ -67,7 +71,7 @@ func newRunCmd(e *env) *cobra.Command {
 			}
 			e.stop = audit.NewStopper()
 			defer stopOnSignal(e, e.stop)()
-			res, err := runAudit(e, cfg, col, asOf)
+			res, err := runAudit(e, cfg, col, asOf, func(o *audit.Options) { o.Record = record })
 			if err != nil {
 				return err
 			}
@@ -75,6 +79,7 @@ func newRunCmd(e *env) *cobra.Command {
 		},
 	}
 	f.bind(cmd)
+	cmd.Flags().BoolVar(&record, "record", false, "with --as-of: record the run in history at its evaluation time (backfill of archived evidence)")
 	return cmd
 }
 
@@ -179,8 +184,8 @@ func auditOptions(e *env, cfg *config.Config, col collect.Collector, asOf time.T
 
 // runAudit runs the pipeline for a loaded configuration and prints the summary. Then,
 // complete or failed, it reports the run to monitoring (afterRun), unless it was an
-// --as-of re-evaluation.
-func runAudit(e *env, cfg *config.Config, col collect.Collector, asOf time.Time) (res *audit.Result, err error) {
+// --as-of re-evaluation. set, if any, adjusts the options (run --record).
+func runAudit(e *env, cfg *config.Config, col collect.Collector, asOf time.Time, set ...func(*audit.Options)) (res *audit.Result, err error) {
 	started := e.now()
 	defer func() {
 		if asOf.IsZero() {
@@ -191,6 +196,9 @@ func runAudit(e *env, cfg *config.Config, col collect.Collector, asOf time.Time)
 	if err != nil {
 		return nil, err
 	}
+	for _, f := range set {
+		f(&o)
+	}
 	setMemoryLimit(len(o.Hosts))
 	res, err = audit.Run(e.ctx, o)
 	if err != nil {
@@ -200,8 +208,11 @@ func runAudit(e *env, cfg *config.Config, col collect.Collector, asOf time.Time)
 	if p := res.Report.Run.Partial; p != nil {
 		fmt.Fprintf(e.stdout, "run is PARTIAL: %s\n", p.Summary())
 	}
-	if !res.Recorded {
+	switch {
+	case !res.Recorded:
 		fmt.Fprintf(e.stdout, "evaluated as of %s; not recorded in history\n", res.EvaluatedAt.Format(time.RFC3339))
+	case !asOf.IsZero():
+		fmt.Fprintf(e.stdout, "evaluated as of %s; recorded in history at that time\n", res.EvaluatedAt.Format(time.RFC3339))
 	}
 	return res, nil
 }
