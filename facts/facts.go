@@ -18,10 +18,13 @@ import (
 // (domain.md). A fact that the evidence does not establish stays unknown (nil pointer,
 // Known false, or an "unknown(n)" name); nothing is coerced to a default.
 type Facts struct {
-	Host    evidence.HostRef
-	Status  evidence.Status
-	Failure *evidence.Failure
-	Errors  []evidence.SectionError
+	Host   evidence.HostRef
+	Status evidence.Status
+	// CollectedAt is when the evidence was collected (evidence collected_at, UTC): the
+	// time the facts describe, which history rules compare across audits.
+	CollectedAt time.Time
+	Failure     *evidence.Failure
+	Errors      []evidence.SectionError
 
 	OS             OSFacts
 	Mode           ModeFacts
@@ -308,7 +311,7 @@ type ClientToken struct {
 // Interpret derives the facts from one host's evidence. It never fails: what it cannot
 // interpret stays unknown and is noted.
 func Interpret(ev *evidence.Evidence) *Facts {
-	f := &Facts{Host: ev.Host, Status: ev.Status, Failure: ev.Failure, Errors: ev.Errors}
+	f := &Facts{Host: ev.Host, Status: ev.Status, CollectedAt: ev.CollectedAt.UTC(), Failure: ev.Failure, Errors: ev.Errors}
 	if ev.Status != evidence.StatusCollected {
 		return f
 	}

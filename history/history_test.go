@@ -323,7 +323,10 @@ func TestGraceResetVisibleThroughLoad(t *testing.T) {
 		t.Fatalf("reset not visible: previous %d, current %d", *p.GraceDays, *cur.GraceDays)
 	}
 	expectRule(t, "RDS-GRACE-003", rules.Fail, h, now, hostFacts("RDSH01", 4, 118, now.AddDate(0, 0, -2), "bb"))
-	expectRule(t, "RDS-GRACE-003", rules.Pass, h, now, hostFacts("RDSH01", 4, 11, month(0).AddDate(0, 0, -108), "aa"))
+	// Counted down: 12 days a month ago are 0 now. 11 now would be above the countdown
+	// (the expiry moved), though lower than before.
+	expectRule(t, "RDS-GRACE-003", rules.Pass, h, now, hostFacts("RDSH01", 4, 0, month(0).AddDate(0, 0, -108), "aa"))
+	expectRule(t, "RDS-GRACE-003", rules.Fail, h, now, hostFacts("RDSH01", 4, 11, month(0).AddDate(0, 0, -108), "aa"))
 }
 
 // TestGraceSawtoothSixMonths: a scheduled reset script keeps the grace period alive; six

@@ -18,12 +18,17 @@ import (
 )
 
 // Import loads an earlier run's report.json from runDir into the store (backfill from
-// archived evidence) and returns the run's ID. The hosts are the report's coverage list
+// archived evidence) and returns the run's ID. The run lands at its evaluation time
+// (run.evaluated_at, signed in the manifest; a report written before it existed: its
+// started_at), whatever the time of the import; when runs evaluated later are already in
+// the store, what depends on the order is recomputed for them in the same transaction
+// (Record). The hosts are the report's coverage list
 // (every targeted host with its collection status); each host's facts come from its
 // evidence file in runDir when present and matching the SHA-256 the report lists
 // (interpreted as the run would have), else from the report's host row, which lacks the
-// timebomb hash. The findings keep the first-seen the report carries; those without one
-// get it from the latest earlier run in the store. Import does not take the run lock.
+// timebomb hash. The findings' first-seen and new/persisting status are recomputed from
+// the run evaluated before it in the store; with none, they keep what the report carries.
+// Import does not take the run lock.
 //
 // The run directory is verified first (verifyImport): a run that fails verification is
 // refused; one whose authenticity cannot be proven is refused unless opts.Unverified,
@@ -51,7 +56,12 @@ func (s *Store) Import(ctx context.Context, runDir string, opts ImportOptions) (
 	if run.ID == "" || run.StartedAt.IsZero() {
 		return "", fmt.Errorf("import %s: report has no run ID or start time", file)
 	}
+	evalAt := run.EvaluatedAt
+	if evalAt.IsZero() { // a report written before evaluated_at existed
+		evalAt = run.StartedAt
+	}
 	rec := RunRecord{ID: run.ID, Started: run.StartedAt, Ended: run.FinishedAt, ToolVersion: run.ToolVersion,
+		EvaluatedAt: evalAt, Pinned: run.Pinned, Window: run.CollectionWindow,
 		RuleSetHash: run.RuleSetHash, ConfigHash: run.ConfigHash, Origin: OriginImport, Results: rep.Results,
 		Coverage: Coverage{Targeted: rep.Coverage.Targeted, Collected: rep.Coverage.Collected,
 			Failed: rep.Coverage.Failed + rep.Coverage.Skipped}}
@@ -83,9 +93,9 @@ func (s *Store) Import(ctx context.Context, runDir string, opts ImportOptions) (
 			}
 		}
 		if facts := evidenceFacts(runDir, evidence[key]); facts != nil {
-			h.Snapshot = SnapshotOf(run.ID, run.StartedAt, facts)
+			h.Snapshot = SnapshotOf(run.ID, evalAt, facts)
 		} else {
-			h.Snapshot = snapshotOfRow(run.ID, run.StartedAt, hs.Status, rows[key])
+			h.Snapshot = snapshotOfRow(run.ID, evalAt, hs, rows[key])
 		}
 		rec.Hosts = append(rec.Hosts, h)
 	}
@@ -115,11 +125,16 @@ func evidenceFacts(runDir string, ref report.EvidenceRef) *facts.Facts {
 	return facts.Interpret(ev)
 }
 
-// snapshotOfRow is the snapshot a report's host row allows (no timebomb hash).
-func snapshotOfRow(runID string, at time.Time, status evidence.Status, h report.Host) rules.HostSnapshot {
-	sn := rules.HostSnapshot{RunID: runID, At: at.UTC(), Collected: status == evidence.StatusCollected}
+// snapshotOfRow is the snapshot a report's coverage entry and host row allow (no
+// timebomb hash).
+func snapshotOfRow(runID string, at time.Time, hs report.HostStatus, h report.Host) rules.HostSnapshot {
+	sn := rules.HostSnapshot{RunID: runID, At: at.UTC(), Collected: hs.Status == evidence.StatusCollected}
 	if !sn.Collected {
 		return sn
+	}
+	if !hs.CollectedAt.IsZero() {
+		c := hs.CollectedAt.UTC()
+		sn.CollectedAt = &c
 	}
 	sn.Mode, sn.ModeSource = copyInt(h.Mode), h.ModeSource
 	if len(h.LicenseServers) > 0 {

@@ -60,6 +60,25 @@ func TestHelperProcess(t *testing.T) {
 		}
 		fmt.Println("DONE")
 		select {}
+	case "backfill":
+		// A run evaluated a month before the store's only run: Record relinks that run's
+		// findings inside the transaction.
+		killAt := os.Getenv(envKillAt)
+		s.testHook = func(stage string, n int) {
+			if fmt.Sprintf("%s:%d", stage, n) == killAt {
+				fmt.Println("AT", killAt)
+				select {}
+			}
+		}
+		rec := bigRun("OLDER", month(0).AddDate(0, -1, 0), relinkHosts)
+		rec.Origin = OriginImport
+		fmt.Println("START")
+		if err := s.Record(ctx, rec); err != nil {
+			fmt.Println("ERROR", err)
+			os.Exit(2)
+		}
+		fmt.Println("DONE")
+		select {}
 	case "lock":
 		if _, err := s.AcquireRunLock(ctx, "CHILD-RUN"); err != nil {
 			fmt.Println("ERROR", err)
@@ -328,6 +347,55 @@ func TestKillMidRecord(t *testing.T) {
 	})
 }
 
+const relinkHosts = 2000
+
+// TestKillMidRelink kills a child recording a backfilled run (evaluated before the
+// store's run) while it recomputes the later run's first-seen dates, and just before the
+// commit: the store must hold exactly what it held before. Killed after the commit, the
+// later run's findings are persisting since the backfilled month.
+func TestKillMidRelink(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill test spawns processes")
+	}
+	path := t.TempDir() + "/history.db"
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Record(ctx, bigRun("PRIOR", month(0), relinkHosts)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	before := dump(t, path)
+	for _, at := range []string{"findings:1000", "relinked:1", "commit:0"} {
+		t.Run(strings.ReplaceAll(at, ":", "-"), func(t *testing.T) {
+			cmd, sc := child(t, "backfill", path, at)
+			waitLine(t, sc, "AT "+at)
+			kill(t, cmd)
+			if after := dump(t, path); after != before {
+				t.Fatalf("store changed by a backfill killed at %s: %s", at, counts(t, path))
+			}
+		})
+	}
+	cmd, sc := child(t, "backfill", path, "committed:0")
+	waitLine(t, sc, "AT committed:0")
+	kill(t, cmd)
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fs, err := s.Findings(ctx, "PRIOR")
+	if err != nil || len(fs) != 2*relinkHosts {
+		t.Fatalf("PRIOR findings %d (%v)", len(fs), err)
+	}
+	for _, f := range fs {
+		if f.Status() != "persisting" || !f.FirstSeen.Equal(month(0).AddDate(0, -1, 0)) {
+			t.Fatalf("after the backfill committed, PRIOR's %s is %s since %v", f.ID, f.Status(), f.FirstSeen)
+		}
+	}
+}
+
 // restore rebuilds the prior state after a timed child that committed.
 func restore(t *testing.T, path, before string) {
 	t.Helper()
@@ -352,9 +420,11 @@ func restore(t *testing.T, path, before string) {
 func stripRecordedAt(s string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
-		if strings.HasPrefix(l, "PRIOR ") {
-			f := strings.Fields(l)
-			l = strings.Join(f[:len(f)-1], " ")
+		// The run row: run_id, started_at, ended_at, tool_version, ruleset_hash,
+		// config_hash, targeted, collected, failed, origin, recorded_at (11th, none of
+		// the earlier ones empty in bigRun), then schema 2's columns.
+		if f := strings.Fields(l); strings.HasPrefix(l, "PRIOR ") && len(f) > 10 {
+			l = strings.Join(append(f[:10:10], f[11:]...), " ")
 		}
 		out = append(out, l)
 	}

@@ -18,11 +18,13 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// latestBefore returns the latest run that started before t (excluding runID), or "".
+// latestBefore returns the latest run evaluated before t (excluding runID) and its
+// evaluation time, or "". Runs evaluated at the same time are none before the other; among
+// them the greatest run ID is the latest.
 func latestBefore(ctx context.Context, q querier, t time.Time, runID string) (string, time.Time, error) {
 	var id, started string
-	err := q.QueryRowContext(ctx, `SELECT run_id, started_at FROM runs WHERE started_at < ? AND run_id <> ?
-		ORDER BY started_at DESC, run_id DESC LIMIT 1`, ts(t), runID).Scan(&id, &started)
+	err := q.QueryRowContext(ctx, `SELECT run_id, evaluated_at FROM runs WHERE evaluated_at < ? AND run_id <> ?
+		ORDER BY evaluated_at DESC, run_id DESC LIMIT 1`, ts(t), runID).Scan(&id, &started)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", time.Time{}, nil
 	}
@@ -31,13 +33,13 @@ func latestBefore(ctx context.Context, q querier, t time.Time, runID string) (st
 	}
 	at, err := parseTS(started)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("run %s: bad started_at %q", id, started)
+		return "", time.Time{}, fmt.Errorf("run %s: bad evaluated_at %q", id, started)
 	}
 	return id, at, nil
 }
 
-// Load preloads, for the history-dependent rules, the host snapshots of the runs that
-// started in [now-window, now), and always those of the latest run before now even when
+// Load preloads, for the history-dependent rules, the host snapshots of the runs
+// evaluated in [now-window, now), and always those of the latest run before now even when
 // it is older than the window (RDS-GRACE-003 and -005 compare with the previous audit
 // however long ago it was). A window of zero or less loads only the latest run. The
 // rules then filter by their own window through rules.History.Previous.
@@ -52,8 +54,8 @@ func (s *Store) Load(ctx context.Context, now time.Time, window time.Duration) (
 	}
 	ids := []string{latest}
 	if window > 0 {
-		rows, err := s.db.QueryContext(ctx, `SELECT run_id FROM runs WHERE started_at >= ? AND started_at < ? AND run_id <> ?
-			ORDER BY started_at DESC`, ts(now.Add(-window)), ts(now), latest)
+		rows, err := s.db.QueryContext(ctx, `SELECT run_id FROM runs WHERE evaluated_at >= ? AND evaluated_at < ? AND run_id <> ?
+			ORDER BY evaluated_at DESC, run_id DESC`, ts(now.Add(-window)), ts(now), latest)
 		if err != nil {
 			return nil, fmt.Errorf("load history from %s: %w", s.path, err)
 		}
@@ -86,8 +88,8 @@ func (s *Store) Load(ctx context.Context, now time.Time, window time.Duration) (
 // hostsOf reads a run's host entries, sorted by host key.
 func hostsOf(ctx context.Context, q querier, runID string) ([]HostRecord, error) {
 	rows, err := q.QueryContext(ctx, `SELECT h.name, h.grp, h.status, h.failure, h.collected, h.mode, h.mode_source,
-		h.license_servers, h.grace_days, h.grace_key_written, h.timebomb_sha256, h.os_build, h.install_date, r.started_at
-		FROM hosts h JOIN runs r ON r.run_id = h.run_id WHERE h.run_id = ? ORDER BY h.host`, runID)
+		h.license_servers, h.grace_days, h.grace_key_written, h.timebomb_sha256, h.os_build, h.install_date, h.collected_at,
+		r.evaluated_at FROM hosts h JOIN runs r ON r.run_id = h.run_id WHERE h.run_id = ? ORDER BY h.host`, runID)
 	if err != nil {
 		return nil, err
 	}
@@ -107,20 +109,23 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanHost(sc scanner, runID string) (HostRecord, error) {
 	var (
-		h                         HostRecord
-		mode, grace               sql.NullInt64
-		ls, started               string
-		keyWritten, installedDate sql.NullString
+		h                                    HostRecord
+		mode, grace                          sql.NullInt64
+		ls, evaluated                        string
+		keyWritten, installedDate, collected sql.NullString
 	)
 	sn := &h.Snapshot
 	if err := sc.Scan(&h.Name, &h.Group, &h.Status, &h.Failure, &sn.Collected, &mode, &sn.ModeSource, &ls,
-		&grace, &keyWritten, &sn.TimebombSHA256, &sn.OSBuild, &installedDate, &started); err != nil {
+		&grace, &keyWritten, &sn.TimebombSHA256, &sn.OSBuild, &installedDate, &collected, &evaluated); err != nil {
 		return h, err
 	}
 	sn.RunID = runID
 	var err error
-	if sn.At, err = parseTS(started); err != nil {
-		return h, fmt.Errorf("bad started_at %q", started)
+	if sn.At, err = parseTS(evaluated); err != nil {
+		return h, fmt.Errorf("bad evaluated_at %q", evaluated)
+	}
+	if sn.CollectedAt, err = parseNullTS(collected); err != nil {
+		return h, fmt.Errorf("host %s: bad collected_at: %w", h.Name, err)
 	}
 	if mode.Valid {
 		sn.Mode = &mode.Int64
@@ -211,7 +216,7 @@ func findingList(ctx context.Context, q querier, runID string) ([]findingRow, er
 }
 
 // Annotate compares this run's findings (results with outcome fail or error) with the
-// latest run recorded before at. A finding that was a finding in that run is persisting
+// latest run evaluated before at (the run's evaluation time). A finding that was a finding in that run is persisting
 // and keeps its first-seen; any other is new, first seen at. LastSeen is at for both.
 // Pass and not-applicable results are left alone. Results without an ID get
 // rules.FindingID. The drift lists new and persisting finding IDs and the previous run's

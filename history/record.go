@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rdsaudit/rdsaudit/report"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -42,9 +43,16 @@ type Retention struct {
 
 // RunRecord is one run as the history records it.
 type RunRecord struct {
-	ID          string
-	Started     time.Time
-	Ended       time.Time // zero when unknown
+	ID      string
+	Started time.Time // when the run was made (wall clock)
+	Ended   time.Time // zero when unknown
+	// EvaluatedAt is the time the run was evaluated as of: its place in the timeline.
+	// Zero means Started. Pinned: EvaluatedAt was set by the user (--as-of).
+	EvaluatedAt time.Time
+	Pinned      bool
+	// Window spans the collected_at times of the run's collected evidence; nil when
+	// unknown (no host collected, or an older report).
+	Window      *report.Window
 	ToolVersion string
 	RuleSetHash string
 	ConfigHash  string
@@ -54,8 +62,17 @@ type RunRecord struct {
 	// Results are the run's rule results; only findings (fail, error) are stored, with
 	// their first-seen carried from the latest earlier run when Annotate did not set it.
 	Results []rules.Result
-	// Retention is applied in the same transaction, after the run is written.
+	// Retention is applied in the same transaction, after the run is written; the run
+	// just written is never pruned.
 	Retention Retention
+}
+
+// evaluated is the run's place in the timeline.
+func (r *RunRecord) evaluated() time.Time {
+	if r.EvaluatedAt.IsZero() {
+		return r.Started.UTC()
+	}
+	return r.EvaluatedAt.UTC()
 }
 
 // hook calls the store's test hook, if one is set, at a point inside Record's
@@ -66,8 +83,16 @@ func (s *Store) hook(stage string, n int) {
 	}
 }
 
-// Record writes the whole run in one transaction: the run, its hosts, its findings, and
-// retention pruning. Either all of it is committed or none of it is.
+// Record writes the whole run in one transaction: the run, its hosts, its findings, the
+// order-dependent state of the runs it lands before (relink), and retention pruning.
+// Either all of it is committed or none of it is.
+//
+// A run lands at its evaluation time. When runs evaluated later are already recorded (a
+// backfill of an older month), their findings' first-seen and new/persisting status are
+// recomputed from the run now before each of them, in order; an imported run's own
+// findings are recomputed the same way from the run before it, when there is one. What
+// is derived from consecutive runs at read time (resolved findings, diffs, timelines)
+// follows. The rule results the later runs recorded stay as they were evaluated.
 func (s *Store) Record(ctx context.Context, run RunRecord) error {
 	if run.ID == "" {
 		return fmt.Errorf("record run: empty run ID")
@@ -106,17 +131,24 @@ func (s *Store) recordTx(ctx context.Context, tx *sql.Tx, run *RunRecord) error 
 	if !run.Ended.IsZero() {
 		ended = ts(run.Ended)
 	}
+	evalAt := run.evaluated()
+	var wEarliest, wLatest any
+	if w := run.Window; w != nil {
+		wEarliest, wLatest = ts(w.Earliest), ts(w.Latest)
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO runs(run_id, started_at, ended_at, tool_version, ruleset_hash,
-		config_hash, targeted, collected, failed, origin, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+		config_hash, targeted, collected, failed, origin, recorded_at, evaluated_at, pinned, window_earliest, window_latest)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		run.ID, ts(run.Started), ended, run.ToolVersion, run.RuleSetHash, run.ConfigHash,
-		run.Coverage.Targeted, run.Coverage.Collected, run.Coverage.Failed, run.Origin, ts(s.now())); err != nil {
+		run.Coverage.Targeted, run.Coverage.Collected, run.Coverage.Failed, run.Origin, ts(s.now()),
+		ts(evalAt), run.Pinned, wEarliest, wLatest); err != nil {
 		return fmt.Errorf("insert run: %w", err)
 	}
 	s.hook("run", 0)
 
 	hs, err := tx.PrepareContext(ctx, `INSERT INTO hosts(run_id, host, name, grp, status, failure, collected, mode,
-		mode_source, license_servers, grace_days, grace_key_written, timebomb_sha256, os_build, install_date)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		mode_source, license_servers, grace_days, grace_key_written, timebomb_sha256, os_build, install_date, collected_at)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return err
 	}
@@ -143,7 +175,7 @@ func (s *Store) recordTx(ctx context.Context, tx *sql.Tx, run *RunRecord) error 
 		}
 		if _, err := hs.ExecContext(ctx, run.ID, key, h.Name, h.Group, status, h.Failure, sn.Collected,
 			nullInt(sn.Mode), sn.ModeSource, ls, nullInt(sn.GraceDays), nullTS(sn.GraceKeyWritten),
-			sn.TimebombSHA256, sn.OSBuild, nullTS(sn.InstallDate)); err != nil {
+			sn.TimebombSHA256, sn.OSBuild, nullTS(sn.InstallDate), nullTS(sn.CollectedAt)); err != nil {
 			return fmt.Errorf("insert host %s: %w", h.Name, err)
 		}
 		if i%1000 == 999 {
@@ -153,7 +185,7 @@ func (s *Store) recordTx(ctx context.Context, tx *sql.Tx, run *RunRecord) error 
 	s.hook("hosts", len(run.Hosts))
 
 	// First-seen of findings not annotated: carried from the latest earlier run.
-	prevID, _, err := latestBefore(ctx, tx, run.Started, run.ID)
+	prevID, _, err := latestBefore(ctx, tx, evalAt, run.ID)
 	if err != nil {
 		return err
 	}
@@ -188,7 +220,7 @@ func (s *Store) recordTx(ctx context.Context, tx *sql.Tx, run *RunRecord) error 
 					return err
 				}
 			}
-			t := run.Started
+			t := evalAt
 			lifecycle = rules.StatusNew
 			if p, ok := prev[id]; ok {
 				t, lifecycle = *p.FirstSeen, rules.StatusPersisting
@@ -196,7 +228,7 @@ func (s *Store) recordTx(ctx context.Context, tx *sql.Tx, run *RunRecord) error 
 			first = &t
 		}
 		if last == nil {
-			last = &run.Started
+			last = &evalAt
 		}
 		status := lifecycle
 		if status == "" {
@@ -217,8 +249,12 @@ func (s *Store) recordTx(ctx context.Context, tx *sql.Tx, run *RunRecord) error 
 	}
 	s.hook("findings", n)
 
+	if err := s.relinkTx(ctx, tx, run.ID, evalAt, run.Origin == OriginImport); err != nil {
+		return err
+	}
+
 	if run.Retention != (Retention{}) {
-		if _, err := pruneTx(ctx, tx, run.Retention.KeepRuns, run.Retention.KeepMonths, s.now()); err != nil {
+		if _, err := pruneTx(ctx, tx, run.Retention.KeepRuns, run.Retention.KeepMonths, s.now(), run.ID); err != nil {
 			return err
 		}
 		s.hook("pruned", 0)
@@ -234,7 +270,7 @@ func (s *Store) Prune(ctx context.Context, keepRuns, keepMonths int, now time.Ti
 		return 0, fmt.Errorf("prune history store %s: %w", s.path, err)
 	}
 	defer tx.Rollback()
-	n, err := pruneTx(ctx, tx, keepRuns, keepMonths, now)
+	n, err := pruneTx(ctx, tx, keepRuns, keepMonths, now, "")
 	if err != nil {
 		return 0, fmt.Errorf("prune history store %s: %w", s.path, err)
 	}
@@ -244,14 +280,16 @@ func (s *Store) Prune(ctx context.Context, keepRuns, keepMonths int, now time.Ti
 	return n, nil
 }
 
-func pruneTx(ctx context.Context, tx *sql.Tx, keepRuns, keepMonths int, now time.Time) (int, error) {
+// pruneTx applies the retention by evaluation time (the newest runs are the latest
+// evaluated); keep, when not "", is never pruned (the run just recorded).
+func pruneTx(ctx context.Context, tx *sql.Tx, keepRuns, keepMonths int, now time.Time, keep string) (int, error) {
 	if keepRuns < 0 || keepMonths < 0 {
 		return 0, fmt.Errorf("negative retention (runs %d, months %d)", keepRuns, keepMonths)
 	}
 	if keepRuns == 0 && keepMonths == 0 {
 		return 0, nil
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT run_id, started_at FROM runs ORDER BY started_at DESC, run_id DESC")
+	rows, err := tx.QueryContext(ctx, "SELECT run_id, evaluated_at FROM runs ORDER BY evaluated_at DESC, run_id DESC")
 	if err != nil {
 		return 0, err
 	}
@@ -267,11 +305,11 @@ func pruneTx(ctx context.Context, tx *sql.Tx, keepRuns, keepMonths int, now time
 		t, err := parseTS(started)
 		if err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("run %s: bad started_at %q", id, started)
+			return 0, fmt.Errorf("run %s: bad evaluated_at %q", id, started)
 		}
 		keepByCount := keepRuns > 0 && i < keepRuns
 		keepByAge := keepMonths > 0 && !t.Before(cutoff)
-		if !keepByCount && !keepByAge {
+		if !keepByCount && !keepByAge && id != keep {
 			doomed = append(doomed, id)
 		}
 		i++

@@ -20,7 +20,8 @@ type HostRecord struct {
 // SnapshotOf extracts from a host's interpreted facts what later runs compare: effective
 // licensing mode and its source, effective license servers, grace days left, the
 // GracePeriod key's LastWriteTime, the timebomb value's SHA-256, OS build and install
-// date. at is the run's start; it is stored in UTC.
+// date, and when the evidence was collected. at is the run's evaluation time; both are
+// stored in UTC.
 func SnapshotOf(runID string, at time.Time, f *facts.Facts) rules.HostSnapshot {
 	s := rules.HostSnapshot{RunID: runID, At: at.UTC()}
 	if f == nil {
@@ -28,7 +29,13 @@ func SnapshotOf(runID string, at time.Time, f *facts.Facts) rules.HostSnapshot {
 	}
 	s.Collected = f.Collected()
 	if !s.Collected {
+		// A host not collected has no evidence time: its collected_at is when the
+		// attempt failed, which for a backfill is the day of the backfill.
 		return s
+	}
+	if !f.CollectedAt.IsZero() {
+		c := f.CollectedAt.UTC()
+		s.CollectedAt = &c
 	}
 	s.Mode = copyInt(f.Mode.Effective)
 	s.ModeSource = f.Mode.EffectiveSource
@@ -45,7 +52,7 @@ func SnapshotOf(runID string, at time.Time, f *facts.Facts) rules.HostSnapshot {
 	return s
 }
 
-// HostOf builds a run's host entry from the host's facts.
+// HostOf builds a run's host entry from the host's facts; at is the run's evaluation time.
 func HostOf(runID string, at time.Time, f *facts.Facts) HostRecord {
 	h := HostRecord{Snapshot: SnapshotOf(runID, at, f)}
 	if f == nil {

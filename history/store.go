@@ -6,7 +6,9 @@
 //
 // The default store is a SQLite file written through the pure-Go driver
 // modernc.org/sqlite (no cgo), in WAL mode with a busy timeout; its schema is versioned
-// and migrated on open. A run's history is written in one transaction after its reports
+// and migrated on open. The timeline is one of evaluation times: runs are ordered,
+// loaded ("the previous run", windows) and retained by when they were evaluated (the
+// --as-of time of a backfilled run), not by when they were made. A run's history is written in one transaction after its reports
 // are published, so a run killed at any point leaves the store as it was. The rule engine
 // reads earlier runs only through rules.History, which Load preloads into memory.
 package history
@@ -262,6 +264,18 @@ func migrations() []string {
 		PRIMARY KEY (run_id, finding_id)
 	) WITHOUT ROWID;
 	CREATE INDEX findings_subject ON findings(subject_key);`,
+		// 2: the timeline is one of evaluation times (issue 17). A run records when it was
+		// evaluated (the --as-of time, or its start), whether that time was pinned, and the
+		// collection window of its evidence; a host records when its evidence was
+		// collected. Runs recorded before: evaluated at their start, not pinned, window
+		// and collection times unknown (NULL).
+		`ALTER TABLE runs ADD COLUMN evaluated_at TEXT NOT NULL DEFAULT '';
+	UPDATE runs SET evaluated_at = started_at;
+	ALTER TABLE runs ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE runs ADD COLUMN window_earliest TEXT;
+	ALTER TABLE runs ADD COLUMN window_latest TEXT;
+	CREATE INDEX runs_evaluated ON runs(evaluated_at, run_id);
+	ALTER TABLE hosts ADD COLUMN collected_at TEXT;`,
 	}
 }
 

@@ -10,14 +10,20 @@ import (
 	"time"
 
 	"github.com/rdsaudit/rdsaudit/facts"
+	"github.com/rdsaudit/rdsaudit/report"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
 // RunInfo is a recorded run's metadata with its finding counts.
 type RunInfo struct {
-	ID          string
-	Started     time.Time
-	Ended       *time.Time
+	ID      string
+	Started time.Time // when the run was made
+	Ended   *time.Time
+	// EvaluatedAt is the run's place in the timeline (its --as-of time when Pinned);
+	// Window the collection window of its evidence (nil: unknown).
+	EvaluatedAt time.Time
+	Pinned      bool
+	Window      *report.Window
 	ToolVersion string
 	RuleSetHash string
 	ConfigHash  string
@@ -29,10 +35,11 @@ type RunInfo struct {
 	Waived     int
 }
 
-// Runs lists the recorded runs, oldest first.
+// Runs lists the recorded runs in timeline order: oldest evaluation time first.
 func (s *Store) Runs(ctx context.Context) ([]RunInfo, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT run_id, started_at, ended_at, tool_version, ruleset_hash, config_hash,
-		targeted, collected, failed, origin FROM runs ORDER BY started_at, run_id`)
+		targeted, collected, failed, origin, evaluated_at, pinned, window_earliest, window_latest
+		FROM runs ORDER BY evaluated_at, run_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list runs in %s: %w", s.path, err)
 	}
@@ -40,12 +47,13 @@ func (s *Store) Runs(ctx context.Context) ([]RunInfo, error) {
 	idx := map[string]int{}
 	for rows.Next() {
 		var (
-			r       RunInfo
-			started string
-			ended   sql.NullString
+			r                    RunInfo
+			started, evaluated   string
+			ended, wEarly, wLate sql.NullString
 		)
 		if err := rows.Scan(&r.ID, &started, &ended, &r.ToolVersion, &r.RuleSetHash, &r.ConfigHash,
-			&r.Coverage.Targeted, &r.Coverage.Collected, &r.Coverage.Failed, &r.Origin); err != nil {
+			&r.Coverage.Targeted, &r.Coverage.Collected, &r.Coverage.Failed, &r.Origin,
+			&evaluated, &r.Pinned, &wEarly, &wLate); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("list runs in %s: %w", s.path, err)
 		}
@@ -56,6 +64,19 @@ func (s *Store) Runs(ctx context.Context) ([]RunInfo, error) {
 		if r.Ended, err = parseNullTS(ended); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("list runs in %s: run %s: bad ended_at", s.path, r.ID)
+		}
+		if r.EvaluatedAt, err = parseTS(evaluated); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list runs in %s: run %s: bad evaluated_at %q", s.path, r.ID, evaluated)
+		}
+		early, err1 := parseNullTS(wEarly)
+		late, err2 := parseNullTS(wLate)
+		if err1 != nil || err2 != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list runs in %s: run %s: bad collection window", s.path, r.ID)
+		}
+		if early != nil && late != nil {
+			r.Window = &report.Window{Earliest: *early, Latest: *late}
 		}
 		r.BySeverity = map[rules.Severity]int{}
 		idx[r.ID] = len(out)
@@ -100,14 +121,14 @@ func (s *Store) Runs(ctx context.Context) ([]RunInfo, error) {
 // TimelineEntry is one run's view of a host.
 type TimelineEntry struct {
 	RunID    string
-	At       time.Time
-	InRun    bool // the host was targeted by the run
+	At       time.Time // the run's evaluation time
+	InRun    bool      // the host was targeted by the run
 	Host     HostRecord
 	Findings []rules.Result // the host's findings in that run (Lifecycle/FirstSeen set)
 }
 
 // Timeline returns the host's entries over all runs that targeted it or have a finding
-// about it, oldest first. A host in no run is an error wrapping ErrUnknownHost.
+// about it, oldest evaluation time first. A host in no run is an error wrapping ErrUnknownHost.
 func (s *Store) Timeline(ctx context.Context, host string) ([]TimelineEntry, error) {
 	key := strings.ToLower(strings.TrimSpace(host))
 	runs, err := s.Runs(ctx)
@@ -127,11 +148,11 @@ func (s *Store) Timeline(ctx context.Context, host string) ([]TimelineEntry, err
 	}
 	started := map[string]time.Time{}
 	for _, r := range runs {
-		started[r.ID] = r.Started
+		started[r.ID] = r.EvaluatedAt
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT h.run_id, h.name, h.grp, h.status, h.failure, h.collected, h.mode, h.mode_source,
-		h.license_servers, h.grace_days, h.grace_key_written, h.timebomb_sha256, h.os_build, h.install_date, r.started_at
-		FROM hosts h JOIN runs r ON r.run_id = h.run_id WHERE h.host = ?`, key)
+		h.license_servers, h.grace_days, h.grace_key_written, h.timebomb_sha256, h.os_build, h.install_date, h.collected_at,
+		r.evaluated_at FROM hosts h JOIN runs r ON r.run_id = h.run_id WHERE h.host = ?`, key)
 	if err != nil {
 		return nil, fmt.Errorf("read timeline of %s from %s: %w", host, s.path, err)
 	}

@@ -193,3 +193,10 @@ func notRDSH(ev *evidence.Evidence) {
 func snap(run string, at time.Time, grace int64) HostSnapshot {
 	return HostSnapshot{RunID: run, At: at, Collected: true, GraceDays: p64(grace)}
 }
+
+// collectedAt sets when the snapshot's evidence was collected (it differs from the run's
+// evaluation time).
+func collectedAt(s HostSnapshot, t time.Time) HostSnapshot {
+	s.CollectedAt = &t
+	return s
+}

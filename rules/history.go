@@ -10,8 +10,13 @@ import (
 // HostSnapshot is what an earlier run recorded about one host: the interpreted facts the
 // history-dependent rules compare over time.
 type HostSnapshot struct {
-	RunID           string     `json:"run_id"`
-	At              time.Time  `json:"at"` // the run's start, UTC
+	RunID string `json:"run_id"`
+	// At is the run's evaluation time (its --as-of time for a backfilled run), UTC: the
+	// snapshot's place in the timeline.
+	At time.Time `json:"at"`
+	// CollectedAt is when this host's evidence was collected (its collected_at), UTC;
+	// nil in runs recorded before it was kept. See EvidenceTime.
+	CollectedAt     *time.Time `json:"collected_at,omitempty"`
 	Collected       bool       `json:"collected"`
 	Mode            *int64     `json:"mode,omitempty"`
 	ModeSource      string     `json:"mode_source,omitempty"`
@@ -23,11 +28,20 @@ type HostSnapshot struct {
 	InstallDate     *time.Time `json:"install_date,omitempty"`
 }
 
+// EvidenceTime is when the snapshot's evidence describes the host: its collection time,
+// else (older runs) the run's evaluation time.
+func (s *HostSnapshot) EvidenceTime() time.Time {
+	if s.CollectedAt != nil {
+		return s.CollectedAt.UTC()
+	}
+	return s.At.UTC()
+}
+
 // History gives rules the earlier runs. Implementations load what they need before
 // evaluation starts, so evaluation itself stays pure (no I/O).
 type History interface {
-	// Previous returns the host's snapshots from earlier runs that started at or after
-	// since, newest first. Host names compare case-insensitively.
+	// Previous returns the host's snapshots from earlier runs evaluated at or after
+	// since, newest first (by evaluation time). Host names compare case-insensitively.
 	Previous(host string, since time.Time) []HostSnapshot
 }
 

@@ -157,12 +157,36 @@ type grace003 struct{ needsRDSH }
 
 func (grace003) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-GRACE-003", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(), NeedsHistory: true,
-		Title:       "Grace days increased since the previous audit",
-		Rationale:   "The grace counter only counts down; a value higher than at the previous audit (beyond a ±1 day tolerance) means the GracePeriod key was deleted or rewritten in between.",
+		Title:       "Grace days above what the countdown since the previous audit allows",
+		Rationale:   "The grace counter only counts down, one per calendar day: at an audit DaysLeft should be the previous audit's value minus the whole days elapsed between the two collections (±1 day). A higher value means the grace expiry moved — the GracePeriod key was deleted or rewritten in between — even when it is not higher than the previous value (a reset soon after the previous audit).",
 		Remediation: "Investigate the reset (scheduled tasks, scripts writing HKLM\\...\\RCM\\GracePeriod) and license the host.",
 		References:  []string{"domain.md §3"},
 		Evidence:    []string{fieldGraceDays, fieldHistory}}
 }
+
+// evidenceTime is when the host's evidence was collected (collected_at), else the
+// evaluation time: history rules compare the evidence's own times, never when a run
+// happened to be made.
+func (c *evalCtx) evidenceTime(h *facts.Facts) time.Time {
+	if !h.CollectedAt.IsZero() {
+		return h.CollectedAt.UTC()
+	}
+	return c.now
+}
+
+// countdown is what the grace counter shows at to when it showed prev at from and only
+// counted down: prev minus the whole days elapsed, never below 0 (elapsed is never
+// negative). The rules allow one day more: DaysLeft is rounded to days by the host.
+func countdown(prev int64, from, to time.Time) (allowed, elapsed int64) {
+	elapsed = int64(to.Sub(from) / (24 * time.Hour))
+	if elapsed < 0 {
+		elapsed = 0
+	}
+	return max(prev-elapsed, 0), elapsed
+}
+
+// graceCaution ends every grace-reset finding's strength (domain.md §3).
+const graceCaution = "no single signal proves abuse: weigh it with RDS-GRACE-005 (key written) and RDS-GRACE-006 (key anomalies)"
 
 func (grace003) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	prev := c.previousRun(h, s, func(sn *HostSnapshot) bool { return sn.GraceDays != nil },
@@ -174,17 +198,27 @@ func (grace003) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 	if d == nil {
 		return
 	}
-	elapsed := days(c.now.Sub(prev.At))
+	from, to := prev.EvidenceTime(), c.evidenceTime(h)
+	allowed, elapsed := countdown(*prev.GraceDays, from, to)
 	r := Result{Subject: sub, Source: "wmi, history",
-		Observed: fmt.Sprintf("%d days left now; %d at run %s (%s, %.1f days earlier)", *d, *prev.GraceDays, prev.RunID, prev.At.UTC().Format(time.RFC3339), elapsed),
-		Expected: fmt.Sprintf("at most %d (previous value + 1 day tolerance)", *prev.GraceDays+1),
-		Evidence: []EvidenceField{graceEvidence(h), {Field: fmt.Sprintf("history:run %s grace_days", prev.RunID), Value: fmt.Sprint(*prev.GraceDays)}}}
-	if *d > *prev.GraceDays+1 {
+		Observed: fmt.Sprintf("%d days left at %s; %d at run %s (collected %s, %d whole days earlier)",
+			*d, to.Format(time.RFC3339), *prev.GraceDays, prev.RunID, from.Format(time.RFC3339), elapsed),
+		Expected: fmt.Sprintf("at most %d (%d minus %d days elapsed, +1 day tolerance)", allowed+1, *prev.GraceDays, elapsed),
+		Evidence: []EvidenceField{graceEvidence(h), {Field: fmt.Sprintf("history:run %s grace_days", prev.RunID), Value: fmt.Sprint(*prev.GraceDays)},
+			{Field: fmt.Sprintf("history:run %s collected_at", prev.RunID), Value: from.Format(time.RFC3339)}}}
+	switch {
+	case *d > *prev.GraceDays+1:
 		r.Outcome = Fail
-		r.Message = fmt.Sprintf("grace days rose from %d to %d since the audit of %s", *prev.GraceDays, *d, prev.At.UTC().Format("2006-01-02"))
-		r.Strength = "strong: the counter only counts down; an increase means the GracePeriod key was deleted or rewritten and the service restarted"
-	} else {
-		r.Outcome, r.Message = Pass, fmt.Sprintf("grace days did not increase (%d then, %d now)", *prev.GraceDays, *d)
+		r.Message = fmt.Sprintf("grace days rose from %d to %d since the audit of %s (the countdown allows at most %d)",
+			*prev.GraceDays, *d, from.Format("2006-01-02"), allowed+1)
+		r.Strength = "strong: the counter only counts down; an increase means the GracePeriod key was deleted or rewritten and the service restarted; " + graceCaution
+	case *d > allowed+1:
+		r.Outcome = Fail
+		r.Message = fmt.Sprintf("grace expiry moved %d days later: %d days left, %d days after %d at the audit of %s (the countdown allows at most %d)",
+			*d-allowed, *d, elapsed, *prev.GraceDays, from.Format("2006-01-02"), allowed+1)
+		r.Strength = "moderate: the counter drops one a day, so a value above the countdown means the expiry moved (a reset soon after the previous audit leaves a similar number); it rests on both evidence collection times being right (a wrong host clock or a misdated export explains it too); " + graceCaution
+	default:
+		r.Outcome, r.Message = Pass, fmt.Sprintf("grace days counted down (%d then, %d now, %d days later)", *prev.GraceDays, *d, elapsed)
 	}
 	s.add(r)
 }
@@ -235,7 +269,7 @@ type grace005 struct{ needsRDSH }
 func (grace005) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-GRACE-005", Severity: SevMedium, Scope: ScopeHost, Roles: sessionHost(), NeedsHistory: true,
 		Title:       "GracePeriod key written after the previous audit",
-		Rationale:   "The GracePeriod key is written when the grace period starts. A LastWriteTime after the previous audit means it was recreated or rewritten since — the footprint of a reset.",
+		Rationale:   "The GracePeriod key is written when the grace period starts. A LastWriteTime after the previous audit collected this host's evidence means it was recreated or rewritten since — the footprint of a reset.",
 		Remediation: "Check who wrote the key (security log, scheduled tasks) and whether the grace days increased (RDS-GRACE-003).",
 		References:  []string{"domain.md §3"},
 		Evidence:    []string{fieldGraceKey + " (LastWriteTime)", fieldHistory}}
@@ -258,13 +292,15 @@ func (grace005) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 		s.add(Result{Outcome: Error, Subject: sub, Message: "GracePeriod key LastWriteTime missing (RegQueryInfoKey not read)"})
 		return
 	}
+	// The previous audit's own time: when it collected this host's evidence.
+	at := prev.EvidenceTime().Format(time.RFC3339)
 	r := Result{Subject: sub, Source: "registry, history",
-		Observed: "LastWriteTime " + fmtTime(g.KeyWritten), Expected: "not after the previous run " + prev.RunID + " at " + prev.At.UTC().Format(time.RFC3339),
-		Evidence: []EvidenceField{{Field: fieldGraceKey + " LastWriteTime", Value: fmtTime(g.KeyWritten)}, {Field: "history:run " + prev.RunID + " at", Value: prev.At.UTC().Format(time.RFC3339)}}}
-	if g.KeyWritten.After(prev.At) {
+		Observed: "LastWriteTime " + fmtTime(g.KeyWritten), Expected: "not after the previous run " + prev.RunID + " collected this host at " + at,
+		Evidence: []EvidenceField{{Field: fieldGraceKey + " LastWriteTime", Value: fmtTime(g.KeyWritten)}, {Field: "history:run " + prev.RunID + " collected_at", Value: at}}}
+	if g.KeyWritten.After(prev.EvidenceTime()) {
 		r.Outcome = Fail
-		r.Message = fmt.Sprintf("GracePeriod key written at %s, after the previous audit (%s)", fmtTime(g.KeyWritten), prev.At.UTC().Format(time.RFC3339))
-		r.Strength = "weak alone: a rewrite also happens when the role is reinstalled; together with rising grace days (RDS-GRACE-003) it indicates a reset"
+		r.Message = fmt.Sprintf("GracePeriod key written at %s, after the previous audit (collected %s)", fmtTime(g.KeyWritten), at)
+		r.Strength = "weak alone: a rewrite also happens when the role is reinstalled; together with grace days above the countdown (RDS-GRACE-003) it indicates a reset; no single signal proves abuse"
 	} else {
 		r.Outcome, r.Message = Pass, "GracePeriod key not written since the previous audit"
 	}
@@ -418,11 +454,11 @@ type grace008 struct{ needsRDSH }
 func (grace008) Info() RuleInfo {
 	return RuleInfo{ID: "RDS-GRACE-008", Severity: SevHigh, Scope: ScopeHost, Roles: sessionHost(), NeedsHistory: true,
 		Title:       "Repeated grace-period resets",
-		Rationale:   "Scheduled reset scripts delete the grace key whenever few days remain: across monthly audits the grace days form a sawtooth. Two or more increases within the window (parameter window_days) show a pattern, not an accident.",
+		Rationale:   "Scheduled reset scripts delete the grace key whenever few days remain: across monthly audits the grace days form a sawtooth. Two or more resets — readings above what the countdown from the reading before allows, as RDS-GRACE-003 judges, by the evidence's collection times — within the window (parameter window_days, counted back from the evaluation time) show a pattern, not an accident.",
 		Remediation: "Find and remove the reset mechanism; buy and install the CALs the host needs.",
 		References:  []string{"domain.md §3"},
 		Evidence:    []string{fieldGraceDays, fieldHistory},
-		Params:      []Param{{Name: "window_days", Default: 180, Description: "history window in days in which increases are counted"}}}
+		Params:      []Param{{Name: "window_days", Default: 180, Description: "history window in days (before the evaluation time) in which resets are counted"}}}
 }
 
 func (grace008) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
@@ -437,35 +473,38 @@ func (grace008) checkHost(c *evalCtx, h *facts.Facts, sub Subject, s *sink) {
 		run  string
 	}
 	var pts []point
-	for i := len(snaps) - 1; i >= 0; i-- { // oldest first
+	for i := len(snaps) - 1; i >= 0; i-- { // oldest evaluation first; each at its collection time
 		if snaps[i].GraceDays != nil {
-			pts = append(pts, point{snaps[i].At, *snaps[i].GraceDays, snaps[i].RunID})
+			pts = append(pts, point{snaps[i].EvidenceTime(), *snaps[i].GraceDays, snaps[i].RunID})
 		}
 	}
 	if h.Grace.DaysLeft != nil {
-		pts = append(pts, point{c.now, *h.Grace.DaysLeft, "current"})
+		pts = append(pts, point{c.evidenceTime(h), *h.Grace.DaysLeft, "current"})
 	}
 	if len(pts) < 3 {
-		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: fmt.Sprintf("%d grace-day readings in the last %d days; two increases need at least three", len(pts), window)})
+		s.add(Result{Outcome: NotApplicable, Subject: sub, Message: fmt.Sprintf("%d grace-day readings in the last %d days; two resets need at least three", len(pts), window)})
 		return
 	}
-	var incs []string
+	var resets []string
 	var series []string
 	for i, p := range pts {
 		series = append(series, fmt.Sprintf("%s %d", p.at.UTC().Format("2006-01-02"), p.days))
-		if i > 0 && p.days > pts[i-1].days+1 {
-			incs = append(incs, fmt.Sprintf("%d→%d by %s", pts[i-1].days, p.days, p.at.UTC().Format("2006-01-02")))
+		if i == 0 {
+			continue
+		}
+		if allowed, _ := countdown(pts[i-1].days, pts[i-1].at, p.at); p.days > allowed+1 {
+			resets = append(resets, fmt.Sprintf("%d→%d by %s (countdown allows %d)", pts[i-1].days, p.days, p.at.UTC().Format("2006-01-02"), allowed+1))
 		}
 	}
 	r := Result{Subject: sub, Source: "wmi, history", Observed: strings.Join(series, ", "),
-		Expected: fmt.Sprintf("fewer than two increases in %d days", window),
+		Expected: fmt.Sprintf("fewer than two readings above the countdown in %d days", window),
 		Evidence: []EvidenceField{graceEvidence(h), {Field: fmt.Sprintf("history:grace_days (%d days)", window), Value: strings.Join(series, ", ")}}}
-	if len(incs) >= 2 {
+	if len(resets) >= 2 {
 		r.Outcome = Fail
-		r.Message = fmt.Sprintf("grace days increased %d times in %d days: %s", len(incs), window, strings.Join(incs, ", "))
-		r.Strength = "strong: repeated increases of a counter that only counts down form the sawtooth of scheduled resets"
+		r.Message = fmt.Sprintf("grace expiry moved later %d times in %d days: %s", len(resets), window, strings.Join(resets, ", "))
+		r.Strength = "strong: repeated resets of a counter that only counts down form the sawtooth of scheduled resets; it rests on the evidence collection times being right; " + graceCaution
 	} else {
-		r.Outcome, r.Message = Pass, fmt.Sprintf("%d grace-day increase(s) in %d days", len(incs), window)
+		r.Outcome, r.Message = Pass, fmt.Sprintf("%d grace-day reset(s) in %d days", len(resets), window)
 	}
 	s.add(r)
 }

@@ -224,7 +224,11 @@ func ruleCases() []ruleCase {
 		// GRACE-003
 		{rule: "RDS-GRACE-003", name: "no history", subject: "RDSH1", want: NotApplicable},
 		{rule: "RDS-GRACE-003", name: "counted down", subject: "RDSH1", want: Pass, setup: history("RDSH1", snap("r1", now().AddDate(0, 0, -30), 90))},
-		{rule: "RDS-GRACE-003", name: "within tolerance", subject: "RDSH1", want: Pass, setup: history("RDSH1", snap("r1", now().AddDate(0, 0, -1), 59))},
+		{rule: "RDS-GRACE-003", name: "within tolerance", subject: "RDSH1", want: Pass, setup: history("RDSH1", snap("r1", now().AddDate(0, 0, -1), 60))},
+		{rule: "RDS-GRACE-003", name: "above the countdown, not higher", subject: "RDSH1", want: Fail, setup: history("RDSH1", snap("r1", now().AddDate(0, 0, -1), 59))},
+		{rule: "RDS-GRACE-003", name: "reset soon after the audit", subject: "RDSH1", want: Fail, setup: history("RDSH1", snap("r1", now().AddDate(0, 0, -30), 60))},
+		{rule: "RDS-GRACE-003", name: "collection time, not evaluation time", subject: "RDSH1", want: Pass, setup: history("RDSH1",
+			collectedAt(snap("r1", now().AddDate(0, 0, -30), 61), now().AddDate(0, 0, -1)))},
 		{rule: "RDS-GRACE-003", name: "increased", subject: "RDSH1", want: Fail, setup: history("RDSH1", snap("r1", now().AddDate(0, 0, -30), 12))},
 		{rule: "RDS-GRACE-003", name: "history without grace", subject: "RDSH1", want: NotApplicable, setup: history("RDSH1", HostSnapshot{RunID: "r1", At: now().AddDate(0, 0, -30)})},
 		// GRACE-004
@@ -238,6 +242,8 @@ func ruleCases() []ruleCase {
 		{rule: "RDS-GRACE-005", name: "no history", subject: "RDSH1", want: NotApplicable},
 		{rule: "RDS-GRACE-005", name: "not written since", subject: "RDSH1", want: Pass, setup: history("RDSH1", snap("r1", now().AddDate(0, 0, -30), 90))},
 		{rule: "RDS-GRACE-005", name: "written since", subject: "RDSH1", want: Fail, setup: history("RDSH1", snap("r1", time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC), 90))},
+		{rule: "RDS-GRACE-005", name: "written before the previous collection", subject: "RDSH1", want: Pass, setup: history("RDSH1",
+			collectedAt(snap("r1", time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC), 90), now().AddDate(0, 0, -30)))},
 		{rule: "RDS-GRACE-005", name: "lastwrite missing", subject: "RDSH1", want: Error, setup: both(history("RDSH1", snap("r1", now().AddDate(0, 0, -30), 90)),
 			func(f *fleet) { key(f.host("RDSH1"), evidence.KeyGracePeriod).LastWriteTime = nil })},
 		// GRACE-006
@@ -286,7 +292,9 @@ func ruleCases() []ruleCase {
 		{rule: "RDS-GRACE-008", name: "sawtooth", subject: "RDSH1", want: Fail, setup: history("RDSH1",
 			snap("r1", now().AddDate(0, 0, -120), 15), snap("r2", now().AddDate(0, 0, -90), 110), snap("r3", now().AddDate(0, 0, -60), 12), snap("r4", now().AddDate(0, 0, -30), 100))},
 		{rule: "RDS-GRACE-008", name: "increases outside window", subject: "RDSH1", want: Pass, setup: history("RDSH1",
-			snap("r1", now().AddDate(0, 0, -400), 15), snap("r2", now().AddDate(0, 0, -370), 110), snap("r3", now().AddDate(0, 0, -100), 12), snap("r4", now().AddDate(0, 0, -60), 100), snap("r5", now().AddDate(0, 0, -30), 90))},
+			snap("r1", now().AddDate(0, 0, -400), 15), snap("r2", now().AddDate(0, 0, -370), 110), snap("r3", now().AddDate(0, 0, -100), 12), snap("r4", now().AddDate(0, 0, -60), 120), snap("r5", now().AddDate(0, 0, -30), 90))},
+		{rule: "RDS-GRACE-008", name: "resets not higher than before", subject: "RDSH1", want: Fail, setup: history("RDSH1",
+			snap("r1", now().AddDate(0, 0, -90), 110), snap("r2", now().AddDate(0, 0, -60), 100), snap("r3", now().AddDate(0, 0, -30), 90))},
 		{rule: "RDS-GRACE-008", name: "too few readings", subject: "RDSH1", want: NotApplicable, setup: history("RDSH1", snap("r1", now().AddDate(0, 0, -30), 90))},
 		// GRACE-009
 		{rule: "RDS-GRACE-009", name: "in grace", subject: "RDSH1", want: Pass},

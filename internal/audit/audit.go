@@ -59,9 +59,13 @@ type Options struct {
 	// Now is the wall clock (default time.Now): run ID, start and finish times.
 	Now func() time.Time
 	// AsOf, when not zero, pins the evaluation time: the audit is evaluated and history
-	// read as of AsOf, and the run is not recorded in history, so a re-evaluation of
-	// archived evidence never rewrites the store's timeline.
+	// read as of AsOf. Such a run is not recorded in history unless Record is set, so a
+	// re-evaluation of archived evidence never rewrites the store's timeline by accident.
 	AsOf time.Time
+	// Record, with AsOf, records the pinned run in history at its evaluation time (a
+	// backfill, as `import` would place it; runs evaluated later are relinked). latest.json
+	// and the run-directory retention are left alone: a backfill is not the latest run.
+	Record bool
 
 	Log zerolog.Logger
 	// Progress, when set, hears of every host as it completes.
@@ -90,7 +94,7 @@ type Result struct {
 	Report      *report.Report
 	Evaluation  *rules.Evaluation
 	EvaluatedAt time.Time
-	// Recorded says the run was recorded in history (false with AsOf).
+	// Recorded says the run was recorded in history (false with AsOf, unless Record).
 	Recorded bool
 }
 
@@ -247,16 +251,17 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	t.Publish = mark()
 	res := &Result{RunID: runID, Dir: dir, Report: rep, Evaluation: ev, EvaluatedAt: evalAt}
-	if pinned {
+	if pinned && !o.Record {
 		t.log(log.Info().Str("dir", dir).Bool("recorded", false), now().Sub(started)).Msg("run published")
 		return res, nil
 	}
 	records := make([]history.HostRecord, len(fs))
 	for i, f := range fs {
-		records[i] = history.HostOf(runID, started, f)
+		records[i] = history.HostOf(runID, evalAt, f)
 	}
 	if err := store.Record(ctx, history.RunRecord{
 		ID: runID, Started: started, Ended: finished, ToolVersion: o.ToolVersion,
+		EvaluatedAt: evalAt, Pinned: pinned, Window: rep.Run.CollectionWindow,
 		RuleSetHash: o.RuleSet.Hash, ConfigHash: o.ConfigHash,
 		Coverage: history.Coverage{Targeted: rep.Coverage.Targeted, Collected: rep.Coverage.Collected,
 			Failed: rep.Coverage.Targeted - rep.Coverage.Collected},
@@ -270,6 +275,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	t.Record = mark()
 	res.Recorded = true
+	if pinned { // a backfill: latest.json and the run directories' retention untouched
+		t.log(log.Info().Str("dir", dir).Bool("recorded", true).Time("evaluated_at", evalAt), now().Sub(started)).Msg("run published")
+		return res, nil
+	}
 	if err := finishOutputDir(o, rep, finished, log); err != nil {
 		return nil, fmt.Errorf("run %s is published in %s and recorded in history, but: %w", runID, dir, err)
 	}

@@ -112,3 +112,49 @@ func TestRunSampleFleet(t *testing.T) {
 		t.Errorf("pinned run not published: %v", err)
 	}
 }
+
+// A pinned run with Record is recorded at its evaluation time, marked pinned, with its
+// evidence's collection window; latest.json stays the live run's (a backfill is not the
+// latest run).
+func TestPinnedRunRecorded(t *testing.T) {
+	out := t.TempDir()
+	o := sampleOptions(t, out)
+	live, err := audit.Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest, err := os.ReadFile(filepath.Join(out, audit.LatestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.AsOf, o.Record = sampleNow.AddDate(0, -1, 0), true
+	o.Now = func() time.Time { return sampleNow.Add(time.Hour) }
+	res, err := audit.Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Recorded || !res.Report.Run.Pinned || !res.Report.Run.EvaluatedAt.Equal(o.AsOf) {
+		t.Fatalf("pinned run recorded %v, report pinned %v evaluated %v", res.Recorded, res.Report.Run.Pinned, res.Report.Run.EvaluatedAt)
+	}
+	s, err := history.Open(context.Background(), o.HistoryPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	runs, err := s.Runs(context.Background())
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("runs %+v (%v)", runs, err)
+	}
+	// Timeline order: the backfill (evaluated a month earlier) first, though made later.
+	b, l := runs[0], runs[1]
+	if b.ID != res.RunID || !b.EvaluatedAt.Equal(o.AsOf) || !b.Pinned || !b.Started.Equal(sampleNow.Add(time.Hour)) ||
+		b.Window == nil || !b.Window.Latest.Equal(res.Report.Run.CollectionWindow.Latest) {
+		t.Errorf("backfilled run %+v", b)
+	}
+	if l.ID != live.RunID || !l.EvaluatedAt.Equal(sampleNow) || l.Pinned {
+		t.Errorf("live run %+v", l)
+	}
+	if after, _ := os.ReadFile(filepath.Join(out, audit.LatestName)); string(after) != string(latest) {
+		t.Errorf("latest.json replaced by a backfill")
+	}
+}

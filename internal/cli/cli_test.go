@@ -331,7 +331,7 @@ func TestRulesCommand(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{"frobnicate"}, {"run"}, {"run", "--no-such-flag"}, {"verify"}, {"run", "--config", "x.yaml", "--as-of", "yesterday"}} {
+	for _, args := range [][]string{{"frobnicate"}, {"run"}, {"run", "--no-such-flag"}, {"verify"}, {"run", "--config", "x.yaml", "--as-of", "yesterday"}, {"run", "--config", "x.yaml", "--record"}} {
 		if code, _, stderr := rdsaudit(t, sampleNow, args...); code != ExitUsage {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, code, stderr)
 		}

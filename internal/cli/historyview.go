@@ -10,38 +10,72 @@ import (
 
 	"github.com/rdsaudit/rdsaudit/facts"
 	"github.com/rdsaudit/rdsaudit/history"
+	"github.com/rdsaudit/rdsaudit/report"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
-// printRuns prints the recorded runs, oldest first: ID, start, coverage, and failing
-// findings by severity (waived and error findings counted apart).
+// printRuns prints the recorded runs in timeline order (oldest evaluation time first):
+// ID, when it was evaluated (pinned: by --as-of), when it was made, the collection window
+// of its evidence, coverage, and failing findings by severity (waived and error findings
+// counted apart).
 func printRuns(w io.Writer, storePath string, runs []history.RunInfo) error {
 	if len(runs) == 0 {
 		_, err := fmt.Fprintf(w, "no runs recorded in %s\n", storePath)
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTARTED (UTC)\tORIGIN\tTARGETED\tCOLLECTED\tFAILED\tCRITICAL\tHIGH\tMEDIUM\tLOW\tINFO\tERRORS\tWAIVED")
+	fmt.Fprintln(tw, "RUN\tEVALUATED (UTC)\tPINNED\tMADE (UTC)\tEVIDENCE COLLECTED (UTC)\tORIGIN\tTARGETED\tCOLLECTED\tFAILED\tCRITICAL\tHIGH\tMEDIUM\tLOW\tINFO\tERRORS\tWAIVED")
 	for _, r := range runs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", r.ID, r.Started.Format("2006-01-02 15:04"),
-			r.Origin, r.Coverage.Targeted, r.Coverage.Collected, r.Coverage.Failed,
+		pinned := "no"
+		if r.Pinned {
+			pinned = "as-of"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", r.ID, evaluated(r).Format(minute), pinned,
+			r.Started.Format(minute), window(r.Window), r.Origin, r.Coverage.Targeted, r.Coverage.Collected, r.Coverage.Failed,
 			r.BySeverity[rules.SevCritical], r.BySeverity[rules.SevHigh], r.BySeverity[rules.SevMedium],
 			r.BySeverity[rules.SevLow], r.BySeverity[rules.SevInfo], r.Errors, r.Waived)
 	}
 	return tw.Flush()
 }
 
-// printTimeline prints one host's timeline, oldest run first: collection status,
-// licensing mode and source, grace days left, GracePeriod key LastWriteTime, and the
-// findings of each run.
+const minute = "2006-01-02 15:04"
+
+// evaluated is a run's evaluation time (its start for a RunInfo without one).
+func evaluated(r history.RunInfo) time.Time {
+	if r.EvaluatedAt.IsZero() {
+		return r.Started
+	}
+	return r.EvaluatedAt
+}
+
+// window renders a collection window to the minute: one time when it is one, "-" when
+// unknown.
+func window(w *report.Window) string {
+	if w == nil {
+		return "-"
+	}
+	a, b := w.Earliest.UTC().Format(minute), w.Latest.UTC().Format(minute)
+	switch {
+	case a == b:
+		return a
+	case a[:10] == b[:10]:
+		return a + ".." + b[11:]
+	}
+	return a + ".." + b
+}
+
+// printTimeline prints one host's timeline, oldest evaluation first: when the run was
+// evaluated and the host's evidence collected, collection status, licensing mode and
+// source, grace days left, GracePeriod key LastWriteTime, and the findings of each run.
 func printTimeline(w io.Writer, host string, tl []history.TimelineEntry) error {
 	fmt.Fprintf(w, "host %s: %d runs\n", host, len(tl))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tDATE (UTC)\tSTATUS\tMODE\tSOURCE\tGRACE DAYS\tKEY WRITTEN\tFINDINGS")
+	fmt.Fprintln(tw, "RUN\tEVALUATED (UTC)\tCOLLECTED (UTC)\tSTATUS\tMODE\tSOURCE\tGRACE DAYS\tKEY WRITTEN\tFINDINGS")
 	for _, e := range tl {
-		status, mode, src, grace, written := "not targeted", "", "", "", ""
+		status, collected, mode, src, grace, written := "not targeted", "", "", "", "", ""
 		if e.InRun {
 			sn := e.Host.Snapshot
+			collected = optional(sn.CollectedAt, func(t time.Time) string { return t.UTC().Format(minute) })
 			status = e.Host.Status
 			if status == "" {
 				status = map[bool]string{true: "collected", false: "not collected"}[sn.Collected]
@@ -55,7 +89,7 @@ func printTimeline(w io.Writer, host string, tl []history.TimelineEntry) error {
 		for _, f := range e.Findings {
 			fs = append(fs, fmt.Sprintf("%s(%s,%s)", f.RuleID, f.Severity, findingStatus(f)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.RunID, e.At.Format("2006-01-02"), status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.RunID, e.At.Format(minute), dash(collected), status,
 			dash(mode), dash(src), dash(grace), dash(written), dash(strings.Join(fs, " ")))
 	}
 	return tw.Flush()
@@ -64,7 +98,7 @@ func printTimeline(w io.Writer, host string, tl []history.TimelineEntry) error {
 // printDiff prints what changed from run A to run B: new, resolved and changed
 // findings, hosts added and removed, and host fact changes.
 func printDiff(w io.Writer, d *history.RunDiff) error {
-	fmt.Fprintf(w, "diff %s (%s) -> %s (%s)\n", d.A.ID, d.A.Started.Format("2006-01-02"), d.B.ID, d.B.Started.Format("2006-01-02"))
+	fmt.Fprintf(w, "diff %s (%s) -> %s (%s)\n", d.A.ID, evaluated(d.A).Format("2006-01-02"), d.B.ID, evaluated(d.B).Format("2006-01-02"))
 	fmt.Fprintf(w, "coverage: targeted %d -> %d, collected %d -> %d, failed %d -> %d\n",
 		d.A.Coverage.Targeted, d.B.Coverage.Targeted, d.A.Coverage.Collected, d.B.Coverage.Collected,
 		d.A.Coverage.Failed, d.B.Coverage.Failed)

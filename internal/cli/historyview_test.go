@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rdsaudit/rdsaudit/history"
+	"github.com/rdsaudit/rdsaudit/report"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -16,6 +17,7 @@ func i64p(v int64) *int64 { return &v }
 func TestHistoryViews(t *testing.T) {
 	feb := time.Date(2026, 2, 5, 2, 0, 0, 0, time.UTC)
 	jan := feb.AddDate(0, -1, 0)
+	dec := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	var out bytes.Buffer
 	if err := printRuns(&out, "/x/history.db", nil); err != nil || out.String() != "no runs recorded in /x/history.db\n" {
 		t.Fatalf("no runs: %v %q", err, out.String())
@@ -26,13 +28,19 @@ func TestHistoryViews(t *testing.T) {
 			BySeverity: map[rules.Severity]int{rules.SevMedium: 1}},
 		{ID: "2026-02-R2", Started: feb, Origin: "run", Coverage: history.Coverage{Targeted: 2, Collected: 1, Failed: 1},
 			BySeverity: map[rules.Severity]int{rules.SevCritical: 1, rules.SevMedium: 1}, Errors: 1},
+		// A backfill made in March, evaluated as of the first of December.
+		{ID: "2026-03-R3", Started: feb.AddDate(0, 1, 0), EvaluatedAt: dec, Pinned: true, Origin: "import",
+			Window:     &report.Window{Earliest: dec.Add(-3 * time.Hour), Latest: dec.Add(-2 * time.Hour)},
+			Coverage:   history.Coverage{Targeted: 2, Collected: 2},
+			BySeverity: map[rules.Severity]int{}},
 	}
 	if err := printRuns(&out, "", runs); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 || !strings.Contains(lines[0], "CRITICAL") ||
-		strings.Join(strings.Fields(lines[2]), " ") != "2026-02-R2 2026-02-05 02:00 run 2 1 1 1 0 1 0 0 1 0" {
+	if len(lines) != 4 || !strings.Contains(lines[0], "CRITICAL") || !strings.Contains(lines[0], "EVALUATED (UTC)") ||
+		strings.Join(strings.Fields(lines[2]), " ") != "2026-02-R2 2026-02-05 02:00 no 2026-02-05 02:00 - run 2 1 1 1 0 1 0 0 1 0" ||
+		strings.Join(strings.Fields(lines[3]), " ") != "2026-03-R3 2026-12-01 00:00 as-of 2026-03-05 02:00 2026-11-30 21:00..22:00 import 2 2 0 0 0 0 0 0 0 0" {
 		t.Fatalf("history list:\n%s", out.String())
 	}
 

@@ -83,6 +83,7 @@ func (f *runFlags) pinned() (time.Time, error) {
 
 func newRunCmd(e *env) *cobra.Command {
 	var f runFlags
+	var record bool
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run one audit: collect, evaluate, publish the run directory, record history",
@@ -94,6 +95,9 @@ func newRunCmd(e *env) *cobra.Command {
 			}
 			if err := applyBundlesFlag(cmd); err != nil {
 				return err
+			}
+			if record && asOf.IsZero() {
+				return usageErr(errors.New("--record needs --as-of: a run evaluated now is always recorded"))
 			}
 			cfg, err := loadConfig(e, f.config, f.fs)
 			if err != nil {
@@ -108,7 +112,7 @@ func newRunCmd(e *env) *cobra.Command {
 			}
 			e.stop = audit.NewStopper()
 			defer stopOnSignal(e, e.stop)()
-			res, err := runAudit(e, cfg, col, asOf)
+			res, err := runAudit(e, cfg, col, asOf, func(o *audit.Options) { o.Record = record })
 			if err != nil {
 				return err
 			}
@@ -117,6 +121,7 @@ func newRunCmd(e *env) *cobra.Command {
 	}
 	f.bind(cmd)
 	bindBundlesFlag(cmd)
+	cmd.Flags().BoolVar(&record, "record", false, "with --as-of: record the run in history at its evaluation time (backfill of archived evidence)")
 	return cmd
 }
 
@@ -235,8 +240,8 @@ func auditOptions(e *env, cfg *config.Config, col collect.Collector, asOf time.T
 
 // runAudit runs the pipeline for a loaded configuration and prints the summary. Then,
 // complete or failed, it reports the run to monitoring (afterRun), unless it was an
-// --as-of re-evaluation.
-func runAudit(e *env, cfg *config.Config, col collect.Collector, asOf time.Time) (res *audit.Result, err error) {
+// --as-of re-evaluation. set, if any, adjusts the options (run --record).
+func runAudit(e *env, cfg *config.Config, col collect.Collector, asOf time.Time, set ...func(*audit.Options)) (res *audit.Result, err error) {
 	started := e.now()
 	defer func() {
 		if asOf.IsZero() {
@@ -246,6 +251,9 @@ func runAudit(e *env, cfg *config.Config, col collect.Collector, asOf time.Time)
 	o, err := auditOptions(e, cfg, col, asOf)
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range set {
+		f(&o)
 	}
 	setMemoryLimit(len(o.Hosts))
 	res, err = audit.Run(e.ctx, o)
@@ -257,8 +265,11 @@ func runAudit(e *env, cfg *config.Config, col collect.Collector, asOf time.Time)
 	if p := res.Report.Run.Partial; p != nil {
 		fmt.Fprintf(e.stdout, "run is PARTIAL: %s\n", p.Summary())
 	}
-	if !res.Recorded {
+	switch {
+	case !res.Recorded:
 		fmt.Fprintf(e.stdout, "evaluated as of %s; not recorded in history\n", res.EvaluatedAt.Format(time.RFC3339))
+	case !asOf.IsZero():
+		fmt.Fprintf(e.stdout, "evaluated as of %s; recorded in history at that time\n", res.EvaluatedAt.Format(time.RFC3339))
 	}
 	return res, nil
 }

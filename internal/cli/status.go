@@ -102,7 +102,7 @@ func runStatus(e *env, outDir, historyPath string, maxAge time.Duration) error {
 				notes = append(notes, fmt.Sprintf("history: findings critical %d, high %d, medium %d, low %d, info %d; waived %d; not checked %d",
 					r.BySeverity[rules.SevCritical], r.BySeverity[rules.SevHigh], r.BySeverity[rules.SevMedium],
 					r.BySeverity[rules.SevLow], r.BySeverity[rules.SevInfo], r.Waived, r.Errors))
-			case !history.Imported(r.Origin) && r.Started.After(l.StartedAt):
+			case !history.Imported(r.Origin) && !r.Pinned && r.Started.After(l.StartedAt): // a backfill (--as-of --record) is not the last run
 				newer = r.ID
 			}
 		}
