@@ -71,21 +71,7 @@ Exit codes: 0 every host passed, 3 some host failed, 2 configuration error.`,
 // checkCollector is the WinRM collector of the configuration, whatever
 // collection.source says (an offline audit's transport can be checked before going live).
 func checkCollector(e *env, cfg *config.Config) (*winrm.Collector, error) {
-	for _, w := range cfg.Warnings() {
-		e.log.Warn().Msg(w)
-	}
-	if err := cfg.CheckSecrets(); err != nil {
-		return nil, usageErr(err)
-	}
-	creds, err := credentialsFor(cfg)
-	if err != nil {
-		return nil, usageErr(err)
-	}
-	c, err := winrm.New(winrmOptions(cfg), creds, e.log)
-	if err != nil {
-		return nil, usageErr(err)
-	}
-	return c, nil
+	return winrmCollector(e, cfg)
 }
 
 // runChecks checks every host, at most concurrency at a time, and returns the results

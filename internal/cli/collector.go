@@ -21,23 +21,29 @@ func collectorFor(e *env, cfg *config.Config) (collect.Collector, error) {
 	case config.SourceBundles:
 		return openBundles(e, cfg)
 	case config.SourceWinRM:
-		for _, w := range cfg.Warnings() {
-			e.log.Warn().Msg(w)
-		}
-		if err := cfg.CheckSecrets(); err != nil {
-			return nil, usageErr(err)
-		}
-		creds, err := credentialsFor(cfg)
-		if err != nil {
-			return nil, usageErr(err)
-		}
-		c, err := winrm.New(winrmOptions(cfg), creds, e.log)
-		if err != nil {
-			return nil, usageErr(err)
-		}
-		return c, nil
+		return winrmCollector(e, cfg)
 	}
 	return nil, usageErr(fmt.Errorf("collection.source: unknown source %q", cfg.Collection.Source))
+}
+
+// winrmCollector is the configuration's WinRM collector: its warnings logged, its
+// secrets resolved (a missing one is a usage error, before any host is contacted).
+func winrmCollector(e *env, cfg *config.Config) (*winrm.Collector, error) {
+	for _, w := range cfg.Warnings() {
+		e.log.Warn().Msg(w)
+	}
+	if err := cfg.CheckSecrets(); err != nil {
+		return nil, usageErr(err)
+	}
+	creds, err := credentialsFor(cfg)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	c, err := winrm.New(winrmOptions(cfg), creds, e.log)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	return c, nil
 }
 
 // winrmOptions maps the configuration to the collector's plain option values.
