@@ -173,7 +173,11 @@ func (c *Collector) Check(ctx context.Context, host evidence.HostRef) *CheckResu
 		}
 		return failed(StepAuth, &phaseError{Phase: PhaseProbeTurn, Err: err})
 	}
-	err = c.authenticate(hctx, host, cred, func() { g.markOpen(host) })
+	// The shell's Create ends cleanupReserve before the host's deadline, as in Collect;
+	// its Delete gets the rest: check holds host_timeout too.
+	wctx, wcancel := context.WithDeadline(hctx, deadline.Add(-cleanupReserve(c.opts.HostTimeout)))
+	err = c.authenticate(wctx, deadline, host, cred, func() { g.markOpen(host) })
+	wcancel()
 	if err != nil && Classify(err) == evidence.FailAuth && !noLogonSent(err) {
 		err = c.authRefused(hctx, g, host, cred, err, log)
 	}

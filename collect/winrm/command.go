@@ -22,6 +22,8 @@ const (
 	// signalTimeout bounds the Signal sent when a command is cancelled: it goes out on a
 	// fresh context, detached from the (expired) host deadline.
 	signalTimeout = 5 * time.Second
+	// minSignal: below this much time before the host's deadline no Signal is sent.
+	minSignal = 100 * time.Millisecond
 	// envelopeOverhead is what a Send envelope carries besides its base64 data.
 	envelopeOverhead = 4 << 10
 )
@@ -84,7 +86,7 @@ func sendChunk(envelopeSize int) int {
 // until the command is done. It returns the exit code. When ctx ends or stdout
 // overflows before the command is done, it sends Signal terminate on a fresh short
 // context and returns ctx's error (an overflow is the caller's to report).
-func runCollection(ctx context.Context, tr *transport, client *masterzen.Client, shellID string, params *masterzen.Parameters, col Collection, stdout, stderr *limitedBuffer) (int, error) {
+func runCollection(ctx context.Context, cleanupBy time.Time, tr *transport, client *masterzen.Client, shellID string, params *masterzen.Parameters, col Collection, stdout, stderr *limitedBuffer) (int, error) {
 	req := newCommandRequest(tr.url, shellID, col.CommandLine, params)
 	resp, err := tr.Post(client, req)
 	req.Free()
@@ -96,7 +98,20 @@ func runCollection(ctx context.Context, tr *transport, client *masterzen.Client,
 		return 0, fmt.Errorf("run command: %w: command response without CommandId", ErrProtocol)
 	}
 	terminate := func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), signalTimeout)
+		// The Signal may use half of what is left before cleanupBy (the host's deadline),
+		// at most signalTimeout: the Delete that follows keeps the other half, and
+		// host_timeout holds. With almost nothing left it is not sent (the Delete ends
+		// the command too).
+		until := time.Now().Add(signalTimeout)
+		if !cleanupBy.IsZero() {
+			if half := time.Now().Add(time.Until(cleanupBy) / 2); half.Before(until) {
+				until = half
+			}
+			if time.Until(until) < minSignal {
+				return
+			}
+		}
+		sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
 		defer cancel()
 		tr.setContext(sctx)
 		defer tr.setContext(ctx)

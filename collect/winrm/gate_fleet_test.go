@@ -190,7 +190,10 @@ func TestWinRMPasswordChangedMidRun(t *testing.T) {
 // holdDeleteProxy forwards WS-Man requests to target (plain HTTP, Basic) and never
 // answers a Delete: it holds it until the client gives up, then forwards it, so the
 // shell does go (the fleet's cleanup checks no shell is left open).
-func holdDeleteProxy(t testing.TB, target string) int {
+func holdDeleteProxy(t testing.TB, target string) int { return holdProxy(t, target, "transfer/Delete<") }
+
+// holdProxy is holdDeleteProxy for the request whose action ends in action.
+func holdProxy(t testing.TB, target, action string) int {
 	t.Helper()
 	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
 	forward := func(ctx context.Context, r *http.Request, body []byte) (*http.Response, error) {
@@ -206,7 +209,7 @@ func holdDeleteProxy(t testing.TB, target string) int {
 		inflight.Add(1)
 		defer inflight.Done()
 		body, _ := io.ReadAll(r.Body)
-		if bytes.Contains(body, []byte("transfer/Delete<")) {
+		if bytes.Contains(body, []byte(action)) {
 			<-r.Context().Done()
 			if resp, err := forward(context.Background(), r, body); err == nil {
 				resp.Body.Close()
@@ -263,6 +266,31 @@ func TestWinRMHostTimeoutHoldsWithHangingDelete(t *testing.T) {
 		if elapsed > hostTimeout+300*time.Millisecond {
 			t.Errorf("%s: took %s; host_timeout %s must hold, clean-up included", tc.host, elapsed, hostTimeout)
 		}
+	}
+}
+
+// TestWinRMHostTimeoutHoldsWithHangingSignal: a command cut short at the deadline is
+// terminated with a Signal that may use only half of what is left before the host's
+// deadline, so a host that never answers the Signal still gets its Delete, and the
+// whole host ends within host_timeout.
+func TestWinRMHostTimeoutHoldsWithHangingSignal(t *testing.T) {
+	const hostTimeout = 3 * time.Second
+	env := newEnv(t, false, map[string]*evidence.Evidence{"slow": virtualHost("slow", false, 0)},
+		map[string]winrmtest.Faults{"slow": {ScriptDelay: time.Minute}})
+	c := newCollector(t, env, winrm.Options{HostTimeout: hostTimeout, OperationTimeout: time.Second, Retries: -1}, zerolog.Nop())
+	h := env.hosts["slow"]
+	h.Port = holdProxy(t, net.JoinHostPort(h.Address, strconv.Itoa(h.Port)), "shell/Signal<")
+	start := time.Now()
+	ev := c.Collect(context.Background(), h)
+	elapsed := time.Since(start)
+	if ev.Failure == nil || ev.Failure.Class != evidence.FailTimeout {
+		t.Errorf("want timeout, got %s %+v", ev.Status, ev.Failure)
+	}
+	if elapsed > hostTimeout+300*time.Millisecond {
+		t.Errorf("took %s behind a Signal that never answers; host_timeout %s must hold", elapsed, hostTimeout)
+	}
+	if st := env.fleet.Stats(); st["Delete"] < 1 {
+		t.Errorf("requests %v: the Delete was not sent after the hanging Signal", st)
 	}
 }
 

@@ -551,7 +551,7 @@ func (c *Collector) attempt(ctx context.Context, cleanupBy time.Time, host evide
 	// cuts the command short.
 	stdout := &limitedBuffer{max: c.opts.MaxOutputBytes}
 	stderr := &limitedBuffer{max: 64 << 10}
-	code, err := runCollection(ctx, tr, client, shellID, &hc.params, col, stdout, stderr)
+	code, err := runCollection(ctx, cleanupBy, tr, client, shellID, &hc.params, col, stdout, stderr)
 	if stdout.overflow {
 		return nil, release, fmt.Errorf("%w: output exceeds %d bytes", ErrBadOutput, c.opts.MaxOutputBytes)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/rdsaudit/rdsaudit/evidence"
 )
@@ -44,6 +45,10 @@ const (
 
 // provenHosts bounds the hosts a gate remembers as having accepted the password.
 const provenHosts = 4
+
+// recheckTimeout bounds the re-check of a proven credential's 401 on a host that
+// accepted it (TCP, TLS, Identify, Create, Delete: about a second on a healthy host).
+const recheckTimeout = 20 * time.Second
 
 // credGate is the lockout guard of one password of an account in one run. Until the
 // password has authenticated once, at most one host at a time may try it, or any other
@@ -274,7 +279,14 @@ func (c *Collector) recheck(ctx context.Context, g *credGate, host evidence.Host
 	g.broadcast()
 	g.mu.Unlock()
 
-	err := c.authenticate(ctx, on, cred, func() { g.markOpen(on) })
+	// The re-check has a short bound of its own: the host it runs on may have gone
+	// since, and new logons with this credential wait for it meanwhile.
+	rctx, rcancel := context.WithTimeout(ctx, recheckTimeout)
+	by, _ := rctx.Deadline()
+	wctx, wcancel := context.WithDeadline(rctx, by.Add(-cleanupReserve(recheckTimeout)))
+	err := c.authenticate(wctx, by, on, cred, func() { g.markOpen(on) })
+	wcancel()
+	rcancel()
 	switch {
 	case err == nil:
 		rc.verdict = recheckAccepted

@@ -163,7 +163,7 @@ func isIP(s string) bool {
 // authenticate logs on at host with cred and proves it: it creates a shell and deletes
 // it, running no command. It bypasses the credential gate (its callers hold or decide
 // it: Collector.recheck, Collector.Check).
-func (c *Collector) authenticate(ctx context.Context, host evidence.HostRef, cred Credential, onAuth func()) error {
+func (c *Collector) authenticate(ctx context.Context, cleanupBy time.Time, host evidence.HostRef, cred Credential, onAuth func()) error {
 	ep := c.endpointOf(host)
 	nc, err := c.reach(ctx, ep)
 	if err != nil {
@@ -176,10 +176,10 @@ func (c *Collector) authenticate(ctx context.Context, host evidence.HostRef, cre
 		return err
 	}
 	defer hc.close()
-	// The Delete ends with ctx's deadline (the refused host's work deadline for a
-	// re-check, the host's for check), given at least minDelete.
-	var by time.Time
-	if d, ok := ctx.Deadline(); ok {
+	// The Delete ends by cleanupBy (the re-check's own deadline; the host's for check,
+	// whose work ends cleanupReserve earlier), else with ctx's deadline; at least minDelete.
+	by := cleanupBy
+	if d, ok := ctx.Deadline(); ok && by.IsZero() {
 		by = d
 	}
 	return c.createDelete(ctx, hc, by)
