@@ -190,7 +190,9 @@ func TestWinRMPasswordChangedMidRun(t *testing.T) {
 // holdDeleteProxy forwards WS-Man requests to target (plain HTTP, Basic) and never
 // answers a Delete: it holds it until the client gives up, then forwards it, so the
 // shell does go (the fleet's cleanup checks no shell is left open).
-func holdDeleteProxy(t testing.TB, target string) int { return holdProxy(t, target, "transfer/Delete<") }
+func holdDeleteProxy(t testing.TB, target string) int {
+	return holdProxy(t, target, "transfer/Delete<")
+}
 
 // holdProxy is holdDeleteProxy for the request whose action ends in action.
 func holdProxy(t testing.TB, target, action string) int {
