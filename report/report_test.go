@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"flag"
 	"math/rand"
@@ -270,4 +271,17 @@ func TestEvidenceFileNames(t *testing.T) {
 		}
 		seen[n] = true
 	}
+}
+
+// A signed run's report.json matches the schema: run.signing_key is the fingerprint
+// KeyFingerprint prints (the schema's pattern once said sha256:hex, which no signed
+// report matched).
+func TestSignedReportMatchesSchema(t *testing.T) {
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Build(fixtureInput())
+	r.Run.SigningKey = KeyFingerprint(pub)
+	writeJSON(t, r)
 }
