@@ -572,9 +572,26 @@ func (c *evalCtx) hostServers(h *facts.Facts) (found []*facts.Facts, missing []s
 			missing = append(missing, n)
 			continue
 		}
+		if keyPacksUnread(ls) {
+			// The server answered, but its key packs could not be read: it holds
+			// unknown CALs, not none.
+			missing = append(missing, n+" (key packs not read)")
+			continue
+		}
 		found = append(found, ls)
 	}
 	return found, missing
+}
+
+// keyPacksUnread says the license server's Win32_TSLicenseKeyPack section failed (access
+// denied, WMI error): its evidence has no key packs, which does not mean it holds none.
+func keyPacksUnread(ls *facts.Facts) bool {
+	for _, e := range ls.Errors {
+		if strings.HasPrefix(e.Section, fieldKeyPack) {
+			return true
+		}
+	}
+	return false
 }
 
 // isRDSH says whether the host runs the RD Session Host role: WMI TerminalServerMode

@@ -340,6 +340,13 @@ func ruleCases() []ruleCase {
 			setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 2))
 			f.host("LS01").LicenseServer.KeyPacks = f.host("LS01").LicenseServer.KeyPacks[:2]
 		}},
+		// Key packs that could not be read are unknown, not none: error, never "hold no
+		// CALs at all" (review of issue 11).
+		{rule: "RDS-CAL-001", name: "key packs not read", subject: "RDSH1", want: Error, contains: "LS01 (key packs not read) were not audited", setup: func(f *fleet) {
+			ls := f.host("LS01")
+			ls.LicenseServer.KeyPacks = nil
+			ls.Errors = append(ls.Errors, evidence.SectionError{Section: "wmi:Win32_TSLicenseKeyPack", Message: "Access denied"})
+		}},
 		{rule: "RDS-CAL-001", name: "per device mode", subject: "RDSH1", want: Pass, setup: func(f *fleet) {
 			setVal(f.host("RDSH1"), evidence.KeyPolicy, dw(evidence.ValLicensingMode, 2))
 		}},
