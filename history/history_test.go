@@ -150,6 +150,8 @@ func bigRun(id string, at time.Time, n int) RunRecord {
 			fail("RDS-GRACE-001", name, rules.SevMedium, "grace period active"),
 			pass("RDS-LS-001", name), pass("RDS-LS-002", name))
 	}
+	rec.PerUser = []PerUserCount{{Version: "2019", VersionID: 5, Active: n, Expired: n / 10, Complete: true},
+		{Version: "2022", VersionID: 6, Active: n / 2, Complete: true}}
 	return rec
 }
 

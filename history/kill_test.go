@@ -246,6 +246,7 @@ func dump(t *testing.T, path string) string {
 		"SELECT * FROM runs ORDER BY run_id",
 		"SELECT * FROM hosts ORDER BY run_id, host",
 		"SELECT * FROM findings ORDER BY run_id, finding_id",
+		"SELECT * FROM per_user_counts ORDER BY run_id, version",
 	} {
 		rows, err := s.db.Query(q)
 		if err != nil {
@@ -279,17 +280,18 @@ func counts(t *testing.T, path string) string {
 	}
 	defer s.Close()
 	var runs string
-	var hosts, findings int
+	var hosts, findings, perUser int
 	s.db.QueryRow("SELECT group_concat(run_id, ' ') FROM runs").Scan(&runs)
 	s.db.QueryRow("SELECT COUNT(*) FROM hosts").Scan(&hosts)
 	s.db.QueryRow("SELECT COUNT(*) FROM findings").Scan(&findings)
-	return fmt.Sprintf("runs %s hosts %d findings %d", runs, hosts, findings)
+	s.db.QueryRow("SELECT COUNT(*) FROM per_user_counts").Scan(&perUser)
+	return fmt.Sprintf("runs %s hosts %d findings %d per-user %d", runs, hosts, findings, perUser)
 }
 
 // TestKillMidRecord kills a child process recording a 10,000-host run at points inside
-// the transaction (after the run row, during hosts, during findings, after pruning the
-// prior run, just before commit) and at timed points; the store must then be intact and
-// hold exactly what it held before.
+// the transaction (after the run row and its Per User counts, during hosts, during
+// findings, after pruning the prior run, just before commit) and at timed points; the
+// store must then be intact and hold exactly what it held before.
 func TestKillMidRecord(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kill test spawns processes")
@@ -304,7 +306,8 @@ func TestKillMidRecord(t *testing.T) {
 	}
 	s.Close()
 	before := dump(t, path)
-	complete := fmt.Sprintf("runs BIG hosts %d findings %d", bigHosts, 2*bigHosts)
+	// The run's Per User counts are in its transaction; the prior run's go with it.
+	complete := fmt.Sprintf("runs BIG hosts %d findings %d per-user 2", bigHosts, 2*bigHosts)
 
 	points := []string{"run:0", "hosts:1000", "hosts:7000", fmt.Sprintf("hosts:%d", bigHosts), "findings:5000",
 		fmt.Sprintf("findings:%d", 2*bigHosts), "pruned:0", "commit:0"}

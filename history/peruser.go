@@ -2,82 +2,103 @@ package history
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/rdsaudit/rdsaudit/report"
 )
 
 // Per User CAL counts per run, read from Active Directory (issue 15), so month-over-month
-// change can be shown. Kept in their own table, created on first use outside the
-// numbered migrations (another change owns those): rows of runs that retention removed
-// are dropped when the next counts are recorded.
+// change can be shown. They are part of the run (RunRecord.PerUser): written in the
+// run's transaction, placed in the timeline by the run's evaluation time, and deleted
+// with the run (table per_user_counts, schema version 3).
 
 // PerUserCount is one run's count of users holding CALs of one version.
 type PerUserCount struct {
-	RunID     string    `json:"run_id"`
-	Started   time.Time `json:"started_at"`
-	Version   string    `json:"version"`
-	VersionID int64     `json:"version_id,omitempty"`
-	Active    int       `json:"active"`
-	Expired   int       `json:"expired"`
-	Unknown   int       `json:"unknown_expiry"`
+	RunID string `json:"run_id"`
+	// Started and EvaluatedAt are the run's (read from it, not stored with the counts):
+	// when it was made, and its place in the timeline.
+	Started     time.Time `json:"started_at"`
+	EvaluatedAt time.Time `json:"evaluated_at"`
+	Version     string    `json:"version"`
+	VersionID   int64     `json:"version_id,omitempty"`
+	Active      int       `json:"active"`
+	Expired     int       `json:"expired"`
+	Unknown     int       `json:"unknown_expiry"`
 	// Complete: every configured domain was read; otherwise the counts are lower bounds.
 	Complete bool `json:"complete"`
 }
 
-const perUserTable = `CREATE TABLE IF NOT EXISTS per_user_counts (
-	run_id     TEXT NOT NULL,
-	started_at TEXT NOT NULL,
-	version    TEXT NOT NULL,
-	version_id INTEGER NOT NULL DEFAULT 0,
-	active     INTEGER NOT NULL,
-	expired    INTEGER NOT NULL,
-	unknown    INTEGER NOT NULL,
-	complete   INTEGER NOT NULL,
-	PRIMARY KEY (run_id, version)
-)`
+// PerUserOf is a run's Per User counts per version, for RunRecord.PerUser: nil without a
+// directory (pu or its summary nil), so that the run records none.
+func PerUserOf(pu *report.PerUser) []PerUserCount {
+	if pu == nil || pu.Summary == nil {
+		return nil
+	}
+	counts := make([]PerUserCount, 0, len(pu.Versions))
+	for _, v := range pu.Versions {
+		counts = append(counts, PerUserCount{Version: v.Version, VersionID: v.VersionID,
+			Active: v.Active, Expired: v.Expired, Unknown: v.Unknown, Complete: pu.Known()})
+	}
+	return counts
+}
 
-// RecordPerUser stores a recorded run's Per User counts (replacing any for the run).
+// insertPerUserTx writes a run's Per User counts inside the transaction that records it.
+func insertPerUserTx(ctx context.Context, tx *sql.Tx, runID string, counts []PerUserCount) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	st, err := tx.PrepareContext(ctx, `INSERT INTO per_user_counts (run_id, version, version_id, active, expired, unknown, complete)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, c := range counts {
+		if c.Version == "" {
+			return fmt.Errorf("per-user count with no version")
+		}
+		if _, err := st.ExecContext(ctx, runID, c.Version, c.VersionID, c.Active, c.Expired, c.Unknown, c.Complete); err != nil {
+			return fmt.Errorf("insert per-user count of version %s: %w", c.Version, err)
+		}
+	}
+	return nil
+}
+
+// RecordPerUser replaces the Per User counts of a run already recorded, in one
+// transaction. started is ignored (the counts take the run's times).
+//
+// Deprecated: a run's counts are recorded with it (RunRecord.PerUser), in the same
+// transaction; recording them afterwards can leave a run without its counts.
 func (s *Store) RecordPerUser(ctx context.Context, runID string, started time.Time, counts []PerUserCount) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("record per-user counts of run %s in %s: %w", runID, s.path, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, perUserTable); err != nil {
-		return fmt.Errorf("record per-user counts: %w", err)
-	}
 	var known int
 	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM runs WHERE run_id = ?", runID).Scan(&known); err != nil {
 		return fmt.Errorf("record per-user counts: %w", err)
 	}
 	if known == 0 {
-		return fmt.Errorf("record per-user counts: run %s is not recorded in %s", runID, s.path)
+		return fmt.Errorf("record per-user counts: run %s is not recorded in %s: %w", runID, s.path, ErrUnknownRun)
 	}
-	for _, q := range []string{
-		"DELETE FROM per_user_counts WHERE run_id = ?",
-		"DELETE FROM per_user_counts WHERE run_id NOT IN (SELECT run_id FROM runs) AND run_id <> ?",
-	} {
-		if _, err := tx.ExecContext(ctx, q, runID); err != nil {
-			return fmt.Errorf("record per-user counts: %w", err)
-		}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM per_user_counts WHERE run_id = ?", runID); err != nil {
+		return fmt.Errorf("record per-user counts: %w", err)
 	}
-	for _, c := range counts {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO per_user_counts (run_id, started_at, version, version_id, active, expired, unknown, complete)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, runID, ts(started), c.Version, c.VersionID, c.Active, c.Expired, c.Unknown, c.Complete); err != nil {
-			return fmt.Errorf("record per-user counts: %w", err)
-		}
+	if err := insertPerUserTx(ctx, tx, runID, counts); err != nil {
+		return fmt.Errorf("record per-user counts of run %s: %w", runID, err)
 	}
 	return tx.Commit()
 }
 
-// PerUserCounts returns every recorded run's Per User counts, oldest run first, for
-// runs still in the history.
+// PerUserCounts returns every recorded run's Per User counts in timeline order (by the
+// run's evaluation time, then run ID, as Runs), versions of known ID first by ID.
 func (s *Store) PerUserCounts(ctx context.Context) ([]PerUserCount, error) {
-	if _, err := s.db.ExecContext(ctx, perUserTable); err != nil {
-		return nil, fmt.Errorf("read per-user counts: %w", err)
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT p.run_id, p.started_at, p.version, p.version_id, p.active, p.expired, p.unknown, p.complete
-		FROM per_user_counts p JOIN runs r ON r.run_id = p.run_id ORDER BY p.started_at, p.run_id, p.version_id = 0, p.version_id, p.version`)
+	rows, err := s.db.QueryContext(ctx, `SELECT p.run_id, r.started_at, r.evaluated_at, p.version, p.version_id, p.active, p.expired, p.unknown, p.complete
+		FROM per_user_counts p JOIN runs r ON r.run_id = p.run_id
+		ORDER BY r.evaluated_at, r.run_id, p.version_id = 0, p.version_id, p.version`)
 	if err != nil {
 		return nil, fmt.Errorf("read per-user counts: %w", err)
 	}
@@ -85,12 +106,15 @@ func (s *Store) PerUserCounts(ctx context.Context) ([]PerUserCount, error) {
 	var out []PerUserCount
 	for rows.Next() {
 		var c PerUserCount
-		var started string
-		if err := rows.Scan(&c.RunID, &started, &c.Version, &c.VersionID, &c.Active, &c.Expired, &c.Unknown, &c.Complete); err != nil {
+		var started, evaluated string
+		if err := rows.Scan(&c.RunID, &started, &evaluated, &c.Version, &c.VersionID, &c.Active, &c.Expired, &c.Unknown, &c.Complete); err != nil {
 			return nil, fmt.Errorf("read per-user counts: %w", err)
 		}
 		if c.Started, err = parseTS(started); err != nil {
 			return nil, fmt.Errorf("read per-user counts: run %s: %w", c.RunID, err)
+		}
+		if c.EvaluatedAt, err = parseTS(evaluated); err != nil {
+			return nil, fmt.Errorf("read per-user counts: run %s: bad evaluated_at: %w", c.RunID, err)
 		}
 		out = append(out, c)
 	}

@@ -57,11 +57,14 @@ type RunRecord struct {
 	RuleSetHash string
 	ConfigHash  string
 	Coverage    Coverage
-	Origin      string // OriginRun (default) or OriginImport
+	Origin      string // OriginRun (default), OriginImport or OriginImportUnverified
 	Hosts       []HostRecord
 	// Results are the run's rule results; only findings (fail, error) are stored, with
 	// their first-seen carried from the latest earlier run when Annotate did not set it.
 	Results []rules.Result
+	// PerUser are the run's Per User CAL counts per version (PerUserOf); nil without a
+	// directory. Written in the run's transaction, deleted with the run.
+	PerUser []PerUserCount
 	// Retention is applied in the same transaction, after the run is written; the run
 	// just written is never pruned.
 	Retention Retention
@@ -144,7 +147,10 @@ func (s *Store) recordTx(ctx context.Context, tx *sql.Tx, run *RunRecord) error 
 		ts(evalAt), run.Pinned, wEarliest, wLatest); err != nil {
 		return fmt.Errorf("insert run: %w", err)
 	}
-	s.hook("run", 0)
+	if err := insertPerUserTx(ctx, tx, run.ID, run.PerUser); err != nil {
+		return err
+	}
+	s.hook("run", 0) // the run row and its Per User counts
 
 	hs, err := tx.PrepareContext(ctx, `INSERT INTO hosts(run_id, host, name, grp, status, failure, collected, mode,
 		mode_source, license_servers, grace_days, grace_key_written, timebomb_sha256, os_build, install_date, collected_at)
@@ -249,7 +255,7 @@ func (s *Store) recordTx(ctx context.Context, tx *sql.Tx, run *RunRecord) error 
 	}
 	s.hook("findings", n)
 
-	if err := s.relinkTx(ctx, tx, run.ID, evalAt, run.Origin == OriginImport); err != nil {
+	if err := s.relinkTx(ctx, tx, run.ID, evalAt, Imported(run.Origin)); err != nil {
 		return err
 	}
 

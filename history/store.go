@@ -276,6 +276,38 @@ func migrations() []string {
 	ALTER TABLE runs ADD COLUMN window_latest TEXT;
 	CREATE INDEX runs_evaluated ON runs(evaluated_at, run_id);
 	ALTER TABLE hosts ADD COLUMN collected_at TEXT;`,
+		// 3: Per User CAL counts per run and version, read from Active Directory (issue
+		// 15), written in the run's transaction and deleted with their run. A store
+		// written before this migration may hold a per_user_counts table created on first
+		// use (with a started_at copy of the run's start and no foreign key): its rows of
+		// runs still recorded are kept, the rest (runs retention removed) dropped. The
+		// CREATE IF NOT EXISTS makes the copy a no-op on a store without it.
+		`CREATE TABLE IF NOT EXISTS per_user_counts (
+		run_id     TEXT NOT NULL,
+		started_at TEXT NOT NULL,
+		version    TEXT NOT NULL,
+		version_id INTEGER NOT NULL DEFAULT 0,
+		active     INTEGER NOT NULL,
+		expired    INTEGER NOT NULL,
+		unknown    INTEGER NOT NULL,
+		complete   INTEGER NOT NULL,
+		PRIMARY KEY (run_id, version)
+	);
+	CREATE TABLE per_user_counts_v3 (
+		run_id     TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+		version    TEXT NOT NULL,             -- as the report names it, e.g. "2019"
+		version_id INTEGER NOT NULL DEFAULT 0, -- the CAL's version ID; 0 when unknown
+		active     INTEGER NOT NULL,
+		expired    INTEGER NOT NULL,
+		unknown    INTEGER NOT NULL,          -- CALs whose expiry is unknown
+		complete   INTEGER NOT NULL,          -- every configured domain was read
+		PRIMARY KEY (run_id, version)
+	) WITHOUT ROWID;
+	INSERT INTO per_user_counts_v3(run_id, version, version_id, active, expired, unknown, complete)
+		SELECT run_id, version, version_id, active, expired, unknown, complete FROM per_user_counts
+		WHERE run_id IN (SELECT run_id FROM runs);
+	DROP TABLE per_user_counts;
+	ALTER TABLE per_user_counts_v3 RENAME TO per_user_counts;`,
 	}
 }
 

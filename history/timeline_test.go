@@ -91,6 +91,9 @@ func TestMigrateSchema1(t *testing.T) {
 	if v != SchemaVersion() {
 		t.Fatalf("user_version %d", v)
 	}
+	if c, err := s.PerUserCounts(ctx); err != nil || len(c) != 0 {
+		t.Fatalf("per-user counts after migration %+v %v", c, err)
+	}
 }
 
 // Runs are ordered, loaded and annotated by evaluation time, not by when they were
@@ -154,6 +157,8 @@ func TestOutOfOrderRecordRelinks(t *testing.T) {
 		return r
 	}
 	// record imports each month as a report without history: first-seen its own month.
+	// Unverified imports (ImportOptions.Unverified) relink themselves as verified ones do.
+	origin := OriginImport
 	record := func(s *Store, i int) {
 		rs := results(i)
 		for j := range rs {
@@ -162,7 +167,7 @@ func TestOutOfOrderRecordRelinks(t *testing.T) {
 		}
 		f := hostFacts("H", 4, 50, month(0), "x")
 		rec := RunRecord{ID: fmt.Sprintf("M%d", i), Started: month(7).Add(-time.Duration(i) * time.Hour), EvaluatedAt: month(i),
-			Origin: OriginImport, Results: rs, Hosts: []HostRecord{HostOf("x", month(i), f)}}
+			Origin: origin, Results: rs, Hosts: []HostRecord{HostOf("x", month(i), f)}}
 		rec.Hosts[0].Snapshot.RunID = rec.ID
 		if err := s.Record(ctx, rec); err != nil {
 			t.Fatal(err)
@@ -197,13 +202,16 @@ func TestOutOfOrderRecordRelinks(t *testing.T) {
 			t.Errorf("in order: no %q in\n%s", line, want)
 		}
 	}
-	for _, order := range [][]int{{4, 3, 2, 1}, {2, 4, 1, 3}, {3, 1, 4, 2}} {
-		s, _ := openTemp(t)
-		for _, i := range order {
-			record(s, i)
-		}
-		if got := dump(s); got != want {
-			t.Errorf("order %v:\n%s\nwant (in order):\n%s", order, got, want)
+	for _, o := range []string{OriginImport, OriginImportUnverified} {
+		origin = o
+		for _, order := range [][]int{{1, 2, 3, 4}, {4, 3, 2, 1}, {2, 4, 1, 3}, {3, 1, 4, 2}} {
+			s, _ := openTemp(t)
+			for _, i := range order {
+				record(s, i)
+			}
+			if got := dump(s); got != want {
+				t.Errorf("%s, order %v:\n%s\nwant (verified, in order):\n%s", o, order, got, want)
+			}
 		}
 	}
 }

@@ -266,11 +266,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Coverage: history.Coverage{Targeted: rep.Coverage.Targeted, Collected: rep.Coverage.Collected,
 			Failed: rep.Coverage.Targeted - rep.Coverage.Collected},
 		Hosts: records, Results: ev.Results,
+		PerUser:   history.PerUserOf(perUser), // in the run's transaction
 		Retention: o.Retention,
 	}); err != nil {
-		return nil, fmt.Errorf("record run %s in history (reports are published in %s): %w", runID, dir, err)
-	}
-	if err := recordPerUser(ctx, store, runID, started, perUser); err != nil { // directory.go
 		return nil, fmt.Errorf("record run %s in history (reports are published in %s): %w", runID, dir, err)
 	}
 	t.Record = mark()
