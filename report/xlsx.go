@@ -59,7 +59,7 @@ func LicenseServersHeader() []string {
 
 // PositionHeader returns the column headers (row 1) of the CAL Position sheet.
 func PositionHeader() []string {
-	return []string{"CAL", "Entitled (ledger)", "Installed (key packs)", "Issued (key packs)", "Used (Per User reports)",
+	return []string{"CAL", "Entitled (ledger)", "Installed (key packs)", "Issued (key packs)", "Used (Per User reports or AD)",
 		"In use", "Shortfall", "Surplus", "Unit price", "True-up cost", "Usage figure: source and date", "Complete", "Note"}
 }
 
@@ -811,7 +811,7 @@ func unpriced(p PositionRow) bool {
 func (x *xlsxWriter) usageFigure(p PositionRow) string {
 	src := p.UsageSource
 	if strings.HasPrefix(src, "issued") {
-		src = "issued Per Device CALs counted on the license servers' key packs, as collected " + x.lsCollected()
+		src = "issued " + strings.TrimSuffix(CALLabel(p.CALType, "x"), ", Windows Server x") + "s counted on the license servers' key packs, as collected " + x.lsCollected()
 	}
 	if strings.HasPrefix(src, "directory") {
 		src = "users holding an active Per User CAL in Active Directory (msTS attributes, Per User CALs sheet), read " + x.dirRead()
@@ -1651,7 +1651,11 @@ func (x *xlsxWriter) summary() error {
 		p.style("A", "A", st.bold)
 		switch len(curOrder) {
 		case 0:
-			p.put("True-up cost", "none priced")
+			if short == 0 {
+				p.put("True-up cost", "0 (no shortfall)")
+			} else {
+				p.put("True-up cost", "none priced")
+			}
 		case 1:
 			c := costs[curOrder[0]]
 			cell, e := x.money(&c, curOrder[0])
