@@ -66,33 +66,6 @@ func insertPerUserTx(ctx context.Context, tx *sql.Tx, runID string, counts []Per
 	return nil
 }
 
-// RecordPerUser replaces the Per User counts of a run already recorded, in one
-// transaction. started is ignored (the counts take the run's times).
-//
-// Deprecated: a run's counts are recorded with it (RunRecord.PerUser), in the same
-// transaction; recording them afterwards can leave a run without its counts.
-func (s *Store) RecordPerUser(ctx context.Context, runID string, started time.Time, counts []PerUserCount) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("record per-user counts of run %s in %s: %w", runID, s.path, err)
-	}
-	defer tx.Rollback()
-	var known int
-	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM runs WHERE run_id = ?", runID).Scan(&known); err != nil {
-		return fmt.Errorf("record per-user counts: %w", err)
-	}
-	if known == 0 {
-		return fmt.Errorf("record per-user counts: run %s is not recorded in %s: %w", runID, s.path, ErrUnknownRun)
-	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM per_user_counts WHERE run_id = ?", runID); err != nil {
-		return fmt.Errorf("record per-user counts: %w", err)
-	}
-	if err := insertPerUserTx(ctx, tx, runID, counts); err != nil {
-		return fmt.Errorf("record per-user counts of run %s: %w", runID, err)
-	}
-	return tx.Commit()
-}
-
 // PerUserCounts returns every recorded run's Per User counts in timeline order (by the
 // run's evaluation time, then run ID, as Runs), versions of known ID first by ID.
 func (s *Store) PerUserCounts(ctx context.Context) ([]PerUserCount, error) {

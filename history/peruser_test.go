@@ -2,7 +2,6 @@ package history
 
 import (
 	"database/sql"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -77,16 +76,6 @@ func TestPerUserCountsPerRun(t *testing.T) {
 		t.Errorf("rows of pruned runs left: %d %v", rows, err)
 	}
 
-	// The deprecated RecordPerUser replaces a recorded run's counts; an unknown run is an error.
-	if err := s.RecordPerUser(ctx, "nope", jan, nil); !errors.Is(err, ErrUnknownRun) {
-		t.Fatalf("counts of an unrecorded run: %v", err)
-	}
-	if err := s.RecordPerUser(ctx, "r3", time.Time{}, []PerUserCount{{Version: "2019", VersionID: 5, Active: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if d, want := perUserDump(t, s), "r3 2019 1/0/0 false;"; d != want {
-		t.Fatalf("replaced %s, want %s", d, want)
-	}
 	if PerUserOf(nil) != nil {
 		t.Error("counts without a directory")
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rdsaudit/rdsaudit/directory"
-	"github.com/rdsaudit/rdsaudit/history"
 	"github.com/rdsaudit/rdsaudit/report"
 )
 
@@ -53,18 +52,4 @@ func perUserSummary(pu *report.PerUser) *directory.Summary {
 		return nil
 	}
 	return pu.Summary
-}
-
-// recordPerUser keeps the run's Per User counts per version in history (nothing without
-// a directory), so that month-over-month change can be read back.
-func recordPerUser(ctx context.Context, store *history.Store, runID string, started time.Time, pu *report.PerUser) error {
-	if pu == nil || pu.Summary == nil {
-		return nil
-	}
-	counts := make([]history.PerUserCount, 0, len(pu.Versions))
-	for _, v := range pu.Versions {
-		counts = append(counts, history.PerUserCount{Version: v.Version, VersionID: v.VersionID,
-			Active: v.Active, Expired: v.Expired, Unknown: v.Unknown, Complete: pu.Known()})
-	}
-	return store.RecordPerUser(ctx, runID, started, counts)
 }
