@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +34,10 @@ import (
 // The run directory is verified first (verifyImport): a run that fails verification is
 // refused; one whose authenticity cannot be proven is refused unless opts.Unverified,
 // and then recorded with origin OriginImportUnverified. A ".partial" directory (a run
-// killed before it was published) is refused too.
+// killed before it was published) is refused too. When the run has a manifest, every
+// file Import reads after verification (report.json, each evidence file) is hashed as
+// read against the verified manifest (report.Checked), never against a list in
+// report.json: a file changed since verification is a *report.VerifyError, wrapped.
 func (s *Store) Import(ctx context.Context, runDir string, opts ImportOptions) (string, error) {
 	if report.IsPartial(filepath.Base(filepath.Clean(runDir))) {
 		return "", fmt.Errorf("import %s: not a published run (a run killed before publishing leaves such a directory)", runDir)
@@ -42,13 +46,15 @@ func (s *Store) Import(ctx context.Context, runDir string, opts ImportOptions) (
 	if err != nil {
 		return "", err
 	}
+	if testHookAfterVerify != nil {
+		testHookAfterVerify(runDir)
+	}
 	file := filepath.Join(runDir, "report.json")
-	f, err := os.Open(file)
+	data, err := readRunFile(runDir, "report.json", checked)
 	if err != nil {
 		return "", fmt.Errorf("import %s: %w", runDir, err)
 	}
-	rep, err := report.Decode(f)
-	f.Close()
+	rep, err := report.Decode(bytes.NewReader(data))
 	if err != nil {
 		return "", fmt.Errorf("import %s: %w", file, err)
 	}
@@ -67,7 +73,8 @@ func (s *Store) Import(ctx context.Context, runDir string, opts ImportOptions) (
 			Failed: rep.Coverage.Failed + rep.Coverage.Skipped}}
 	rec.Origin = origin
 	if checked != nil && checked.Run.ID != run.ID {
-		return "", fmt.Errorf("import %s: report of run %q, but the manifest is of run %q", file, run.ID, checked.Run.ID)
+		return "", fmt.Errorf("import %s: %w", runDir, &report.VerifyError{Dir: runDir, Problems: []string{
+			fmt.Sprintf("report.json: report of run %q, but %s is of run %q", run.ID, report.ManifestName, checked.Run.ID)}})
 	}
 	rows := map[string]report.Host{}
 	for _, h := range rep.Hosts {
@@ -92,7 +99,11 @@ func (s *Store) Import(ctx context.Context, runDir string, opts ImportOptions) (
 				h.Failure += ": " + hs.Message
 			}
 		}
-		if facts := evidenceFacts(runDir, evidence[key]); facts != nil {
+		facts, err := evidenceFacts(runDir, evidence[key], checked)
+		if err != nil {
+			return "", fmt.Errorf("import %s: %w", runDir, err)
+		}
+		if facts != nil {
 			h.Snapshot = SnapshotOf(run.ID, evalAt, facts)
 		} else {
 			h.Snapshot = snapshotOfRow(run.ID, evalAt, hs, rows[key])
@@ -105,24 +116,67 @@ func (s *Store) Import(ctx context.Context, runDir string, opts ImportOptions) (
 	return run.ID, nil
 }
 
-// evidenceFacts interprets the host's evidence file, or returns nil when there is none
-// or it does not match the hash the report lists.
-func evidenceFacts(runDir string, ref report.EvidenceRef) *facts.Facts {
-	if ref.Path == "" {
-		return nil
+// testHookAfterVerify, when set (by tests), runs between the verification of the run
+// directory and Import's reading of its files.
+var testHookAfterVerify func(runDir string)
+
+// readRunFile reads the run file rel (slash-separated) for Import. With a verified
+// manifest (ck not nil) the bytes read must be the file it lists, same size and
+// SHA-256: the file is read again after verification, and a file changed since (or
+// not listed) is a *report.VerifyError. Without one (an unverified import of a run
+// without manifest) the file is read as it is.
+func readRunFile(runDir, rel string, ck *report.Checked) ([]byte, error) {
+	name := filepath.Join(runDir, filepath.FromSlash(rel))
+	if ck == nil {
+		return os.ReadFile(name)
 	}
-	b, err := os.ReadFile(filepath.Join(runDir, filepath.FromSlash(ref.Path)))
+	mf, ok := ck.File(rel)
+	if !ok {
+		return nil, ck.Match(rel, nil) // not listed
+	}
+	f, err := os.Open(name)
 	if err != nil {
-		return nil
+		return nil, &report.VerifyError{Dir: runDir, Problems: []string{fmt.Sprintf("%s: verified, but cannot be read now: %v", rel, err)}}
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, mf.Size+1))
+	if err != nil {
+		return nil, &report.VerifyError{Dir: runDir, Problems: []string{fmt.Sprintf("%s: verified, but cannot be read now: %v", rel, err)}}
+	}
+	if err := ck.Match(rel, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// evidenceFacts interprets the host's evidence file, or returns nil when there is none
+// or it does not match the hash the report lists. With a verified manifest (ck), the
+// file must be the one the manifest lists (readRunFile): one changed since verification
+// is the error; one the manifest does not list is absent from the run (none).
+func evidenceFacts(runDir string, ref report.EvidenceRef, ck *report.Checked) (*facts.Facts, error) {
+	if ref.Path == "" {
+		return nil, nil
+	}
+	if ck != nil {
+		if _, ok := ck.File(ref.Path); !ok {
+			return nil, nil
+		}
+	}
+	b, err := readRunFile(runDir, ref.Path, ck)
+	if ck != nil && err != nil {
+		return nil, err
+	}
+	if err != nil {
+		return nil, nil
 	}
 	if sum := sha256.Sum256(b); ref.SHA256 != "" && !strings.EqualFold(hex.EncodeToString(sum[:]), ref.SHA256) {
-		return nil
+		return nil, nil
 	}
 	ev, err := evidence.Decode(bytes.NewReader(b))
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	return facts.Interpret(ev)
+	return facts.Interpret(ev), nil
 }
 
 // snapshotOfRow is the snapshot a report's coverage entry and host row allow (no

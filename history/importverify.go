@@ -29,8 +29,9 @@ type ImportOptions struct {
 var ErrUnverifiable = errors.New("authenticity cannot be checked")
 
 // verifyImport checks runDir before Import reads it and returns the origin to record
-// and what report.VerifyRun established (nil without a manifest). A failed check is
-// the *report.VerifyError, wrapped.
+// and what report.VerifyRun established (nil without a manifest): the verified
+// manifest's exact content and file list, which Import checks what it reads against. A
+// failed check, an invalid manifest.json included, is the *report.VerifyError, wrapped.
 func verifyImport(runDir string, opts ImportOptions) (string, *report.Checked, error) {
 	_, err := os.Stat(filepath.Join(runDir, report.ManifestName))
 	if errors.Is(err, fs.ErrNotExist) {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +47,43 @@ type Checked struct {
 	Authentic bool
 	// Key is the fingerprint of the key the signature was checked with ("" without).
 	Key string
+	// Dir is the directory checked.
+	Dir string
+	// ManifestBytes are the exact bytes of manifest.json every check was made on (the
+	// signature covers them when Authentic), and Manifest is those bytes parsed: a
+	// caller that uses the manifest, copies it or checks a file it reads later against
+	// it must use these, never read manifest.json again (it may have changed since).
+	ManifestBytes []byte
+	Manifest      Manifest
+	// Signature is the exact content of manifest.sig that was read (nil when absent).
+	Signature []byte
+}
+
+// File returns the entry the checked manifest has for the slash-separated path rel.
+func (c *Checked) File(rel string) (ManifestFile, bool) {
+	for _, f := range c.Manifest.Files {
+		if f.Path == rel {
+			return f, true
+		}
+	}
+	return ManifestFile{}, false
+}
+
+// Match checks data, the content of the run file rel as a caller read it after
+// verification, against the checked manifest: a file not listed, or whose size or
+// SHA-256 differs from the manifest's, is a *VerifyError naming the file (it changed
+// since it was verified, or never was).
+func (c *Checked) Match(rel string, data []byte) error {
+	f, ok := c.File(rel)
+	if !ok {
+		return &VerifyError{Dir: c.Dir, Problems: []string{rel + ": not in " + ManifestName + ", so its content is not verified"}}
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); int64(len(data)) != f.Size || !strings.EqualFold(got, f.SHA256) {
+		return &VerifyError{Dir: c.Dir, Problems: []string{fmt.Sprintf("%s: changed since it was verified (sha256 %s, size %d; %s says %s, %d)",
+			rel, got, len(data), ManifestName, f.SHA256, f.Size)}}
+	}
+	return nil
 }
 
 // KeyFingerprint names an ed25519 public key: "SHA256:" and the unpadded base64 of the
@@ -70,42 +108,69 @@ func Verify(dir string, pub ed25519.PublicKey) error {
 var runIDTime = regexp.MustCompile(`^(\d{8}T\d{6}Z)(-.+)?$`)
 
 // VerifyRun checks a run directory against its manifest: manifest.json is one JSON
-// document (nothing after it); every listed file exists with the recorded size and
-// SHA-256; no other file or directory exists (the evidence directory excepted); the
-// directory is named after the run ID the manifest records, and an ID that carries the
-// start time matches the recorded start; and, when pub is not nil, manifest.sig holds a
-// valid signature of manifest.json by pub. The error (a *VerifyError) names every
-// problem; a manifest that cannot be read at all is another error. What it checked is
-// returned either way, when the manifest could be read.
+// document (nothing after it) of the manifest schema; every listed file exists with the
+// recorded size and SHA-256; no other file or directory exists (the evidence directory
+// excepted); the directory is named after the run ID the manifest records, and an ID
+// that carries the start time matches the recorded start; and, when pub is not nil,
+// manifest.sig holds a valid signature of manifest.json by pub. The error (a
+// *VerifyError) names every problem, a manifest that is not a valid manifest document
+// included; a manifest that cannot be read at all is another error. What it checked is
+// returned either way, when the manifest could be parsed. manifest.json and
+// manifest.sig are read once: Checked holds the exact bytes checked.
 func VerifyRun(dir string, pub ed25519.PublicKey) (*Checked, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, ManifestName))
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", dir, err)
 	}
+	sig, sigErr := os.ReadFile(filepath.Join(dir, SignatureFile))
+	return verifyManifest(dir, raw, sig, sigErr, pub)
+}
+
+// VerifyManifest is VerifyRun on manifest bytes the caller already read from dir:
+// every check (the signature, the hashes of the files in dir) is made against exactly
+// manifest and sig (the content of manifest.sig; nil: there is none), and the
+// returned Checked holds them, so what the caller then uses is what was verified.
+func VerifyManifest(dir string, manifest, sig []byte, pub ed25519.PublicKey) (*Checked, error) {
+	var sigErr error
+	if sig == nil {
+		sigErr = fs.ErrNotExist
+	}
+	return verifyManifest(dir, manifest, sig, sigErr, pub)
+}
+
+func verifyManifest(dir string, raw, sig []byte, sigErr error, pub ed25519.PublicKey) (*Checked, error) {
+	invalid := func(format string, args ...any) error {
+		return &VerifyError{Dir: dir, Problems: []string{ManifestName + ": " + fmt.Sprintf(format, args...)}}
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var man Manifest
 	if err := dec.Decode(&man); err != nil {
-		return nil, fmt.Errorf("verify %s: %s: %w", dir, ManifestName, err)
+		return nil, invalid("not a valid manifest: %v", err)
 	}
 	if man.Schema != ManifestSchema {
-		return nil, fmt.Errorf("verify %s: %s: schema %q, want %q", dir, ManifestName, man.Schema, ManifestSchema)
+		return nil, invalid("schema %q, want %q", man.Schema, ManifestSchema)
 	}
-	ck := &Checked{Run: man.Run, Signer: man.Signer}
+	raw = bytes.Clone(raw)
+	if sigErr == nil {
+		sig = bytes.Clone(sig)
+	} else {
+		sig = nil
+	}
+	ck := &Checked{Run: man.Run, Signer: man.Signer, Dir: dir, ManifestBytes: raw, Manifest: man, Signature: sig}
 	ve := &VerifyError{Dir: dir}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		ve.Problems = append(ve.Problems, fmt.Sprintf("%s: data after the JSON document (at byte %d)", ManifestName, dec.InputOffset()))
 	}
 	ve.Problems = append(ve.Problems, checkIdentity(dir, man.Run)...)
-	sig, err := os.ReadFile(filepath.Join(dir, SignatureFile))
-	ck.Signed = err == nil
+	ck.Signed = sigErr == nil
 	if pub != nil {
 		ck.Key = KeyFingerprint(pub)
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(sigErr, fs.ErrNotExist):
 			ve.Problems = append(ve.Problems, SignatureFile+": missing (a public key was given)")
-		case err != nil:
-			ve.Problems = append(ve.Problems, SignatureFile+": "+err.Error())
+		case sigErr != nil:
+			ve.Problems = append(ve.Problems, SignatureFile+": "+sigErr.Error())
 		default:
 			s, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(string(sig)))
 			switch {
@@ -144,7 +209,7 @@ func VerifyRun(dir string, pub ed25519.PublicKey) (*Checked, error) {
 			ve.Problems = append(ve.Problems, fmt.Sprintf("%s: altered (sha256 %s, size %d; manifest says %s, %d)", p, got.SHA256, got.Size, mf.SHA256, mf.Size))
 		}
 	}
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -1,8 +1,10 @@
 package report
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -107,5 +109,102 @@ func TestVerifySignerClaim(t *testing.T) {
 	got := problems(t, Verify(dir, other))
 	if !strings.Contains(got, KeyFingerprint(other)) || !strings.Contains(got, "the manifest says key "+KeyFingerprint(pub)) {
 		t.Errorf("wrong key: %s", got)
+	}
+}
+
+// TestVerifyManifestChecksTheBytesGiven: VerifyManifest checks the signature and the
+// hashes against exactly the manifest bytes it is given, not what manifest.json holds
+// by then, and Checked carries those bytes (a caller uses what was verified).
+func TestVerifyManifestChecksTheBytesGiven(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	dir, _ := publishFixture(t, PublishOptions{Signer: priv})
+	genuine, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := os.ReadFile(filepath.Join(dir, SignatureFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var man Manifest
+	if err := json.Unmarshal(genuine, &man); err != nil {
+		t.Fatal(err)
+	}
+	man.Run.ToolVersion = "forged"
+	forged, err := json.Marshal(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// On disk the forged manifest; given the genuine bytes: verified, and those returned.
+	if err := os.WriteFile(filepath.Join(dir, ManifestName), forged, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := VerifyManifest(dir, genuine, sig, pub)
+	if err != nil || !ck.Authentic || !bytes.Equal(ck.ManifestBytes, genuine) || !bytes.Equal(ck.Signature, sig) {
+		t.Fatalf("genuine bytes, forged file: %v (authentic %v)", err, ck != nil && ck.Authentic)
+	}
+	if ck.Manifest.Run.ToolVersion == "forged" {
+		t.Errorf("Checked.Manifest parsed from another manifest than the bytes given")
+	}
+	// On disk the genuine one; given forged bytes: the signature is checked on them.
+	if err := os.WriteFile(filepath.Join(dir, ManifestName), genuine, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	ck, err = VerifyManifest(dir, forged, sig, pub)
+	if got := problems(t, err); !strings.Contains(got, "manifest.sig: signature does not match") || ck.Authentic {
+		t.Errorf("forged bytes, genuine file: %s", got)
+	}
+	if _, err := VerifyManifest(dir, genuine, nil, pub); !strings.Contains(problems(t, err), "manifest.sig: missing") {
+		t.Errorf("no signature given: %v", err)
+	}
+
+	// Match: a file read after verification is checked against the verified manifest.
+	ck, err = VerifyManifest(dir, genuine, sig, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ck.Match("report.json", rep); err != nil {
+		t.Errorf("Match(report.json as verified) = %v", err)
+	}
+	if got := problems(t, ck.Match("report.json", append(rep, ' '))); !strings.Contains(got, "report.json: changed since it was verified") {
+		t.Errorf("Match(altered) = %s", got)
+	}
+	if got := problems(t, ck.Match("evil.json", rep)); !strings.Contains(got, "evil.json: not in manifest.json") {
+		t.Errorf("Match(unlisted) = %s", got)
+	}
+}
+
+// TestVerifyInvalidManifest: a manifest.json that is not a manifest document (garbled,
+// an unknown field, another schema) is a failed check, a *VerifyError naming the file,
+// like any other mismatch; only an unreadable one is another error.
+func TestVerifyInvalidManifest(t *testing.T) {
+	dir, _ := publishFixture(t, PublishOptions{})
+	genuine, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct{ data, want string }{
+		"garbled":       {`{"schema": "rdsaudit/manifest`, "manifest.json: not a valid manifest"},
+		"unknown field": {strings.Replace(string(genuine), `{`, `{"extra":1,`, 1), `manifest.json: not a valid manifest: json: unknown field "extra"`},
+		"schema":        {`{"schema":"other/v9","run":{},"files":[]}`, `manifest.json: schema "other/v9"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, ManifestName), []byte(tc.data), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			ck, err := VerifyRun(dir, nil)
+			if got := problems(t, err); !strings.Contains(got, tc.want) || ck != nil {
+				t.Errorf("VerifyRun = %v, %v; want %q", ck, got, tc.want)
+			}
+		})
+	}
+	os.Remove(filepath.Join(dir, ManifestName))
+	var ve *VerifyError
+	if _, err := VerifyRun(dir, nil); err == nil || errors.As(err, &ve) {
+		t.Errorf("no manifest: %v, want a plain error", err)
 	}
 }

@@ -197,6 +197,10 @@ func readSmall(path string) ([]byte, error) {
 	return data, err
 }
 
+// testHookBeforeVerify, when set (by tests), runs between reading the bundle's
+// metadata files and verifying them.
+var testHookBeforeVerify func(dir string)
+
 // load verifies the bundle in dir: the key it names must be trusted for its site, the
 // manifest's signature must verify with it, and every file must match the manifest.
 func load(dir string, opts Options) (*loaded, error) {
@@ -239,22 +243,32 @@ func load(dir string, opts Options) (*loaded, error) {
 	if pub == nil {
 		return nil, refuse("bundle %s of site %q is signed with key %s, which is not a trusted key of that site (bundles.trusted_keys lists %s)", b.ID, b.Site, b.SigningKey, fingerprints(keys))
 	}
-	if err := report.Verify(dir, pub); err != nil {
+	if testHookBeforeVerify != nil {
+		testHookBeforeVerify(dir)
+	}
+	// Verify exactly the manifest and signature bytes read above, and use only those
+	// afterwards: reading manifest.json again could get another manifest than the one
+	// whose signature was checked.
+	ck, err := report.VerifyManifest(dir, raw[report.ManifestName], raw[report.SignatureFile], pub)
+	if err != nil {
 		return nil, refuse("bundle %s of site %q (key %s) does not verify: %v", b.ID, b.Site, b.SigningKey, err)
 	}
-	// Verify read the files itself: check that what was parsed is what the manifest
-	// (now verified) vouches for.
-	var man report.Manifest
-	if err := json.Unmarshal(raw[report.ManifestName], &man); err != nil {
-		return nil, refuse("%s: %v", report.ManifestName, err)
+	if !ck.Authentic {
+		return nil, refuse("bundle %s of site %q: the signature of %s was not checked", b.ID, b.Site, report.ManifestName)
+	}
+	man := ck.Manifest
+	// The files were hashed as Verify read them: check that the bundle.json parsed
+	// above is what the verified manifest vouches for.
+	if err := ck.Match(File, raw[File]); err != nil {
+		var ve *report.VerifyError
+		if errors.As(err, &ve) {
+			err = errors.New(strings.Join(ve.Problems, "; "))
+		}
+		return nil, refuse("%v (as read before verification)", err)
 	}
 	files := map[string]report.ManifestFile{}
 	for _, f := range man.Files {
 		files[f.Path] = f
-	}
-	sum := sha256.Sum256(raw[File])
-	if f, ok := files[File]; !ok || f.SHA256 != hex.EncodeToString(sum[:]) {
-		return nil, refuse("%s changed while it was verified, or is not in the manifest", File)
 	}
 	if man.Run.ID != b.ID {
 		return nil, refuse("%s says bundle %s, its manifest says %s", File, b.ID, man.Run.ID)
@@ -265,6 +279,7 @@ func load(dir string, opts Options) (*loaded, error) {
 			return nil, refuse("%s: evidence of %s (%s) is not the file the manifest lists", File, ref.Host, ref.Path)
 		}
 	}
+	raw[report.ManifestName], raw[report.SignatureFile] = ck.ManifestBytes, ck.Signature
 	msum := sha256.Sum256(raw[report.ManifestName])
 	l := &loaded{dir: dir, b: b, raw: raw, manifest: hex.EncodeToString(msum[:])}
 	if opts.MaxAge > 0 {

@@ -1,11 +1,14 @@
 package bundle_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -282,5 +285,65 @@ func TestSameBundleTwice(t *testing.T) {
 	var re *bundle.RefusedError
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), "a bundle ID names one bundle") {
 		t.Errorf("two bundles with one ID: %v", err)
+	}
+}
+
+// TestManifestSwappedDuringVerification: the manifest whose signature is checked is the
+// one whose hashes the bundle is checked against and that Attach copies into the central
+// run. manifest.json swapped between load's read and the verification must not get an
+// unsigned manifest used (review finding: it was read twice).
+func TestManifestSwappedDuringVerification(t *testing.T) {
+	k := newKey(t)
+	hosts := sampleHosts(t)
+	dir := collectBundle(t, t.TempDir(), "site-a", "", k, hosts, t0)
+	mpath := filepath.Join(dir, report.ManifestName)
+	genuine, err := os.ReadFile(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same files, hashes unchanged, but a manifest the key never signed.
+	var man report.Manifest
+	if err := json.Unmarshal(genuine, &man); err != nil {
+		t.Fatal(err)
+	}
+	man.Run.ToolVersion = "forged"
+	forged, err := json.Marshal(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(b []byte) {
+		if err := os.WriteFile(mpath, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Read forged, then the genuine one put back for verification: refused.
+	write(forged)
+	restore := bundle.SetTestHookBeforeVerify(func(string) { write(genuine) })
+	_, err = bundle.Open([]string{dir}, bundle.Options{Trusted: trusted("site-a", k)})
+	restore()
+	var re *bundle.RefusedError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "manifest.sig: signature does not match") {
+		t.Fatalf("forged manifest read, genuine one verified: Open = %v, want refused for the signature", err)
+	}
+
+	// Read genuine, then forged on disk: the genuine bytes (the ones verified) are what
+	// Attach copies.
+	write(genuine)
+	restore = bundle.SetTestHookBeforeVerify(func(string) { write(forged) })
+	src, err := bundle.Open([]string{dir}, bundle.Options{Trusted: trusted("site-a", k)})
+	restore()
+	if err != nil {
+		t.Fatalf("genuine manifest read and verified: Open = %v", err)
+	}
+	copied := map[string][]byte{}
+	if _, err := src.Attach(hosts, func(rel string, data []byte) error { copied[path.Base(rel)] = data; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(copied[report.ManifestName], genuine) {
+		t.Errorf("Attach copied a manifest other than the verified one:\n%s", copied[report.ManifestName])
+	}
+	if sig, _ := os.ReadFile(filepath.Join(dir, report.SignatureFile)); !bytes.Equal(copied[report.SignatureFile], sig) {
+		t.Errorf("Attach copied another signature")
 	}
 }

@@ -133,3 +133,35 @@ func TestImportVerification(t *testing.T) {
 		t.Errorf("import of a tampered run: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
+
+// TestInvalidManifestIsAFailedCheck: a manifest.json that is garbled, has an unknown
+// field or another schema is a run that does not match its manifest: verify and import
+// exit 5 (not 2 or 4), naming the file.
+func TestInvalidManifestIsAFailedCheck(t *testing.T) {
+	dir, prefix := signedRun(t)
+	genuine, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct{ data, want string }{
+		"garbled":       {`{"schema": "rdsaudit.manifest/v1", "files": [`, "manifest.json: not a valid manifest"},
+		"unknown field": {strings.Replace(string(genuine), "{", `{"extra": true,`, 1), `manifest.json: not a valid manifest: json: unknown field "extra"`},
+		"schema":        {`{"schema": "rdsaudit.manifest/v0", "run": {}, "files": []}`, `manifest.json: schema "rdsaudit.manifest/v0"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			writeFile(t, filepath.Join(dir, "manifest.json"), tc.data)
+			code, stdout, stderr := rdsaudit(t, sampleNow, "verify", dir, "--pubkey", prefix+".pub")
+			if code != ExitVerifyFail || !strings.Contains(stderr, tc.want) {
+				t.Errorf("verify: exit %d, want %d saying %q\n%s%s", code, ExitVerifyFail, tc.want, stdout, stderr)
+			}
+			db := filepath.Join(t.TempDir(), "h.db")
+			code, stdout, stderr = rdsaudit(t, sampleNow, "import", dir, "--db", db, "--pubkey", prefix+".pub", "--unverified")
+			if code != ExitVerifyFail || !strings.Contains(stderr, tc.want) {
+				t.Errorf("import: exit %d, want %d saying %q\n%s%s", code, ExitVerifyFail, tc.want, stdout, stderr)
+			}
+			if strings.Contains(stdout+stderr, "PRIVATE KEY") {
+				t.Errorf("key material printed:\n%s%s", stdout, stderr)
+			}
+		})
+	}
+}
