@@ -54,7 +54,7 @@ func Flags() map[string]string {
 func BindFlags(fs *pflag.FlagSet) {
 	fs.String("output-dir", "", "directory for run directories and history (overrides output_dir)")
 	fs.Int("concurrency", DefaultConcurrency, "hosts collected at once (overrides collection.concurrency)")
-	fs.String("source", SourceWinRM, "evidence source: winrm or offline (overrides collection.source)")
+	fs.String("source", SourceWinRM, "evidence source: winrm, offline or bundles (overrides collection.source)")
 	fs.String("evidence-dir", "", "directory of offline evidence files (overrides collection.evidence_dir)")
 }
 
