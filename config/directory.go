@@ -71,8 +71,10 @@ func (c *Config) validateDirectory(at atFunc, creds map[string]bool) {
 	intRange(at, "directory.page_size", d.PageSize, 1, 100_000)
 	durRange(at, "directory.timeout", d.Timeout, time.Second, 24*time.Hour)
 	intRange(at, "directory.max_entries", d.MaxEntries, 1, 100_000_000)
-	if d.MaxBytes < 1<<20 || d.MaxBytes > 16<<30 {
-		at("directory.max_bytes", "must be between 1048576 (1 MiB) and 17179869184 (16 GiB), got %d", d.MaxBytes)
+	// At most 1 GiB: what is read must fit a directory evidence document that can be
+	// read back (directory.MaxDocumentBytes, offline and for re-evaluation).
+	if d.MaxBytes < 1<<20 || d.MaxBytes > 1<<30 {
+		at("directory.max_bytes", "must be between 1048576 (1 MiB) and 1073741824 (1 GiB), got %d", d.MaxBytes)
 	}
 	durRange(at, "directory.reclaim_after", d.ReclaimAfter, 24*time.Hour, 10*365*24*time.Hour)
 	switch {

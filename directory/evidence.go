@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/rdsaudit/rdsaudit/evidence"
@@ -147,7 +148,17 @@ func Decode(data []byte) (*Evidence, error) {
 	default:
 		return nil, fmt.Errorf("directory evidence: coverage status %q, want collected or failed", e.Coverage.Status)
 	}
+	dns := make(map[string]bool, len(e.Users))
 	for i, u := range e.Users {
+		// Users are counted by DN: an empty or repeated one would merge holders.
+		dn := strings.ToLower(u.DN)
+		switch {
+		case dn == "":
+			return nil, fmt.Errorf("directory evidence: users[%d]: no distinguishedName", i)
+		case dns[dn]:
+			return nil, fmt.Errorf("directory evidence: users[%d]: distinguishedName repeated (a user is listed once)", i)
+		}
+		dns[dn] = true
 		for _, s := range u.Slots {
 			if s.Slot < 1 || s.Slot > 4 {
 				return nil, fmt.Errorf("directory evidence: users[%d]: slot %d, want 1-4", i, s.Slot)

@@ -117,10 +117,17 @@ func (pu001) checkFleet(c *evalCtx, s *sink) {
 			r.Expected = fmt.Sprintf("at most %d entitled", n)
 			ev = append(ev, EvidenceField{Field: fieldLedger, Value: fmt.Sprintf("%d per_user %s entitled", n, v.Version)})
 			r.Evidence = ev
-			if int64(v.Active) > n {
+			switch {
+			case int64(v.Active) > n:
 				r.Outcome = Fail
 				r.Message = fmt.Sprintf("Per User %s: %d users hold an active CAL in Active Directory, %d entitled: shortfall %d", v.Version, v.Active, n, int64(v.Active)-n)
-			} else {
+			case int64(v.Active+v.Unknown) > n:
+				// Holders whose msTSExpireDate could not be read may be active: within the
+				// entitlement is not shown (evidence missing), never a pass.
+				r.Outcome = Error
+				r.Message = fmt.Sprintf("Per User %s: %d users hold an active CAL, %d entitled, but %d more hold one whose expiry could not be read: up to %d could be in use, so the entitlement may be exceeded by up to %d",
+					v.Version, v.Active, n, v.Unknown, v.Active+v.Unknown, int64(v.Active+v.Unknown)-n)
+			default:
 				r.Outcome = Pass
 				r.Message = fmt.Sprintf("Per User %s: %d users hold an active CAL, within %d entitled", v.Version, v.Active, n)
 			}

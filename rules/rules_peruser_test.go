@@ -34,6 +34,26 @@ func dirUsers(ver, ls string, n, disabled int) func(*fleet) {
 	}
 }
 
+// withUnreadableExpiry adds n users of version ver whose msTSExpireDate cannot be read.
+func withUnreadableExpiry(ver, ls string, active, n int) func(*fleet) {
+	return func(f *fleet) {
+		exp := now().Add(30*24*time.Hour).UTC().Format("20060102150405") + ".0Z"
+		doc := &directory.Evidence{Schema: directory.Schema, Domain: "corp.example.com", Collector: "test", CollectedAt: now(),
+			Coverage: directory.Coverage{Status: directory.StatusCollected}}
+		for i := 0; i < active+n; i++ {
+			name := "u" + strconv.Itoa(i)
+			e := exp
+			if i >= active {
+				e = "not a date"
+			}
+			doc.Users = append(doc.Users, directory.User{SAMAccountName: name, DN: "CN=" + name, UserAccountControl: "512",
+				LastLogonTimestamp: fileTime(now().Add(-24 * time.Hour)),
+				Slots:              []directory.Slot{{Slot: 1, LicenseVersion: ver, ExpireDate: e, ManagingLS: ls}}})
+		}
+		f.perUser = directory.Summarise([]*directory.Evidence{doc}, now(), 90*24*time.Hour)
+	}
+}
+
 func fileTime(t time.Time) string {
 	return strconv.FormatInt(t.UTC().UnixNano()/100+116444736000000000, 10)
 }
@@ -63,6 +83,11 @@ func perUserCases() []ruleCase {
 		// PU-001
 		{rule: "RDS-PU-001", name: "no directory", subject: "directory", want: NotApplicable},
 		{rule: "RDS-PU-001", name: "within", subject: "per_user/2012", want: Pass, setup: both(dirUsers("393218", testLSID, 10, 0), ledger(ent("per_user", 4, 10, 100)))},
+		// Holders whose expiry cannot be read may be active: not a pass (review of issue 15).
+		{rule: "RDS-PU-001", name: "unreadable expiries could exceed", subject: "per_user/2012", want: Error, contains: "exceeded by up to 2",
+			setup: both(withUnreadableExpiry("393218", testLSID, 9, 3), ledger(ent("per_user", 4, 10, 100)))},
+		{rule: "RDS-PU-001", name: "unreadable expiries within", subject: "per_user/2012", want: Pass,
+			setup: both(withUnreadableExpiry("393218", testLSID, 5, 3), ledger(ent("per_user", 4, 10, 100)))},
 		{rule: "RDS-PU-001", name: "over", subject: "per_user/2012", want: Fail, contains: "shortfall 2", setup: both(dirUsers("393218", testLSID, 12, 0), ledger(ent("per_user", 4, 10, 100)))},
 		{rule: "RDS-PU-001", name: "unknown version never guessed", subject: "per_user/unknown version (C50-6.0x-S)", want: Error, contains: "maps to no confirmed CAL version",
 			setup: both(dirUsers("C50-6.0x-S", testLSID, 3, 0), ledger(ent("per_user", 4, 10, 100)))},
