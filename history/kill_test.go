@@ -132,7 +132,7 @@ func createLoop(dir string) {
 // history instead of calling it corrupt.
 func TestKillFirstTransaction(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kill test spawns processes")
+		t.Skip("-short: this test starts child processes and SIGKILLs them at many points (tens of seconds); the full suite and CI run it")
 	}
 	path := filepath.Join(t.TempDir(), "history.db")
 	cmd, sc := child(t, "first-tx", path, "")
@@ -153,7 +153,7 @@ func TestKillFirstTransaction(t *testing.T) {
 // (the finished ones and the unfinished one alike are empty).
 func TestKillFirstOpen(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kill test spawns processes")
+		t.Skip("-short: this test starts child processes and SIGKILLs them at many points (tens of seconds); the full suite and CI run it")
 	}
 	unfinished := 0
 	for _, d := range []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 120 * time.Millisecond, 300 * time.Millisecond} {
@@ -294,7 +294,7 @@ func counts(t *testing.T, path string) string {
 // store must then be intact and hold exactly what it held before.
 func TestKillMidRecord(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kill test spawns processes")
+		t.Skip("-short: this test starts child processes and SIGKILLs them at many points (tens of seconds); the full suite and CI run it")
 	}
 	path := t.TempDir() + "/history.db"
 	s, err := Open(ctx, path)
@@ -358,7 +358,7 @@ const relinkHosts = 2000
 // later run's findings are persisting since the backfilled month.
 func TestKillMidRelink(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kill test spawns processes")
+		t.Skip("-short: this test starts child processes and SIGKILLs them at many points (tens of seconds); the full suite and CI run it")
 	}
 	path := t.TempDir() + "/history.db"
 	s, err := Open(ctx, path)
