@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rdsaudit/rdsaudit/internal/testtool"
 )
 
 // BaseDN is the test domain's naming context.
@@ -90,32 +92,14 @@ type Server struct {
 // Tools are the programs Start needs (Debian packages slapd, ldap-utils).
 func Tools() []string { return []string{"slapd", "slapadd"} }
 
-func look(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
-		p := filepath.Join(d, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found", name)
-}
+func look(name string) (string, error) { return testtool.Find(name) }
 
 // Start builds the directory and starts slapd on loopback; it is stopped at cleanup.
 // Without slapd the test is skipped, unless env CI is set (then it fails: .ci/run
 // installs it).
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	for _, tool := range Tools() {
-		if _, err := look(tool); err != nil {
-			if os.Getenv("CI") == "" {
-				t.Skipf("OpenLDAP not installed (%v): apt-get install slapd ldap-utils", err)
-			}
-			t.Fatalf("OpenLDAP not installed (%v)", err)
-		}
-	}
+	testtool.Require(t, "OpenLDAP", "apt-get install slapd ldap-utils", Tools()...)
 	start := time.Now()
 	if o.SizeLimit == 0 {
 		o.SizeLimit = 500

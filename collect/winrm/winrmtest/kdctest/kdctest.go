@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rdsaudit/rdsaudit/internal/testtool"
 )
 
 // KDC is a throwaway MIT Kerberos realm (Debian packages krb5-kdc, krb5-admin-server,
@@ -39,31 +41,13 @@ type KDC struct {
 func Tools() []string { return []string{"kdb5_util", "kadmin.local", "krb5kdc"} }
 
 // lookKDCTool finds an MIT program on PATH or in /usr/sbin (not on a user's PATH).
-func lookKDCTool(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
-		p := filepath.Join(d, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found", name)
-}
+func lookKDCTool(name string) (string, error) { return testtool.Find(name) }
 
 // Start creates the realm and starts its KDC. Without the MIT tools the test is
 // skipped, unless env CI is set (then it fails: CI installs them, see .ci/run).
 func Start(t testing.TB, realm string) *KDC {
 	t.Helper()
-	for _, tool := range Tools() {
-		if _, err := lookKDCTool(tool); err != nil {
-			if os.Getenv("CI") == "" {
-				t.Skipf("MIT Kerberos KDC not installed (%v): apt-get install krb5-kdc krb5-admin-server krb5-user", err)
-			}
-			t.Fatalf("MIT Kerberos KDC not installed (%v)", err)
-		}
-	}
+	testtool.Require(t, "MIT Kerberos KDC", "apt-get install krb5-kdc krb5-admin-server krb5-user", Tools()...)
 	start := time.Now()
 	dir := t.TempDir()
 	port, err := freeLoopbackPort()
