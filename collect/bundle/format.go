@@ -10,7 +10,6 @@
 package bundle
 
 import (
-	"crypto/ed25519"
 	"time"
 
 	"github.com/rdsaudit/rdsaudit/report"
@@ -52,6 +51,3 @@ type Bundle struct {
 // supersedes an older one.
 func (b *Bundle) Slot() string { return b.Site + "|" + b.Shard + "|" + b.Selection }
 
-// KeyFingerprint is an ed25519 public key's fingerprint as bundles, runs and errors
-// show it (report.KeyFingerprint: one definition for every signed document).
-func KeyFingerprint(pub ed25519.PublicKey) string { return report.KeyFingerprint(pub) }

@@ -236,7 +236,7 @@ func load(dir string, opts Options) (*loaded, error) {
 	}
 	var pub ed25519.PublicKey
 	for _, k := range keys {
-		if KeyFingerprint(k) == b.SigningKey {
+		if report.KeyFingerprint(k) == b.SigningKey {
 			pub = k
 		}
 	}
@@ -293,7 +293,7 @@ func load(dir string, opts Options) (*loaded, error) {
 func fingerprints(keys []ed25519.PublicKey) string {
 	fps := make([]string, len(keys))
 	for i, k := range keys {
-		fps[i] = KeyFingerprint(k)
+		fps[i] = report.KeyFingerprint(k)
 	}
 	return strings.Join(fps, ", ")
 }

@@ -165,7 +165,7 @@ func TestUnknownKeyRefused(t *testing.T) {
 	dir := collectBundle(t, t.TempDir(), "site-a", "", k, sampleHosts(t), t0)
 	_, err := bundle.Open([]string{dir}, bundle.Options{Trusted: trusted("site-a", other)})
 	var re *bundle.RefusedError
-	if !errors.As(err, &re) || !strings.Contains(err.Error(), bundle.KeyFingerprint(pub(k))) ||
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), report.KeyFingerprint(pub(k))) ||
 		!strings.Contains(err.Error(), "not a trusted key of that site") {
 		t.Fatalf("bundle signed by an untrusted key: %v", err)
 	}
@@ -178,7 +178,7 @@ func TestUnknownKeyRefused(t *testing.T) {
 	dir2 := collectBundle(t, t.TempDir(), "site-a", "", other, sampleHosts(t), t0)
 	p := filepath.Join(dir2, bundle.File)
 	data, _ := os.ReadFile(p)
-	forged := strings.Replace(string(data), bundle.KeyFingerprint(pub(other)), bundle.KeyFingerprint(pub(k)), 1)
+	forged := strings.Replace(string(data), report.KeyFingerprint(pub(other)), report.KeyFingerprint(pub(k)), 1)
 	if err := os.WriteFile(p, []byte(forged), 0o640); err != nil {
 		t.Fatal(err)
 	}

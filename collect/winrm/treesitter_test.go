@@ -131,12 +131,9 @@ func TestScriptParsesAsPowerShell(t *testing.T) {
 	scripts, names := shippedScripts(t), shippedNames
 	trees := parsePowerShell(t, scripts...)
 	for i, tree := range trees {
-		lines := strings.Split(scripts[i], "\n")
-		commands, known := 0, 0
+		commands := 0
 		tree.walk(func(n *tsNode) {
 			switch {
-			case (n.Error || n.Missing) && grammarDefect(lines, n):
-				known++
 			case n.Error:
 				t.Errorf("%s:%s: syntax error: %.80q", names[i], n.at(), n.Text)
 			case n.Missing:
@@ -145,35 +142,10 @@ func TestScriptParsesAsPowerShell(t *testing.T) {
 				commands++
 			}
 		})
-		if known > 0 {
-			t.Logf("%s: %d node(s) of tree-sitter-powershell's -band/-bor/-bxor defect in method arguments (valid PowerShell; see grammarDefect)", names[i], known)
-		}
 		if commands == 0 {
 			t.Errorf("%s: no command or invocation in the parse tree", names[i])
 		}
 	}
-}
-
-// grammarDefect recognises the one defect of tree-sitter-powershell 0.26.4 the shipped
-// scripts meet: its grammar.js gives bitwise_argument_expression the operators -and,
-// -or and -xor instead of -band, -bor and -bxor, so "$m.WriteByte(($a -shr $n) -band 255)"
-// (valid since PowerShell 1.0) parses as a MISSING ")" before "-band" and an ERROR
-// ")" after the argument. Only these two shapes, at such an operator, are excused.
-func grammarDefect(lines []string, n *tsNode) bool {
-	if n.Row >= len(lines) || n.Col > len(lines[n.Row]) {
-		return false
-	}
-	line := lines[n.Row]
-	bitwise := regexp.MustCompile(`(?i)^\s*-b(and|or|xor)\s`)
-	switch {
-	case n.Missing && n.Type == ")":
-		return bitwise.MatchString(line[n.Col:])
-	case n.Error && strings.TrimSpace(n.Text) == ")":
-		before := line[:n.Col]
-		i := strings.LastIndex(strings.ToLower(before), " -b")
-		return i >= 0 && bitwise.MatchString(before[i:]) && !strings.ContainsAny(before[i:], "()")
-	}
-	return false
 }
 
 // TestScriptIsReadOnlyByParseTree runs the write-verb lint on the parse tree of the

@@ -106,7 +106,7 @@ func CollectBundle(ctx context.Context, o BundleOptions) (*BundleResult, error) 
 		Schema: bundle.Schema, ID: id, Site: o.Site, Shard: o.Shard, Selection: o.Selection,
 		ToolVersion: o.ToolVersion, ConfigHash: o.ConfigHash, StartedAt: started, FinishedAt: finished,
 		CollectionWindow: rep.Run.CollectionWindow,
-		SigningKey:       bundle.KeyFingerprint(o.Signer.Public().(ed25519.PublicKey)),
+		SigningKey:       report.KeyFingerprint(o.Signer.Public().(ed25519.PublicKey)),
 		Coverage:         rep.Coverage, Evidence: rep.Evidence,
 	}
 	dir, err := stage.Publish(ctx, rep, report.PublishOptions{Signer: o.Signer,

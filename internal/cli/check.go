@@ -50,7 +50,7 @@ Exit codes: 0 every host passed, 3 some host failed, 2 configuration error.`,
 			if inv, err = sel.Select(inv); err != nil {
 				return usageErr(err)
 			}
-			col, err := checkCollector(e, cfg)
+			col, err := winrmCollector(e, cfg) // whatever collection.source says: an offline audit's transport can be checked before going live
 			if err != nil {
 				return err
 			}
@@ -68,11 +68,6 @@ Exit codes: 0 every host passed, 3 some host failed, 2 configuration error.`,
 	return cmd
 }
 
-// checkCollector is the WinRM collector of the configuration, whatever
-// collection.source says (an offline audit's transport can be checked before going live).
-func checkCollector(e *env, cfg *config.Config) (*winrm.Collector, error) {
-	return winrmCollector(e, cfg)
-}
 
 // runChecks checks every host, at most concurrency at a time, and returns the results
 // in the hosts' order.
