@@ -50,4 +50,3 @@ type Bundle struct {
 // Slot names the collector a bundle comes from: a newer bundle of the same slot
 // supersedes an older one.
 func (b *Bundle) Slot() string { return b.Site + "|" + b.Shard + "|" + b.Selection }
-

@@ -68,7 +68,6 @@ Exit codes: 0 every host passed, 3 some host failed, 2 configuration error.`,
 	return cmd
 }
 
-
 // runChecks checks every host, at most concurrency at a time, and returns the results
 // in the hosts' order.
 func runChecks(ctx context.Context, c *winrm.Collector, hosts []evidence.HostRef, concurrency int) []*winrm.CheckResult {
