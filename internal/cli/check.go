@@ -12,7 +12,6 @@ import (
 
 	"github.com/rdsaudit/rdsaudit/collect"
 	"github.com/rdsaudit/rdsaudit/collect/winrm"
-	"github.com/rdsaudit/rdsaudit/config"
 	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
@@ -22,8 +21,8 @@ import (
 // error.
 func newCheckCmd(e *env) *cobra.Command {
 	var (
-		path          string
-		hosts, groups []string
+		path string
+		sel  selectionFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "check",
@@ -42,12 +41,13 @@ Exit codes: 0 every host passed, 3 some host failed, 2 configuration error.`,
 			if err != nil {
 				return err
 			}
+			// Restricted before the collector is built: only the selected hosts'
+			// credentials are resolved.
+			if err := sel.apply(e, cfg); err != nil {
+				return err
+			}
 			inv, err := cfg.Hosts()
 			if err != nil {
-				return usageErr(err)
-			}
-			sel := config.Selection{Hosts: config.ParseList(hosts), Groups: config.ParseList(groups)}
-			if inv, err = sel.Select(inv); err != nil {
 				return usageErr(err)
 			}
 			col, err := winrmCollector(e, cfg) // whatever collection.source says: an offline audit's transport can be checked before going live
@@ -63,8 +63,7 @@ Exit codes: 0 every host passed, 3 some host failed, 2 configuration error.`,
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (YAML)")
-	cmd.Flags().StringSliceVar(&hosts, "hosts", nil, "check only these hosts: names or globs, comma-separated or repeated")
-	cmd.Flags().StringSliceVar(&groups, "group", nil, "check only the hosts of these inventory groups: names or globs")
+	sel.bind(cmd.Flags())
 	return cmd
 }
 

@@ -22,7 +22,7 @@ import (
 // for a central `run --bundles` (issue 16).
 func newCollectCmd(e *env) *cobra.Command {
 	var path, dir, shard, shardIndex string
-	var sel config.Selection
+	var sel selectionFlags
 	cmd := &cobra.Command{
 		Use:   "collect",
 		Short: "Collect hosts (a site, a shard) into a signed evidence bundle for a central run --bundles",
@@ -53,11 +53,10 @@ the bundles against bundles.trusted_keys and evaluates their union.`,
 			if cfg.Signing.KeyFile == "" {
 				return usageErr(fmt.Errorf("signing.key_file: required by collect (%s): the central run refuses unsigned bundles (rdsaudit keygen makes a key)", cfg.File()))
 			}
-			all, err := cfg.Hosts()
-			if err != nil {
-				return usageErr(err)
+			if err := sel.apply(e, cfg); err != nil {
+				return err
 			}
-			hosts, err := sel.Select(all)
+			hosts, err := cfg.Hosts()
 			if err != nil {
 				return usageErr(err)
 			}
@@ -79,7 +78,7 @@ the bundles against bundles.trusted_keys and evaluates their union.`,
 			col = prog.track(col)
 			res, err := audit.CollectBundle(e.ctx, audit.BundleOptions{
 				Hosts: refs, Collector: col, Concurrency: cfg.Collection.Concurrency, Dir: dir,
-				Site: cfg.Site.Name, Shard: sh.String(), Selection: selectionString(sel),
+				Site: cfg.Site.Name, Shard: sh.String(), Selection: selectionString(sel.selection()),
 				Signer: signer, ToolVersion: ToolVersion(), ConfigHash: cfg.Hash(),
 				Now: e.now, Log: e.log, Progress: prog,
 			})
@@ -104,8 +103,7 @@ the bundles against bundles.trusted_keys and evaluates their union.`,
 	cmd.Flags().StringVar(&dir, "bundle", "", "directory to publish the evidence bundle in (a subdirectory per bundle)")
 	cmd.Flags().StringVar(&shard, "shard", "", "collect only shard K of N of the inventory (K/N, e.g. 2/3; a stable split by host name)")
 	cmd.Flags().StringVar(&shardIndex, "shard-index", "", "the same 0-based: I/N is --shard I+1/N (for a Kubernetes Indexed Job: --shard-index $(JOB_COMPLETION_INDEX)/N, no shell needed)")
-	cmd.Flags().StringSliceVar(&sel.Hosts, "hosts", nil, "collect only these hosts (names or globs, comma-separated)")
-	cmd.Flags().StringSliceVar(&sel.Groups, "group", nil, "collect only hosts of these groups (names or globs, comma-separated)")
+	sel.bind(cmd.Flags())
 	config.BindFlags(cmd.Flags())
 	return cmd
 }

@@ -36,13 +36,13 @@ func (f *runFlags) bind(cmd *cobra.Command) {
 	f.fs = cmd.Flags()
 }
 
-// selectionFlags are --hosts and --group (run, demo, schedule): which inventory hosts
-// the audit targets (config.Selection).
+// selectionFlags are --hosts and --group (run, demo, schedule, check, collect): which
+// inventory hosts the command targets (config.Selection).
 type selectionFlags struct{ hosts, groups []string }
 
 func (s *selectionFlags) bind(fs *pflag.FlagSet) {
-	fs.StringArrayVar(&s.hosts, "hosts", nil, "audit only these inventory hosts: names or globs (RDSH-A*), comma-separated or repeated")
-	fs.StringArrayVar(&s.groups, "group", nil, "audit only the hosts of these inventory groups: names or globs, comma-separated or repeated")
+	fs.StringArrayVar(&s.hosts, "hosts", nil, "only these inventory hosts: names or globs (RDSH-A*), comma-separated or repeated")
+	fs.StringArrayVar(&s.groups, "group", nil, "only the hosts of these inventory groups: names or globs, comma-separated or repeated")
 }
 
 func (s *selectionFlags) selection() config.Selection {
