@@ -926,16 +926,27 @@ func parseCIM(s string) (time.Time, bool) {
 	if err != nil {
 		return time.Time{}, false
 	}
-	micro, err1 := strconv.Atoi(s[15:21])
-	off, err2 := strconv.Atoi(s[22:25])
-	if err1 != nil || err2 != nil {
+	// Both fields are digits only: strconv.Atoi would take "+00000" or "-0001" too, and
+	// a signed microsecond field would move the time (found by FuzzParseDate).
+	if !allDigits(s[15:21]) || !allDigits(s[22:25]) {
 		return time.Time{}, false
 	}
+	micro, _ := strconv.Atoi(s[15:21])
+	off, _ := strconv.Atoi(s[22:25])
 	t = t.Add(time.Duration(micro) * time.Microsecond)
 	if s[21] == '+' {
 		off = -off
 	}
 	return t.Add(time.Duration(off) * time.Minute).UTC(), true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // dayFirst says whether a culture writes "a/b/yyyy" day first. Only the month-first
