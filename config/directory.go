@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/rdsaudit/rdsaudit/directory"
 )
 
 // Directory configures the optional read of Per User CAL assignments from Active
@@ -99,8 +101,8 @@ func (c *Config) validateDirectory(at atFunc, creds map[string]bool) {
 		switch {
 		case dom.Name == "":
 			at(base+".name", "required (the domain's DNS name, e.g. corp.example.com)")
-		case strings.ContainsAny(dom.Name, `/\:*?"<>| `) || strings.HasPrefix(dom.Name, "."):
-			at(base+".name", "must be a DNS name (it names the evidence file), got %q", dom.Name)
+		case directory.CheckDomainName(dom.Name) != nil:
+			at(base+".name", "%v; it names the evidence file <name>.directory.json", directory.CheckDomainName(dom.Name))
 		case seen[name]:
 			at(base+".name", "duplicate domain %q", dom.Name)
 		}

@@ -54,7 +54,7 @@ func TestDirectoryProblems(t *testing.T) {
 	for _, want := range []string{
 		"directory.page_size: must be between 1 and 100000, got 0",
 		"directory.pseudonymise: needs a key",
-		`directory.domains[0].name: must be a DNS name`,
+		`directory.domains[0].name: "bad/name" is not a DNS name`,
 		`directory.domains[0].urls[0]: must be an ldaps:// or ldap:// URL, got "https://dc1"`,
 		"directory.domains[0].urls[1]: must not carry user information",
 		"directory.domains[0].urls[2]: must be scheme://host[:port] only",

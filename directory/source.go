@@ -94,3 +94,33 @@ func (o Offline) Documents(ctx context.Context) []*Evidence {
 	}
 	return out
 }
+
+// CheckDomainName returns what is wrong with a domain's DNS name, or nil. The name
+// becomes a file name (<name>.directory.json, in every run's evidence and in offline
+// evidence directories), so it must be a DNS name — labels of letters, digits and
+// hyphens, at most 63 characters each, 253 in all — whose first label is no Windows
+// device name (CON, NUL, COM1…, which Windows opens as a device whatever follows).
+func CheckDomainName(name string) error {
+	if name == "" {
+		return errors.New("empty")
+	}
+	if len(name) > 253 {
+		return fmt.Errorf("%d characters, more than the 253 of a DNS name", len(name))
+	}
+	labels := strings.Split(name, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return fmt.Errorf("%q is not a DNS name (labels of 1 to 63 letters, digits and hyphens, separated by dots)", name)
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Errorf("%q is not a DNS name (labels of 1 to 63 letters, digits and hyphens, separated by dots)", name)
+			}
+		}
+	}
+	if evidence.WindowsDeviceName(strings.ToLower(labels[0])) {
+		return fmt.Errorf("%q begins with a Windows device name, which cannot name a file on Windows", name)
+	}
+	return nil
+}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -391,4 +392,15 @@ func EqualName(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// WindowsDeviceName reports whether stem (lower case, the part of a file name before
+// its first dot) is a Windows device name — CON, PRN, AUX, NUL, COM0-9, LPT0-9 — which
+// Windows opens as the device, not a file, whatever extension follows.
+func WindowsDeviceName(stem string) bool {
+	switch stem {
+	case "con", "prn", "aux", "nul":
+		return true
+	}
+	return len(stem) == 4 && (strings.HasPrefix(stem, "com") || strings.HasPrefix(stem, "lpt")) && stem[3] >= '0' && stem[3] <= '9'
 }

@@ -26,8 +26,8 @@ type PerUser struct {
 // evidence/directory/<domain>.directory.json and lists it for the manifest.
 func (s *Stage) AddDirectoryEvidence(doc *directory.Evidence) (EvidenceRef, error) {
 	name := strings.ToLower(doc.Domain)
-	if name == "" || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
-		return EvidenceRef{}, fmt.Errorf("publish: directory evidence of domain %q: not a DNS name", doc.Domain)
+	if err := directory.CheckDomainName(doc.Domain); err != nil {
+		return EvidenceRef{}, fmt.Errorf("publish: directory evidence of domain: %v", err)
 	}
 	var buf bytes.Buffer
 	if err := directory.Encode(&buf, doc); err != nil {

@@ -856,7 +856,7 @@ func EvidenceFileNames(hosts []string) map[string]string {
 		if len(s) > 100 {
 			s = s[:100]
 		}
-		if stem, rest, _ := strings.Cut(s, "."); windowsDevice(stem) {
+		if stem, rest, _ := strings.Cut(s, "."); evidence.WindowsDeviceName(stem) {
 			// CON, NUL.txt, com1.corp.example… are devices on Windows, not files.
 			s, changed = stem+"_", true
 			if rest != "" {
@@ -901,14 +901,4 @@ func EvidenceFileNames(hosts []string) map[string]string {
 		}
 	}
 	return out
-}
-
-// windowsDevice reports whether a file name stem (the part before the first dot,
-// lower case) is a device name on Windows: CON, PRN, AUX, NUL, COM0-9, LPT0-9.
-func windowsDevice(stem string) bool {
-	switch stem {
-	case "con", "prn", "aux", "nul":
-		return true
-	}
-	return len(stem) == 4 && (strings.HasPrefix(stem, "com") || strings.HasPrefix(stem, "lpt")) && stem[3] >= '0' && stem[3] <= '9'
 }
