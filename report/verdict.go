@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/rdsaudit/rdsaudit/directory"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -17,8 +18,10 @@ const (
 	// VerdictFail: every targeted host was collected and unwaived findings are at or
 	// above fail_on.
 	VerdictFail VerdictStatus = "fail"
-	// VerdictIncomplete: some targeted hosts were not collected. It takes precedence over
-	// findings: an audit that did not see the whole fleet proves nothing about it.
+	// VerdictIncomplete: some targeted hosts were not collected, or a configured
+	// directory domain was not read (the Per User figures are unknown). It takes
+	// precedence over findings: an audit that did not see the whole fleet proves
+	// nothing about it.
 	VerdictIncomplete VerdictStatus = "incomplete"
 )
 
@@ -34,7 +37,16 @@ type Verdict struct {
 	// NotCollected names the failure classes of the hosts not collected, as
 	// "connect 1, unsupported_os 1".
 	NotCollected string
+	// Domains and DomainsRead count the configured directory domains (directory.domains)
+	// and those read; DomainsNotRead names the others with their class, as
+	// "corp2.example.com (tls)". All zero without a directory.
+	Domains, DomainsRead int
+	DomainsNotRead       string
 }
+
+// Complete reports whether every targeted host was collected and every configured
+// directory domain read.
+func (v Verdict) Complete() bool { return v.Collected >= v.Targeted && v.DomainsRead >= v.Domains }
 
 // Verdict judges the report: coverage first, then findings at or above fail_on.
 func (r *Report) Verdict() Verdict {
@@ -49,8 +61,20 @@ func (r *Report) Verdict() Verdict {
 		classes = append(classes, fmt.Sprintf("%s %d", c.Class, c.Count))
 	}
 	v.NotCollected = strings.Join(classes, ", ")
+	if pu := r.PerUser; pu != nil && pu.Summary != nil {
+		var notRead []string
+		for _, d := range pu.Domains {
+			v.Domains++
+			if d.Status == directory.StatusCollected {
+				v.DomainsRead++
+			} else {
+				notRead = append(notRead, fmt.Sprintf("%s (%s)", d.Domain, d.Class))
+			}
+		}
+		v.DomainsNotRead = strings.Join(notRead, ", ")
+	}
 	switch {
-	case v.Collected < v.Targeted:
+	case !v.Complete():
 		v.Status = VerdictIncomplete
 	case v.Blocking > 0:
 		v.Status = VerdictFail
@@ -68,7 +92,14 @@ func (v Verdict) FindingsFail() bool { return v.Blocking > 0 }
 func (v Verdict) Reason() string {
 	switch v.Status {
 	case VerdictIncomplete:
-		return fmt.Sprintf("%d of %d hosts collected", v.Collected, v.Targeted)
+		var parts []string
+		if v.Collected < v.Targeted {
+			parts = append(parts, fmt.Sprintf("%d of %d hosts collected", v.Collected, v.Targeted))
+		}
+		if v.DomainsRead < v.Domains {
+			parts = append(parts, fmt.Sprintf("%d of %d directory domains read", v.DomainsRead, v.Domains))
+		}
+		return strings.Join(parts, "; ")
 	case VerdictFail:
 		return fmt.Sprintf("unwaived findings at or above %s", v.FailOn)
 	}
@@ -102,6 +133,14 @@ func (v Verdict) Reasons() []string {
 	} else {
 		out = append(out, fmt.Sprintf("coverage: all %d targeted hosts collected", v.Targeted))
 	}
+	switch {
+	case v.Domains == 0:
+	case v.DomainsRead < v.Domains:
+		out = append(out, fmt.Sprintf("directory: %d of %d configured domains read (not read: %s); the Per User figures are unknown, so the audit cannot pass",
+			v.DomainsRead, v.Domains, v.DomainsNotRead))
+	default:
+		out = append(out, fmt.Sprintf("directory: all %d configured %s read", v.Domains, plural(v.Domains, "domain")))
+	}
 	if v.Blocking > 0 {
 		out = append(out, fmt.Sprintf("findings: %d unwaived %s at or above fail_on = %s", v.Blocking, plural(v.Blocking, "finding"), v.FailOn))
 	} else {
@@ -127,10 +166,13 @@ type VerdictRecord struct {
 	Targeted  int            `json:"targeted"`
 	Collected int            `json:"collected"`
 	Blocking  int            `json:"blocking"`
+	// Directory domains configured and read (absent without a directory).
+	Domains     int `json:"directory_domains,omitempty"`
+	DomainsRead int `json:"directory_domains_read,omitempty"`
 }
 
 // Record is the verdict as report.json records it.
 func (v Verdict) Record() VerdictRecord {
 	return VerdictRecord{Status: v.Status, Word: v.Word(), FailOn: v.FailOn, Reason: v.Reason(), Reasons: v.Reasons(),
-		Targeted: v.Targeted, Collected: v.Collected, Blocking: v.Blocking}
+		Targeted: v.Targeted, Collected: v.Collected, Blocking: v.Blocking, Domains: v.Domains, DomainsRead: v.DomainsRead}
 }

@@ -1,8 +1,11 @@
 package report
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
+	"github.com/rdsaudit/rdsaudit/directory"
 	"github.com/rdsaudit/rdsaudit/rules"
 )
 
@@ -34,5 +37,49 @@ func TestVerdict(t *testing.T) {
 				t.Errorf("verdict %+v (%s), want %s with %d blocking (%s)", v, v.Reason(), c.want, c.blocking, c.reason)
 			}
 		})
+	}
+}
+
+// A configured directory domain that was not read leaves the Per User figures unknown:
+// the audit is incomplete (exit 3), whatever the hosts and findings, and every writer
+// says which domain and why.
+func TestVerdictDirectoryNotRead(t *testing.T) {
+	pu := func(statuses ...string) *PerUser {
+		s := &directory.Summary{Complete: true}
+		for i, st := range statuses {
+			d := directory.DomainCoverage{Domain: fmt.Sprintf("d%d.example.com", i+1), Status: st}
+			if st != directory.StatusCollected {
+				d.Class, s.Complete = "tls", false
+			}
+			s.Domains = append(s.Domains, d)
+		}
+		return &PerUser{Summary: s}
+	}
+	base := func(p *PerUser) *Report {
+		return &Report{Run: Run{FailOn: rules.SevHigh}, Coverage: Coverage{Targeted: 3, Collected: 3}, PerUser: p}
+	}
+	v := base(pu(directory.StatusCollected, directory.StatusFailed)).Verdict()
+	if v.Status != VerdictIncomplete || v.Word() != "FAIL (coverage)" || v.Reason() != "1 of 2 directory domains read" ||
+		v.Domains != 2 || v.DomainsRead != 1 || v.DomainsNotRead != "d2.example.com (tls)" {
+		t.Errorf("one domain not read: %+v %q %q", v, v.Word(), v.Reason())
+	}
+	if rs := strings.Join(v.Reasons(), " | "); !strings.Contains(rs, "directory: 1 of 2 configured domains read (not read: d2.example.com (tls)); the Per User figures are unknown") ||
+		!strings.Contains(rs, "coverage: all 3 targeted hosts collected") {
+		t.Errorf("reasons: %s", rs)
+	}
+	if rec := v.Record(); rec.Domains != 2 || rec.DomainsRead != 1 || rec.Status != VerdictIncomplete {
+		t.Errorf("record: %+v", rec)
+	}
+	v = base(pu(directory.StatusCollected, directory.StatusCollected)).Verdict()
+	if v.Status != VerdictPass || !strings.Contains(strings.Join(v.Reasons(), " | "), "directory: all 2 configured domains read") {
+		t.Errorf("all read: %+v %v", v, v.Reasons())
+	}
+	r := base(pu(directory.StatusFailed))
+	r.Coverage.Collected = 2
+	if v := r.Verdict(); v.Reason() != "2 of 3 hosts collected; 0 of 1 directory domains read" {
+		t.Errorf("both: %q", v.Reason())
+	}
+	if v := base(nil).Verdict(); v.Status != VerdictPass || len(v.Reasons()) != 2 || v.Domains != 0 {
+		t.Errorf("no directory: %+v %v", v, v.Reasons())
 	}
 }

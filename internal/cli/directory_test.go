@@ -196,6 +196,11 @@ func TestRunDirectoryEndToEnd(t *testing.T) {
 			if pu.Known() || pu.Domains[0].Class != tt.class || len(pu.Versions) != 0 {
 				t.Fatalf("per_user %+v", pu.Domains)
 			}
+			// The verdict names the domain not read: figures unknown, the audit incomplete.
+			if v := rep.Verdict(); v.Status != report.VerdictIncomplete || v.DomainsRead != 0 || v.Domains != 1 ||
+				!strings.Contains(strings.Join(v.Reasons(), "; "), "not read: corp.example.com ("+tt.class+")") {
+				t.Errorf("verdict %+v: %v", v, v.Reasons())
+			}
 			for _, r := range rep.Results {
 				if strings.HasPrefix(r.RuleID, "RDS-PU-") && (r.Outcome != rules.Error || !strings.Contains(r.Message, "unknown")) {
 					t.Errorf("%s %s: %s %s; want error, figures unknown", r.RuleID, r.Subject.Name, r.Outcome, r.Message)

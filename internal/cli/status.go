@@ -124,7 +124,11 @@ func runStatus(e *env, outDir, historyPath string, maxAge time.Duration) error {
 		outcome = fmt.Errorf("%w: history holds run %s, newer than %s in %s: the last run did not finish", errStale, newer, l.RunID, audit.LatestName)
 	case l.Partial != nil || l.Verdict.Status == report.VerdictIncomplete || l.Coverage.Collected < l.Coverage.Targeted:
 		verdict = "INCOMPLETE"
-		outcome = fmt.Errorf("%w: run %s collected %d of %d hosts", errCoverage, l.RunID, l.Coverage.Collected, l.Coverage.Targeted)
+		why := fmt.Sprintf("collected %d of %d hosts", l.Coverage.Collected, l.Coverage.Targeted)
+		if l.Verdict.Status == report.VerdictIncomplete && l.Verdict.Reason != "" {
+			why = l.Verdict.Reason
+		}
+		outcome = fmt.Errorf("%w: run %s: %s", errCoverage, l.RunID, why)
 	default:
 		verdict = "OK"
 	}
