@@ -39,7 +39,7 @@ func FromEvaluation(ev *rules.Evaluation, catalogue []rules.RuleInfo) Evaluation
 		row := PositionRow{CALType: p.CALType, VersionID: &vid, Version: p.Version, Entitled: &ent,
 			Installed: &Count{Value: p.Installed, Unlimited: p.InstalledUnlimited}, Issued: &Count{Value: p.Issued},
 			Used: p.Used, Usage: &usage, UsageSource: p.UsageSource, Shortfall: &short, Currency: p.Currency,
-			Complete: p.Complete, Note: strings.Join(p.Notes, "; ")}
+			Complete: p.Complete, UsageLowerBound: p.UsageLowerBound, Note: strings.Join(p.Notes, "; ")}
 		if p.UnitPrice != nil {
 			v := float64(*p.UnitPrice) / 100
 			row.UnitCost = &v

@@ -270,7 +270,10 @@ type PositionRow struct {
 	EstimatedCost *float64 `json:"estimated_cost,omitempty"`
 	Currency      string   `json:"currency,omitempty"`
 	Complete      bool     `json:"complete"` // every license server collected: figures are totals, not lower bounds
-	Note          string   `json:"note,omitempty"`
+	// UsageLowerBound: the directory's Per User figure leaves out holders it could not
+	// place (unmapped version, unreadable expiry): usage is at least Usage (Note says).
+	UsageLowerBound bool   `json:"usage_lower_bound,omitempty"`
+	Note            string `json:"note,omitempty"`
 }
 
 // Waiver is one configured waiver and how it applied (from rules.WaiverStatus).

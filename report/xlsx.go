@@ -901,8 +901,12 @@ func (x *xlsxWriter) position() error {
 			cost = excelize.Cell{StyleID: x.styles.flag, Value: "NOT PRICED"}
 			note = strings.TrimPrefix(note+"; UNPRICED: the ledger gives no unit price for this shortfall, so the true-up cost understates it", "; ")
 		}
+		complete := yesNo(p.Complete)
+		if p.UsageLowerBound {
+			complete = "no: in use is a lower bound"
+		}
 		vals := []any{excelize.Cell{StyleID: x.styles.top, Value: CALLabel(p.CALType, p.Version)}, intp(p.Entitled), count(p.Installed), count(p.Issued), intp(p.Used),
-			intp(p.Usage), short, surplus, price, cost, x.usageFigure(p), yesNo(p.Complete), txt(note)}
+			intp(p.Usage), short, surplus, price, cost, x.usageFigure(p), complete, txt(note)}
 		if err := x.setRow(sh, row, vals); err != nil {
 			return err
 		}
@@ -1473,6 +1477,9 @@ func (x *xlsxWriter) shortUsage(pr PositionRow) string {
 		return "issued, key packs read " + x.lsCollected()
 	}
 	if strings.HasPrefix(src, "directory") {
+		if pr.UsageLowerBound {
+			return "Active Directory, read " + x.dirRead() + "; AT LEAST this many: some holders could not be counted (CAL Position note)"
+		}
 		return "Active Directory, read " + x.dirRead()
 	}
 	src = strings.TrimSuffix(strings.TrimPrefix(src, "used (existing Per User reports: "), ")")

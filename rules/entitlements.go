@@ -283,8 +283,12 @@ type PositionRow struct {
 	Sources       []string `json:"sources,omitempty"`
 	// Complete: every license server in the inventory was collected, so the installed
 	// and issued figures are totals rather than lower bounds.
-	Complete bool     `json:"complete"`
-	Notes    []string `json:"notes,omitempty"`
+	Complete bool `json:"complete"`
+	// UsageLowerBound: Used comes from the directory, and some holders could not be
+	// placed in it (a version mapped to no CAL release, or an unreadable expiry), so
+	// usage may be higher (Notes say by what).
+	UsageLowerBound bool     `json:"usage_lower_bound,omitempty"`
+	Notes           []string `json:"notes,omitempty"`
 
 	usedFrom []string // reportSource of each report Used adds up
 }

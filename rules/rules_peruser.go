@@ -26,9 +26,25 @@ func (c *evalCtx) directoryUsage() {
 	if !c.perUser.Known() {
 		return
 	}
+	// Holders the count cannot place: CALs whose msTSLicenseVersion maps to no confirmed
+	// release (they may be of any version), and, per version, CALs whose msTSExpireDate
+	// could not be read (they may be active). Where either exists, the directory's
+	// figure is a lower bound, and the position says so.
+	unknownVersion, unreadable := 0, map[int64]int{}
+	var unknownRaw []string
+	for _, v := range c.perUser.Versions {
+		if v.VersionID == 0 {
+			if n := v.Active + v.Unknown; n > 0 {
+				unknownVersion += n
+				unknownRaw = append(unknownRaw, v.RawVersions...)
+			}
+			continue
+		}
+		unreadable[v.VersionID] += v.Unknown
+	}
 	for id, n := range c.perUser.ActiveByVersionID() {
 		k := posKey{facts.CALPerUser, id}
-		if _, exists := c.posIndex[k]; !exists && n == 0 {
+		if _, exists := c.posIndex[k]; !exists && n == 0 && unreadable[id] == 0 {
 			continue // only expired CALs of this version: no position row of zeros
 		}
 		r := c.row(k)
@@ -40,6 +56,18 @@ func (c *evalCtx) directoryUsage() {
 		r.Used = &v
 		r.Notes = appendUnique(r.Notes, "Per User usage from Active Directory (msTS attributes) as of "+
 			c.perUser.EvaluatedAt.UTC().Format("2006-01-02 15:04 UTC")+"; "+dirSources(c.perUser))
+		var uncounted []string
+		if u := unreadable[id]; u > 0 {
+			uncounted = append(uncounted, fmt.Sprintf("%d %s of this version with an unreadable msTSExpireDate (possibly active)", u, nouns(u, "user")))
+		}
+		if unknownVersion > 0 {
+			uncounted = append(uncounted, fmt.Sprintf("%d active or unreadable %s of a msTSLicenseVersion mapped to no CAL release (%s; possibly this version)",
+				unknownVersion, nouns(unknownVersion, "CAL"), strings.Join(unknownRaw, ", ")))
+		}
+		if len(uncounted) > 0 {
+			r.UsageLowerBound = true
+			r.Notes = appendUnique(r.Notes, fmt.Sprintf("in use is at least %d, a lower bound: not counted are %s", n, strings.Join(uncounted, " and ")))
+		}
 	}
 }
 
@@ -329,4 +357,12 @@ func (pu004) checkFleet(c *evalCtx, s *sink) {
 			len(cs), disabled, len(cs)-disabled)
 		s.add(r)
 	}
+}
+
+// nouns is word, plural with an s unless n is 1.
+func nouns(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }

@@ -2,10 +2,13 @@ package rules
 
 import (
 	"strconv"
+	"strings"
+	"testing"
 	"time"
 
 	"github.com/rdsaudit/rdsaudit/directory"
 	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/facts"
 )
 
 const (
@@ -108,4 +111,53 @@ func perUserCases() []ruleCase {
 		{rule: "RDS-PU-004", name: "none", subject: "directory/corp.example.com", want: Pass, setup: dirUsers("393218", testLSID, 5, 0)},
 		{rule: "RDS-PU-004", name: "disabled holders", subject: "directory/corp.example.com", want: Fail, wantSev: sev(SevInfo), contains: "disabled (2)", setup: dirUsers("393218", testLSID, 5, 2)},
 	}
+}
+
+// TestDirectoryUsageLowerBound: the CAL position's Per User usage from the directory is
+// marked a lower bound, with what it leaves out, whenever holders could not be placed:
+// an unreadable expiry of the same version, or any CAL of an unmapped version.
+func TestDirectoryUsageLowerBound(t *testing.T) {
+	row := func(setup func(*fleet)) *PositionRow {
+		t.Helper()
+		f := baseFleet()
+		setup(f)
+		ev := f.evaluate()
+		for i := range ev.Position {
+			if p := &ev.Position[i]; p.CALType == facts.CALPerUser && p.VersionID == 4 && p.UsageSource == dirPositionSource {
+				return p
+			}
+		}
+		t.Fatalf("no directory per_user/2012 row in %+v", ev.Position)
+		return nil
+	}
+	if r := row(dirUsers("393218", testLSID, 10, 0)); r.UsageLowerBound || *r.Used != 10 || strings.Contains(strings.Join(r.Notes, ";"), "lower bound") {
+		t.Errorf("all placed: %+v", r)
+	}
+	r := row(withUnreadableExpiry("393218", testLSID, 9, 3))
+	if !r.UsageLowerBound || *r.Used != 9 || !strings.Contains(strings.Join(r.Notes, ";"), "in use is at least 9, a lower bound: not counted are 3 users of this version with an unreadable msTSExpireDate") {
+		t.Errorf("unreadable expiries: %+v", r)
+	}
+	r = row(func(f *fleet) { dirUsersVersions(f, map[string]int{"393218": 10, "C50-6.0x-S": 2}) })
+	if !r.UsageLowerBound || *r.Used != 10 || !strings.Contains(strings.Join(r.Notes, ";"), "2 active or unreadable CALs of a msTSLicenseVersion mapped to no CAL release (C50-6.0x-S; possibly this version)") {
+		t.Errorf("unmapped version: %+v", r)
+	}
+}
+
+// dirUsersVersions replaces f's directory summary by one domain whose users hold one
+// active CAL each, n of them per raw version.
+func dirUsersVersions(f *fleet, n map[string]int) {
+	active := now().Add(30*24*time.Hour).UTC().Format("20060102150405") + ".0Z"
+	doc := &directory.Evidence{Schema: directory.Schema, Domain: "corp.example.com", Collector: "test", CollectedAt: now(),
+		Coverage: directory.Coverage{Status: directory.StatusCollected}}
+	i := 0
+	for ver, k := range n {
+		for range k {
+			name := "u" + strconv.Itoa(i)
+			i++
+			doc.Users = append(doc.Users, directory.User{SAMAccountName: name, DN: "CN=" + name, UserAccountControl: "512",
+				LastLogonTimestamp: fileTime(now().Add(-24 * time.Hour)),
+				Slots:              []directory.Slot{{Slot: 1, LicenseVersion: ver, ExpireDate: active, ManagingLS: testLSID}}})
+		}
+	}
+	f.perUser = directory.Summarise([]*directory.Evidence{doc}, now(), 90*24*time.Hour)
 }
