@@ -69,9 +69,23 @@ func insertPerUserTx(ctx context.Context, tx *sql.Tx, runID string, counts []Per
 // PerUserCounts returns every recorded run's Per User counts in timeline order (by the
 // run's evaluation time, then run ID, as Runs), versions of known ID first by ID.
 func (s *Store) PerUserCounts(ctx context.Context) ([]PerUserCount, error) {
+	return s.perUserCounts(ctx, "")
+}
+
+// PerUserCountsOf returns one run's Per User counts (none when it recorded none: it
+// had no directory), versions of known ID first by ID.
+func (s *Store) PerUserCountsOf(ctx context.Context, runID string) ([]PerUserCount, error) {
+	if runID == "" {
+		return nil, nil
+	}
+	return s.perUserCounts(ctx, runID)
+}
+
+func (s *Store) perUserCounts(ctx context.Context, runID string) ([]PerUserCount, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT p.run_id, r.started_at, r.evaluated_at, p.version, p.version_id, p.active, p.expired, p.unknown, p.complete
 		FROM per_user_counts p JOIN runs r ON r.run_id = p.run_id
-		ORDER BY r.evaluated_at, r.run_id, p.version_id = 0, p.version_id, p.version`)
+		WHERE ? = '' OR p.run_id = ?
+		ORDER BY r.evaluated_at, r.run_id, p.version_id = 0, p.version_id, p.version`, runID, runID)
 	if err != nil {
 		return nil, fmt.Errorf("read per-user counts: %w", err)
 	}
@@ -92,4 +106,16 @@ func (s *Store) PerUserCounts(ctx context.Context) ([]PerUserCount, error) {
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// ReportCounts is counts as the report's drift takes them (report.PerUserCount).
+func ReportCounts(counts []PerUserCount) []report.PerUserCount {
+	if len(counts) == 0 {
+		return nil
+	}
+	out := make([]report.PerUserCount, len(counts))
+	for i, c := range counts {
+		out[i] = report.PerUserCount{Version: c.Version, Active: c.Active, Expired: c.Expired, Unknown: c.Unknown, Complete: c.Complete}
+	}
+	return out
 }

@@ -24,7 +24,70 @@ const (
 	ChangeKeyPack    = "key_pack"
 	ChangeIssuedCALs = "issued_cals"
 	ChangePosition   = "position"
+	// ChangePerUser: the users holding Per User CALs of one version in Active
+	// Directory, against the previous run's counts as history recorded them.
+	ChangePerUser = "per_user"
 )
+
+// PerUserCount is one run's count of the users holding Per User CALs of one version in
+// Active Directory (history keeps them per run: history.PerUserCount).
+type PerUserCount struct {
+	Version                  string
+	Active, Expired, Unknown int
+	// Complete: every configured domain was read; otherwise the counts are lower bounds.
+	Complete bool
+}
+
+// diffPerUser compares the previous run's Per User counts with r's, version by
+// version. Nothing is compared when this run's figures are unknown (a domain not read:
+// they would all look removed) or when neither run has counts; a version in one run
+// only is added or removed. A run whose counts were incomplete says so.
+func (r *Report) diffPerUser(prev []PerUserCount) []Change {
+	pu := r.PerUser
+	if pu == nil || pu.Summary == nil || !pu.Known() {
+		return nil
+	}
+	text := func(c PerUserCount) string {
+		s := fmt.Sprintf("%d active, %d expired", c.Active, c.Expired)
+		if c.Unknown > 0 {
+			s += fmt.Sprintf(", %d unreadable expiry", c.Unknown)
+		}
+		s += " users"
+		if !c.Complete {
+			s += " (not every domain read: lower bounds)"
+		}
+		return s
+	}
+	before := map[string]string{}
+	var order []string
+	for _, c := range prev {
+		before[c.Version] = text(c)
+		order = append(order, c.Version)
+	}
+	after := map[string]string{}
+	for _, v := range pu.Versions {
+		after[v.Version] = text(PerUserCount{Version: v.Version, Active: v.Active, Expired: v.Expired, Unknown: v.Unknown, Complete: true})
+		if _, ok := before[v.Version]; !ok {
+			order = append(order, v.Version)
+		}
+	}
+	var out []Change
+	for _, ver := range order {
+		if before[ver] != after[ver] {
+			out = append(out, Change{Kind: ChangePerUser, Subject: "Per User CALs in Active Directory, " + perUserVersionLabel(ver), Before: before[ver], After: after[ver]})
+		}
+	}
+	return out
+}
+
+// perUserVersionLabel names a directory version label for a reader: "Windows Server
+// 2012", or the unknown-version label as it is.
+func perUserVersionLabel(v string) string {
+	if strings.HasPrefix(v, "unknown") {
+		return v
+	}
+	return "Windows Server " + v
+}
 
 // diffChanges compares the key packs, issued CALs and CAL position of prev (the
 // previous run's report) with r's. A license server that was not collected in either

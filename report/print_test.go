@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rdsaudit/rdsaudit/directory"
 	"github.com/rdsaudit/rdsaudit/rules"
 	"github.com/xuri/excelize/v2"
 )
@@ -351,5 +352,70 @@ func TestDriftChangesAgainstPreviousReport(t *testing.T) {
 	in.Previous = prev
 	if r := Build(in); len(r.Changes) != 0 {
 		t.Errorf("changes against a report that is not the baseline: %+v", r.Changes)
+	}
+}
+
+// Drift shows the month-over-month change of the users holding Per User CALs in Active
+// Directory, against the previous run's counts as history recorded them (issue 15).
+func TestDriftPerUserCounts(t *testing.T) {
+	known := func() *PerUser {
+		return &PerUser{Summary: &directory.Summary{Complete: true, Rows: []directory.Row{}, Reclaim: []directory.Candidate{},
+			Domains: []directory.DomainCoverage{{Domain: "corp.example.com", Status: directory.StatusCollected}},
+			Versions: []directory.VersionTotal{{Version: "2012", VersionID: 4, RawVersions: []string{"393218"}, Active: 1560, Expired: 40},
+				{Version: "unknown version (7)", RawVersions: []string{"7"}, Active: 3}}}, Evidence: []EvidenceRef{}}
+	}
+	in := fixtureInput()
+	in.PerUser = known()
+	in.PreviousPerUser = []PerUserCount{{Version: "2012", Active: 1500, Expired: 40, Complete: true},
+		{Version: "unknown version (7)", Active: 3, Complete: true}, {Version: "2008", Active: 2, Complete: false}}
+	r := Build(in)
+	got := map[string]Change{}
+	for _, c := range r.Changes {
+		if c.Kind == ChangePerUser {
+			got[c.Subject] = c
+		}
+	}
+	if c := got["Per User CALs in Active Directory, Windows Server 2012"]; c.Before != "1500 active, 40 expired users" || c.After != "1560 active, 40 expired users" {
+		t.Errorf("2012: %+v", c)
+	}
+	if c := got["Per User CALs in Active Directory, Windows Server 2008"]; c.Before != "2 active, 0 expired users (not every domain read: lower bounds)" || c.After != "" {
+		t.Errorf("2008 removed: %+v", c)
+	}
+	if _, ok := got["Per User CALs in Active Directory, unknown version (7)"]; ok || len(got) != 2 {
+		t.Errorf("unchanged versions listed: %+v", got)
+	}
+	writeJSON(t, r) // validates against the schema
+	f := openXLSX(t, writeXLSX(t, r))
+	var drift []string
+	for _, row := range rows(t, f, SheetDrift)[1:] {
+		if row[0] == "per user" {
+			drift = append(drift, strings.Join(row, " | "))
+		}
+	}
+	if len(drift) != 2 || !strings.Contains(strings.Join(drift, "\n"), "1500 active, 40 expired users → 1560 active, 40 expired users") {
+		t.Errorf("drift sheet rows: %q", drift)
+	}
+
+	// This run's figures unknown (a domain not read): nothing compared, nothing "removed".
+	in = fixtureInput()
+	in.PerUser = known()
+	in.PerUser.Complete = false
+	in.PreviousPerUser = []PerUserCount{{Version: "2012", Active: 1500, Complete: true}}
+	for _, c := range Build(in).Changes {
+		if c.Kind == ChangePerUser {
+			t.Errorf("change against unknown figures: %+v", c)
+		}
+	}
+	// No previous counts (the previous run had no directory): every version is added.
+	in = fixtureInput()
+	in.PerUser = known()
+	n := 0
+	for _, c := range Build(in).Changes {
+		if c.Kind == ChangePerUser && c.Before == "" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d versions added, want 2", n)
 	}
 }

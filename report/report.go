@@ -356,6 +356,9 @@ type BuildInput struct {
 	// unreadable.
 	Previous *Report
 	PerUser  *PerUser // nil without a directory (peruser.go)
+	// PreviousPerUser are the previous run's Per User counts as history recorded them
+	// (nil when it recorded none), for the per_user changes.
+	PreviousPerUser []PerUserCount
 }
 
 // HostInput is what the report needs of one host once its evidence is staged: its
@@ -487,6 +490,9 @@ func Build(in BuildInput) *Report {
 	r.notChecked()
 	if in.Previous != nil && r.Drift != nil && r.Drift.PreviousRunID != "" && in.Previous.Run.ID == r.Drift.PreviousRunID {
 		r.Changes = r.diffChanges(in.Previous)
+	}
+	if r.Drift != nil && r.Drift.PreviousRunID != "" {
+		r.Changes = append(r.Changes, r.diffPerUser(in.PreviousPerUser)...)
 	}
 	return r
 }

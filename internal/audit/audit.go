@@ -219,6 +219,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			previous = nil
 		}
 	}
+	// History's Per User counts of the previous run give the month-over-month change of
+	// the users holding Per User CALs (issue 15).
+	var prevPerUser []report.PerUserCount
+	if drift != nil && perUser != nil {
+		counts, err := store.PerUserCountsOf(ctx, drift.PreviousRunID)
+		if err != nil {
+			return nil, fmt.Errorf("read the previous run's Per User counts from history: %w", err)
+		}
+		prevPerUser = history.ReportCounts(counts)
+	}
 	finished := now().UTC()
 	rep := report.Build(report.BuildInput{
 		Run: report.RunInfo{
@@ -235,11 +245,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			Pinned:         pinned,
 			Partial:        partial,
 		},
-		Hosts:      hosts,
-		Evaluation: report.FromEvaluation(ev, rules.Rules()),
-		Drift:      drift,
-		Previous:   previous,
-		PerUser:    perUser,
+		Hosts:           hosts,
+		Evaluation:      report.FromEvaluation(ev, rules.Rules()),
+		Drift:           drift,
+		Previous:        previous,
+		PerUser:         perUser,
+		PreviousPerUser: prevPerUser,
 	})
 	if err := attachSource(o, rep, stage, log); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +176,53 @@ func TestRunDirectoryEndToEnd(t *testing.T) {
 		counts, err := st.PerUserCounts(context.Background())
 		if err != nil || len(counts) != 2 || counts[0].Version != "2012" || counts[0].Active != want["2012"][0] || !counts[0].Complete {
 			t.Errorf("history per-user counts %+v, %v", counts, err)
+		}
+		st.Close()
+
+		// Later the same directory, read again: the CALs have expired since, and the
+		// Drift shows the change against the counts history kept of the first run.
+		later := sampleNow.Add(75 * 24 * time.Hour) // past the active CALs' expiry (+60 days)
+		var o2, e2 bytes.Buffer
+		if code := Run(withHooks(context.Background(), h), []string{"run", "--config", e2eConfig(t, out, domain(s.LDAPSURL), ""), "--log-format", "json"},
+			&o2, &e2, fixedClock(later)); code != 3 {
+			t.Fatalf("second run: exit %d: %s", code, e2.String())
+		}
+		dirs = runDirs(t, out)
+		rep2 := readReport(t, dirs[len(dirs)-1])
+		var v2012 *directory.VersionTotal
+		for i := range rep2.PerUser.Versions {
+			if rep2.PerUser.Versions[i].Version == "2012" {
+				v2012 = &rep2.PerUser.Versions[i]
+			}
+		}
+		if v2012 == nil || v2012.Active >= want["2012"][0] {
+			t.Fatalf("later, 2012 holders %+v: want fewer active than %d", v2012, want["2012"][0])
+		}
+		var change *report.Change
+		for i := range rep2.Changes {
+			if c := &rep2.Changes[i]; c.Kind == report.ChangePerUser && c.Subject == "Per User CALs in Active Directory, Windows Server 2012" {
+				change = c
+			}
+		}
+		wantBefore := fmt.Sprintf("%d active, %d expired users", want["2012"][0], counts[0].Expired)
+		wantAfter := fmt.Sprintf("%d active, %d expired users", v2012.Active, v2012.Expired)
+		if change == nil || change.Before != wantBefore || change.After != wantAfter {
+			t.Errorf("drift of 2012 holders: %+v, want %q → %q (changes %+v)", change, wantBefore, wantAfter, rep2.Changes)
+		}
+		// `rdsaudit history per-user` shows the same change month over month.
+		var ho, he bytes.Buffer
+		if code := Run(context.Background(), []string{"history", "per-user", "--db", filepath.Join(out, "history.db")}, &ho, &he, fixedClock(later)); code != 0 {
+			t.Fatalf("history per-user: exit %d: %s", code, he.String())
+		}
+		lines := strings.Split(strings.TrimSpace(ho.String()), "\n")
+		last2012 := ""
+		for _, l := range lines {
+			if f := strings.Fields(l); len(f) > 4 && f[3] == "2012" {
+				last2012 = l
+			}
+		}
+		if f := strings.Fields(last2012); len(lines) != 5 || len(f) < 6 || f[4] != strconv.Itoa(v2012.Active) || f[5] != fmt.Sprintf("%+d", v2012.Active-want["2012"][0]) {
+			t.Errorf("history per-user:\n%s", ho.String())
 		}
 	})
 

@@ -90,6 +90,25 @@ func newHistoryCmds(e *env) []*cobra.Command {
 	}
 	hist.AddCommand(hostCmd)
 	hostCmd.Flags().AddFlagSet(hist.Flags())
+	perUserCmd := &cobra.Command{
+		Use:   "per-user",
+		Short: "Per User CALs in Active Directory per run and version: users active, expired, change since the run before",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := hf.open(e)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			counts, err := s.PerUserCounts(e.ctx)
+			if err != nil {
+				return err
+			}
+			return printPerUserCounts(e.stdout, s.Path(), counts)
+		},
+	}
+	hist.AddCommand(perUserCmd)
+	perUserCmd.Flags().AddFlagSet(hist.Flags())
 
 	var df historyFlags
 	diff := &cobra.Command{

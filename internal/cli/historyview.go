@@ -38,6 +38,33 @@ func printRuns(w io.Writer, storePath string, runs []history.RunInfo) error {
 	return tw.Flush()
 }
 
+// printPerUserCounts prints the Per User counts history keeps (timeline order): per
+// run and version the users with an active, expired and unreadable CAL, the change of
+// active users since the previous run that counted the version, and whether every
+// domain was read (else the counts are lower bounds).
+func printPerUserCounts(w io.Writer, storePath string, counts []history.PerUserCount) error {
+	if len(counts) == 0 {
+		_, err := fmt.Fprintf(w, "no Per User counts recorded in %s (runs with directory.domains record them)\n", storePath)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tEVALUATED (UTC)\tVERSION\tACTIVE\tCHANGE\tEXPIRED\tUNREADABLE\tALL DOMAINS READ")
+	last := map[string]int{}
+	for _, c := range counts {
+		change := "-"
+		if prev, ok := last[c.Version]; ok {
+			change = fmt.Sprintf("%+d", c.Active-prev)
+		}
+		last[c.Version] = c.Active
+		complete := "yes"
+		if !c.Complete {
+			complete = "no: lower bounds"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%s\n", c.RunID, c.EvaluatedAt.UTC().Format(minute), c.Version, c.Active, change, c.Expired, c.Unknown, complete)
+	}
+	return tw.Flush()
+}
+
 const minute = "2006-01-02 15:04"
 
 // evaluated is a run's evaluation time (its start for a RunInfo without one).
