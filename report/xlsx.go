@@ -708,8 +708,8 @@ func (x *xlsxWriter) licenseServers() error {
 			if exp == nil {
 				exp = txt(kp.ExpiresRaw)
 			}
-			s.add(ls.Name, string(ls.Status), act, kp.ID, txt(kp.Description), txt(kp.TypeAndModel), kp.PackType,
-				kp.CALType, txt(kp.Version), count(kp.Total), count(kp.Issued), count(kp.Available), exp,
+			s.add(ls.Name, string(ls.Status), act, kp.ID, txt(kp.Description), txt(kp.TypeAndModel), codeLabel(kp.PackType),
+				codeLabel(kp.CALType), txt(kp.Version), count(kp.Total), count(kp.Issued), count(kp.Available), exp,
 				yesNo(kp.BuiltIn), yesNo(kp.Temporary), ls.IssuedTotal, yesNo(ls.IssuedTruncated))
 		}
 	}
@@ -739,6 +739,21 @@ func CALLabel(calType, version string) string {
 }
 
 // calTypeLabel is a CAL type's plural for totals: "Per Device CALs, all versions".
+// codeLabel is a key pack's type or CAL type code for a reader: "Per Device", "Per
+// User", "open license", and "unrecognised code 3" for a value domain.md does not name
+// (report.json keeps the code).
+func codeLabel(code string) string {
+	switch {
+	case code == "per_device":
+		return "Per Device"
+	case code == "per_user":
+		return "Per User"
+	case strings.HasPrefix(code, "unknown(") && strings.HasSuffix(code, ")"):
+		return "unrecognised code " + strings.TrimSuffix(strings.TrimPrefix(code, "unknown("), ")")
+	}
+	return strings.ReplaceAll(code, "_", " ")
+}
+
 func calTypeLabel(calType string) string {
 	return strings.TrimSuffix(CALLabel(calType, "x"), ", Windows Server x") + "s, all versions"
 }
