@@ -119,7 +119,16 @@ func (c *countingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// session is what is done on a connected, TLS-protected (or allowed plain) connection:
+// search (the read) or probe (check's bind and base-DN read).
+type session func(ctx context.Context, t Target, raw string, conn *ldap.Conn, cc *countingConn) (*Evidence, *attemptError)
+
 func collectURL(ctx context.Context, t Target, raw string) (*Evidence, *attemptError) {
+	return connectURL(ctx, t, raw, search)
+}
+
+// connectURL connects to one URL (TCP, then TLS or StartTLS) and runs op on it.
+func connectURL(ctx context.Context, t Target, raw string, op session) (*Evidence, *attemptError) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "ldaps" && u.Scheme != "ldap") || u.Hostname() == "" {
 		return nil, &attemptError{class: evidence.FailConnect, msg: "not an ldaps:// or ldap:// URL"}
@@ -180,14 +189,14 @@ func collectURL(ctx context.Context, t Target, raw string) (*Evidence, *attemptE
 			}
 			// Allowed plain: the failed StartTLS may have left the connection unusable;
 			// start over without it.
-			return collectPlain(ctx, t, raw, host, port)
+			return collectPlain(ctx, t, raw, host, port, op)
 		}
 	}
-	return search(ctx, t, raw, conn, cc)
+	return op(ctx, t, raw, conn, cc)
 }
 
 // collectPlain reads over ldap:// without TLS (allow_plain_ldap).
-func collectPlain(ctx context.Context, t Target, raw, host, port string) (*Evidence, *attemptError) {
+func collectPlain(ctx context.Context, t Target, raw, host, port string, op session) (*Evidence, *attemptError) {
 	deadline, _ := ctx.Deadline()
 	d := net.Dialer{Deadline: deadline}
 	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
@@ -209,27 +218,36 @@ func collectPlain(ctx context.Context, t Target, raw, host, port string) (*Evide
 	if to := time.Until(deadline); !deadline.IsZero() && to > 0 {
 		conn.SetTimeout(to + 5*time.Second) // the socket deadline fires first: classified as timeout
 	}
-	return search(ctx, t, raw, conn, cc)
+	return op(ctx, t, raw, conn, cc)
 }
 
-// search binds and runs the paged search.
-func search(ctx context.Context, t Target, raw string, conn *ldap.Conn, cc *countingConn) (*Evidence, *attemptError) {
+// bind authenticates the connection (simple bind). A refusal is final: never retried
+// against another URL (lockout).
+func bind(ctx context.Context, t Target, conn *ldap.Conn, cc *countingConn) *attemptError {
 	if t.Password == nil {
-		return nil, &attemptError{class: evidence.FailAuth, msg: "no password configured", final: true}
+		return &attemptError{class: evidence.FailAuth, msg: "no password configured", final: true}
 	}
 	pw, err := t.Password()
 	if err != nil {
-		return nil, &attemptError{class: evidence.FailAuth, msg: err.Error(), final: true}
+		return &attemptError{class: evidence.FailAuth, msg: err.Error(), final: true}
 	}
 	if pw == "" || t.BindName == "" {
 		// An empty password would be an unauthenticated bind (RFC 4513 §5.1.2): refused.
-		return nil, &attemptError{class: evidence.FailAuth, final: true, msg: "the domain's credential has no bind name or password (simple bind needs both)"}
+		return &attemptError{class: evidence.FailAuth, final: true, msg: "the domain's credential has no bind name or password (simple bind needs both)"}
 	}
 	if err := conn.Bind(t.BindName, pw); err != nil {
 		ae := classify(ctx, cc, err, "bind")
 		if ae.class == evidence.FailProtocol {
 			ae.class, ae.final = evidence.FailAuth, true
 		}
+		return ae
+	}
+	return nil
+}
+
+// search binds and runs the paged search.
+func search(ctx context.Context, t Target, raw string, conn *ldap.Conn, cc *countingConn) (*Evidence, *attemptError) {
+	if ae := bind(ctx, t, conn, cc); ae != nil {
 		return nil, ae
 	}
 	pageSize := t.PageSize
@@ -341,7 +359,12 @@ func classifyDial(ctx context.Context, err error) *attemptError {
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Err != nil {
-		return &attemptError{class: evidence.FailConnect, msg: "connect: " + oe.Err.Error()}
+		cause := oe.Err
+		var se *os.SyscallError
+		if errors.As(cause, &se) && se.Err != nil {
+			cause = se.Err // "connection refused", not "connect: connection refused"
+		}
+		return &attemptError{class: evidence.FailConnect, msg: "connect: " + cause.Error()}
 	}
 	return &attemptError{class: evidence.FailConnect, msg: "connect: " + err.Error()}
 }

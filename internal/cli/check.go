@@ -7,11 +7,13 @@ import (
 	"strings"
 	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rdsaudit/rdsaudit/collect"
 	"github.com/rdsaudit/rdsaudit/collect/winrm"
+	"github.com/rdsaudit/rdsaudit/directory"
 	"github.com/rdsaudit/rdsaudit/evidence"
 )
 
@@ -26,7 +28,7 @@ func newCheckCmd(e *env) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "check",
-		Short: "Preflight every targeted host over WinRM: DNS, TCP, TLS, WS-Man Identify, authentication (read-only, no command runs)",
+		Short: "Preflight every targeted host over WinRM (DNS, TCP, TLS, WS-Man Identify, authentication; no command runs) and every directory domain (TLS, bind, base DN)",
 		Long: `check reaches every targeted host as an audit would and stops at the first step that
 fails: DNS, TCP, TLS (certificate chain and name), an unauthenticated WS-Man Identify,
 then authentication (a shell is created and deleted; no command runs). It prints one
@@ -34,7 +36,11 @@ line per host, with what to check for each failure. Authentication honours the l
 protection of an audit (collection.auth_failure_limit): a wrong password is tried on
 that many hosts at most, the others are reported skipped.
 
-Exit codes: 0 every host passed, 3 some host failed, 2 configuration error.`,
+Each configured directory domain (directory.domains) is checked the same way, live: TCP,
+TLS or StartTLS, the bind, then a read of the base DN's entry alone (no user object is
+read); a refused bind is not retried against the domain's next URL.
+
+Exit codes: 0 every host and domain passed, 3 some host or domain failed, 2 configuration error.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(e, path, cmd.Flags())
@@ -58,8 +64,20 @@ Exit codes: 0 every host passed, 3 some host failed, 2 configuration error.`,
 			for i, h := range inv {
 				refs[i] = h.Ref()
 			}
+			// The directory domains are checked live too, whatever collection.source
+			// says (directory.evidence_dir included): check proves the live path.
+			src, err := directorySource(cfg, "", time.Now)
+			if err != nil {
+				return usageErr(err)
+			}
 			results := runChecks(e.ctx, col, refs, cfg.Collection.Concurrency)
-			return printChecks(e, results)
+			var dirs []directory.CheckResult
+			if live, ok := src.(directory.Live); ok {
+				for _, t := range live.Targets {
+					dirs = append(dirs, directory.Check(e.ctx, t))
+				}
+			}
+			return printChecks(e, results, dirs)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (YAML)")
@@ -92,8 +110,9 @@ func runChecks(ctx context.Context, c *winrm.Collector, hosts []evidence.HostRef
 	return out
 }
 
-// printChecks prints one line per host and a summary; some host failing is exit 3.
-func printChecks(e *env, results []*winrm.CheckResult) error {
+// printChecks prints one line per host, then per directory domain, and a summary;
+// some host or domain failing is exit 3.
+func printChecks(e *env, results []*winrm.CheckResult, dirs []directory.CheckResult) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tRESULT\tDETAIL")
 	failed := map[string]int{}
@@ -123,11 +142,29 @@ func printChecks(e *env, results []*winrm.CheckResult) error {
 		msg := strings.TrimPrefix(r.Message, "collect ")
 		fmt.Fprintf(tw, "%s\t%s\t%s [%s]%s: %s\n", r.Host.Name, result, last.Name, r.Class, passed, msg)
 	}
+	dFailed := 0
+	for _, d := range dirs {
+		name := "directory " + d.Domain
+		if d.OK {
+			fmt.Fprintf(tw, "%s\tok\tconnect, tls, bind, read base DN via %s (%s)\n", name, d.URL, d.Duration.Round(1e6))
+			continue
+		}
+		dFailed++
+		tried := ""
+		if len(d.Attempts) > 1 {
+			tried = fmt.Sprintf(" (%d URLs tried)", len(d.Attempts))
+		}
+		fmt.Fprintf(tw, "%s\tFAIL\t[%s] %s: %s%s\n", name, d.Class, d.URL, d.Message, tried)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if nFailed == 0 {
-		fmt.Fprintf(e.stdout, "check: all %d hosts passed\n", len(results))
+	domains := ""
+	if len(dirs) > 0 {
+		domains = fmt.Sprintf(", %d of %d directory domains passed", len(dirs)-dFailed, len(dirs))
+	}
+	if nFailed == 0 && dFailed == 0 {
+		fmt.Fprintf(e.stdout, "check: all %d hosts passed%s\n", len(results), domains)
 		return nil
 	}
 	var parts []string
@@ -135,7 +172,11 @@ func printChecks(e *env, results []*winrm.CheckResult) error {
 		parts = append(parts, fmt.Sprintf("%s: %d", k, n))
 	}
 	sort.Strings(parts)
-	summary := fmt.Sprintf("check: %d of %d hosts failed (%s)", nFailed, len(results), strings.Join(parts, ", "))
+	summary := fmt.Sprintf("check: %d of %d hosts failed", nFailed, len(results))
+	if len(parts) > 0 {
+		summary += " (" + strings.Join(parts, ", ") + ")"
+	}
+	summary += domains
 	fmt.Fprintln(e.stdout, summary)
 	return fmt.Errorf("%w: %s", errCoverage, summary)
 }
