@@ -56,7 +56,20 @@ type DirectoryDomain struct {
 	// AllowPlainLDAP lets an ldap:// URL bind without StartTLS, the password in clear
 	// text. Off: an ldap:// server that refuses StartTLS is a tls failure.
 	AllowPlainLDAP bool `mapstructure:"allow_plain_ldap" json:"allow_plain_ldap,omitempty"`
+	// Auth is the bind: simple (default: the credential's name and password) or
+	// kerberos (SASL GSSAPI with transport.kerberos.krb5_conf and realm; the password,
+	// or transport.kerberos.ccache when the credential has none). TLS either way.
+	Auth string `mapstructure:"auth" json:"auth,omitempty"`
+	// SPN is the domain controllers' service principal for kerberos (default
+	// ldap/<host of the URL tried>).
+	SPN string `mapstructure:"spn" json:"spn,omitempty"`
 }
+
+// Directory bind methods.
+const (
+	DirectoryAuthSimple   = "simple"
+	DirectoryAuthKerberos = "kerberos"
+)
 
 // Defaults and bounds of the directory keys.
 const (
@@ -126,6 +139,24 @@ func (c *Config) validateDirectory(at atFunc, creds map[string]bool) {
 		}
 		if dom.CABundle != "" {
 			checkFile(at, base+".ca_bundle", dom.CABundle)
+		}
+		switch dom.Auth {
+		case "", DirectoryAuthSimple:
+			if dom.SPN != "" {
+				at(base+".spn", "applies to auth: kerberos only")
+			}
+		case DirectoryAuthKerberos:
+			if c.Transport.Kerberos.Krb5Conf == "" {
+				at("transport.kerberos.krb5_conf", "required by %s.auth: kerberos (the realm's KDCs)", base)
+			}
+			if cr, ok := c.Credential(dom.Credential); ok && cr.PasswordEnv == "" && cr.PasswordFile == "" && c.Transport.Kerberos.CCache == "" {
+				at(base+".credential", "credential %q has no password_env or password_file: kerberos needs one, or transport.kerberos.ccache", dom.Credential)
+			}
+			if dom.SPN != "" && !strings.Contains(dom.SPN, "/") {
+				at(base+".spn", "must be service/host, e.g. ldap/dc1.corp.example.com, got %q", dom.SPN)
+			}
+		default:
+			at(base+".auth", "must be simple or kerberos, got %q", dom.Auth)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +70,44 @@ func TestDirectoryProblems(t *testing.T) {
 	}
 	if strings.Contains(msg, "pw@") || strings.Contains(msg, ":pw") {
 		t.Errorf("user information echoed: %s", msg)
+	}
+}
+
+// The bind method: simple by default, kerberos with transport.kerberos.krb5_conf; an
+// unknown method, a kerberos domain without krb5_conf, an spn that is not service/host
+// or an spn on a simple bind are errors naming the key.
+func TestDirectoryAuthKeys(t *testing.T) {
+	krb5 := filepath.Join(t.TempDir(), "krb5.conf")
+	writeFile(t, krb5, "[libdefaults]\n default_realm = CORP.EXAMPLE.COM\n")
+	cfg, err := loadMonitor(t, `transport: {kerberos: {krb5_conf: `+krb5+`}}
+directory:
+  domains:
+    - {name: corp.example.com, urls: [ldaps://dc1.corp.example.com], base_dn: "DC=corp", credential: audit, auth: kerberos, spn: ldap/dc1.corp.example.com}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cfg.Directory.Domains[0]; d.Auth != DirectoryAuthKerberos || d.SPN != "ldap/dc1.corp.example.com" {
+		t.Errorf("domain %+v", d)
+	}
+	_, err = loadMonitor(t, `transport: {kerberos: {krb5_conf: ""}}
+directory:
+  domains:
+    - {name: a.example.com, urls: [ldaps://dc1], base_dn: "DC=a", credential: audit, auth: ntlm}
+    - {name: b.example.com, urls: [ldaps://dc1], base_dn: "DC=b", credential: audit, auth: kerberos, spn: dc1}
+    - {name: c.example.com, urls: [ldaps://dc1], base_dn: "DC=c", credential: audit, spn: ldap/dc1}
+`)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		`directory.domains[0].auth: must be simple or kerberos, got "ntlm"`,
+		"transport.kerberos.krb5_conf: required by directory.domains[1].auth: kerberos",
+		`directory.domains[1].spn: must be service/host, e.g. ldap/dc1.corp.example.com, got "dc1"`,
+		"directory.domains[2].spn: applies to auth: kerberos only",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
 	}
 }

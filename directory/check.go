@@ -35,6 +35,15 @@ func Check(ctx context.Context, t Target) CheckResult {
 		defer cancel()
 	}
 	res := CheckResult{Domain: t.Name}
+	if t.Kerberos != nil {
+		k, aerr := t.Kerberos.logon(t)
+		if aerr != nil {
+			res.Class, res.Message, res.Duration = aerr.class, aerr.msg, time.Since(start)
+			return res
+		}
+		defer k.cl.Destroy()
+		t.Kerberos = k
+	}
 	var last *attemptError
 	for _, raw := range t.URLs {
 		res.URL = raw
@@ -64,7 +73,7 @@ func Check(ctx context.Context, t Target) CheckResult {
 
 // probe binds and reads the base DN's entry (attributes "1.1": none).
 func probe(ctx context.Context, t Target, raw string, conn *ldap.Conn, cc *countingConn) (*Evidence, *attemptError) {
-	if ae := bind(ctx, t, conn, cc); ae != nil {
+	if ae := bind(ctx, t, raw, conn, cc); ae != nil {
 		return nil, ae
 	}
 	req := ldap.NewSearchRequest(t.BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,

@@ -18,6 +18,10 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/go-ldap/ldap/v3/gssapi"
+	"github.com/jcmturner/gokrb5/v8/client"
+	krbconfig "github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/credentials"
 
 	"github.com/rdsaudit/rdsaudit/evidence"
 )
@@ -40,6 +44,9 @@ type Target struct {
 	ServerName     string
 	AllowPlainLDAP bool
 
+	// Kerberos, when set, binds with SASL GSSAPI instead of a simple bind.
+	Kerberos *Kerberos
+
 	PageSize   int
 	MaxEntries int
 	MaxBytes   int64
@@ -48,6 +55,18 @@ type Target struct {
 	// keyed hashes before anything is kept.
 	PseudonymKey []byte
 	Now          func() time.Time
+}
+
+// Kerberos is a SASL GSSAPI bind's settings: the client logs on at the KDC once per
+// domain (BindName's principal with Password, or the credential cache CCache) and
+// binds to every URL with a service ticket for SPN (default ldap/<URL host>).
+type Kerberos struct {
+	Krb5Conf string // krb5.conf: the realm's KDCs
+	Realm    string // "": the BindName's @REALM, else krb5.conf's default realm
+	CCache   string // credential cache instead of a password
+	SPN      string
+
+	cl *client.Client // the logged-on client of one Collect or Check
 }
 
 // attemptError is a classified failure of one URL.
@@ -71,6 +90,14 @@ func Collect(ctx context.Context, t Target) *Evidence {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
 		defer cancel()
+	}
+	if t.Kerberos != nil {
+		k, aerr := t.Kerberos.logon(t)
+		if aerr != nil {
+			return Failed(t.Name, t.BaseDN, CollectorName, now(), aerr.class, aerr.msg, nil)
+		}
+		defer k.cl.Destroy()
+		t.Kerberos = k
 	}
 	var attempts []Attempt
 	var last *attemptError
@@ -223,7 +250,26 @@ func collectPlain(ctx context.Context, t Target, raw, host, port string, op sess
 
 // bind authenticates the connection (simple bind). A refusal is final: never retried
 // against another URL (lockout).
-func bind(ctx context.Context, t Target, conn *ldap.Conn, cc *countingConn) *attemptError {
+func bind(ctx context.Context, t Target, raw string, conn *ldap.Conn, cc *countingConn) *attemptError {
+	if k := t.Kerberos; k != nil {
+		spn := k.SPN
+		if spn == "" {
+			u, _ := url.Parse(raw)
+			spn = "ldap/" + u.Hostname()
+		}
+		if err := conn.GSSAPIBind(&saslClient{Client: &gssapi.Client{Client: k.cl}, spn: spn}, spn, ""); err != nil {
+			if strings.Contains(err.Error(), "KDC_ERR_S_PRINCIPAL_UNKNOWN") {
+				return &attemptError{class: evidence.FailAuth, final: true,
+					msg: fmt.Sprintf("kerberos bind: the KDC knows no service principal %s; set the domain's spn (AD registers ldap/<DC FQDN>) or use the DC's FQDN in the URL", spn)}
+			}
+			ae := classify(ctx, cc, err, "kerberos bind as "+spn)
+			if ae.class == evidence.FailProtocol || ae.class == evidence.FailConnect && !strings.Contains(ae.msg, "connection lost") {
+				ae.class, ae.final = evidence.FailAuth, true
+			}
+			return ae
+		}
+		return nil
+	}
 	if t.Password == nil {
 		return &attemptError{class: evidence.FailAuth, msg: "no password configured", final: true}
 	}
@@ -247,14 +293,18 @@ func bind(ctx context.Context, t Target, conn *ldap.Conn, cc *countingConn) *att
 
 // search binds and runs the paged search.
 func search(ctx context.Context, t Target, raw string, conn *ldap.Conn, cc *countingConn) (*Evidence, *attemptError) {
-	if ae := bind(ctx, t, conn, cc); ae != nil {
+	if ae := bind(ctx, t, raw, conn, cc); ae != nil {
 		return nil, ae
 	}
 	pageSize := t.PageSize
 	if pageSize <= 0 {
 		pageSize = 1000
 	}
-	ev := &Evidence{Schema: Schema, Domain: t.Name, BaseDN: t.BaseDN, Server: raw, Collector: CollectorName,
+	bindMethod := "simple"
+	if t.Kerberos != nil {
+		bindMethod = "kerberos"
+	}
+	ev := &Evidence{Schema: Schema, Domain: t.Name, BaseDN: t.BaseDN, Server: raw, Bind: bindMethod, Collector: CollectorName,
 		Coverage: Coverage{Status: StatusCollected}, Filter: Filter, PageSize: pageSize,
 		Pseudonymised: len(t.PseudonymKey) > 0, Users: []User{}}
 	paging := ldap.NewControlPaging(uint32(pageSize))
@@ -437,4 +487,90 @@ func errText(err error) string {
 		return "closed"
 	}
 	return err.Error()
+}
+
+// logon logs on at the KDC (one AS exchange; FAST off, as for WinRM) and returns the
+// settings with the logged-on client. A refusal is auth: never retried (lockout).
+func (k *Kerberos) logon(t Target) (*Kerberos, *attemptError) {
+	cfg, err := krbconfig.Load(k.Krb5Conf)
+	if err != nil {
+		return nil, &attemptError{class: evidence.FailAuth, final: true, msg: fmt.Sprintf("kerberos: read %s: %v", k.Krb5Conf, err)}
+	}
+	out := *k
+	if k.CCache != "" && (t.Password == nil) {
+		cc, err := credentials.LoadCCache(k.CCache)
+		if err != nil {
+			return nil, &attemptError{class: evidence.FailAuth, final: true, msg: fmt.Sprintf("kerberos: credential cache %s: %v; run kinit as the account running rdsaudit", k.CCache, err)}
+		}
+		if out.cl, err = client.NewFromCCache(cc, cfg, client.DisablePAFXFAST(true)); err != nil {
+			return nil, &attemptError{class: evidence.FailAuth, final: true, msg: fmt.Sprintf("kerberos: credential cache %s: %v", k.CCache, err)}
+		}
+		return &out, nil
+	}
+	if t.Password == nil {
+		return nil, &attemptError{class: evidence.FailAuth, final: true, msg: "kerberos: no password configured and no transport.kerberos.ccache"}
+	}
+	pw, err := t.Password()
+	if err != nil || pw == "" {
+		msg := "kerberos: the domain's credential has no password"
+		if err != nil {
+			msg = "kerberos: " + err.Error()
+		}
+		return nil, &attemptError{class: evidence.FailAuth, final: true, msg: msg}
+	}
+	user, realm := krbPrincipal(t.BindName, k.Realm)
+	if realm == "" {
+		realm = cfg.LibDefaults.DefaultRealm
+	}
+	out.cl = client.NewWithPassword(user, realm, pw, cfg, client.DisablePAFXFAST(true))
+	if err := out.cl.Login(); err != nil {
+		out.cl.Destroy()
+		msg := err.Error()
+		if krbLogonRefused(msg) {
+			return nil, &attemptError{class: evidence.FailAuth, final: true,
+				msg: fmt.Sprintf("kerberos logon of %s@%s refused by the KDC (%s); not retried, to avoid locking the account out", user, realm, krbCode(msg))}
+		}
+		return nil, &attemptError{class: evidence.FailConnect, final: true,
+			msg: fmt.Sprintf("kerberos logon of %s@%s: no KDC answered (check the realm's kdc entries in %s): %s", user, realm, k.Krb5Conf, firstLine(msg))}
+	}
+	return &out, nil
+}
+
+// krbPrincipal splits a credential's user name as the WinRM Kerberos logon does
+// (collect/winrm): DOMAIN\user is user; user@REALM is user in REALM (upper-cased);
+// an explicit realm wins over the suffix.
+func krbPrincipal(username, krbRealm string) (user, realm string) {
+	user, realm = username, krbRealm
+	if i := strings.LastIndexByte(user, '\\'); i >= 0 {
+		user = user[i+1:]
+	}
+	if i := strings.LastIndexByte(user, '@'); i >= 0 {
+		if realm == "" {
+			realm = strings.ToUpper(user[i+1:])
+		}
+		user = user[:i]
+	}
+	return user, realm
+}
+
+// krbLogonCodes are the KRB-ERROR codes (RFC 4120 §7.5.9, as gokrb5 names them) and
+// gokrb5 messages by which a KDC refuses a logon.
+var krbLogonCodes = [...]string{"KDC_ERR_PREAUTH_FAILED", "KDC_ERR_C_PRINCIPAL_UNKNOWN", "KDC_ERR_CLIENT_REVOKED", "KDC_ERR_KEY_EXPIRED", "client password/keytab incorrect"}
+
+func krbLogonRefused(msg string) bool { return krbCode(msg) != "" }
+
+func krbCode(msg string) string {
+	for _, c := range krbLogonCodes {
+		if strings.Contains(msg, c) {
+			return c
+		}
+	}
+	return ""
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }

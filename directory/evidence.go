@@ -60,6 +60,7 @@ type Evidence struct {
 	Domain      string    `json:"domain"`
 	BaseDN      string    `json:"base_dn"`
 	Server      string    `json:"server,omitempty"` // the URL that answered
+	Bind        string    `json:"bind,omitempty"`   // simple | kerberos (absent in documents before 2026-12)
 	Collector   string    `json:"collector"`        // ldap | offline
 	CollectedAt time.Time `json:"collected_at"`
 	Coverage    Coverage  `json:"coverage"`

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rdsaudit/rdsaudit/collect/winrm/winrmtest/kdctest"
 	"github.com/rdsaudit/rdsaudit/internal/testtool"
 )
 
@@ -75,6 +76,11 @@ type Options struct {
 	PagedTotal int
 	// NoTLS serves ldap:// only, without a certificate: StartTLS is refused.
 	NoTLS bool
+	// KDC, when set, also serves SASL GSSAPI binds (Cyrus SASL's GSSAPI plugin, Debian
+	// package libsasl2-modules-gssapi-mit) as ldap/localhost of the KDC's realm; the
+	// reader has a principal rdsaudit-reader@REALM with ReaderPassword, mapped to
+	// ReaderDN (authz-regexp).
+	KDC *kdctest.KDC
 }
 
 // Server is a running slapd.
@@ -88,6 +94,9 @@ type Server struct {
 	Dir               string
 	Setup             time.Duration
 }
+
+// GSSAPIPlugin is Cyrus SASL's GSSAPI plugin, which slapd needs for Options.KDC.
+const GSSAPIPlugin = "/usr/lib/x86_64-linux-gnu/sasl2/libgssapiv2.so"
 
 // Tools are the programs Start needs (Debian packages slapd, ldap-utils).
 func Tools() []string { return []string{"slapd", "slapadd"} }
@@ -130,6 +139,14 @@ func Start(t testing.TB, o Options) *Server {
 		write("server.key", string(keyPEM))
 		tlsConf = fmt.Sprintf("TLSCACertificateFile %[1]s/ca.pem\nTLSCertificateFile %[1]s/server.pem\nTLSCertificateKeyFile %[1]s/server.key\n", dir)
 	}
+	saslConf, env := "", os.Environ()
+	if o.KDC != nil {
+		testtool.RequireFile(t, "Cyrus SASL GSSAPI plugin", "apt-get install libsasl2-modules-gssapi-mit", GSSAPIPlugin)
+		kt := o.KDC.AddService("ldap/localhost")
+		o.KDC.AddUser("rdsaudit-reader", s.ReaderPassword)
+		saslConf = fmt.Sprintf("sasl-host localhost\nsasl-realm %s\nauthz-regexp \"^uid=rdsaudit-reader(,cn=[^,]+)?,cn=gssapi,cn=auth$\" \"%s\"\n", o.KDC.Realm, s.ReaderDN)
+		env = append(env, "KRB5_KTNAME=FILE:"+kt, "KRB5_CONFIG="+o.KDC.Krb5Conf, "KRB5RCACHETYPE=none")
+	}
 	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -148,10 +165,11 @@ suffix "%[3]s"
 rootdn "%[4]s"
 rootpw %[5]s
 directory %[1]s/db
+%[10]s
 limits users size.soft=%[6]d size.hard=%[6]d size.pr=%[7]d size.prtotal=%[9]s
 access to attrs=userPassword by anonymous auth by * none
 access to * by dn.exact="%[8]s" read by * none
-`, dir, tlsConf, BaseDN, s.AdminDN, s.AdminPW, o.SizeLimit, o.MaxPageSize, s.ReaderDN, prtotal))
+`, dir, tlsConf, BaseDN, s.AdminDN, s.AdminPW, o.SizeLimit, o.MaxPageSize, s.ReaderDN, prtotal, saslConf))
 
 	var ldif bytes.Buffer
 	fmt.Fprintf(&ldif, "dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: corp\no: corp\n\n", BaseDN)
@@ -191,6 +209,7 @@ access to * by dn.exact="%[8]s" read by * none
 	}
 	slapd, _ := look("slapd")
 	cmd := exec.Command(slapd, "-d", "0", "-f", filepath.Join(dir, "slapd.conf"), "-h", listen)
+	cmd.Env = env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -44,6 +44,13 @@ func directorySource(cfg *config.Config, offlineDir string, now func() time.Time
 		if len(key) == 0 {
 			t.PseudonymKey = nil
 		}
+		if dom.Auth == config.DirectoryAuthKerberos {
+			k := cfg.Transport.Kerberos
+			t.Kerberos = &directory.Kerberos{Krb5Conf: k.Krb5Conf, Realm: k.Realm, CCache: k.CCache, SPN: dom.SPN}
+			if cred.PasswordEnv == "" && cred.PasswordFile == "" {
+				t.Password = nil // the credential cache's TGT
+			}
+		}
 		if dom.CABundle != "" {
 			pem, err := os.ReadFile(dom.CABundle)
 			if err != nil {

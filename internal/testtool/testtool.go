@@ -39,3 +39,14 @@ func Require(t testing.TB, what, install string, tools ...string) {
 		}
 	}
 }
+
+// RequireFile is Require for a file that is not a program (a plugin, a library).
+func RequireFile(t testing.TB, what, install, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("%s not installed (%v): %s", what, err, install)
+		}
+		t.Fatalf("%s not installed (%v)", what, err)
+	}
+}
