@@ -13,6 +13,7 @@ import (
 
 	"github.com/rdsaudit/rdsaudit/collect"
 	"github.com/rdsaudit/rdsaudit/collect/offline"
+	"github.com/rdsaudit/rdsaudit/collect/winrm/winrmtest/kdctest"
 	"github.com/rdsaudit/rdsaudit/directory"
 	"github.com/rdsaudit/rdsaudit/directory/slapdtest"
 	"github.com/rdsaudit/rdsaudit/history"
@@ -308,4 +309,61 @@ func TestRunDirectoryEndToEnd(t *testing.T) {
 			t.Errorf("disabled holder e2e00102 not listed under its pseudonym %s", want)
 		}
 	})
+}
+
+// TestRunDirectoryKerberos: `rdsaudit run` with a domain bound by Kerberos (auth:
+// kerberos, transport.kerberos.krb5_conf) against slapd and a real MIT KDC reads the
+// same Per User figures as the simple bind; the evidence records the bind.
+func TestRunDirectoryKerberos(t *testing.T) {
+	chdirRoot(t)
+	kdc := kdctest.Start(t, "CORP.EXAMPLE.COM")
+	s := slapdtest.Start(t, slapdtest.Options{Users: e2eUsers(), KDC: kdc})
+	t.Setenv("RDSAUDIT_PASSWORD", "unused")
+	t.Setenv("E2E_LDAP_PASSWORD", s.ReaderPassword)
+	fleetDir, _ := filepath.Abs("samples/fleet")
+	h := &hooks{wrap: func(collect.Collector) collect.Collector { return offline.New(fleetDir) }}
+	out := t.TempDir()
+	path := e2eConfig(t, out, fmt.Sprintf("    - name: corp.example.com\n      urls: [%q]\n      base_dn: %q\n      credential: reader\n      ca_bundle: %s\n      auth: kerberos\n",
+		s.LDAPSURL, slapdtest.BaseDN, s.CAFile), "")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(data), "username: 'CN=rdsaudit-reader,OU=Service,"+slapdtest.BaseDN+"'", "username: rdsaudit-reader@corp.example.com", 1)
+	cfg = strings.Replace(cfg, "  auth: ntlm\n", "  auth: ntlm\n  kerberos: {krb5_conf: "+kdc.Krb5Conf+"}\n", 1)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var o, e bytes.Buffer
+	if code := Run(withHooks(context.Background(), h), []string{"run", "--config", path, "--log-format", "json"}, &o, &e, fixedClock(sampleNow)); code != 3 {
+		t.Fatalf("exit %d: %s", code, e.String())
+	}
+	dir := runDirs(t, out)[0]
+	rep := readReport(t, dir)
+	if !rep.PerUser.Known() {
+		t.Fatalf("per_user %+v", rep.PerUser.Domains)
+	}
+	got := map[string]int{}
+	for _, v := range rep.PerUser.Versions {
+		got[v.Version] = v.Active
+	}
+	want2012 := 0 // e2eUsers' pattern: 2012 unless i%4 == 3, expired when i%5 == 0
+	for i := 0; i < 2600; i++ {
+		if i%4 != 3 && i%5 != 0 {
+			want2012++
+		}
+	}
+	if got["2012"] != want2012 {
+		t.Errorf("2012 active %d, want %d", got["2012"], want2012)
+	}
+	doc, err := os.ReadFile(filepath.Join(dir, "evidence", "directory", "corp.example.com.directory.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := directory.Decode(doc); err != nil || ev.Bind != "kerberos" {
+		t.Errorf("evidence bind %q, %v", ev.Bind, err)
+	}
+	if strings.Contains(e.String(), s.ReaderPassword) {
+		t.Error("password in the log")
+	}
 }
