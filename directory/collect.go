@@ -248,8 +248,8 @@ func collectPlain(ctx context.Context, t Target, raw, host, port string, op sess
 	return op(ctx, t, raw, conn, cc)
 }
 
-// bind authenticates the connection (simple bind). A refusal is final: never retried
-// against another URL (lockout).
+// bind authenticates the connection: SASL GSSAPI with t.Kerberos (logged on already),
+// else a simple bind. A refusal is final: never retried against another URL (lockout).
 func bind(ctx context.Context, t Target, raw string, conn *ldap.Conn, cc *countingConn) *attemptError {
 	if k := t.Kerberos; k != nil {
 		spn := k.SPN
@@ -531,7 +531,7 @@ func (k *Kerberos) logon(t Target) (*Kerberos, *attemptError) {
 				msg: fmt.Sprintf("kerberos logon of %s@%s refused by the KDC (%s); not retried, to avoid locking the account out", user, realm, krbCode(msg))}
 		}
 		return nil, &attemptError{class: evidence.FailConnect, final: true,
-			msg: fmt.Sprintf("kerberos logon of %s@%s: no KDC answered (check the realm's kdc entries in %s): %s", user, realm, k.Krb5Conf, firstLine(msg))}
+			msg: fmt.Sprintf("kerberos logon of %s@%s failed (check the realm and its kdc entries in %s): %s", user, realm, k.Krb5Conf, firstLine(msg))}
 	}
 	return &out, nil
 }
