@@ -24,6 +24,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/credentials"
 
 	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/internal/krb"
 )
 
 // CollectorName is the Collector of a live document.
@@ -518,7 +519,7 @@ func (k *Kerberos) logon(t Target) (*Kerberos, *attemptError) {
 		}
 		return nil, &attemptError{class: evidence.FailAuth, final: true, msg: msg}
 	}
-	user, realm := krbPrincipal(t.BindName, k.Realm)
+	user, realm := krb.Principal(t.BindName, k.Realm)
 	if realm == "" {
 		realm = cfg.LibDefaults.DefaultRealm
 	}
@@ -526,46 +527,14 @@ func (k *Kerberos) logon(t Target) (*Kerberos, *attemptError) {
 	if err := out.cl.Login(); err != nil {
 		out.cl.Destroy()
 		msg := err.Error()
-		if krbLogonRefused(msg) {
+		if code := krb.Refusal(msg); code != "" {
 			return nil, &attemptError{class: evidence.FailAuth, final: true,
-				msg: fmt.Sprintf("kerberos logon of %s@%s refused by the KDC (%s); not retried, to avoid locking the account out", user, realm, krbCode(msg))}
+				msg: fmt.Sprintf("kerberos logon of %s@%s refused by the KDC (%s); not retried, to avoid locking the account out", user, realm, code)}
 		}
 		return nil, &attemptError{class: evidence.FailConnect, final: true,
 			msg: fmt.Sprintf("kerberos logon of %s@%s failed (check the realm and its kdc entries in %s): %s", user, realm, k.Krb5Conf, firstLine(msg))}
 	}
 	return &out, nil
-}
-
-// krbPrincipal splits a credential's user name as the WinRM Kerberos logon does
-// (collect/winrm): DOMAIN\user is user; user@REALM is user in REALM (upper-cased);
-// an explicit realm wins over the suffix.
-func krbPrincipal(username, krbRealm string) (user, realm string) {
-	user, realm = username, krbRealm
-	if i := strings.LastIndexByte(user, '\\'); i >= 0 {
-		user = user[i+1:]
-	}
-	if i := strings.LastIndexByte(user, '@'); i >= 0 {
-		if realm == "" {
-			realm = strings.ToUpper(user[i+1:])
-		}
-		user = user[:i]
-	}
-	return user, realm
-}
-
-// krbLogonCodes are the KRB-ERROR codes (RFC 4120 §7.5.9, as gokrb5 names them) and
-// gokrb5 messages by which a KDC refuses a logon.
-var krbLogonCodes = [...]string{"KDC_ERR_PREAUTH_FAILED", "KDC_ERR_C_PRINCIPAL_UNKNOWN", "KDC_ERR_CLIENT_REVOKED", "KDC_ERR_KEY_EXPIRED", "client password/keytab incorrect"}
-
-func krbLogonRefused(msg string) bool { return krbCode(msg) != "" }
-
-func krbCode(msg string) string {
-	for _, c := range krbLogonCodes {
-		if strings.Contains(msg, c) {
-			return c
-		}
-	}
-	return ""
 }
 
 func firstLine(s string) string {

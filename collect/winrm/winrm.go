@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/internal/krb"
 	"github.com/rdsaudit/rdsaudit/internal/redact"
 	"github.com/rs/zerolog"
 )
@@ -278,12 +279,12 @@ func (c *Collector) Options() Options { return c.opts }
 func (c *Collector) Name() string { return CollectorWinRM }
 
 // account is the account cred logs on as (Credential.key). With Kerberos it is the
-// principal the collector asks the KDC for (krbPrincipal: a DOMAIN\ prefix is dropped
+// principal the collector asks the KDC for (krb.Principal: a DOMAIN\ prefix is dropped
 // and a bare user is in KrbRealm), so there CONTOSO\svc, svc and svc@REALM are one
 // account when they name one principal.
 func (c *Collector) account(cred Credential) string {
 	if c.opts.Auth == AuthKerberos && strings.TrimSpace(cred.Username) != "" {
-		user, realm := krbPrincipal(strings.TrimSpace(cred.Username), c.opts.KrbRealm)
+		user, realm := krb.Principal(strings.TrimSpace(cred.Username), c.opts.KrbRealm)
 		if k := accountKey(user + "@" + realm); realm != "" && k != "" {
 			return k
 		}
@@ -574,25 +575,6 @@ func (c *Collector) attempt(ctx context.Context, cleanupBy time.Time, host evide
 		return nil, release, fmt.Errorf("%w: empty output (stderr: %s)", ErrBadOutput, stderrText(stderr.buf.Bytes()))
 	}
 	return stdout.buf.Bytes(), release, nil
-}
-
-// krbPrincipal turns a credential's user name into the Kerberos principal name and
-// realm that gokrb5 wants apart: DOMAIN\user is user, "user@REALM" is user in
-// REALM (upper-cased: Active Directory realms are the upper-cased DNS domain). An
-// explicit KrbRealm wins over the suffix. gokrb5 takes the name as given: a whole
-// "user@REALM" or DOMAIN\user would be an unknown principal at the KDC.
-func krbPrincipal(username, krbRealm string) (user, realm string) {
-	user, realm = username, krbRealm
-	if i := strings.LastIndexByte(user, '\\'); i >= 0 {
-		user = user[i+1:]
-	}
-	if i := strings.LastIndexByte(user, '@'); i >= 0 {
-		if realm == "" {
-			realm = strings.ToUpper(user[i+1:])
-		}
-		user = user[:i]
-	}
-	return user, realm
 }
 
 // limitedBuffer keeps at most max bytes; beyond that it records the overflow, calls

@@ -57,6 +57,8 @@ import (
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/spnego"
 	"github.com/jcmturner/gokrb5/v8/types"
+
+	"github.com/rdsaudit/rdsaudit/internal/krb"
 )
 
 // krbRenewMargin: a TGT or service ticket is replaced this long before it ends.
@@ -64,7 +66,7 @@ const krbRenewMargin = 2 * time.Minute
 
 // krbLogin is the Kerberos logon of one credential in one run (see the file comment).
 type krbLogin struct {
-	user, realm, pass string // principal name and realm (krbPrincipal), password
+	user, realm, pass string // principal name and realm (krb.Principal), password
 	ccache            string // credential cache: its TGT instead of a password logon
 	confPath          string // krb5.conf
 
@@ -87,7 +89,7 @@ type krbTicket struct {
 
 // krbLogin returns the run's logon of the credential, created on first use.
 func (c *Collector) krbLogin(cred Credential) *krbLogin {
-	user, realm := krbPrincipal(cred.Username, c.opts.KrbRealm)
+	user, realm := krb.Principal(cred.Username, c.opts.KrbRealm)
 	sum := sha256.Sum256([]byte(cred.key() + "\x00" + cred.Username + "\x00" + realm + "\x00" + cred.Password))
 	key := string(sum[:])
 	c.mu.Lock()
@@ -245,7 +247,7 @@ func (l *krbLogin) logon(now time.Time) error {
 	}
 	rep, err := cl.ASExchange(realm, req, 0)
 	if err != nil {
-		if krbAuthError(err.Error()) {
+		if krb.Refusal(err.Error()) != "" {
 			l.failed = err
 			return fmt.Errorf("%w: kerberos logon of %s refused by the KDC: %v", ErrAuth, l.principal(), err)
 		}

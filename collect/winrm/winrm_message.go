@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/internal/krb"
 )
 
 // failureMessage is the message of a host's failure: the host, its endpoint and the
@@ -67,7 +68,7 @@ func (c *Collector) explain(host evidence.HostRef, cred Credential, class eviden
 		case errors.As(err, &refusal):
 			return "401: credentials rejected by this host for " + user + " via " + auth,
 				"they still work on " + refusal.on + ": check this host's trust with the domain, that the account may log on to it from the network (and is in Remote Management Users), and that it accepts " + auth
-		case c.opts.Auth == AuthKerberos && krbAuthError(err.Error()):
+		case c.opts.Auth == AuthKerberos && krb.Refusal(err.Error()) != "":
 			return "the KDC refused the logon of " + user, "check the password, the account's lockout and expiry state, and transport.kerberos.realm"
 		case c.opts.Auth == AuthKerberos:
 			spn, _ := c.spnFor(host)

@@ -21,6 +21,7 @@ import (
 	masterzen "github.com/masterzen/winrm"
 	"github.com/masterzen/winrm/soap"
 	"github.com/rdsaudit/rdsaudit/evidence"
+	"github.com/rdsaudit/rdsaudit/internal/krb"
 )
 
 // Sentinel errors of the WinRM collector, checked with errors.Is.
@@ -448,7 +449,7 @@ func (t *transport) checkBody(ctx context.Context, reqText, body string, status 
 //   - "Command has already been closed" with no other cause means a refused Create
 //     slipped through (protocol fault);
 //   - gokrb5 flattens the KDC's refusal of a logon into text: the KRB-ERROR names
-//     krbAuthError looks for are authentication failures (a failed logon at the KDC, counted
+//     krb.Refusal looks for are authentication failures (a failed logon at the KDC, counted
 //     for lockout like a 401; winrm_kerberos.go also wraps them in ErrAuth).
 func Classify(err error) evidence.FailureClass {
 	if err == nil {
@@ -471,7 +472,7 @@ func Classify(err error) evidence.FailureClass {
 		strings.Contains(msg, "http response error: 401"),
 		strings.Contains(msg, "http error 401"),
 		strings.Contains(msg, "request returned: 401"),
-		krbAuthError(msg):
+		krb.Refusal(msg) != "":
 		return evidence.FailAuth
 	case errors.Is(err, ErrAccessDenied):
 		return evidence.FailAccessDenied
@@ -506,25 +507,6 @@ func Classify(err error) evidence.FailureClass {
 		return evidence.FailConnect
 	}
 	return evidence.FailProtocol
-}
-
-// krbAuthError reports whether msg carries one of the KRB-ERROR codes (RFC 4120
-// §7.5.9, as gokrb5 names them) or gokrb5 messages by which a KDC refuses a user's
-// logon: wrong password (pre-authentication failed, or an AS-REP the password cannot
-// decrypt), unknown user, account disabled or locked out, password expired.
-func krbAuthError(msg string) bool {
-	for _, s := range [...]string{
-		"KDC_ERR_PREAUTH_FAILED",
-		"KDC_ERR_C_PRINCIPAL_UNKNOWN",
-		"KDC_ERR_CLIENT_REVOKED",
-		"KDC_ERR_KEY_EXPIRED",
-		"client password/keytab incorrect",
-	} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // transient says which classes are worth another attempt. Authentication never is: a
