@@ -918,7 +918,7 @@ func (x *xlsxWriter) position() error {
 		}
 		complete := yesNo(p.Complete)
 		if p.UsageLowerBound {
-			complete = "no: in use is a lower bound"
+			complete = "no" // the note says why: in use is a lower bound (the column is too narrow for more)
 		}
 		vals := []any{excelize.Cell{StyleID: x.styles.top, Value: CALLabel(p.CALType, p.Version)}, intp(p.Entitled), count(p.Installed), count(p.Issued), intp(p.Used),
 			intp(p.Usage), short, surplus, price, cost, x.usageFigure(p), complete, txt(note)}
